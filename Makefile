@@ -1,0 +1,27 @@
+# Every target bootstraps .venv from nothing: a fresh machine needs only Python 3.11, pip and venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/kidaudit: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/kidaudit
+	$(BIN)/kidaudit demo --out reports/demo
+
+lint: $(BIN)/kidaudit
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/kidaudit
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) reports/demo build *.egg-info

@@ -1,0 +1,99 @@
+"""The consent ledger: the guardian's grants, refusals and withdrawals over time.
+
+RULES.md "The consent ledger": for a transmission at time t carrying category c to
+recipient r, the state is the latest event before t that covers (c, r). A withdrawal takes
+effect only after the grace window, because a device may have a message in flight.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from auditor.categories import ALL_DISCLOSED, expand
+from auditor.model import ConsentEvent, Recipient
+from auditor.profile import ConsentPlan
+from auditor.recipients import matches_domain
+
+NONE, GRANTED, REFUSED, WITHDRAWN = "none", "granted", "refused", "withdrawn"
+_STATE_OF = {"grant": GRANTED, "refuse": REFUSED, "withdraw": WITHDRAWN}
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    status: str  # none | granted | refused | withdrawn
+    separate: bool = False  # the grant named this category separately (PIPL 29)
+    event: ConsentEvent | None = None
+
+
+def recipient_matches(name: str, recipient: Recipient, host: str = "") -> bool:
+    """A plan names a recipient by domain (subdomains match) or by organisation name."""
+    name = name.strip().lower()
+    if recipient.organization and name == recipient.organization.lower():
+        return True
+    return any(matches_domain(h, name) for h in (host, recipient.domain) if h)
+
+
+class Ledger:
+    def __init__(self, plan: ConsentPlan | None = None,
+                 events: tuple[ConsentEvent, ...] = ()) -> None:
+        self.plan = plan or ConsentPlan()
+        self.grace = self.plan.withdrawal_grace_s
+        self._events: list[ConsentEvent] = []
+        self._times: list[float] = []
+        for ev in (*self.plan.events, *events):
+            self.add(ev)
+
+    @property
+    def events(self) -> tuple[ConsentEvent, ...]:
+        return tuple(self._events)
+
+    def add(self, event: ConsentEvent) -> None:
+        i = bisect.bisect_right(self._times, event.ts)
+        self._times.insert(i, event.ts)
+        self._events.insert(i, event)
+
+    def disclosed_for(self, recipient: Recipient, host: str = "") -> frozenset[str]:
+        """Categories the privacy notice disclosed for this recipient."""
+        out: set[str] = set()
+        for d in self.plan.disclosed:
+            if recipient_matches(d.recipient, recipient, host):
+                out |= set(d.categories)
+        return frozenset(out)
+
+    def any_grant_before(self, t: float) -> bool:
+        upto = bisect.bisect_right(self._times, t)
+        return any(ev.action == "grant" for ev in self._events[:upto])
+
+    def phase_at(self, t: float) -> str:
+        for ev in reversed(self._events[: bisect.bisect_right(self._times, t)]):
+            if ev.action == "phase":
+                return ev.name
+        return ""
+
+    def state(self, category: str, recipient: Recipient, t: float, host: str = ""
+              ) -> ConsentState:
+        """The latest event before ``t`` that covers (category, recipient)."""
+        latest: ConsentState | None = None
+        latest_at = float("-inf")
+        disclosed = self.disclosed_for(recipient, host)
+        for ev in self._events:
+            effective = ev.ts + (self.grace if ev.action == "withdraw" else 0.0)
+            if ev.action == "phase" or effective > t or effective < latest_at:
+                continue
+            if not self._covers(ev, category, recipient, host, disclosed):
+                continue
+            separate = category in expand(ev.separate, disclosed) if ev.separate else False
+            latest, latest_at = ConsentState(_STATE_OF[ev.action], separate, ev), effective
+        return latest or ConsentState(NONE)
+
+    @staticmethod
+    def _covers(ev: ConsentEvent, category: str, recipient: Recipient, host: str,
+                disclosed: frozenset[str]) -> bool:
+        if ev.recipients and not any(recipient_matches(r, recipient, host)
+                                     for r in ev.recipients):
+            return False
+        if ALL_DISCLOSED in ev.categories and category in disclosed:
+            return True
+        named = [c for c in ev.categories if c != ALL_DISCLOSED]
+        return bool(named) and category in expand(named)

@@ -1,0 +1,96 @@
+"""The demo's local "cloud": HTTP and HTTPS servers on 127.0.0.1 answering for every host.
+
+The HTTPS server's certificate is self-signed and generated at start; mitmproxy is told not
+to verify upstream certificates for the demo, as it would be for a lab's own test server.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import ssl
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+MAX_BODY = 1 << 20
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else every response stalls ~40 ms (delayed ACK)
+    server_version = "demo-cloud/1"
+
+    def _answer(self) -> None:
+        length = min(int(self.headers.get("content-length") or 0), MAX_BODY)
+        self.rfile.read(length)
+        body = json.dumps({"code": 0, "msg": "ok", "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        pass
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kidaudit demo cloud")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cloud-cert.pem", directory / "cloud-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class LocalCloud:
+    """Both servers on ephemeral loopback ports; ``with LocalCloud() as cloud: ...``."""
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="kidaudit-cloud-")
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.https = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        cert, key = self_signed(Path(self._tmp.name))
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
+        self.https.socket = tls.wrap_socket(self.https.socket, server_side=True)
+        self._threads = [threading.Thread(target=s.serve_forever, daemon=True)
+                         for s in (self.http, self.https)]
+
+    @property
+    def http_addr(self) -> tuple[str, int]:
+        return self.http.server_address[:2]
+
+    @property
+    def https_addr(self) -> tuple[str, int]:
+        return self.https.server_address[:2]
+
+    def __enter__(self) -> LocalCloud:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s in (self.http, self.https):
+            s.shutdown()
+            s.server_close()
+        self._tmp.cleanup()

@@ -1,0 +1,80 @@
+"""Run the demo: local cloud, in-process mitmproxy (DumpMaster) with kidaudit, the devices."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from mitmproxy.options import Options
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+from mitmproxy.tools.dump import DumpMaster
+
+from auditor.demo.cloud import LocalCloud
+from auditor.demo.devices import HOSTS, Proxy, run_session
+from auditor.rules import RuleContext, evaluate
+from auditor.session import Outputs, reopen
+from auditor.sources.mitm import load_addon_class
+
+STARTUP_POLLS = 200  # x 50 ms: the proxy must be listening within 10 s
+
+
+class RouteToCloud:
+    """Sends the demo hostnames to the local cloud: no DNS, no internet."""
+
+    def __init__(self, cloud: LocalCloud) -> None:
+        self.cloud = cloud
+
+    def server_connect(self, data: ServerConnectionHookData) -> None:
+        host, port = data.server.address[:2]
+        if host in HOSTS:
+            data.server.address = self.cloud.https_addr if port == 443 else self.cloud.http_addr
+
+
+async def listening_port(master: DumpMaster) -> int:
+    proxyserver = master.addons.get("proxyserver")
+    for _ in range(STARTUP_POLLS):
+        for server in proxyserver.servers:
+            if server.is_running and server.listen_addrs:
+                return server.listen_addrs[0][1]
+        await asyncio.sleep(0.05)
+    raise RuntimeError("mitmproxy did not start listening within 10 s")
+
+
+async def _run(out: Path, profile_path: Path, consent_path: Path, confdir: Path) -> None:
+    with LocalCloud() as cloud:
+        opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(confdir),
+                       ssl_insecure=True)
+        master = DumpMaster(opts, with_termlog=True, with_dumper=False)
+        master.addons.add(load_addon_class()(), RouteToCloud(cloud))
+        master.options.update(kidaudit_profile=str(profile_path),
+                              kidaudit_consent=str(consent_path), kidaudit_session=str(out))
+        task = asyncio.create_task(master.run())
+        try:
+            port = await listening_port(master)
+            proxy = Proxy(port, confdir / "mitmproxy-ca-cert.pem")
+            profile = yaml.safe_load(profile_path.read_text())
+            await asyncio.to_thread(run_session, proxy, profile)
+        finally:
+            master.shutdown()
+            await asyncio.wait_for(task, timeout=30)
+
+
+def run_demo(out: Path) -> Outputs:
+    """A fresh demo session in ``out``; returns what the addon wrote there."""
+    if out.exists():
+        shutil.rmtree(out)  # a demo folder is always regenerated whole
+    demo = resources.files("auditor.demo")
+    with tempfile.TemporaryDirectory(prefix="kidaudit-demo-") as tmp:
+        tmpdir = Path(tmp)
+        profile_path, consent_path = tmpdir / "profile.yaml", tmpdir / "consent.yaml"
+        profile_path.write_text(demo.joinpath("profile.yaml").read_text())
+        consent_path.write_text(demo.joinpath("consent.yaml").read_text())
+        asyncio.run(_run(out, profile_path, consent_path, tmpdir / "mitmproxy"))
+    store, profile, ledger = reopen(out)
+    findings = evaluate(store.observations(), RuleContext(profile, ledger))
+    store.close()
+    return Outputs(out, findings)

@@ -1,0 +1,110 @@
+"""The plain values every stage passes along: frozen, hashable, free of mitmproxy types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Transports whose payload anyone on the path can read (RULES.md CLEARTEXT_PI).
+CLEARTEXT_TRANSPORTS = frozenset({"http", "tcp", "udp", "dns", "mqtt"})
+
+
+@dataclass(frozen=True)
+class Transmission:
+    """One outgoing message from the device (or, direction ``down``, a server's command to it)."""
+
+    id: int
+    ts: float  # seconds since the epoch, UTC
+    transport: str  # http | https | websocket | tcp | udp | dns | tls
+    host: str
+    port: int
+    ip: str = ""
+    direction: str = "up"
+    method: str = ""
+    url: str = ""
+    path: str = ""  # path with query, as sent
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    content_type: str = ""
+    inspected: bool = True
+    size: int = 0  # bytes on the wire for this message (request head + body)
+    flow_id: str = ""
+
+    @property
+    def cleartext(self) -> bool:
+        return self.transport in CLEARTEXT_TRANSPORTS
+
+
+@dataclass(frozen=True)
+class Field:
+    """One value found in a message, with where it sat and the layers peeled to reach it."""
+
+    location: str  # url | query | header | cookie | body | payload | sni | dns
+    path: str  # stable, readable: query.did, header.x-device-id, body.json.dev.imei
+    value: str
+    encoding: tuple[str, ...] = ()  # outermost first
+
+
+@dataclass(frozen=True)
+class Detection:
+    transmission: int
+    category: str
+    method: str  # known | pattern | key
+    location: str
+    field: str
+    encoding: tuple[str, ...]
+    profile_key: str
+    value: str  # unmasked; masked only when written out
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Recipient:
+    domain: str
+    organization: str = ""
+    party: str = "unknown"  # first | third | unknown
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    """A grant / refuse / withdraw / phase event on the session timeline."""
+
+    ts: float
+    action: str  # grant | refuse | withdraw | phase
+    categories: tuple[str, ...] = ()  # as written: ids, families or "all-disclosed"
+    recipients: tuple[str, ...] = ()  # empty: every recipient
+    separate: tuple[str, ...] = ()
+    name: str = ""  # phase name
+    source: str = "plan"  # plan | mark | signal | command
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A transmission with what the pipeline learned about it: the unit rules look at."""
+
+    transmission: Transmission
+    recipient: Recipient
+    detections: tuple[Detection, ...] = ()
+
+    @property
+    def categories(self) -> frozenset[str]:
+        return frozenset(d.category for d in self.detections)
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    rule: str
+    severity: str
+    title: str
+    categories: tuple[str, ...]
+    recipient: str
+    transmissions: tuple[int, ...]
+    first_seen: float
+    last_seen: float
+    references: tuple[str, ...]
+    consent: tuple[str, ...] = field(default=())  # consent state(s) it was judged under
+
+    @property
+    def count(self) -> int:
+        return len(self.transmissions)

@@ -1,0 +1,32 @@
+"""One message through the pure stages: extract -> decode -> detect -> attribute."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auditor import decode
+from auditor.detect import Detector
+from auditor.extract import extract_http
+from auditor.model import Observation, Transmission
+from auditor.profile import Profile
+from auditor.recipients import Recipients
+
+
+@dataclass
+class Pipeline:
+    """Built once per session: the detector's automaton and the recipient table."""
+
+    detector: Detector
+    recipients: Recipients
+
+    @classmethod
+    def for_profile(cls, profile: Profile) -> Pipeline:
+        return cls(Detector(profile), Recipients(profile.first_party))
+
+    def observe(self, tx: Transmission) -> Observation:
+        recipient = self.recipients.attribute(tx.host, tx.ip)
+        if not tx.inspected:
+            return Observation(tx, recipient)
+        fields = decode.expand(extract_http(tx))
+        detections = self.detector.detect(tx, fields)
+        return Observation(tx, recipient, tuple(detections))

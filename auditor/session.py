@@ -1,0 +1,152 @@
+"""A session: the glue between an input (live addon or a saved capture), the pure pipeline,
+the session store and the outputs. Used by the addon and by ``kidaudit analyze``/``report``
+alike, so live and offline results come from the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditor import RULESET_VERSION, __version__
+from auditor.consent import Ledger
+from auditor.model import ConsentEvent, Finding, Observation, Transmission
+from auditor.pipeline import Pipeline
+from auditor.profile import ConsentPlan, Profile, load_consent_plan, load_profile
+from auditor.report import detections_csv, document, findings_json
+from auditor.rules import Aggregator, RuleContext, evaluate
+from auditor.store import Store
+
+PROFILE_FILE, CONSENT_FILE, FLOWS_FILE = "profile.yaml", "consent.yaml", "flows.mitm"
+OUTPUTS = ("findings.json", "report.html", "detections.csv")
+
+
+def sha256_file(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Outputs:
+    directory: Path
+    findings: list[Finding]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def report(self) -> Path:
+        return self.directory / "report.html"
+
+
+class Session:
+    def __init__(self, directory: Path, profile: Profile, plan: ConsentPlan | None,
+                 inputs: tuple[str, ...] = ()) -> None:
+        self.directory = Path(directory)
+        self.store = Store(self.directory)
+        self.profile, self.plan = profile, plan or ConsentPlan()
+        self._keep_copy(profile.source, PROFILE_FILE)
+        if plan is not None:
+            self._keep_copy(plan.source, CONSENT_FILE)
+        meta = self.store.meta()
+        self.store.set_meta(
+            id=meta.get("id") or uuid.uuid4().hex[:12], device=profile.device.name,
+            firmware=profile.device.firmware, tool_version=__version__,
+            ruleset=RULESET_VERSION, inputs=",".join(inputs) or meta.get("inputs", ""))
+        self.pipeline = Pipeline.for_profile(profile)
+        stored = self.store.events()
+        self._events_seen = max((i for i, _ in stored), default=0)
+        self.ledger = Ledger(self.plan, tuple(ev for _, ev in stored))
+        self.aggregator = Aggregator(RuleContext(profile, self.ledger))
+        self._next_id = self.store.next_id()
+        self.opaque_payloads = 0
+
+    def _keep_copy(self, source: str, name: str) -> None:
+        """The profile and plan used travel with the session: a report is reproducible."""
+        target = self.directory / name
+        if source and Path(source).resolve() != target.resolve():
+            shutil.copyfile(source, target)
+            os.chmod(target, 0o600)
+
+    # -- while traffic flows ----------------------------------------------------------------
+    def next_id(self) -> int:
+        tx_id, self._next_id = self._next_id, self._next_id + 1
+        return tx_id
+
+    def observe(self, tx: Transmission) -> tuple[Observation, list[Finding]]:
+        """Analyse one message, commit it, and return the findings it opened (for alerts)."""
+        obs = self.pipeline.observe(tx)
+        self.store.add_observation(obs)
+        return obs, self.aggregator.add(obs)
+
+    def record_event(self, ev: ConsentEvent) -> None:
+        self._events_seen = self.store.add_event(ev)
+        self.ledger.add(ev)
+
+    def poll_events(self) -> list[ConsentEvent]:
+        """Events another process (``kidaudit mark``) wrote into the store since last time."""
+        new = self.store.events(self._events_seen)
+        for event_id, ev in new:
+            self._events_seen = event_id
+            self.ledger.add(ev)
+        return [ev for _, ev in new]
+
+    def record_error(self, tx_id: int | None, stage: str, exc: BaseException) -> None:
+        self.store.add_error(tx_id, stage, f"{type(exc).__name__}: {exc}")
+
+    # -- at the end -----------------------------------------------------------------------
+    def write_outputs(self, *, lang: str = "en", reveal: bool = False) -> Outputs:
+        return write_outputs(self.directory, self.store, self.profile, self.ledger,
+                             lang=lang, reveal=reveal)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledger, *,
+                  lang: str = "en", reveal: bool = False) -> Outputs:
+    """findings.json, detections.csv and report.html, recomputed from the store."""
+    from auditor.report import html
+
+    observations = store.observations()
+    findings = evaluate(observations, RuleContext(profile, ledger))
+    meta = store.meta()
+    session = {
+        "id": meta.get("id", ""), "device": meta.get("device", ""),
+        "firmware": meta.get("firmware", ""),
+        "inputs": [i for i in meta.get("inputs", "").split(",") if i],
+        "tool_version": meta.get("tool_version", __version__),
+        "ruleset": meta.get("ruleset", RULESET_VERSION),
+        "profile_sha256": sha256_file(directory / PROFILE_FILE),
+        "consent_sha256": sha256_file(directory / CONSENT_FILE),
+        "flows_sha256": sha256_file(directory / FLOWS_FILE),
+    }
+    coverage = {"uninspected": store.uninspected(), "errors": store.errors(),
+                "opaque_payloads": int(meta.get("opaque_payloads", "0"))}
+    doc = document.build(session, observations, findings, ledger.events, coverage,
+                         reveal=reveal)
+    findings_json.render(doc, directory / "findings.json")
+    detections_csv.render(doc, directory / "detections.csv")
+    html.render(doc, directory / "report.html", lang=lang)
+    for name in OUTPUTS:
+        os.chmod(directory / name, 0o600)
+    return Outputs(directory, findings)
+
+
+def reopen(directory: Path) -> tuple[Store, Profile, Ledger]:
+    """A finished session folder (from ``capture`` or ``analyze``) ready to report again."""
+    directory = Path(directory)
+    store = Store.open_existing(directory)
+    profile = load_profile(str(directory / PROFILE_FILE)) if (
+        directory / PROFILE_FILE).is_file() else Profile()
+    plan = load_consent_plan(str(directory / CONSENT_FILE)) if (
+        directory / CONSENT_FILE).is_file() else None
+    ledger = Ledger(plan, tuple(ev for _, ev in store.events()))
+    return store, profile, ledger

@@ -1,0 +1,1 @@
+"""Inputs: live mitmproxy flows and saved captures, turned into Transmissions."""

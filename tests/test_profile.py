@@ -1,0 +1,448 @@
+"""Device profile and consent plan loading: the valid contract examples, and one exact line per
+mistake (DESIGN.md "Contracts"; STYLE.md 9: errors a person can act on)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from auditor.categories import CATEGORIES
+from auditor.model import ConsentEvent
+from auditor.profile import (
+    Cell,
+    ConfigError,
+    ConsentPlan,
+    Contact,
+    Credential,
+    Device,
+    Disclosure,
+    Location,
+    Profile,
+    Signal,
+    load_consent_plan,
+    load_profile,
+)
+
+# The DESIGN.md examples, filled in with the values a lab would seed.
+PROFILE = """\
+device: {name: "Acme Kids Watch K2", kind: smartwatch, firmware: "1.4.2", ca_trusted: false,
+         ip: ["192.168.50.23", "FE80:0:0::1"]}
+identifiers: {imei: 860000000000001, imsi: 460001234567890, iccid: 8986001234567890123F,
+              serial: AK2-0001, mac: "aa:bb:cc:dd:ee:ff", android_id: 9774d56d682e549c,
+              advertising_id: "38400000-8cf0-11bd-b23e-10b96e40000d",
+              phone: +8613800138000}
+child: {name: 小明, birthdate: 2017-03-09, school: "No. 1 Primary", email: xm@example.cn,
+        national_id: "11010520170309001X", address: "1 Zhongguancun St"}
+location: {lat: 39.98312, lon: 116.30791, cell: [{mcc: 460, mnc: 0, lac: 4286, cid: 28711}],
+           wifi: ["aa:bb:cc:dd:ee:01", "aa-bb-cc-dd-ee-02"]}
+contacts: [{name: Mum, phone: "+86 138-0013-8001"}]
+credentials: [{username: xiaoming, password: 0123}]
+first_party: [Acme-Watch.example]
+jurisdiction: cn
+"""
+
+PLAN = """\
+disclosed:                                   # from the privacy notice
+  - recipient: acme-watch.example            # a domain or an organisation name
+    categories: [location.precise, identifier.imei, contacts.entry]
+    purpose: "family locator service"
+  - recipient: amap.com
+    categories: [location]
+    purpose: "positioning"
+events:                                      # ISO 8601 times; optional
+  - {at: "2026-11-28T10:15:00Z", action: grant, categories: all-disclosed,
+     separate: [location.precise]}
+  - {at: "2026-11-28T10:40:00Z", action: withdraw, categories: [location.precise]}
+  - {at: 2026-11-28T10:20:00Z, action: phase, name: idle}
+  - {at: 2026-11-28T18:10:00+08:00, action: refuse, categories: media, recipients: ads.example}
+signals:                                     # traffic that itself is an event
+  - {filter: "~u /api/privacy/agree & ~m POST", action: grant, categories: all-disclosed}
+limits:                                      # optional thresholds for frequency rules
+  min_interval_s: {location.precise: 60}
+withdrawal_grace_s: 30
+"""
+
+
+def _at(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str) -> str:
+    """Writes the file and returns its name relative to the cwd, as a user would give it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return name
+
+
+# --------------------------------------------------------------------------- valid files
+
+
+def test_profile_example_loads_as_written(tmp_path, monkeypatch):
+    profile = load_profile(_write(tmp_path, monkeypatch, "profile.yaml", PROFILE))
+    assert profile == Profile(
+        device=Device(name="Acme Kids Watch K2", kind="smartwatch", firmware="1.4.2",
+                      ca_trusted=False, ip=("192.168.50.23", "fe80::1")),
+        identifiers={
+            "imei": ("860000000000001",),
+            "imsi": ("460001234567890",),
+            "iccid": ("8986001234567890123F",),
+            "serial": ("AK2-0001",),
+            "mac": ("aa:bb:cc:dd:ee:ff",),
+            "android_id": ("9774d56d682e549c",),
+            "advertising_id": ("38400000-8cf0-11bd-b23e-10b96e40000d",),
+            "phone": ("+8613800138000",),
+        },
+        child={
+            "name": ("小明",),
+            "birthdate": ("2017-03-09",),
+            "school": ("No. 1 Primary",),
+            "email": ("xm@example.cn",),
+            "national_id": ("11010520170309001X",),
+            "address": ("1 Zhongguancun St",),
+        },
+        location=Location(lat=39.98312, lon=116.30791,
+                          cell=(Cell(mcc=460, mnc=0, lac=4286, cid=28711),),
+                          wifi=("aa:bb:cc:dd:ee:01", "aa-bb-cc-dd-ee-02")),
+        contacts=(Contact(name="Mum", phone="+86 138-0013-8001"),),
+        credentials=(Credential(username="xiaoming", password="0123"),),  # not YAML-octal 83
+        first_party=("acme-watch.example",),
+        jurisdiction="CN",
+        source="profile.yaml",
+    )
+
+
+def test_empty_mapping_is_a_profile_with_defaults(tmp_path, monkeypatch):
+    profile = load_profile(_write(tmp_path, monkeypatch, "p.yaml", "{}\n"))
+    assert profile == Profile(source="p.yaml")
+    assert profile.device.ca_trusted is True
+
+
+@pytest.mark.parametrize(("text", "attribute", "expected"), [
+    # a list of values for one key, and YAML that would otherwise change the value
+    ("identifiers: {imei: [860000000000001, '860000000000019']}", "identifiers",
+     {"imei": ("860000000000001", "860000000000019")}),
+    ("identifiers: {imei: 012345678901234}", "identifiers", {"imei": ("012345678901234",)}),
+    ("identifiers: {mac: [aabbccddeeff, aabb.ccdd.eeff, AA-BB-CC-DD-EE-FF]}", "identifiers",
+     {"mac": ("aabbccddeeff", "aabb.ccdd.eeff", "AA-BB-CC-DD-EE-FF")}),
+    ("identifiers: {phone: '(010) 6275-1234'}", "identifiers", {"phone": ("(010) 6275-1234",)}),
+    ("jurisdiction: NO", "jurisdiction", "NO"),  # Norway, not YAML's false
+    ("first_party: Acme.Example.", "first_party", ("acme.example",)),
+    ("device: {firmware: 1.10}", "device", Device(firmware="1.10")),
+    ("device: {ip: '::ffff:0a00:0001'}", "device", Device(ip=("::ffff:a00:1",))),
+    ("location: {lat: '-33.9', lon: 0, cell: [{mcc: 460, mnc: 01, tac: 17, cid: 5}],\n"
+     "           wifi: '00:11:22:33:44:55'}", "location",
+     Location(lat=-33.9, lon=0.0, cell=(Cell(mcc=460, mnc=1, lac=17, cid=5),),
+              wifi=("00:11:22:33:44:55",))),
+    ("location: {lat: 1, lon: 2, cell: [{mcc: 460, mnc: 08, lac: 1, cid: 2}]}", "location",
+     Location(lat=1.0, lon=2.0, cell=(Cell(mcc=460, mnc=8, lac=1, cid=2),))),
+])
+def test_profile_values_keep_their_text(tmp_path, monkeypatch, text, attribute, expected):
+    profile = load_profile(_write(tmp_path, monkeypatch, "profile.yaml", text + "\n"))
+    assert getattr(profile, attribute) == expected
+
+
+def test_plan_example_loads_sorted_and_expanded(tmp_path, monkeypatch):
+    plan = load_consent_plan(_write(tmp_path, monkeypatch, "plan.yaml", PLAN))
+    assert plan == ConsentPlan(
+        disclosed=(
+            Disclosure("acme-watch.example",
+                       ("location.precise", "identifier.imei", "contacts.entry"),
+                       "family locator service"),
+            Disclosure("amap.com",
+                       ("location.precise", "location.coarse", "location.cell",
+                        "location.wifi"),
+                       "positioning"),
+        ),
+        events=(
+            ConsentEvent(ts=_at("2026-11-28T10:10:00+00:00"), action="refuse",
+                         categories=("media",), recipients=("ads.example",)),
+            ConsentEvent(ts=_at("2026-11-28T10:15:00+00:00"), action="grant",
+                         categories=("all-disclosed",), separate=("location.precise",)),
+            ConsentEvent(ts=_at("2026-11-28T10:20:00+00:00"), action="phase", name="idle"),
+            ConsentEvent(ts=_at("2026-11-28T10:40:00+00:00"), action="withdraw",
+                         categories=("location.precise",)),
+        ),
+        signals=(Signal(filter="~u /api/privacy/agree & ~m POST", action="grant",
+                        categories=("all-disclosed",)),),
+        limits={"min_interval_s": {"location.precise": 60.0}},
+        withdrawal_grace_s=30.0,
+        source="plan.yaml",
+    )
+    assert all(event.source == "plan" for event in plan.events)
+
+
+@pytest.mark.parametrize("at", [
+    "2026-11-28T10:15:00Z",
+    "'2026-11-28T10:15:00Z'",
+    "2026-11-28T18:15:00+08:00",
+    "2026-11-28 10:15:00Z",
+    "2026-11-28 10:15:00 Z",  # a YAML 1.1 timestamp Python's own parser refuses
+    "2026-11-28T10:15:00.000+00:00",
+])
+def test_event_times_quoted_or_not_give_the_same_instant(tmp_path, monkeypatch, at):
+    name = _write(tmp_path, monkeypatch, "plan.yaml",
+                  f"events: [{{at: {at}, action: phase, name: setup}}]\n")
+    [event] = load_consent_plan(name).events
+    assert event.ts == datetime(2026, 11, 28, 10, 15, tzinfo=UTC).timestamp()
+
+
+def test_simultaneous_events_keep_file_order(tmp_path, monkeypatch):
+    name = _write(tmp_path, monkeypatch, "plan.yaml", (
+        "events:\n"
+        "  - {at: '2026-11-28T10:00:00Z', action: phase, name: b}\n"
+        "  - {at: '2026-11-28T09:00:00Z', action: phase, name: a}\n"
+        "  - {at: '2026-11-28T10:00:00Z', action: phase, name: c}\n"
+    ))
+    assert [event.name for event in load_consent_plan(name).events] == ["a", "b", "c"]
+
+
+def test_plan_defaults(tmp_path, monkeypatch):
+    plan = load_consent_plan(_write(tmp_path, monkeypatch, "plan.yaml", "{}\n"))
+    assert plan == ConsentPlan(source="plan.yaml")
+    assert plan.withdrawal_grace_s == 60.0
+
+
+# --------------------------------------------------------------------------- invalid files
+
+PROFILE_ERRORS = [
+    ("device: {name: K2}\nidentifiers:\n  imei: 12345\n",
+     'profile.yaml, line 3: identifiers.imei "12345" is not 15 digits'),
+    ("identifiers:\n  imei:\n    - 860000000000001\n    - 86000000000000A\n",
+     'profile.yaml, line 4: identifiers.imei[1] "86000000000000A" is not 15 digits'),
+    ("identifiers: {imie: 860000000000001}\n",
+     "profile.yaml, line 1: identifiers.imie is not a known key; did you mean imei? (allowed: "
+     "imei, imsi, iccid, serial, mac, android_id, advertising_id, phone)"),
+    ("identifiers: {imsi: 4600012345678}\n",
+     'profile.yaml, line 1: identifiers.imsi "4600012345678" is not 14-15 digits'),
+    ("identifiers: {iccid: 89860012345678901F2}\n",
+     'profile.yaml, line 1: identifiers.iccid "89860012345678901F2" is not 18-22 digits '
+     "(a final F is allowed)"),
+    ("identifiers: {mac: 'aa:bb:cc:dd:ee'}\n",
+     'profile.yaml, line 1: identifiers.mac "aa:bb:cc:dd:ee" is not a MAC address '
+     "(six hex octets, : - . or no separators)"),
+    ("identifiers: {mac: 'aa:bb-cc:dd:ee:ff'}\n",
+     'profile.yaml, line 1: identifiers.mac "aa:bb-cc:dd:ee:ff" is not a MAC address '
+     "(six hex octets, : - . or no separators)"),
+    ("identifiers: {phone: '12345'}\n",
+     'profile.yaml, line 1: identifiers.phone "12345" is not a phone number '
+     "(6-15 digits; + spaces - ( ) allowed)"),
+    ("identifiers: {phone: 'tel:13800138000'}\n",
+     'profile.yaml, line 1: identifiers.phone "tel:13800138000" is not a phone number '
+     "(6-15 digits; + spaces - ( ) allowed)"),
+    ("identifiers: {serial: ''}\n", "profile.yaml, line 1: identifiers.serial is empty"),
+    ("identifiers:\n  serial:\n", "profile.yaml, line 2: identifiers.serial is empty"),
+    ("identifiers: {serial: []}\n",
+     "profile.yaml, line 1: identifiers.serial is an empty list"),
+    ("identifiers: {serial: {a: 1}}\n",
+     "profile.yaml, line 1: identifiers.serial is a mapping; expected a single value"),
+    ("identifiers: [imei]\n",
+     "profile.yaml, line 1: identifiers is a list; expected a mapping of keys"),
+    ("identifiers:\n  imei: 860000000000001\n  imei: 860000000000019\n",
+     "profile.yaml, line 3: identifiers.imei appears twice (first on line 2)"),
+    ("child: {birthdate: 2017-02-30}\n",
+     'profile.yaml, line 1: child.birthdate "2017-02-30" is not an ISO date (YYYY-MM-DD)'),
+    ("child: {birthdate: 9 March 2017}\n",
+     'profile.yaml, line 1: child.birthdate "9 March 2017" is not an ISO date (YYYY-MM-DD)'),
+    ("child: {email: xm.example.cn}\n",
+     'profile.yaml, line 1: child.email "xm.example.cn" is not an e-mail address (no @)'),
+    ("child: {age: 9}\n",
+     "profile.yaml, line 1: child.age is not a known key (allowed: name, birthdate, school, "
+     "email, national_id, address)"),
+    ("location:\n  lat: 39.9\n",
+     "profile.yaml, line 2: location.lon is missing (a location needs both lat and lon)"),
+    ("location: {lat: 91, lon: 0}\n",
+     'profile.yaml, line 1: location.lat "91" is not between -90 and 90'),
+    ("location: {lat: 0, lon: -180.5}\n",
+     'profile.yaml, line 1: location.lon "-180.5" is not between -180 and 180'),
+    ("location: {lat: north, lon: 0}\n",
+     'profile.yaml, line 1: location.lat "north" is not a number'),
+    ("location: {lat: .nan, lon: 0}\n",
+     'profile.yaml, line 1: location.lat ".nan" is not a number'),
+    ("location:\n  lat: 1\n  lon: 2\n  cell:\n    - {mcc: 460, mnc: x, lac: 1, cid: 2}\n",
+     'profile.yaml, line 5: location.cell[0].mnc "x" is not a whole number'),
+    ("location:\n  lat: 1\n  lon: 2\n  cell:\n    - {mcc: 4600, mnc: 0, lac: 1, cid: 2}\n",
+     'profile.yaml, line 5: location.cell[0].mcc "4600" is larger than 999'),
+    ("location:\n  lat: 1\n  lon: 2\n  cell:\n    - {mcc: 460, mnc: 0, lac: 1}\n",
+     "profile.yaml, line 5: location.cell[0].cid is missing"),
+    ("location:\n  lat: 1\n  lon: 2\n  cell:\n    - {mcc: 460, mnc: 0, cid: 1}\n",
+     "profile.yaml, line 5: location.cell[0].lac is missing (or tac)"),
+    ("location:\n  lat: 1\n  lon: 2\n  cell:\n    - {mcc: 460, mnc: 0, lac: 1, tac: 1, cid: 1}\n",
+     "profile.yaml, line 5: location.cell[0].tac repeats lac; give one of lac or tac"),
+    ("location: {lat: 1, lon: 2, cell: {mcc: 460}}\n",
+     "profile.yaml, line 1: location.cell is a mapping; expected a list"),
+    ("location: {lat: 1, lon: 2, wifi: [aa:bb:cc:dd:ee:01, 'home']}\n",
+     'profile.yaml, line 1: location.wifi[1] "home" is not a MAC address '
+     "(six hex octets, : - . or no separators)"),
+    ("contacts: {name: Mum}\n",
+     "profile.yaml, line 1: contacts is a mapping; expected a list"),
+    ("contacts:\n  - {name: Mum, phone: '13800138001'}\n  - {}\n",
+     "profile.yaml, line 3: contacts[1] has none of name, phone"),
+    ("contacts:\n  - {name: Mum, phone: mum}\n",
+     'profile.yaml, line 2: contacts[0].phone "mum" is not a phone number '
+     "(6-15 digits; + spaces - ( ) allowed)"),
+    ("credentials: [{user: kid, password: x}]\n",
+     "profile.yaml, line 1: credentials[0].user is not a known key; did you mean username? "
+     "(allowed: username, password)"),
+    ("device: {ca_trusted: maybe}\n",
+     'profile.yaml, line 1: device.ca_trusted "maybe" is not true or false'),
+    ("device: {ca_trusted: 'true'}\n",
+     'profile.yaml, line 1: device.ca_trusted "true" is not true or false'),
+    ("device: {ip: [10.0.0.1, 10.0.0.256]}\n",
+     'profile.yaml, line 1: device.ip[1] "10.0.0.256" is not an IP address'),
+    ("first_party: ['https://acme.example/']\n",
+     'profile.yaml, line 1: first_party[0] "https://acme.example/" is not a domain name '
+     "(like acme.example)"),
+    ("jurisdiction: CHN\n",
+     'profile.yaml, line 1: jurisdiction "CHN" is not a 2-letter ISO country code (like CN)'),
+    ("device: {name: K2}\n\nidentifers: {}\n",
+     "profile.yaml, line 3: identifers is not a known key; did you mean identifiers? (allowed: "
+     "device, identifiers, child, location, contacts, credentials, first_party, jurisdiction)"),
+    ("device: {name: K2}\nidentifiers: {imei: '1\n",
+     "profile.yaml, line 3: is not valid YAML: while scanning a quoted scalar, "
+     "found unexpected end of stream"),
+    ("device:\n  name: K2\n kind: watch\n",
+     "profile.yaml, line 3: is not valid YAML: while parsing a block mapping, "
+     "expected <block end>, but found '<block mapping start>'"),
+    ("a: 1\n---\nb: 2\n",
+     "profile.yaml, line 2: is not valid YAML: expected a single document in the stream, "
+     "but found another document"),
+    ("- imei\n- imsi\n", "profile.yaml, line 1: top level is not a mapping of keys"),
+    ("# nothing yet\n",
+     "profile.yaml, line 1: is empty; expected a mapping of keys (write {} for none)"),
+    ("? [a]\n: 1\n", "profile.yaml, line 1: top level has a key that is not a plain name"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), PROFILE_ERRORS)
+def test_profile_errors_name_file_line_key_and_problem(tmp_path, monkeypatch, text, message):
+    with pytest.raises(ConfigError) as caught:
+        load_profile(_write(tmp_path, monkeypatch, "profile.yaml", text))
+    assert str(caught.value) == message
+
+
+PLAN_ERRORS = [
+    ("events:\n"
+     "  - {at: '2026-11-28T10:15:00Z', action: grant, categories: all-disclosed}\n"
+     "  - {at: '2026-11-28T10:16:00Z', action: phase, name: use}\n"
+     "  - {at: '2026-11-28T10:17:00Z', action: grnt, categories: location}\n",
+     'plan.yaml, line 4: events[2].action "grnt" is not one of grant, refuse, withdraw, phase'),
+    ("events:\n  - {at: '2026-11-28T10:15:00', action: phase, name: setup}\n",
+     'plan.yaml, line 2: events[0].at "2026-11-28T10:15:00" has no time zone '
+     "(add Z or an offset like +08:00)"),
+    ("events:\n  - {at: 2026-11-28, action: phase, name: setup}\n",
+     'plan.yaml, line 2: events[0].at "2026-11-28" has no time zone '
+     "(add Z or an offset like +08:00)"),
+    ("events:\n  - {at: 'yesterday', action: phase, name: setup}\n",
+     'plan.yaml, line 2: events[0].at "yesterday" is not an ISO 8601 time '
+     "(like 2026-11-28T10:15:00Z)"),
+    ("events:\n  - {action: phase, name: setup}\n",
+     "plan.yaml, line 2: events[0].at is missing"),
+    ("events:\n  - at: '2026-11-28T10:15:00Z'\n    name: setup\n",
+     "plan.yaml, line 2: events[0].action is missing"),
+    ("events:\n  - {at: '2026-11-28T10:15:00Z', action: grant}\n",
+     "plan.yaml, line 2: events[0].categories is missing (required for grant)"),
+    ("events:\n  - {at: '2026-11-28T10:15:00Z', action: phase}\n",
+     "plan.yaml, line 2: events[0].name is missing (required for phase)"),
+    ("events:\n  - {at: '2026-11-28T10:15:00Z', action: grant, categories: [locaton]}\n",
+     'plan.yaml, line 2: events[0].categories[0] "locaton" is not a category id, family or '
+     "all-disclosed; did you mean location?"),
+    ("events:\n  - {at: '2026-11-28T10:15:00Z', action: withdraw, categories: []}\n",
+     "plan.yaml, line 2: events[0].categories is an empty list"),
+    ("events:\n  - {at: '2026-11-28T10:15:00Z', action: grant, categories: location,\n"
+     "     separate: [all-disclosed]}\n",
+     "plan.yaml, line 3: events[0].separate[0] all-disclosed is not allowed here; "
+     "name the categories"),
+    ("events:\n  - {at: '2026-11-28T10:15:00Z', action: grant, categories: location,\n"
+     "     recipients: ['']}\n",
+     "plan.yaml, line 3: events[0].recipients[0] is empty"),
+    ("events:\n  - {at: '2026-11-28T10:15:00Z', action: grant, categories: location,\n"
+     "     whom: amap.com}\n",
+     "plan.yaml, line 3: events[0].whom is not a known key (allowed: at, action, categories, "
+     "recipients, separate, name)"),
+    ("events: {at: '2026-11-28T10:15:00Z', action: phase, name: x}\n",
+     "plan.yaml, line 1: events is a mapping; expected a list"),
+    ("disclosed:\n  - recipient: amap.com\n    categories: all-disclosed\n",
+     "plan.yaml, line 3: disclosed[0].categories all-disclosed is not allowed here; "
+     "name the categories"),
+    ("disclosed:\n  - categories: [location]\n",
+     "plan.yaml, line 2: disclosed[0].recipient is missing"),
+    ("disclosed:\n  - recipient: amap.com\n",
+     "plan.yaml, line 2: disclosed[0].categories is missing"),
+    ("disclosed:\n  - recipient: amap.com\n    categories: [location, gps]\n",
+     'plan.yaml, line 3: disclosed[0].categories[1] "gps" is not a category id or family'),
+    ("signals:\n  - {filter: '', action: grant, categories: all-disclosed}\n",
+     "plan.yaml, line 2: signals[0].filter is empty"),
+    ("signals:\n  - {at: '2026-11-28T10:15:00Z', action: grant, categories: all-disclosed}\n",
+     "plan.yaml, line 2: signals[0].at is not a known key (allowed: filter, action, categories, "
+     "recipients, separate, name)"),
+    ("signals:\n  - {action: grant, categories: all-disclosed}\n",
+     "plan.yaml, line 2: signals[0].filter is missing"),
+    ("limits:\n  min_interval_s: {location.precise: 0}\n",
+     'plan.yaml, line 2: limits.min_interval_s.location.precise "0" is not a positive number'),
+    ("limits:\n  min_interval_s:\n    location: 60\n",
+     "plan.yaml, line 3: limits.min_interval_s.location is a family; give each id "
+     "(location.precise, location.coarse, location.cell, location.wifi)"),
+    ("limits:\n  min_interval_s:\n    location.gps: 60\n",
+     "plan.yaml, line 3: limits.min_interval_s.location.gps is not a known key; did you mean "
+     f"location.precise? (allowed: {', '.join(CATEGORIES)})"),
+    ("limits:\n  max_per_hour: {}\n",
+     "plan.yaml, line 2: limits.max_per_hour is not a known key (allowed: min_interval_s)"),
+    ("withdrawal_grace_s: -1\n", 'plan.yaml, line 1: withdrawal_grace_s "-1" is negative'),
+    ("withdrawal_grace_s: soon\n",
+     'plan.yaml, line 1: withdrawal_grace_s "soon" is not a number'),
+    ("withdrawal_grace_s: true\n",
+     'plan.yaml, line 1: withdrawal_grace_s "true" is not a number'),
+    ("disclosed: []\nevent: []\n",
+     "plan.yaml, line 2: event is not a known key; did you mean events? (allowed: disclosed, "
+     "events, signals, limits, withdrawal_grace_s)"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), PLAN_ERRORS)
+def test_plan_errors_name_file_line_key_and_problem(tmp_path, monkeypatch, text, message):
+    with pytest.raises(ConfigError) as caught:
+        load_consent_plan(_write(tmp_path, monkeypatch, "plan.yaml", text))
+    assert str(caught.value) == message
+
+
+def test_missing_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^nowhere\.yaml: file not found$"):
+        load_profile("nowhere.yaml")
+
+
+def test_directory_is_not_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf").mkdir()
+    with pytest.raises(ConfigError, match=r"^conf: is a directory, not a file$"):
+        load_consent_plan("conf")
+
+
+def test_binary_file_names_the_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plan.yaml").write_bytes(b"events: []\n\xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"^plan\.yaml, line 2: is not UTF-8 text$"):
+        load_consent_plan("plan.yaml")
+
+
+def test_control_character_names_the_line(tmp_path, monkeypatch):
+    name = _write(tmp_path, monkeypatch, "profile.yaml", "device:\n  name: K\x002\n")
+    with pytest.raises(ConfigError, match=r"^profile\.yaml, line 2: is not valid YAML: "):
+        load_profile(name)
+
+
+def test_path_is_named_as_given(tmp_path):
+    path = str(tmp_path / "profile.yaml")
+    Path(path).write_text("jurisdiction: China\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_profile(path)
+    assert str(caught.value).startswith(f"{path}, line 1: jurisdiction ")
+
+
+def test_messages_stay_on_one_line(tmp_path, monkeypatch):
+    name = _write(tmp_path, monkeypatch, "profile.yaml", 'identifiers: {imei: "12\\n345"}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_profile(name)
+    assert str(caught.value) == r'profile.yaml, line 1: identifiers.imei "12\n345" is not 15 digits'
