@@ -9,8 +9,9 @@ finding ``last_seen`` and ``consent`` (the states it was judged under); ``covera
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from urllib.parse import quote, quote_plus
 
 from auditor.mask import mask
 from auditor.model import ConsentEvent, Finding, Observation
@@ -36,7 +37,7 @@ def build(session: dict[str, object], observations: list[Observation],
     return {
         "schema": SCHEMA,
         "session": session,
-        "transmissions": [_transmission(o) for o in observations],
+        "transmissions": [_transmission(o, show) for o in observations],
         "detections": [
             {"transmission": d.transmission, "category": d.category, "method": d.method,
              "location": d.location, "field": d.field, "encoding": list(d.encoding),
@@ -59,13 +60,23 @@ def build(session: dict[str, object], observations: list[Observation],
     }
 
 
-def _transmission(o: Observation) -> dict[str, object]:
+def _transmission(o: Observation, show: Callable[[str], str]) -> dict[str, object]:
     tx, r = o.transmission, o.recipient
     return {"id": tx.id, "ts": iso(tx.ts), "transport": tx.transport,
             "direction": tx.direction, "host": tx.host, "ip": tx.ip, "port": tx.port,
-            "method": tx.method, "url": tx.url, "inspected": tx.inspected, "bytes": tx.size,
+            "method": tx.method, "url": mask_in(tx.url, o, show), "inspected": tx.inspected,
+            "bytes": tx.size,
             "recipient": {"domain": r.domain, "organization": r.organization or None,
                           "party": r.party, "country": r.country or None}}
+
+
+def mask_in(text: str, o: Observation, show: Callable[[str], str]) -> str:
+    """A URL carries the values found in it: mask them there too."""
+    for d in sorted(o.detections, key=lambda d: -len(d.value)):
+        for form in {d.value, quote(d.value, safe=""), quote_plus(d.value)}:
+            if form and form in text:
+                text = text.replace(form, show(form))
+    return text
 
 
 def _coverage(observations: list[Observation], extra: dict[str, object]) -> dict[str, object]:

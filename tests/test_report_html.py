@@ -1,0 +1,376 @@
+"""The HTML report: sections, languages, evidence, and that hostile captured data stays text.
+
+Captured URLs, hosts, field names and values are chosen by whoever wrote the device's
+firmware; the report is opened by labs, makers and regulators, so markup in them must
+reach the page escaped. Checked in the file and again in a real browser's DOM.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the bare `pytest` script does not put the project root there
+    sys.path.insert(0, str(ROOT))
+
+from auditor.report import html as report_html  # noqa: E402
+from tests import browser  # noqa: E402
+
+SECTIONS = ("summary", "verdict", "findings", "flows", "timeline", "coverage", "rules")
+IMEI_MASKED = "8612********0123"
+API = "api.acme-watch.example"
+SDK = "sdk.tracklytics.example"
+
+
+def _tx(tid, ts, transport, method, url, host, recipient, *, inspected=True, port=443):
+    return {"id": tid, "ts": ts, "transport": transport, "direction": "up", "host": host,
+            "ip": "203.0.113.7", "port": port, "method": method, "url": url,
+            "inspected": inspected, "bytes": 512, "recipient": recipient}
+
+
+def _det(tid, category, field, value, encoding=(), method="known", confidence=0.99):
+    return {"transmission": tid, "category": category, "method": method,
+            "location": field.split(".")[0], "field": field, "encoding": list(encoding),
+            "profile_key": category.split(".")[-1], "value": value, "confidence": confidence}
+
+
+def _finding(fid, rule, severity, title, categories, recipient, txs, consent, refs,
+             first="", last=""):
+    return {"id": fid, "rule": rule, "severity": severity, "title": title,
+            "categories": categories, "recipient": recipient, "transmissions": txs,
+            "first_seen": first, "last_seen": last, "count": len(txs),
+            "consent": consent, "references": refs}
+
+
+def watch_doc() -> dict:
+    """A kids' watch session: registers with its IMEI before consent, reports precise
+    location, feeds a third-party analytics host, and posts GPS fixes over plain HTTP."""
+    first = {"domain": "acme-watch.example", "organization": "Acme Watch Co.",
+             "party": "first", "country": "CN"}
+    third = {"domain": "tracklytics.example", "organization": "Tracklytics Inc.",
+             "party": "third", "country": "US"}
+    loc = "39.98***,116.30***"
+    doc = {
+        "schema": "kidaudit.findings/1",
+        "session": {
+            "id": "2026-11-28-k2-fw142",
+            "device": {"name": "Acme Kids Watch K2", "kind": "smartwatch", "firmware": "1.4.2"},
+            "started": "2026-11-28T10:00:00Z", "ended": "2026-11-28T10:45:00Z",
+            "inputs": ["flows.mitm", "profile.yaml", "consent.yaml"],
+            "tool_version": "0.1.0", "ruleset": "v1",
+            "profile_sha256": "9f2c" + "0" * 56 + "a1b2",
+            "flows_sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "consent_sha256": "",
+        },
+        "transmissions": [
+            _tx(1, "2026-11-28T10:02:11Z", "https", "POST",
+                f"https://{API}/v1/device/register", API, first),
+            _tx(2, "2026-11-28T10:02:40.250Z", "https", "POST",
+                f"https://{API}/v1/loc/report", API, first),
+            _tx(3, "2026-11-28T10:03:05Z", "https", "GET",
+                f"https://{SDK}/v2/collect?did=MzNhYjE%3D&ev=boot", SDK, third),
+            _tx(4, "2026-11-28T10:16:30Z", "http", "POST",
+                "http://gps.acme-watch.example/up", "gps.acme-watch.example", first, port=80),
+            _tx(5, "2026-11-28T10:17:30Z", "http", "POST",
+                "http://gps.acme-watch.example/up", "gps.acme-watch.example", first, port=80),
+            _tx(6, "2026-11-28T10:18:00Z", "https", "GET",
+                f"https://{SDK}/v2/collect?did=MzNhYjE%3D&ev=tick", SDK, third),
+            _tx(7, "2026-11-28T10:19:00Z", "tls", "", "", "pinned.acme-watch.example", first,
+                inspected=False),
+        ],
+        "detections": [
+            _det(1, "identifier.imei", "body.json.dev.imei", IMEI_MASKED),
+            _det(2, "location.precise", "body.json.loc", loc, ["gzip", "json"], "pattern", 0.9),
+            _det(3, "identifier.imei", "query.did", "33ab****", ["url", "base64", "md5"]),
+            _det(4, "location.precise", "body.form.lat", loc, method="pattern", confidence=0.9),
+            _det(5, "location.precise", "body.form.lat", loc, method="pattern", confidence=0.9),
+            _det(6, "identifier.imei", "query.did", "33ab****", ["url", "base64", "md5"]),
+        ],
+        "findings": [
+            _finding("f-nonreset", "NON_RESETTABLE_ID", "medium",
+                     "A hardware or SIM identifier is sent", ["identifier.imei"],
+                     "acme-watch.example", [1], ["none"], ["41391 Annex F", "IDM 4.1"]),
+            _finding("f-third", "THIRD_PARTY_UNDISCLOSED", "high",
+                     "Personal data to an undisclosed third party", ["identifier.imei"],
+                     "tracklytics.example", [3, 6], ["none", "granted"],
+                     ["PIPL 23", "CPI 10, 17", "COPPA 312.5(a)(2)"]),
+            _finding("f-pre", "PRE_CONSENT_PI", "critical",
+                     "Personal data leaves the device before any guardian grant",
+                     ["identifier.imei", "location.precise"], "acme-watch.example", [1, 2],
+                     ["none"], ["PIPL 13, 31", "CPI 9", "COPPA 312.5(a)*"]),
+            _finding("f-clear", "CLEARTEXT_PI", "critical",
+                     "Personal data over a cleartext transport", ["location.precise"],
+                     "acme-watch.example", [4, 5], ["granted"],
+                     ["PIPL 51(3)", "ETSI 5.5-1", "FTC v. VTech (2018)"]),
+            _finding("f-sdk", "PRE_CONSENT_SDK", "high",
+                     "A third-party SDK receives an identifier before any grant",
+                     ["identifier.imei"], "tracklytics.example", [3], ["none"],
+                     ["IDM 2.1, 3.1", "FTC v. Apitor (2025)"]),
+            _finding("f-uninspected", "UNINSPECTED_TRAFFIC", "info",
+                     "Connections the auditor could not read", [],
+                     "pinned.acme-watch.example", [7], [], []),
+        ],
+        "events": [
+            {"ts": "2026-11-28T10:00:00Z", "action": "phase", "name": "setup", "source": "plan"},
+            {"ts": "2026-11-28T10:15:00Z", "action": "grant", "categories": ["all-disclosed"],
+             "recipients": [], "separate": ["location.precise"], "source": "signal"},
+            {"ts": "2026-11-28T10:16:00Z", "action": "phase", "name": "use", "source": "plan"},
+            {"ts": "2026-11-28T10:20:00Z", "action": "phase", "name": "idle", "source": "plan"},
+            {"ts": "2026-11-28T10:40:00Z", "action": "withdraw",
+             "categories": ["location.precise"], "recipients": ["acme-watch.example"],
+             "separate": [], "source": "mark"},
+        ],
+        "coverage": {
+            "connections": 7, "inspected": 6, "opaque_payloads": 1, "analysis_errors": 1,
+            "uninspected": [{"host": "pinned.acme-watch.example",
+                             "reason": "TLS handshake failed: the device pins its certificate"}],
+            "errors": [{"transmission": 5, "stage": "decode",
+                        "message": "brotli: output ratio limit exceeded"}],
+        },
+    }
+    when = {tx["id"]: tx["ts"] for tx in doc["transmissions"]}
+    for f in doc["findings"]:
+        f["first_seen"], f["last_seen"] = when[f["transmissions"][0]], when[f["transmissions"][-1]]
+    return doc
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("report")
+    rendered = {}
+    for lang in ("en", "zh"):
+        report_html.render(watch_doc(), out / f"report-{lang}.html", lang=lang)
+        rendered[lang] = (out / f"report-{lang}.html").read_text(encoding="utf-8")
+    return rendered
+
+
+# -- structure and languages ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang, html_lang, labels", [
+    ("en", "en", ["Summary", "Verdict", "Findings", "Data flows", "Coverage", "Critical"]),
+    ("zh", "zh-CN", ["概要", "结论", "发现项", "数据流向", "检测覆盖范围", "严重", "依据条款"]),
+])
+def test_sections_rule_ids_and_labels(pages, lang, html_lang, labels):
+    page = pages[lang]
+    assert f'<html lang="{html_lang}">' in page
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    for rule in ("PRE_CONSENT_PI", "CLEARTEXT_PI", "THIRD_PARTY_UNDISCLOSED"):
+        assert rule in page
+    for label in labels:
+        assert label in page
+
+
+def test_zh_has_no_english_headings(pages):
+    for english in (">Summary<", ">Findings<", ">Coverage<", ">Evidence<"):
+        assert english not in pages["zh"]
+
+
+@pytest.mark.parametrize("text", [
+    "Acme Kids Watch K2", "1.4.2", "flows.mitm", "v1", "0.1.0",            # summary
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",    # evidence hash
+    IMEI_MASKED, "body.json.dev.imei",                                      # field and value
+    "url → base64 → md5", "gzip → json",                                    # encoding chains
+    f"GET https://{SDK}/v2/collect?did=MzNhYjE%3D&amp;ev=boot",            # method + URL
+    "2026-11-28 10:02:40.250",                                              # time, UTC
+    "tracklytics.example", "Tracklytics Inc.", "third party", "US",         # flows
+    "TLS handshake failed: the device pins its certificate",                # uninspected
+    "brotli: output ratio limit exceeded",                                  # analysis error
+    'COPPA 312.5(a)<span class="unverified">unverified</span>',            # RULES.md `*`
+])
+def test_english_page_shows(pages, text):
+    assert text in pages["en"]
+
+
+@pytest.mark.parametrize("lang", ["fr", "EN", "", "zh-CN"])
+def test_unknown_language_is_refused(tmp_path, lang):
+    with pytest.raises(ValueError, match="language"):
+        report_html.render(watch_doc(), tmp_path / "r.html", lang=lang)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_other_schema_is_refused(tmp_path):
+    doc = watch_doc() | {"schema": "kidaudit.findings/2"}
+    with pytest.raises(ValueError, match="kidaudit.findings/2"):
+        report_html.render(doc, tmp_path / "r.html")
+
+
+def test_label_tables_match():
+    assert set(report_html.LABELS["en"]) == set(report_html.LABELS["zh"])
+    for kind, words in report_html.TERMS["en"].items():
+        assert set(words) == set(report_html.TERMS["zh"][kind]), kind
+
+
+# -- view model ----------------------------------------------------------------------------
+
+
+def test_findings_worst_first_then_by_count():
+    view = report_html.build_view(watch_doc())
+    assert [f["rule"] for f in view["findings"]] == [
+        "CLEARTEXT_PI", "PRE_CONSENT_PI",              # critical, 2 each: by rule id
+        "THIRD_PARTY_UNDISCLOSED", "PRE_CONSENT_SDK",  # high: 2 before 1
+        "NON_RESETTABLE_ID", "UNINSPECTED_TRAFFIC",
+    ]
+    assert view["verdict"]["status"] == "fail"
+    assert {c["severity"]: c["n"] for c in view["verdict"]["counts"]} == {
+        "critical": 2, "high": 2, "medium": 1, "low": 0, "info": 1}
+
+
+@pytest.mark.parametrize("n, rows, more", [
+    (1, 1, ""),
+    (20, 20, ""),
+    (21, 20, "and 1 more transmissions not listed"),
+    (57, 20, "and 37 more transmissions not listed"),
+])
+def test_evidence_is_capped(n, rows, more):
+    doc = watch_doc()
+    base = doc["transmissions"][3]
+    doc["transmissions"] = [base | {"id": 100 + i, "ts": f"2026-11-28T10:{i // 60 + 20:02d}:"
+                                                         f"{i % 60:02d}Z"} for i in range(n)]
+    doc["detections"] = [_det(100 + i, "location.precise", "body.form.lat", "39.98***")
+                         for i in range(n)]
+    doc["findings"] = [_finding("f", "CLEARTEXT_PI", "critical", "t", ["location.precise"],
+                                "acme-watch.example", [100 + i for i in range(n)], [], [])]
+    (finding,) = report_html.build_view(doc)["findings"]
+    assert len(finding["evidence"]) == rows
+    assert finding["evidence"][0]["time"] == "2026-11-28 10:20:00"  # earliest first
+    assert finding["more"] == more
+
+
+@pytest.mark.parametrize("doc", [
+    {},
+    {"schema": "kidaudit.findings/1"},
+    {"findings": [{}], "detections": [{}], "transmissions": [{}], "events": [{}]},
+    {"session": {"device": "Watch X", "started": "not a time"},
+     "findings": [{"rule": "R", "severity": "bogus", "transmissions": [99], "count": "x"}],
+     "events": [{"action": "grant", "ts": "2026-11-28T10:00:00+08:00"}],
+     "coverage": {"uninspected": ["h.example"], "errors": ["boom", {}]}},
+], ids=["empty", "schema-only", "empty-records", "odd-values"])
+def test_missing_or_odd_keys_still_render(tmp_path, doc):
+    report_html.render(doc, tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+
+
+@pytest.mark.parametrize("masked, text", [
+    (True, "Personal values are masked."),
+    (False, "this copy is for the lab&#39;s internal use only"),
+    (None, "masked unless the lab chose to reveal them"),
+])
+def test_masking_state_is_stated(masked, text):
+    doc = watch_doc()
+    doc["session"]["masked"] = masked
+    assert text in report_html.render_string(doc)
+
+
+def test_no_findings_says_so():
+    doc = watch_doc() | {"findings": []}
+    page = report_html.render_string(doc)
+    assert "NO FINDINGS" in page
+    assert "No findings. No rule fired on the traffic the auditor inspected." in page
+
+
+# -- hostile input -------------------------------------------------------------------------
+
+PWN = "document.documentElement.setAttribute('data-pwned','{}')"
+PAYLOADS = (
+    "<script>window.__pwned=1;" + PWN.format("script") + "</script>",
+    '"><img src=x onerror="' + PWN.format("img") + '">',
+    "'><svg onload=\"" + PWN.format("svg") + "\"></svg>",
+    "</title></style></textarea><iframe src=\"javascript:parent.__pwned=1\"></iframe>",
+    "<a href=\"javascript:void(0)\" onmouseover=\"" + PWN.format("a") + "\">x</a>",
+)
+INJECTED_TAGS = {"script", "img", "iframe", "object", "embed"}
+
+
+def hostile_doc() -> dict:
+    """The watch session with markup in every place captured traffic can reach."""
+    doc = copy.deepcopy(watch_doc())
+    evil = " ".join(PAYLOADS)
+    doc["session"]["device"]["name"] = evil
+    doc["session"]["inputs"].append(evil)
+    for tx in doc["transmissions"]:
+        tx["url"] = f"https://{SDK}/c?{evil}"
+        tx["host"] = evil
+        tx["recipient"] = tx["recipient"] | {"domain": evil, "organization": evil,
+                                             "country": evil}
+    for det in doc["detections"]:
+        det |= {"field": evil, "value": evil, "encoding": [evil, "base64"], "category": evil}
+    for f in doc["findings"]:
+        f |= {"title": evil, "recipient": evil, "rule": evil, "severity": evil,
+              "references": [evil], "consent": [evil], "categories": [evil]}
+    for ev in doc["events"]:
+        ev |= {"name": evil, "categories": [evil], "recipients": [evil], "action": evil}
+    doc["coverage"]["uninspected"][0] |= {"host": evil, "reason": evil}
+    doc["coverage"]["errors"][0] |= {"stage": evil, "message": evil}
+    return doc
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_hostile_markup_is_escaped_in_file(tmp_path, payload):
+    report_html.render(hostile_doc(), tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert payload not in page
+    for tag in INJECTED_TAGS | {"svg onload"}:
+        assert f"<{tag} " not in page and f"<{tag}>" not in page
+    assert "&lt;" in page and "&#34;&gt;" in page  # present as text, escaped
+
+
+def test_hostile_markup_stays_text_in_browser(tmp_path):
+    page = tmp_path / "hostile.html"
+    report_html.render(hostile_doc(), page)
+    dom = browser.dump_dom(page)
+    found = browser.elements(dom)
+    tags = [tag for tag, _ in found]
+    assert not INJECTED_TAGS & set(tags), sorted(INJECTED_TAGS & set(tags))
+    for tag, attrs in found:
+        handlers = [a for a in attrs if a.startswith("on")]
+        assert not handlers and "data-pwned" not in attrs, (tag, attrs)
+        assert not (attrs.get("href") or "").startswith("javascript:"), (tag, attrs)
+    ids = {attrs.get("id") for _, attrs in found}
+    assert set(SECTIONS) <= ids, "the page stopped rendering its sections"
+    assert tags.count("article") == len(hostile_doc()["findings"])
+
+
+def test_browser_check_sees_unescaped_markup(tmp_path):
+    """Control: the same payloads pasted raw are caught, so the check above is not vacuous."""
+    page = tmp_path / "raw.html"
+    page.write_text("<!DOCTYPE html><html><body><p>" + " ".join(PAYLOADS) + "</p></body></html>",
+                    encoding="utf-8")
+    found = browser.elements(browser.dump_dom(page))
+    assert {"script", "img", "iframe"} <= {tag for tag, _ in found}
+    assert any(attrs.get("data-pwned") for tag, attrs in found if tag == "html")
+
+
+def test_missing_chromium_fails_not_skips(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match="chromium"):
+        browser.dump_dom(tmp_path / "r.html", binary=tmp_path / "no-such-chromium")
+
+
+# -- looks ---------------------------------------------------------------------------------
+
+
+def test_screenshot_is_a_real_png(tmp_path):
+    page = tmp_path / "report.html"
+    report_html.render(watch_doc(), page)
+    png = browser.screenshot(page, tmp_path / "report.png")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == browser.WINDOW
+    assert len(data) > 10_000, len(data)
+
+
+def test_page_is_self_contained(pages):
+    for page in pages.values():
+        assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
+        assert "<link" not in page and "@import" not in page and "url(" not in page
+        assert "@media print" in page
