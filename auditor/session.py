@@ -58,8 +58,9 @@ class Session:
         meta = self.store.meta()
         self.store.set_meta(
             id=meta.get("id") or uuid.uuid4().hex[:12], device=profile.device.name,
-            firmware=profile.device.firmware, tool_version=__version__,
-            ruleset=RULESET_VERSION, inputs=",".join(inputs) or meta.get("inputs", ""))
+            firmware=profile.device.firmware, kind=profile.device.kind,
+            tool_version=__version__, ruleset=RULESET_VERSION,
+            inputs=",".join(inputs) or meta.get("inputs", "") or f"live capture ({FLOWS_FILE})")
         self.pipeline = Pipeline.for_profile(profile)
         stored = self.store.events()
         self._events_seen = max((i for i, _ in stored), default=0)
@@ -119,8 +120,9 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     findings = evaluate(observations, RuleContext(profile, ledger))
     meta = store.meta()
     session = {
-        "id": meta.get("id", ""), "device": meta.get("device", ""),
-        "firmware": meta.get("firmware", ""),
+        "id": meta.get("id", ""),
+        "device": {"name": meta.get("device", ""), "kind": meta.get("kind", ""),
+                   "firmware": meta.get("firmware", "")},
         "inputs": [i for i in meta.get("inputs", "").split(",") if i],
         "tool_version": meta.get("tool_version", __version__),
         "ruleset": meta.get("ruleset", RULESET_VERSION),
