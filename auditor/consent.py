@@ -73,18 +73,20 @@ class Ledger:
 
     def state(self, category: str, recipient: Recipient, t: float, host: str = ""
               ) -> ConsentState:
-        """The latest event before ``t`` that covers (category, recipient)."""
+        """The latest event before ``t`` that covers (category, recipient).
+
+        "Latest" is by the time the guardian acted, among the events already in effect at
+        ``t``: a re-grant inside a withdrawal's grace window outlives that withdrawal."""
         latest: ConsentState | None = None
-        latest_at = float("-inf")
         disclosed = self.disclosed_for(recipient, host)
-        for ev in self._events:
+        for ev in self._events:  # sorted by ts: the last one kept is the latest
             effective = ev.ts + (self.grace if ev.action == "withdraw" else 0.0)
-            if ev.action == "phase" or effective > t or effective < latest_at:
+            if ev.action == "phase" or effective > t:
                 continue
             if not self._covers(ev, category, recipient, host, disclosed):
                 continue
             separate = category in expand(ev.separate, disclosed) if ev.separate else False
-            latest, latest_at = ConsentState(_STATE_OF[ev.action], separate, ev), effective
+            latest = ConsentState(_STATE_OF[ev.action], separate, ev)
         return latest or ConsentState(NONE)
 
     @staticmethod

@@ -41,6 +41,8 @@ def _peel(f: Field, depth: int, budget: list[int]) -> Iterator[Field]:
             return
         chain = (*f.encoding, layer)
         for child in _as_fields(f, decoded, layer, chain):
+            if budget[0] <= 0:  # one JSON-in-a-string can hold more leaves than the budget
+                return
             budget[0] -= 1
             yield child
             yield from _peel(child, depth + 1, budget)

@@ -34,7 +34,7 @@ def _numbers(f: Field) -> Iterator[tuple[str, float, int]]:
 
 
 def find_locations(tx_id: int, fields: Iterable[Field], here: Location) -> list[Detection]:
-    """Detections for every latitude-like number that has a longitude-like partner."""
+    """Detections for every latitude-like number that has a longitude-like partner of its own."""
     lats: list[_Hit] = []
     lons: list[_Hit] = []
     for f in fields:
@@ -43,9 +43,18 @@ def find_locations(tx_id: int, fields: Iterable[Field], here: Location) -> list[
                 lats.append(_Hit(f, text, decimals))
             elif abs(value - here.lon) <= TOLERANCE_DEG:
                 lons.append(_Hit(f, text, decimals))
+    # One longitude pairs with one latitude, the closest latitude first: an altitude or a
+    # body temperature near the seeded latitude must not claim the real position's longitude.
+    free = list(lons)
+    pairs: dict[int, _Hit] = {}
+    for i in sorted(range(len(lats)), key=lambda i: abs(float(lats[i].text) - here.lat)):
+        partner = _partner(lats[i], free)
+        if partner is not None:
+            pairs[i] = partner
+            free.remove(partner)
     out: list[Detection] = []
-    for lat in lats:
-        partner = _partner(lat, lons)
+    for i, lat in enumerate(lats):
+        partner = pairs.get(i)
         if partner is None:
             continue
         decimals = min(lat.decimals, partner.decimals)

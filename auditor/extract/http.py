@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from auditor.model import Field, Transmission
@@ -51,18 +50,16 @@ def _iter_fields(tx: Transmission) -> Iterator[Field]:
 
 
 def _cookies(header: str) -> Iterator[Field]:
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        # Hostile or sloppy cookie headers are common: fall back to a plain split.
-        for part in header.split(";"):
-            name, _, value = part.strip().partition("=")
-            if name:
-                yield Field("cookie", f"cookie.{name}", value)
-        return
-    for name, morsel in jar.items():
-        yield Field("cookie", f"cookie.{name}", morsel.value)
+    """A request's ``Cookie`` header is plain ``name=value; ...`` pairs (RFC 6265 4.2.1), split
+    by hand: ``SimpleCookie`` reads ``path`` or ``version`` as attributes and stops silently
+    at the first malformed pair, losing every cookie after it."""
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        name, value = name.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if name:
+            yield Field("cookie", f"cookie.{name}", value)
 
 
 def _body(tx: Transmission) -> Iterator[Field]:

@@ -29,7 +29,7 @@ def iso(ts: float | None) -> str:
 def build(session: dict[str, object], observations: list[Observation],
           findings: Iterable[Finding], events: Iterable[ConsentEvent],
           coverage: dict[str, object], *, reveal: bool = False) -> dict[str, object]:
-    show = (lambda v: v) if reveal else mask
+    show: Callable[..., str] = (lambda v, category="": v) if reveal else mask
     times = [o.transmission.ts for o in observations]
     session = {**session, "masked": not reveal,
                "started": session.get("started") or iso(min(times, default=None)),
@@ -41,7 +41,7 @@ def build(session: dict[str, object], observations: list[Observation],
         "detections": [
             {"transmission": d.transmission, "category": d.category, "method": d.method,
              "location": d.location, "field": d.field, "encoding": list(d.encoding),
-             "profile_key": d.profile_key, "value": show(d.value),
+             "profile_key": d.profile_key, "value": show(d.value, d.category),
              "confidence": d.confidence}
             for o in observations for d in o.detections],
         "findings": [
@@ -60,7 +60,7 @@ def build(session: dict[str, object], observations: list[Observation],
     }
 
 
-def _transmission(o: Observation, show: Callable[[str], str]) -> dict[str, object]:
+def _transmission(o: Observation, show: Callable[..., str]) -> dict[str, object]:
     tx, r = o.transmission, o.recipient
     return {"id": tx.id, "ts": iso(tx.ts), "transport": tx.transport,
             "direction": tx.direction, "host": tx.host, "ip": tx.ip, "port": tx.port,
@@ -70,12 +70,12 @@ def _transmission(o: Observation, show: Callable[[str], str]) -> dict[str, objec
                           "party": r.party, "country": r.country or None}}
 
 
-def mask_in(text: str, o: Observation, show: Callable[[str], str]) -> str:
+def mask_in(text: str, o: Observation, show: Callable[..., str]) -> str:
     """A URL carries the values found in it: mask them there too."""
     for d in sorted(o.detections, key=lambda d: -len(d.value)):
         for form in {d.value, quote(d.value, safe=""), quote_plus(d.value)}:
             if form and form in text:
-                text = text.replace(form, show(form))
+                text = text.replace(form, show(form, d.category))
     return text
 
 

@@ -1,0 +1,107 @@
+"""Shared test factories: one seeded watch, one outgoing message, one consent plan.
+
+Every unit test builds its inputs here and overrides only what the case is about, so the
+seeded values (the lab's ground truth) are written once (STYLE.md 10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json as jsonlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from auditor.model import ConsentEvent, Transmission
+from auditor.profile import (
+    ConsentPlan,
+    Contact,
+    Device,
+    Disclosure,
+    Location,
+    Profile,
+)
+
+# The seeded values (DESIGN.md "Device profile").
+IMEI = "864536040123455"
+ICCID = "8986002209123456789"
+MAC = "3c:5a:b4:01:02:03"
+PHONE = "+8613800138000"
+CHILD_NAME = "Wang Xiaoming"
+BIRTHDATE = "2017-03-09"
+LAT, LON = 39.98312, 116.30791
+CONTACTS = (Contact("Li Mei", "+8613900139001"), Contact("Zhang Wei", "+8613700137002"))
+FIRST_PARTY = "acme-watch.example"
+HOST = "api.acme-watch.example"
+
+T0 = datetime(2026, 11, 28, 10, 15, tzinfo=UTC).timestamp()
+"""The session's first grant in the DESIGN.md consent plan example."""
+
+# What the privacy notice disclosed, per recipient (the DESIGN.md consent plan example).
+DISCLOSED: dict[str, tuple[str, ...]] = {
+    FIRST_PARTY: ("location.precise", "identifier.imei", "contacts.entry"),
+    "amap.com": ("location.precise", "location.wifi", "location.cell"),
+}
+
+
+def profile(**overrides: object) -> Profile:
+    """The seeded kids' watch; any field of ``Profile`` may be overridden."""
+    base = Profile(
+        device=Device(name="Acme Kids Watch K2", kind="smartwatch", firmware="1.4.2"),
+        identifiers={"imei": (IMEI,), "iccid": (ICCID,), "mac": (MAC,), "phone": (PHONE,)},
+        child={"name": (CHILD_NAME,), "birthdate": (BIRTHDATE,)},
+        location=Location(lat=LAT, lon=LON),
+        contacts=CONTACTS,
+        first_party=(FIRST_PARTY,),
+        jurisdiction="CN",
+        source="factories.profile",
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def tx(*, json: object = None, **overrides: object) -> Transmission:
+    """An HTTPS POST to the maker's API with a JSON body. ``json=`` replaces the body with that
+    document; ``path=`` without ``url=`` keeps the URL in step."""
+    fields: dict[str, object] = {
+        "id": 1,
+        "ts": T0,
+        "transport": "https",
+        "host": HOST,
+        "port": 443,
+        "ip": "203.0.113.10",
+        "method": "POST",
+        "path": "/api/v1/report",
+        "headers": (("Host", HOST), ("Content-Type", "application/json")),
+        "body": jsonlib.dumps({"imei": IMEI, "battery": 87}).encode(),
+        "content_type": "application/json",
+    }
+    if json is not None:
+        fields["body"] = jsonlib.dumps(json, ensure_ascii=False).encode()
+    fields.update(overrides)
+    if "url" not in overrides:
+        fields["url"] = f"https://{fields['host']}{fields['path']}"
+    return Transmission(**fields)  # type: ignore[arg-type]
+
+
+def event(action: str = "grant", ts: float = T0, categories: str | Iterable[str] = (),
+          **overrides: object) -> ConsentEvent:
+    """A consent event; ``categories`` may be one spec (``"all-disclosed"``) or several."""
+    cats = (categories,) if isinstance(categories, str) else tuple(categories)
+    for key in ("recipients", "separate"):
+        value = overrides.get(key)
+        if isinstance(value, str):
+            overrides[key] = (value,)
+        elif value is not None:
+            overrides[key] = tuple(value)  # type: ignore[arg-type]
+    return ConsentEvent(ts=ts, action=action, categories=cats, **overrides)  # type: ignore[arg-type]
+
+
+def plan(*events: ConsentEvent, disclosed: Mapping[str, Iterable[str]] | None = None,
+         **overrides: object) -> ConsentPlan:
+    """A consent plan with the DESIGN.md disclosures (unless ``disclosed=`` replaces them)."""
+    table = DISCLOSED if disclosed is None else disclosed
+    return ConsentPlan(
+        disclosed=tuple(Disclosure(r, tuple(cats)) for r, cats in table.items()),
+        events=tuple(sorted(events, key=lambda e: e.ts)),
+        source="factories.plan",
+        **overrides,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,169 @@
+"""auditor/detect/known.py and the Detector: seeded values found in every plausible form."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from auditor.detect import Detector, dedupe
+from auditor.detect.known import CONFIDENCE, KnownValues
+from auditor.model import Detection, Field
+from auditor.profile import Credential, Location, Profile
+from tests.factories import BIRTHDATE, CHILD_NAME, IMEI, LAT, LON, profile, tx
+
+PASSWORD = "Tr0ub4dor&3"
+BSSID = "aa:bb:cc:dd:ee:01"
+SEEDED = profile(credentials=(Credential("xiaoming", PASSWORD),),
+                 location=Location(LAT, LON, wifi=(BSSID,)))
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector(SEEDED)
+
+
+def _digest(name: str, value: str) -> str:
+    return hashlib.new(name, value.encode()).hexdigest()
+
+
+def _found(detector: Detector, value: str, encoding: tuple[str, ...] = ()
+           ) -> list[tuple[str, str, tuple[str, ...], str]]:
+    field = Field("body", "body.json.x", value, encoding)
+    return sorted((d.category, d.profile_key, d.encoding, d.value)
+                  for d in detector.detect(tx(), [field]))
+
+
+IMEI_HIT = ("identifier.imei", "identifiers.imei")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    pytest.param(IMEI, (*IMEI_HIT, (), IMEI), id="plain"),
+    pytest.param(f"dev={IMEI};fw=1.4.2", (*IMEI_HIT, (), IMEI), id="in-longer-text"),
+    pytest.param(f"[3G*{IMEI}*0009*LK]", (*IMEI_HIT, (), IMEI), id="watch-protocol"),
+    *(pytest.param(_digest(name, IMEI), (*IMEI_HIT, (name,), _digest(name, IMEI)),
+                   id=f"{name}-lower") for name in ("md5", "sha1", "sha256", "sha512")),
+    *(pytest.param(_digest(name, IMEI).upper(),
+                   (*IMEI_HIT, (name,), _digest(name, IMEI).upper()), id=f"{name}-upper")
+      for name in ("md5", "sha1", "sha256", "sha512")),
+    pytest.param(f"sign={_digest('md5', IMEI)}&t=1",
+                 (*IMEI_HIT, ("md5",), _digest("md5", IMEI)), id="md5-in-text"),
+])
+def test_imei(detector: Detector, value: str, expected: tuple) -> None:
+    assert _found(detector, value) == [expected]
+
+
+@pytest.mark.parametrize("value", [
+    "3c:5a:b4:01:02:03", "3c-5a-b4-01-02-03", "3c5ab4010203", "3c5a.b401.0203",
+    "3C:5A:B4:01:02:03", "3C-5A-B4-01-02-03", "3C5AB4010203",
+])
+def test_mac_forms(detector: Detector, value: str) -> None:
+    assert _found(detector, value) == [("identifier.mac", "identifiers.mac", (), value)]
+
+
+@pytest.mark.parametrize("value", [
+    "+8613800138000", "8613800138000", "13800138000", "008613800138000",
+    "138 0013 8000", "138-0013-8000", "+86 138 0013 8000", "tel:13800138000",
+])
+def test_phone_forms(detector: Detector, value: str) -> None:
+    found = _found(detector, value)
+    assert [(c, k) for c, k, _, _ in found] == [("identity.phone", "identifiers.phone")]
+    assert found[0][3] in value
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    pytest.param(BIRTHDATE, ("identity.birthdate", "child.birthdate"), id="birthdate-iso"),
+    pytest.param("20170309", ("identity.birthdate", "child.birthdate"), id="birthdate-compact"),
+    pytest.param("2017/03/09", ("identity.birthdate", "child.birthdate"), id="birthdate-slash"),
+    pytest.param(CHILD_NAME, ("identity.name", "child.name"), id="name"),
+    pytest.param("wangxiaoming", ("identity.name", "child.name"), id="name-joined-lower"),
+    pytest.param("Wang_Xiaoming", ("identity.name", "child.name"), id="name-underscore"),
+    pytest.param("Li Mei", ("contacts.entry", "contacts[0].name"), id="contact-0-name"),
+    pytest.param("Zhang Wei", ("contacts.entry", "contacts[1].name"), id="contact-1-name"),
+    pytest.param("13900139001", ("contacts.entry", "contacts[0].phone"), id="contact-0-national"),
+    pytest.param("+86 137 0013 7002", ("contacts.entry", "contacts[1].phone"),
+                 id="contact-1-spaced"),
+    pytest.param(PASSWORD, ("credentials.password", "credentials[0].password"), id="password"),
+    pytest.param(BSSID.upper(), ("location.wifi", "location.wifi[0]"), id="bssid-upper"),
+    pytest.param("aabbccddee01", ("location.wifi", "location.wifi[0]"), id="bssid-bare"),
+    pytest.param("8986002209123456789", ("identifier.iccid", "identifiers.iccid"), id="iccid"),
+])
+def test_other_seeds(detector: Detector, value: str, expected: tuple[str, str]) -> None:
+    assert [(c, k) for c, k, _, _ in _found(detector, value)] == [expected]
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param(f"9{IMEI}", id="imei-inside-longer-digit-run-before"),
+    pytest.param(f"{IMEI}0", id="imei-inside-longer-digit-run-after"),
+    pytest.param(f"1{IMEI}2", id="imei-inside-longer-digit-run"),
+    pytest.param("a" + _digest("md5", IMEI), id="md5-inside-longer-hex-before"),
+    pytest.param(_digest("sha1", IMEI) + "0", id="sha1-inside-longer-hex-after"),
+    pytest.param("490154203237518", id="unrelated-15-digits"),
+    pytest.param(IMEI[:-1], id="imei-truncated"),
+    pytest.param(_digest("md5", IMEI)[:-1], id="md5-truncated"),
+    pytest.param("138001380001", id="phone-inside-longer-digit-run"),
+    pytest.param("", id="empty"),
+])
+def test_negatives(detector: Detector, value: str) -> None:
+    assert _found(detector, value) == []
+
+
+@pytest.mark.parametrize(("encoding", "digest", "expected"), [
+    pytest.param((), "sha256", ("sha256",), id="bare"),
+    pytest.param(("base64",), "md5", ("base64", "md5"), id="after-base64"),
+    pytest.param(("url", "json"), "sha1", ("url", "json", "sha1"), id="after-url-json"),
+])
+def test_chain_records_the_digest(detector: Detector, encoding: tuple, digest: str,
+                                  expected: tuple) -> None:
+    (hit,) = _found(detector, _digest(digest, IMEI), encoding)
+    assert hit[2] == expected
+
+
+def test_detection_carries_field_and_transmission(detector: Detector) -> None:
+    field = Field("query", "query.did", IMEI)
+    (d,) = detector.detect(tx(id=42), [field])
+    assert (d.transmission, d.method, d.location, d.field, d.confidence) == (
+        42, "known", "query", "query.did", CONFIDENCE)
+
+
+@pytest.mark.parametrize("empty", [
+    pytest.param(Profile(), id="default"),
+    pytest.param(profile(identifiers={}, child={}, contacts=(), location=None), id="cleared"),
+    pytest.param(profile(identifiers={"imei": ("  ",)}, child={}, contacts=(), location=None),
+                 id="blank-values"),
+])
+def test_empty_profile_detects_nothing(empty: Profile) -> None:
+    fields = [Field("body", "body.json.x", v) for v in
+              (IMEI, "13800138000", "39.98312,116.30791", "Li Mei", "    ")]
+    assert len(KnownValues.from_profile(empty)) == 0
+    assert Detector(empty).detect(tx(), fields) == []
+
+
+def test_one_detection_per_field_for_overlapping_phone_forms(detector: Detector) -> None:
+    # "+8613800138000" also contains "8613800138000": the same fact, reported once.
+    found = detector.detect(tx(), [Field("body", "body.json.tel", "+8613800138000")])
+    assert len(found) == 1
+
+
+def _det(field: str, encoding: tuple[str, ...], category: str = "identifier.imei",
+         key: str = "identifiers.imei") -> Detection:
+    return Detection(1, category, "known", "body", field, encoding, key, IMEI, CONFIDENCE)
+
+
+@pytest.mark.parametrize(("detections", "expected"), [
+    pytest.param([_det("a", ("base64", "md5")), _det("a", ("md5",))], [_det("a", ("md5",))],
+                 id="shortest-chain-wins"),
+    pytest.param([_det("a", ()), _det("a", ("base64",))], [_det("a", ())],
+                 id="first-shortest-kept"),
+    pytest.param([_det("a", ()), _det("b", ())], [_det("a", ()), _det("b", ())],
+                 id="different-fields-kept"),
+    pytest.param([_det("a", ()), _det("a", (), "identity.phone", "identifiers.phone")],
+                 [_det("a", ()), _det("a", (), "identity.phone", "identifiers.phone")],
+                 id="different-categories-kept"),
+    pytest.param([_det("a", (), key="identifiers.imei"), _det("a", (), key="contacts[0].phone")],
+                 [_det("a", (), key="identifiers.imei"), _det("a", (), key="contacts[0].phone")],
+                 id="different-profile-keys-kept"),
+    pytest.param([], [], id="empty"),
+])
+def test_dedupe(detections: list[Detection], expected: list[Detection]) -> None:
+    assert dedupe(detections) == expected

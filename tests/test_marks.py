@@ -1,0 +1,98 @@
+"""auditor/marks.py: live consent marks as ``http://kidaudit.mark/...`` paths and CLI words."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor.marks import mark_path, parse_mark, parse_words
+from auditor.model import ConsentEvent
+from tests.factories import T0, event
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    pytest.param("/grant?categories=all-disclosed&separate=location.precise",
+                 event("grant", T0, "all-disclosed", separate="location.precise", source="mark"),
+                 id="grant-separate"),
+    pytest.param("/withdraw?categories=location.precise&recipients=amap.com",
+                 event("withdraw", T0, "location.precise", recipients="amap.com", source="mark"),
+                 id="withdraw-recipient"),
+    pytest.param("/phase?name=idle", event("phase", T0, name="idle", source="mark"),
+                 id="phase"),
+    pytest.param("/refuse?categories=media.voice,%20location&recipients=a.example,b.example",
+                 event("refuse", T0, ["media.voice", "location"],
+                       recipients=["a.example", "b.example"], source="mark"),
+                 id="comma-lists"),
+    pytest.param("/grant?categories=location&categories=identifier.imei",
+                 event("grant", T0, ["location", "identifier.imei"], source="mark"),
+                 id="repeated-parameter"),
+    pytest.param("grant/?categories=location", event("grant", T0, "location", source="mark"),
+                 id="slashes-stripped"),
+])
+def test_parse_mark(path: str, expected: ConsentEvent) -> None:
+    assert parse_mark(path, T0) == expected
+
+
+@pytest.mark.parametrize("ev", [
+    event("grant", T0, "all-disclosed", separate=["location.precise", "contacts"]),
+    event("withdraw", T0, ["location.precise", "identifier"], recipients="amap.com"),
+    event("refuse", T0, "media", recipients=["ads.example", "track.example"]),
+    event("phase", T0, name="idle"),
+    event("phase", T0, name="sos & call"),
+])
+def test_mark_path_round_trip(ev: ConsentEvent) -> None:
+    ev = ConsentEvent(ev.ts, ev.action, ev.categories, ev.recipients, ev.separate, ev.name,
+                      source="command")
+    path = mark_path(ev)
+    assert path.startswith(f"/{ev.action}?")
+    assert parse_mark(path, ev.ts, source="command") == ev
+
+
+@pytest.mark.parametrize(("action", "words", "expected"), [
+    pytest.param("grant", ["all-disclosed", "separate=location.precise"],
+                 event("grant", T0, "all-disclosed", separate="location.precise", source="cli"),
+                 id="grant-bare-word-and-separate"),
+    pytest.param("grant", ["location", "identifier.imei"],
+                 event("grant", T0, ["location", "identifier.imei"], source="cli"),
+                 id="bare-words-are-categories"),
+    pytest.param("withdraw", ["location.precise", "recipients=amap.com"],
+                 event("withdraw", T0, "location.precise", recipients="amap.com", source="cli"),
+                 id="withdraw-recipients"),
+    pytest.param("phase", ["idle"], event("phase", T0, name="idle", source="cli"),
+                 id="phase-bare-word-is-name"),
+    pytest.param("refuse", ["categories=media,location"],
+                 event("refuse", T0, ["media", "location"], source="cli"),
+                 id="explicit-key"),
+])
+def test_parse_words(action: str, words: list[str], expected: ConsentEvent) -> None:
+    assert parse_words(action, words, T0, "cli") == expected
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    pytest.param("/allow?categories=location", "unknown mark action 'allow'", id="bad-action"),
+    pytest.param("/", "unknown mark action ''", id="no-action"),
+    pytest.param("/grant/x?categories=location", "unknown mark action 'grant/x'",
+                 id="nested-action"),
+    pytest.param("/grant", "a grant mark needs categories=", id="grant-no-categories"),
+    pytest.param("/withdraw?categories=", "a withdraw mark needs categories=",
+                 id="withdraw-empty-categories"),
+    pytest.param("/refuse?recipients=amap.com", "a refuse mark needs categories=",
+                 id="refuse-no-categories"),
+    pytest.param("/phase", "a phase mark needs name=", id="phase-no-name"),
+    pytest.param("/grant?categories=loc", "unknown category 'loc'", id="unknown-category"),
+    pytest.param("/grant?categories=location&separate=bogus", "unknown category 'bogus'",
+                 id="unknown-separate"),
+])
+def test_parse_mark_errors(path: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+        parse_mark(path, T0)
+
+
+@pytest.mark.parametrize(("action", "words", "message"), [
+    ("allow", ["location"], "unknown mark action 'allow'"),
+    ("grant", [], "a grant mark needs categories="),
+    ("phase", [], "a phase mark needs name="),
+    ("grant", ["locaton"], "unknown category 'locaton'"),
+])
+def test_parse_words_errors(action: str, words: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_words(action, words, T0, "cli")
