@@ -23,13 +23,19 @@ _B64 = re.compile(r"^[A-Za-z0-9+/_-]{12,}={0,2}$")
 _PCT = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
-def expand(fields: Iterable[Field]) -> list[Field]:
-    """The fields plus every decoded layer found inside them."""
+def expand(fields: Iterable[Field], opaque: list[str] | None = None) -> list[Field]:
+    """The fields plus every decoded layer found inside them.
+
+    ``opaque`` collects ``"field: reason"`` for every value a limit stopped us reading, so
+    the report can say what was not looked into instead of claiming it was clean.
+    """
     out: list[Field] = []
     budget = [MAX_DERIVED]
     for f in fields:
         out.append(f)
         out.extend(_peel(f, 0, budget))
+    if budget[0] <= 0 and opaque is not None:
+        opaque.append(f"*: more than {MAX_DERIVED} decoded fields, the rest not decoded")
     return out
 
 

@@ -28,6 +28,11 @@ class Transmission:
     inspected: bool = True
     size: int = 0  # bytes on the wire for this message (request head + body)
     flow_id: str = ""
+    payload: bytes = b""  # a raw TCP/UDP/WebSocket message, or a DNS query, as sent
+    sni: str = ""
+    decrypted: bool = False  # TLS that the proxy intercepted and read (NO_CERT_VALIDATION)
+    tls_versions: tuple[str, ...] = ()  # offered in the device's ClientHello (WEAK_TLS)
+    tls_ciphers: tuple[str, ...] = ()  # cipher suite names offered in the ClientHello
 
     @property
     def cleartext(self) -> bool:
@@ -63,6 +68,8 @@ class Recipient:
     organization: str = ""
     party: str = "unknown"  # first | third | unknown
     country: str = ""
+    sdk: str = ""  # tracker / SDK name when the host is a known SDK endpoint
+    sdk_type: str = ""  # analytics | advertising | attribution | push | crash | location | ...
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class Observation:
     transmission: Transmission
     recipient: Recipient
     detections: tuple[Detection, ...] = ()
+    opaque: tuple[str, ...] = ()  # "field: reason" for payloads a limit stopped us reading
 
     @property
     def categories(self) -> frozenset[str]:

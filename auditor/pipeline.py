@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from auditor import decode
 from auditor.detect import Detector
-from auditor.extract import extract_http
+from auditor.extract import extract
 from auditor.model import Observation, Transmission
 from auditor.profile import Profile
 from auditor.recipients import Recipients
@@ -27,6 +27,7 @@ class Pipeline:
         recipient = self.recipients.attribute(tx.host, tx.ip)
         if not tx.inspected:
             return Observation(tx, recipient)
-        fields = decode.expand(extract_http(tx))
+        opaque: list[str] = []
+        fields = decode.expand(extract(tx), opaque)
         detections = self.detector.detect(tx, fields)
-        return Observation(tx, recipient, tuple(detections))
+        return Observation(tx, recipient, tuple(detections), tuple(opaque))

@@ -67,7 +67,6 @@ class Session:
         self.ledger = Ledger(self.plan, tuple(ev for _, ev in stored))
         self.aggregator = Aggregator(RuleContext(profile, self.ledger))
         self._next_id = self.store.next_id()
-        self.opaque_payloads = 0
 
     def _keep_copy(self, source: str, name: str) -> None:
         """The profile and plan used travel with the session: a report is reproducible."""
@@ -130,8 +129,7 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         "consent_sha256": sha256_file(directory / CONSENT_FILE),
         "flows_sha256": sha256_file(directory / FLOWS_FILE),
     }
-    coverage = {"uninspected": store.uninspected(), "errors": store.errors(),
-                "opaque_payloads": int(meta.get("opaque_payloads", "0"))}
+    coverage = {"uninspected": store.uninspected(), "errors": store.errors()}
     doc = document.build(session, observations, findings, ledger.events, coverage,
                          reveal=reveal)
     findings_json.render(doc, directory / "findings.json")

@@ -20,7 +20,9 @@ CREATE TABLE IF NOT EXISTS transmissions (
     id INTEGER PRIMARY KEY, ts REAL NOT NULL, transport TEXT NOT NULL, direction TEXT NOT NULL,
     host TEXT, ip TEXT, port INTEGER, method TEXT, url TEXT, inspected INTEGER NOT NULL,
     size INTEGER, flow_id TEXT, content_type TEXT,
-    domain TEXT, organization TEXT, party TEXT, country TEXT);
+    domain TEXT, organization TEXT, party TEXT, country TEXT,
+    sni TEXT, decrypted INTEGER, tls_versions TEXT, tls_ciphers TEXT,
+    sdk TEXT, sdk_type TEXT, opaque TEXT);
 CREATE TABLE IF NOT EXISTS detections (
     transmission INTEGER NOT NULL REFERENCES transmissions(id), category TEXT NOT NULL,
     method TEXT NOT NULL, location TEXT, field TEXT, encoding TEXT, profile_key TEXT,
@@ -85,10 +87,13 @@ class Store:
         tx, r = obs.transmission, obs.recipient
         with self.db:
             self.db.execute(
-                "INSERT INTO transmissions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO transmissions VALUES ({','.join('?' * 24)})",
                 (tx.id, tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port, tx.method,
                  tx.url, int(tx.inspected), tx.size, tx.flow_id, tx.content_type,
-                 r.domain, r.organization, r.party, r.country))
+                 r.domain, r.organization, r.party, r.country,
+                 tx.sni, int(tx.decrypted), json.dumps(list(tx.tls_versions)),
+                 json.dumps(list(tx.tls_ciphers)), r.sdk, r.sdk_type,
+                 json.dumps(list(obs.opaque))))
             self.db.executemany(
                 "INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
                 [(d.transmission, d.category, d.method, d.location, d.field,
@@ -107,9 +112,12 @@ class Store:
             tx = Transmission(id=row[0], ts=row[1], transport=row[2], direction=row[3],
                               host=row[4], ip=row[5], port=row[6], method=row[7], url=row[8],
                               inspected=bool(row[9]), size=row[10], flow_id=row[11],
-                              content_type=row[12])
-            out.append(Observation(tx, Recipient(row[13], row[14], row[15], row[16]),
-                                   tuple(dets.get(tx.id, ()))))
+                              content_type=row[12], sni=row[17], decrypted=bool(row[18]),
+                              tls_versions=tuple(json.loads(row[19])),
+                              tls_ciphers=tuple(json.loads(row[20])))
+            recipient = Recipient(row[13], row[14], row[15], row[16], row[21], row[22])
+            out.append(Observation(tx, recipient, tuple(dets.get(tx.id, ())),
+                                   tuple(json.loads(row[23]))))
         return out
 
     # -- consent events -----------------------------------------------------------------

@@ -1,5 +1,25 @@
-"""Extraction: turn a transmission's raw parts into ``Field`` values, one module per carrier."""
+"""Extraction: turn a transmission's raw parts into ``Field`` values, one module per carrier.
+
+``EXTRACTORS`` maps a transport to the function that reads it; a transport with no entry
+is recorded but not looked into (the report lists it under coverage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
 
 from auditor.extract.http import extract_http
+from auditor.model import Field, Transmission
 
-__all__ = ["extract_http"]
+EXTRACTORS: dict[str, Callable[[Transmission], list[Field]]] = {
+    "http": extract_http,
+    "https": extract_http,
+}
+
+
+def extract(tx: Transmission) -> list[Field]:
+    reader = EXTRACTORS.get(tx.transport)
+    return reader(tx) if reader is not None else []
+
+
+__all__ = ["EXTRACTORS", "extract", "extract_http"]

@@ -67,7 +67,8 @@ def _transmission(o: Observation, show: Callable[..., str]) -> dict[str, object]
             "method": tx.method, "url": mask_in(tx.url, o, show), "inspected": tx.inspected,
             "bytes": tx.size,
             "recipient": {"domain": r.domain, "organization": r.organization or None,
-                          "party": r.party, "country": r.country or None}}
+                          "party": r.party, "country": r.country or None,
+                          "sdk": r.sdk or None, "sdk_type": r.sdk_type or None}}
 
 
 def mask_in(text: str, o: Observation, show: Callable[..., str]) -> str:
@@ -85,7 +86,9 @@ def _coverage(observations: list[Observation], extra: dict[str, object]) -> dict
         "connections": len(observations),
         "inspected": sum(o.transmission.inspected for o in observations),
         "uninspected": list(extra.get("uninspected", [])),  # type: ignore[call-overload]
-        "opaque_payloads": int(extra.get("opaque_payloads", 0)),  # type: ignore[call-overload]
+        "opaque_payloads": sum(bool(o.opaque) for o in observations),
+        "opaque": [{"transmission": o.transmission.id, "fields": list(o.opaque)}
+                   for o in observations if o.opaque],
         "analysis_errors": len(errors),
         "errors": errors,
     }
