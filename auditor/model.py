@@ -93,6 +93,10 @@ class Observation:
     recipient: Recipient
     detections: tuple[Detection, ...] = ()
     opaque: tuple[str, ...] = ()  # "field: reason" for payloads a limit stopped us reading
+    # Facts about the message that are not personal data but that rules look at, written
+    # "kind:value": "command:MONITOR" (a server asks a watch to call back and listen),
+    # "firmware" (an update image is being fetched).
+    tags: tuple[str, ...] = ()
 
     @property
     def categories(self) -> frozenset[str]:

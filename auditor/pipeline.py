@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from auditor import decode
 from auditor.detect import Detector
 from auditor.extract import extract
-from auditor.model import Observation, Transmission
+from auditor.model import Field, Observation, Transmission
 from auditor.profile import Profile
 from auditor.recipients import Recipients
 
@@ -30,4 +30,12 @@ class Pipeline:
         opaque: list[str] = []
         fields = decode.expand(extract(tx), opaque)
         detections = self.detector.detect(tx, fields)
-        return Observation(tx, recipient, tuple(detections), tuple(opaque))
+        return Observation(tx, recipient, tuple(detections), tuple(opaque), tags(fields))
+
+
+def tags(fields: list[Field]) -> tuple[str, ...]:
+    """Extractors report protocol facts as fields with location ``command`` (the command a
+    server sent a watch, ``MONITOR``) or ``tag`` (``firmware``); rules see them as tags."""
+    out = [f"command:{f.value}" if f.location == "command" else f.value
+           for f in fields if f.location in ("command", "tag")]
+    return tuple(dict.fromkeys(out))

@@ -131,13 +131,29 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     }
     coverage = {"uninspected": store.uninspected(), "errors": store.errors()}
     doc = document.build(session, observations, findings, ledger.events, coverage,
-                         reveal=reveal)
+                         consent=judged_under(observations, ledger), reveal=reveal)
     findings_json.render(doc, directory / "findings.json")
     detections_csv.render(doc, directory / "detections.csv")
     html.render(doc, directory / "report.html", lang=lang)
     for name in OUTPUTS:
         os.chmod(directory / name, 0o600)
     return Outputs(directory, findings)
+
+
+def judged_under(observations: list[Observation], ledger: Ledger
+                 ) -> dict[int, dict[str, str]]:
+    """For every transmission, the consent state of each category it carried, at its time:
+    what the report shows beside each piece of evidence."""
+    out: dict[int, dict[str, str]] = {}
+    for o in observations:
+        tx = o.transmission
+        states = {}
+        for category in sorted(o.categories):
+            state = ledger.state(category, o.recipient, tx.ts, tx.host)
+            states[category] = state.status + (" (separate)" if state.separate else "")
+        if states:
+            out[tx.id] = states
+    return out
 
 
 def reopen(directory: Path) -> tuple[Store, Profile, Ledger]:

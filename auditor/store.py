@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS transmissions (
     size INTEGER, flow_id TEXT, content_type TEXT,
     domain TEXT, organization TEXT, party TEXT, country TEXT,
     sni TEXT, decrypted INTEGER, tls_versions TEXT, tls_ciphers TEXT,
-    sdk TEXT, sdk_type TEXT, opaque TEXT);
+    sdk TEXT, sdk_type TEXT, opaque TEXT, tags TEXT);
 CREATE TABLE IF NOT EXISTS detections (
     transmission INTEGER NOT NULL REFERENCES transmissions(id), category TEXT NOT NULL,
     method TEXT NOT NULL, location TEXT, field TEXT, encoding TEXT, profile_key TEXT,
@@ -87,13 +87,13 @@ class Store:
         tx, r = obs.transmission, obs.recipient
         with self.db:
             self.db.execute(
-                f"INSERT INTO transmissions VALUES ({','.join('?' * 24)})",
+                f"INSERT INTO transmissions VALUES ({','.join('?' * 25)})",
                 (tx.id, tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port, tx.method,
                  tx.url, int(tx.inspected), tx.size, tx.flow_id, tx.content_type,
                  r.domain, r.organization, r.party, r.country,
                  tx.sni, int(tx.decrypted), json.dumps(list(tx.tls_versions)),
                  json.dumps(list(tx.tls_ciphers)), r.sdk, r.sdk_type,
-                 json.dumps(list(obs.opaque))))
+                 json.dumps(list(obs.opaque)), json.dumps(list(obs.tags))))
             self.db.executemany(
                 "INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
                 [(d.transmission, d.category, d.method, d.location, d.field,
@@ -117,7 +117,7 @@ class Store:
                               tls_ciphers=tuple(json.loads(row[20])))
             recipient = Recipient(row[13], row[14], row[15], row[16], row[21], row[22])
             out.append(Observation(tx, recipient, tuple(dets.get(tx.id, ())),
-                                   tuple(json.loads(row[23]))))
+                                   tuple(json.loads(row[23])), tuple(json.loads(row[24]))))
         return out
 
     # -- consent events -----------------------------------------------------------------

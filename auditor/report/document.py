@@ -28,7 +28,8 @@ def iso(ts: float | None) -> str:
 
 def build(session: dict[str, object], observations: list[Observation],
           findings: Iterable[Finding], events: Iterable[ConsentEvent],
-          coverage: dict[str, object], *, reveal: bool = False) -> dict[str, object]:
+          coverage: dict[str, object], *, consent: dict[int, dict[str, str]] | None = None,
+          reveal: bool = False) -> dict[str, object]:
     show: Callable[..., str] = (lambda v, category="": v) if reveal else mask
     times = [o.transmission.ts for o in observations]
     session = {**session, "masked": not reveal,
@@ -37,7 +38,9 @@ def build(session: dict[str, object], observations: list[Observation],
     return {
         "schema": SCHEMA,
         "session": session,
-        "transmissions": [_transmission(o, show) for o in observations],
+        "transmissions": [{**_transmission(o, show),
+                           "consent": (consent or {}).get(o.transmission.id, {})}
+                          for o in observations],
         "detections": [
             {"transmission": d.transmission, "category": d.category, "method": d.method,
              "location": d.location, "field": d.field, "encoding": list(d.encoding),
