@@ -129,8 +129,9 @@ def mark(
     typer.echo(f"recorded {ev.action} {ev.name or ','.join(ev.categories)} in {session}")
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def capture(
+    ctx: typer.Context,
     profile: ProfileOpt,
     session: Annotated[Path, typer.Option("--session", "-s", help="Session folder to write.")],
     consent: ConsentOpt = None,
@@ -140,7 +141,9 @@ def capture(
     listen_host: Annotated[str, typer.Option(help="Listen address.")] = "",
     web: Annotated[bool, typer.Option("--web", help="Run mitmweb instead of mitmdump.")] = False,
 ) -> None:
-    """Run mitmproxy with the kidaudit addon until Ctrl-C, then write the reports."""
+    """Run mitmproxy with the kidaudit addon until Ctrl-C, then write the reports.
+
+    Arguments after ``--`` go to mitmproxy as they are (``-- --set tcp_hosts=.*``)."""
     _load(profile, consent)  # fail early, with one clear line
     tool = Path(sys.executable).with_name("mitmweb" if web else "mitmdump")
     addon = Path(__file__).resolve().parents[1] / "addons" / "kidaudit.py"
@@ -150,7 +153,8 @@ def capture(
         argv += ["--listen-host", listen_host]
     if consent:
         argv += ["--set", f"kidaudit_consent={consent}"]
-    typer.echo(" ".join(argv))
+    argv += ctx.args
+    typer.echo(" ".join(argv), err=True)
     os.execv(argv[0], argv)
 
 

@@ -1,0 +1,101 @@
+"""`kidaudit capture`: mitmdump / mitmweb with the addon, as a lab starts it, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from auditor.demo.cloud import LocalCloud
+
+IMEI = "864536040123455"
+KIDAUDIT = Path(sys.executable).with_name("kidaudit")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(proc: subprocess.Popen, pattern: str, seconds: float = 20) -> re.Match:
+    deadline = time.monotonic() + seconds
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        m = re.search(pattern, line)
+        if m:
+            return m
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"no line matching {pattern!r} within {seconds} s")
+
+
+def _start(tmp_path: Path, *mitmproxy_args: str, web: bool = False
+           ) -> tuple[subprocess.Popen, Path]:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f'identifiers: {{imei: "{IMEI}"}}\n')
+    session = tmp_path / "session"
+    proc = subprocess.Popen(
+        [str(KIDAUDIT), "capture", "--profile", str(profile), "--session", str(session),
+         "--listen-host", "127.0.0.1", "--port", "0", *(["--web"] if web else []), "--",
+         "--set", f"confdir={tmp_path / 'conf'}", *mitmproxy_args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, session
+
+
+def _send(port: int, cloud: LocalCloud) -> None:
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{port}"}))
+    host, cloud_port = cloud.http_addr
+    with opener.open(f"http://{host}:{cloud_port}/r?imei={IMEI}", timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_capture_runs_mitmdump_and_writes_reports_on_ctrl_c(tmp_path: Path) -> None:
+    with LocalCloud() as cloud:
+        proc, session = _start(tmp_path)
+        try:
+            port = int(_wait_for(proc, r"proxy listening at .*:(\d+)").group(1))
+            _send(port, cloud)
+            _wait_for(proc, r"\[CRITICAL\] CLEARTEXT_PI")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+    doc = json.loads((session / "findings.json").read_text())
+    assert {f["rule"] for f in doc["findings"]} == {"CLEARTEXT_PI", "PRE_CONSENT_PI"}
+
+
+def test_capture_with_mitmweb_shows_marked_commented_flows(tmp_path: Path) -> None:
+    web = _free_port()
+    with LocalCloud() as cloud:
+        proc, session = _start(tmp_path, "--set", f"web_port={web}",
+                               "--set", "web_open_browser=false", web=True)
+        try:
+            port = int(_wait_for(proc, r"proxy listening at .*:(\d+)").group(1))
+            _wait_for(proc, r"Web server listening")
+            _send(port, cloud)
+            with urllib.request.urlopen(f"http://127.0.0.1:{web}/flows", timeout=10) as r:
+                flows = json.load(r)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+    (flow,) = flows
+    assert flow["marked"] and flow["comment"] == "kidaudit: identifier.imei"
+    assert (session / "report.html").is_file()
+
+
+def test_capture_refuses_an_invalid_profile_before_starting(tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text("identifiers: {imei: 'nope'}\n")
+    result = subprocess.run([str(KIDAUDIT), "capture", "--profile", str(profile), "--session",
+                             str(tmp_path / "s")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"kidaudit: {profile}, line 1: identifiers.imei")
+    assert not (tmp_path / "s").exists()
