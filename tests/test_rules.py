@@ -1,61 +1,441 @@
-"""Every rule carries its own proof: a hit and an ok fixture per rule (semgrep-rules style),
-and a walk over the catalogue that fails when a rule lacks either."""
+"""Every rule carries its own proof: hit and ok fixtures per rule (semgrep-rules style), a walk
+over the catalogue that fails when a rule lacks either, and one scripted session through the
+whole catalogue with the exact findings it must produce."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import random
+from dataclasses import dataclass
 
 import pytest
 
 from auditor.consent import Ledger
 from auditor.model import ConsentEvent, Detection, Observation, Recipient, Transmission
-from auditor.profile import ConsentPlan, Disclosure, Profile
-from auditor.rules import CATALOGUE, Aggregator, RuleContext, by_id, evaluate
+from auditor.profile import ConsentPlan, Device, Disclosure, Profile
+from auditor.rules import CATALOGUE, Aggregator, Hit, RuleContext, by_id, evaluate
+from auditor.rules.engine import finding_id
+from tests.factories import IMEI, profile
 
 T0 = 1_790_000_000.0
+
 FIRST = Recipient("acme-watch.example", party="first")
+AMAP = Recipient("amap.com", organization="AutoNavi", party="third", country="CN",
+                 sdk="AMap", sdk_type="location")
+AUTONAVI = Recipient("autonavi.com", organization="AutoNavi", party="third", country="CN")
+UMENG = Recipient("umeng.com", organization="Alibaba", party="third", country="CN",
+                  sdk="Umeng", sdk_type="analytics")
+ADS = Recipient("ads.example", organization="AdCo", party="third", country="US",
+                sdk="AdSDK", sdk_type="advertising")
+APPSFLYER = Recipient("appsflyer.com", organization="AppsFlyer", party="third",
+                      sdk="AppsFlyer", sdk_type="attribution")
+CDN = Recipient("cdn.example", party="third")
+UNKNOWN = Recipient("somewhere.example", party="unknown")
+
+IMEI_C, ADV, MAC = "identifier.imei", "identifier.advertising", "identifier.mac"
+PRECISE, WIFI, CELL = "location.precise", "location.wifi", "location.cell"
+CONTACT, VOICE, PHOTO, PASSWORD = ("contacts.entry", "media.voice", "media.photo",
+                                   "credentials.password")
+
+DISCLOSED = (Disclosure("acme-watch.example", (IMEI_C, PRECISE, CONTACT)),
+             Disclosure("amap.com", (PRECISE, WIFI, CELL)))
+
+
+@dataclass(frozen=True)
+class Found:
+    """A detection beyond the plain known one a message's ``categories`` give."""
+
+    category: str
+    value: str = "v"
+    method: str = "known"
+    profile_key: str = ""
+    location: str = "body"
+    field: str = ""
+
+
+@dataclass(frozen=True)
+class Msg:
+    """One transmission: ``categories`` each found once as a known value, plus ``found``."""
+
+    categories: tuple[str, ...] = (IMEI_C,)
+    at: float = 100.0
+    transport: str = "https"
+    recipient: Recipient = FIRST
+    direction: str = "up"
+    host: str = ""
+    url: str = ""
+    method: str = "POST"
+    tags: tuple[str, ...] = ()
+    inspected: bool = True
+    opaque: tuple[str, ...] = ()
+    tls_versions: tuple[str, ...] = ()
+    tls_ciphers: tuple[str, ...] = ()
+    decrypted: bool = False
+    found: tuple[Found, ...] = ()
+
+    def observation(self, tx_id: int) -> Observation:
+        host = self.host or "api." + self.recipient.domain
+        tx = Transmission(id=tx_id, ts=T0 + self.at, transport=self.transport, host=host,
+                          port=443, direction=self.direction, method=self.method,
+                          url=self.url, inspected=self.inspected, decrypted=self.decrypted,
+                          tls_versions=self.tls_versions, tls_ciphers=self.tls_ciphers)
+        plain = [Found(c, profile_key=c) for c in self.categories]
+        dets = tuple(Detection(tx_id, f.category, f.method, f.location,
+                               f.field or f"body.json.{f.category}", (), f.profile_key,
+                               f.value, 0.99) for f in (*plain, *self.found))
+        return Observation(tx, self.recipient, dets, self.opaque, self.tags)
 
 
 @dataclass(frozen=True)
 class Case:
-    """One transmission carrying ``categories`` at ``T0 + at`` over ``transport``, judged
-    against ``events``."""
+    """A short timeline (transmission ids 1, 2, ... in the order of ``msgs``) judged against
+    ``events``. ``expect``: the hits as (transmission id, categories); None means message 1
+    with every category found in it."""
 
-    categories: tuple[str, ...] = ("identifier.imei",)
-    transport: str = "https"
-    at: float = 100.0
+    msgs: tuple[Msg, ...] = (Msg(),)
     events: tuple[ConsentEvent, ...] = ()
-    recipient: Recipient = FIRST
-    direction: str = "up"
-    disclosed: tuple[Disclosure, ...] = field(default=(
-        Disclosure("acme-watch.example", ("identifier.imei", "location.precise")),))
+    disclosed: tuple[Disclosure, ...] = DISCLOSED
+    profile: Profile = profile()
+    limits: tuple[tuple[str, float], ...] = ()
+    grace: float = 60.0
+    expect: tuple[tuple[int, tuple[str, ...]], ...] | None = None
 
-    def observation(self) -> Observation:
-        tx = Transmission(id=1, ts=T0 + self.at, transport=self.transport,
-                          host="api." + self.recipient.domain, port=443,
-                          direction=self.direction)
-        dets = tuple(Detection(1, c, "known", "body", f"body.json.{c}", (), c, "v", 0.99)
-                     for c in self.categories)
-        return Observation(tx, self.recipient, dets)
+    def observations(self) -> list[Observation]:
+        return [m.observation(i) for i, m in enumerate(self.msgs, 1)]
 
     def context(self) -> RuleContext:
-        return RuleContext(Profile(first_party=("acme-watch.example",)),
-                           Ledger(ConsentPlan(disclosed=self.disclosed, events=self.events)))
+        limits = {"min_interval_s": dict(self.limits)} if self.limits else {}
+        plan = ConsentPlan(disclosed=self.disclosed, events=self.events, limits=limits,
+                           withdrawal_grace_s=self.grace)
+        return RuleContext(self.profile, Ledger(plan))
+
+    def expected(self) -> list[Hit]:
+        if self.expect is None:
+            return [Hit(1, self.observations()[0].categories)]
+        return [Hit(tx, frozenset(cats)) for tx, cats in self.expect]
 
 
-GRANT = ConsentEvent(T0, "grant", ("all-disclosed",))
+_CASE_FIELDS = {f.name for f in dataclasses.fields(Case)}
+
+
+def case(*msgs: Msg, **kw: object) -> Case:
+    """A Case; keyword arguments that are not Case fields describe its single message."""
+    own = {k: v for k, v in kw.items() if k in _CASE_FIELDS}
+    rest = {k: v for k, v in kw.items() if k not in _CASE_FIELDS}
+    return Case(msgs or (Msg(**rest),), **own)  # type: ignore[arg-type]
+
+
+def grant(at: float = 0.0, cats: tuple[str, ...] = ("all-disclosed",), **kw: object
+          ) -> ConsentEvent:
+    return ConsentEvent(T0 + at, "grant", cats, **kw)  # type: ignore[arg-type]
+
+
+def ev(action: str, at: float, cats: tuple[str, ...] = (), **kw: object) -> ConsentEvent:
+    return ConsentEvent(T0 + at, action, cats, **kw)  # type: ignore[arg-type]
+
+
+GRANT = grant()
+GRANT_SEP = grant(separate=(PRECISE,))
+IDLE = ev("phase", 0, name="idle")
+UNTRUSTING = profile(device=Device(name="K2", ca_trusted=False))
+NONE_HIT: tuple[tuple[int, tuple[str, ...]], ...] = ((1, ()),)  # a hit with no categories
 
 CASES: dict[str, dict[str, list[Case]]] = {
     "PRE_CONSENT_PI": {
-        "hit": [Case(), Case(events=(ConsentEvent(T0 + 500, "grant", ("all-disclosed",)),))],
-        "ok": [Case(events=(GRANT,)), Case(categories=()),
-               Case(direction="down")],
+        "hit": [case(), case(events=(grant(500),)), case(at=-0.5, events=(GRANT,)),
+                case(events=(ev("refuse", 0, (IMEI_C,)),))],
+        "ok": [case(events=(GRANT,)), case(at=0, events=(GRANT,)), case(categories=()),
+               case(direction="down"), case(inspected=False, categories=())],
+    },
+    "PRE_CONSENT_SDK": {
+        "hit": [case(recipient=UMENG, categories=(IMEI_C, PRECISE, "identity.name"),
+                     expect=((1, (IMEI_C, PRECISE)),)),
+                case(recipient=ADS, categories=(CELL,), events=(grant(500),))],
+        "ok": [case(recipient=UMENG, events=(GRANT,)), case(recipient=FIRST),
+               case(recipient=CDN), case(recipient=UMENG, categories=("identity.name",))],
+    },
+    "SCOPE_EXCEEDED": {
+        "hit": [case(categories=("identity.birthdate",), events=(GRANT,)),
+                case(categories=(IMEI_C, "identity.birthdate"), events=(GRANT,),
+                     expect=((1, ("identity.birthdate",)),)),
+                case(recipient=AMAP, categories=(IMEI_C, CELL),
+                     events=(grant(cats=("location",), recipients=("amap.com",)),),
+                     expect=((1, (IMEI_C,)),))],
+        "ok": [case(categories=("identity.birthdate",)), case(events=(GRANT,)),
+               case(categories=("identity.birthdate",),
+                    events=(GRANT, ev("refuse", 10, ("identity.birthdate",)))),
+               case(categories=(PRECISE,), events=(GRANT, ev("withdraw", 10, (PRECISE,))))],
+    },
+    "AFTER_REFUSAL": {
+        "hit": [case(events=(ev("refuse", 0, (IMEI_C,)),)),
+                case(categories=(IMEI_C, PRECISE),
+                     events=(GRANT, ev("refuse", 50, ("location",))),
+                     expect=((1, (PRECISE,)),))],
+        "ok": [case(), case(events=(ev("refuse", 0, (IMEI_C,)), grant(50))),
+               case(events=(ev("refuse", 0, (IMEI_C,), recipients=("amap.com",)),)),
+               case(at=-1, events=(ev("refuse", 0, (IMEI_C,)),))],
+    },
+    "AFTER_WITHDRAWAL": {
+        "hit": [case(categories=(PRECISE,), at=161,
+                     events=(GRANT_SEP, ev("withdraw", 100, (PRECISE,)))),
+                case(recipient=AMAP, categories=(PRECISE, IMEI_C), at=500,
+                     events=(GRANT, ev("withdraw", 100, ("location",),
+                                       recipients=("AutoNavi",))),
+                     expect=((1, (PRECISE,)),)),
+                case(categories=(PRECISE,), at=100, grace=0.0,
+                     events=(GRANT, ev("withdraw", 100, (PRECISE,))))],
+        "ok": [case(categories=(PRECISE,), at=159,
+                    events=(GRANT, ev("withdraw", 100, (PRECISE,)))),
+               case(categories=(PRECISE,), at=100,
+                    events=(GRANT, ev("withdraw", 100, (PRECISE,)))),
+               case(categories=(IMEI_C,), at=500,
+                    events=(GRANT, ev("withdraw", 100, (PRECISE,)))),
+               case(recipient=FIRST, categories=(PRECISE,), at=500,
+                    events=(GRANT, ev("withdraw", 100, ("location",),
+                                      recipients=("amap.com",)))),
+               case(categories=(PRECISE,), at=500,
+                    events=(GRANT, ev("withdraw", 100, (PRECISE,)), grant(300)))],
+    },
+    "SENSITIVE_NO_SEPARATE_CONSENT": {
+        "hit": [case(categories=(PRECISE, IMEI_C), events=(GRANT,),
+                     expect=((1, (PRECISE,)),)),
+                case(categories=(CONTACT,)),
+                case(categories=(VOICE, PRECISE),
+                     events=(grant(cats=(PRECISE, VOICE), separate=(PRECISE,)),),
+                     expect=((1, (VOICE,)),)),
+                case(categories=(PRECISE,), at=500,
+                     events=(GRANT_SEP, ev("withdraw", 100, (PRECISE,)))),
+                case(recipient=ADS, categories=(PRECISE,), events=(GRANT_SEP,)),
+                case(categories=("identity.national_id", PHOTO))],
+        "ok": [case(categories=(PRECISE,), events=(GRANT_SEP,)),
+               case(categories=(IMEI_C,)),
+               case(recipient=AMAP, categories=(WIFI, PRECISE),
+                    events=(grant(cats=("location",), separate=("location",)),)),
+               case(categories=(PRECISE,), at=150,
+                    events=(GRANT_SEP, ev("withdraw", 100, (PRECISE,))))],
+    },
+    "MEDIA_UPLOAD": {
+        "hit": [case(categories=(VOICE,)), case(categories=(PHOTO, IMEI_C), events=(GRANT,),
+                                                 expect=((1, (PHOTO,)),)),
+                case(categories=(VOICE,), at=500,
+                     events=(grant(cats=("media",)), ev("withdraw", 100, (VOICE,)))),
+                case(categories=(VOICE,), events=(ev("refuse", 0, (VOICE,)),))],
+        "ok": [case(categories=(VOICE,), events=(grant(cats=(VOICE,)),)),
+               case(categories=(IMEI_C,)), case(categories=(VOICE,), direction="down")],
+    },
+    "THIRD_PARTY_UNDISCLOSED": {
+        "hit": [case(recipient=ADS),
+                case(recipient=AMAP, categories=(PRECISE, IMEI_C), expect=((1, (IMEI_C,)),)),
+                case(recipient=AUTONAVI, categories=(WIFI, IMEI_C),
+                     disclosed=(Disclosure("AutoNavi", (WIFI,)),), expect=((1, (IMEI_C,)),)),
+                case(recipient=UNKNOWN, categories=(PRECISE,))],
+        "ok": [case(categories=("identity.birthdate",)),
+               case(recipient=AMAP, categories=(PRECISE, WIFI), host="restapi.amap.com"),
+               case(recipient=AUTONAVI, categories=(WIFI,),
+                    disclosed=(Disclosure("autonavi", (WIFI,)),)),
+               case(recipient=ADS, categories=()),
+               case(recipient=Recipient("acme-watch.example"), categories=(MAC,))],
+    },
+    "PERSISTENT_ID_TO_THIRD_PARTY": {
+        "hit": [case(recipient=ADS, categories=(IMEI_C, ADV), expect=((1, (IMEI_C,)),)),
+                case(recipient=CDN, categories=("identity.phone", MAC, "identifier.iccid",
+                                                "identifier.imsi", "identifier.serial"))],
+        "ok": [case(), case(recipient=ADS, categories=(ADV, "identifier.android_id")),
+               case(recipient=ADS, direction="down"),
+               case(recipient=UNKNOWN, profile=profile(first_party=()))],
+    },
+    "CROSS_SERVICE_LINKING": {
+        "hit": [case(Msg(), Msg(recipient=ADS, at=200), expect=((1, (IMEI_C,)), (2, (IMEI_C,)))),
+                case(Msg(recipient=ADS, categories=(), found=(
+                         Found(MAC, "AA-BB-CC-00-11-22", "pattern"),)),
+                     Msg(recipient=UMENG, categories=(), at=200, found=(
+                         Found(MAC, "aabbcc001122", "pattern"),)),
+                     expect=((1, (MAC,)), (2, (MAC,)))),
+                case(Msg(recipient=ADS, categories=(), found=(
+                         Found(IMEI_C, IMEI, profile_key="identifiers.imei"),)),
+                     Msg(recipient=AMAP, categories=(), at=200, found=(
+                         Found(IMEI_C, IMEI, "pattern"),)),
+                     Msg(recipient=AMAP, categories=(ADV,), at=300),
+                     expect=((1, (IMEI_C,)), (2, (IMEI_C,))))],
+        "ok": [case(Msg(recipient=AMAP), Msg(recipient=AUTONAVI, at=200)),
+               case(Msg(), Msg(host="cdn.acme-watch.example", at=200)),
+               case(Msg(recipient=ADS, categories=(), found=(
+                        Found(IMEI_C, "490154203237518", "pattern"),)),
+                    Msg(recipient=UMENG, categories=(), at=200, found=(
+                        Found(IMEI_C, "356938035643809", "pattern"),))),
+               case(Msg(categories=("identity.name",)),
+                    Msg(recipient=ADS, categories=("identity.name",), at=200)),
+               case(Msg(), Msg(recipient=ADS, direction="down", at=200))],
+    },
+    "LOCATION_TO_THIRD_PARTY": {
+        "hit": [case(recipient=AMAP, categories=(PRECISE, WIFI, IMEI_C),
+                     expect=((1, (PRECISE, WIFI)),)),
+                case(recipient=CDN, categories=("location.coarse",)),
+                case(recipient=UNKNOWN, categories=(CELL,))],
+        "ok": [case(categories=(PRECISE,)), case(recipient=ADS),
+               case(recipient=UNKNOWN, categories=(CELL,), profile=profile(first_party=())),
+               case(recipient=AMAP, categories=(PRECISE,), direction="down")],
+    },
+    "DIRECT_IDS_TO_THIRD_PARTY": {
+        "hit": [case(recipient=ADS, categories=("identity.name", "identity.birthdate", IMEI_C),
+                     expect=((1, ("identity.name", "identity.birthdate")),)),
+                case(recipient=CDN, categories=("identity.phone", "identity.email",
+                                                "identity.national_id", "identity.school",
+                                                "identity.address"))],
+        "ok": [case(categories=("identity.name",)), case(recipient=ADS),
+               case(recipient=ADS, categories=(CONTACT,))],
+    },
+    "AD_TRACKER_RECEIVES_CHILD_DATA": {
+        "hit": [case(recipient=ADS, categories=(ADV, "identity.name"), events=(GRANT,),
+                     expect=((1, (ADV,)),)),
+                case(recipient=APPSFLYER, categories=(CELL, "identifier.android_id"))],
+        "ok": [case(recipient=UMENG), case(recipient=ADS, categories=("identity.name",)),
+               case(recipient=AMAP, categories=(PRECISE,))],
+    },
+    "CROSS_BORDER": {
+        "hit": [case(recipient=ADS, categories=(ADV, PRECISE)),
+                case(recipient=dataclasses.replace(CDN, country="sg"))],
+        "ok": [case(recipient=AMAP), case(recipient=CDN),
+               case(recipient=ADS, profile=profile(jurisdiction="")),
+               case(recipient=ADS, categories=()), case(recipient=ADS, direction="down")],
+    },
+    "NON_RESETTABLE_ID": {
+        "hit": [case(categories=(IMEI_C, "identifier.iccid", PRECISE),
+                     expect=((1, (IMEI_C, "identifier.iccid")),)),
+                case(recipient=ADS, categories=(MAC, "identifier.imsi", "identifier.serial"))],
+        "ok": [case(categories=("identifier.android_id", ADV, "identity.phone")),
+               case(direction="down")],
+    },
+    "EXCESS_FREQUENCY": {
+        "hit": [case(Msg(categories=(PRECISE,), at=100), Msg(categories=(PRECISE,), at=130),
+                     events=(IDLE,), expect=((1, (PRECISE,)), (2, (PRECISE,)))),
+                case(Msg(at=100), Msg(at=200), limits=((IMEI_C, 300.0),),
+                     expect=((1, (IMEI_C,)), (2, (IMEI_C,)))),
+                case(Msg(categories=(PRECISE, WIFI), at=100), Msg(categories=(WIFI,), at=130),
+                     Msg(categories=(PRECISE,), at=250), Msg(categories=(PRECISE,), at=290),
+                     events=(IDLE,),
+                     expect=((1, (WIFI,)), (2, (WIFI,)), (3, (PRECISE,)), (4, (PRECISE,))))],
+        "ok": [case(Msg(categories=(PRECISE,), at=100), Msg(categories=(PRECISE,), at=160),
+                    events=(IDLE,)),
+               case(Msg(categories=(PRECISE,), at=100), Msg(categories=(PRECISE,), at=130)),
+               case(Msg(categories=(PRECISE,), at=100), Msg(categories=(PRECISE,), at=130),
+                    events=(ev("phase", 120, name="idle"),)),
+               case(Msg(categories=(PRECISE,), at=100), Msg(categories=(PRECISE,), at=130),
+                    events=(IDLE, ev("phase", 110, name="sos"))),
+               case(Msg(categories=(PRECISE,), at=100),
+                    Msg(recipient=AMAP, categories=(PRECISE,), at=130), events=(IDLE,)),
+               case(Msg(at=100), Msg(at=110), events=(IDLE,)),
+               case(Msg(categories=(PRECISE,), at=100), Msg(categories=(PRECISE,), at=130),
+                    events=(IDLE,), limits=((PRECISE, 20.0),))],
+    },
+    "BACKGROUND_COLLECTION": {
+        "hit": [case(events=(IDLE,)),
+                case(events=(ev("phase", 0, name="setup"), ev("phase", 50, name="Idle")))],
+        "ok": [case(events=(ev("phase", 0, name="setup"),)), case(),
+               case(events=(IDLE, ev("phase", 50, name="sos"))),
+               case(events=(ev("phase", 150, name="idle"),)),
+               case(categories=(), events=(IDLE,))],
+    },
+    "BULK_CONTACTS": {
+        "hit": [case(categories=(), found=(
+                    Found(CONTACT, "+8613900139001", profile_key="contacts[0].phone"),
+                    Found(CONTACT, "Zhang Wei", profile_key="contacts[1].name"))),
+                case(categories=(), found=(Found(CONTACT, "13512345678", "pattern"),
+                                           Found(CONTACT, "+86 135 8765 4321", "pattern"))),
+                case(categories=(), found=(
+                    Found(CONTACT, "Li Mei", profile_key="contacts[0].name"),
+                    Found(CONTACT, "137-0013-7002", "pattern")))],
+        "ok": [case(categories=(), found=(
+                   Found(CONTACT, "Li Mei", profile_key="contacts[0].name"),
+                   Found(CONTACT, "+8613900139001", profile_key="contacts[0].phone"))),
+               case(categories=(), found=(
+                   Found(CONTACT, "+8613900139001", profile_key="contacts[0].phone"),
+                   Found(CONTACT, "139 0013 9001", "pattern"))),
+               case(categories=(CONTACT,)),
+               case(categories=(), direction="down", found=(
+                   Found(CONTACT, "Li Mei", profile_key="contacts[0].name"),
+                   Found(CONTACT, "Zhang Wei", profile_key="contacts[1].name")))],
     },
     "CLEARTEXT_PI": {
-        "hit": [Case(transport="http", events=(GRANT,)), Case(transport="tcp"),
-                Case(transport="dns")],
-        "ok": [Case(transport="https"), Case(transport="http", categories=()),
-               Case(transport="websocket")],
+        "hit": [case(transport="http", events=(GRANT,)), case(transport="tcp"),
+                case(transport="dns"), case(transport="udp"),
+                case(transport="websocket", url="ws://gw.acme-watch.example/ws")],
+        "ok": [case(transport="https"), case(transport="http", categories=()),
+               case(transport="websocket"),
+               case(transport="websocket", url="wss://gw.acme-watch.example/ws"),
+               case(transport="tcp", direction="down")],
+    },
+    "CREDENTIALS_EXPOSED": {
+        "hit": [case(transport="http", categories=(PASSWORD,), expect=((1, (PASSWORD,)),)),
+                case(categories=(), found=(Found(PASSWORD, location="query",
+                                                 field="query.p"),),
+                     expect=((1, (PASSWORD,)),)),
+                case(categories=(), url="https://api.acme-watch.example/login?u=kid&pwd=x1",
+                     expect=((1, (PASSWORD,)),)),
+                case(transport="tcp", categories=(), found=(
+                    Found("identity.phone", field="payload.loginPassword"),),
+                    expect=((1, (PASSWORD,)),))],
+        "ok": [case(categories=(PASSWORD,)),
+               case(transport="http", categories=(IMEI_C,)),
+               case(categories=(), url="https://api.acme-watch.example/login?u=kid&pwd="),
+               case(transport="http", categories=(PASSWORD,), direction="down"),
+               case(categories=(), url="https://api.acme-watch.example/passport?id=1")],
+    },
+    "WEAK_TLS": {
+        "hit": [case(transport="tls", inspected=False, categories=(),
+                     tls_versions=("TLSv1", "TLSv1.1"), expect=NONE_HIT),
+                case(tls_versions=("TLSv1.2",), tls_ciphers=(
+                    "TLS_AES_128_GCM_SHA256", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"),
+                    expect=NONE_HIT),
+                case(tls_ciphers=("TLS_RSA_WITH_RC4_128_SHA",), expect=NONE_HIT),
+                case(tls_ciphers=("TLS_RSA_EXPORT_WITH_DES40_CBC_SHA",), expect=NONE_HIT),
+                case(tls_ciphers=("TLS_RSA_WITH_NULL_SHA256",), expect=NONE_HIT),
+                case(tls_ciphers=("DES-CBC3-SHA",), expect=NONE_HIT)],
+        "ok": [case(tls_versions=("TLSv1", "TLSv1.1", "TLSv1.2"),
+                    tls_ciphers=("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",)),
+               case(tls_versions=("TLSv1.3",)), case(),
+               case(direction="down", tls_versions=("TLSv1",))],
+    },
+    "NO_CERT_VALIDATION": {
+        "hit": [case(profile=UNTRUSTING, expect=NONE_HIT),
+                case(profile=UNTRUSTING, transport="tls", categories=(), decrypted=True,
+                     expect=NONE_HIT),
+                case(profile=UNTRUSTING, transport="websocket", url="wss://gw.example/ws",
+                     expect=NONE_HIT)],
+        "ok": [case(), case(decrypted=True), case(profile=UNTRUSTING, transport="http"),
+               case(profile=UNTRUSTING, transport="tls", inspected=False, categories=()),
+               case(profile=UNTRUSTING, transport="websocket", url="ws://gw.example/ws")],
+    },
+    "INSECURE_UPDATE": {
+        "hit": [case(transport="http", method="GET", categories=(), expect=NONE_HIT,
+                     url="http://fw.acme-watch.example/ota/k2-1.5.0.bin"),
+                case(transport="http", method="GET", categories=(), expect=NONE_HIT,
+                     url="http://dl.acme-watch.example/app/KidsWatch-2.1.apk"),
+                case(transport="http", method="GET", categories=(), expect=NONE_HIT,
+                     url="http://dl.acme-watch.example/firmware/latest"),
+                case(transport="http", categories=(), tags=("firmware",), expect=NONE_HIT)],
+        "ok": [case(method="GET", categories=(),
+                    url="https://fw.acme-watch.example/ota/k2-1.5.0.bin"),
+               case(transport="http", method="POST", categories=(),
+                    url="http://api.acme-watch.example/location/update"),
+               case(transport="http", method="GET", categories=(),
+                    url="http://api.acme-watch.example/api/status"),
+               case(transport="http", method="GET", categories=(),
+                    url="http://api.acme-watch.example/api/checkUpdate?v=1.4.2")],
+    },
+    "COVERT_MONITOR": {
+        "hit": [case(transport="tcp", direction="down", categories=(),
+                     tags=("command:MONITOR",), expect=NONE_HIT),
+                case(transport="tcp", direction="down", categories=(),
+                     tags=("command:monitor", "command:CR"), expect=NONE_HIT)],
+        "ok": [case(transport="tcp", direction="up", categories=(), tags=("command:MONITOR",)),
+               case(transport="tcp", direction="down", categories=(), tags=("command:CR",)),
+               case(transport="tcp", direction="down", categories=())],
+    },
+    "UNINSPECTED_TRAFFIC": {
+        "hit": [case(transport="tls", inspected=False, categories=(), expect=NONE_HIT),
+                case(opaque=("body: compressed size limit",), expect=NONE_HIT)],
+        "ok": [case(), case(categories=())],
     },
 }
 
@@ -66,60 +446,221 @@ def test_every_rule_has_hit_and_ok_fixtures() -> None:
         assert cases.get("hit") and cases.get("ok"), f"{rule.id} lacks hit or ok fixtures"
 
 
+def test_fixtures_name_only_catalogue_rules() -> None:
+    assert set(CASES) == {r.id for r in CATALOGUE}
+
+
 def test_rule_ids_are_unique_and_severities_known() -> None:
     ids = [r.id for r in CATALOGUE]
     assert len(ids) == len(set(ids))
     assert {r.severity for r in CATALOGUE} <= {"critical", "high", "medium", "low", "info"}
 
 
-@pytest.mark.parametrize(("rule_id", "case"), [
-    (rid, c) for rid, cases in CASES.items() for c in cases["hit"]])
+@pytest.mark.parametrize(("rule_id", "expected"), [
+    ("PRE_CONSENT_PI", ("COPPA 312.5(a)",)),
+    ("AFTER_REFUSAL", ("MNR 32",)),
+    ("CROSS_BORDER", ("35273 9.8", "GDPR 44–46")),
+    ("INSECURE_UPDATE", ("ETSI 5.3", "18031 SUM")),
+    ("AFTER_WITHDRAWAL", ()),
+    ("UNINSPECTED_TRAFFIC", ()),
+])
+def test_unverified_clauses_are_marked(rule_id: str, expected: tuple[str, ...]) -> None:
+    assert tuple(r.rstrip("*") for r in by_id(rule_id).unverified) == expected
+
+
+def _params(kind: str) -> list:
+    return [pytest.param(rid, c, id=f"{rid}-{kind}{i}")
+            for rid, cases in CASES.items() for i, c in enumerate(cases[kind])]
+
+
+@pytest.mark.parametrize(("rule_id", "case"), _params("hit"))
 def test_rule_hits(rule_id: str, case: Case) -> None:
-    assert by_id(rule_id).check(case.observation(), case.context()) == frozenset(case.categories)
+    assert by_id(rule_id).hits(case.observations(), case.context()) == case.expected()
 
 
-@pytest.mark.parametrize(("rule_id", "case"), [
-    (rid, c) for rid, cases in CASES.items() for c in cases["ok"]])
+@pytest.mark.parametrize(("rule_id", "case"), _params("ok"))
 def test_rule_stays_quiet(rule_id: str, case: Case) -> None:
-    assert by_id(rule_id).check(case.observation(), case.context()) == frozenset()
+    assert by_id(rule_id).hits(case.observations(), case.context()) == []
+
+
+# -- the engine --------------------------------------------------------------------------
+
+TWO = (by_id("PRE_CONSENT_PI"), by_id("CLEARTEXT_PI"))
 
 
 def _obs(tx_id: int, at: float, cats: tuple[str, ...], transport: str = "https",
          recipient: Recipient = FIRST) -> Observation:
-    tx = Transmission(id=tx_id, ts=T0 + at, transport=transport, host=recipient.domain,
-                      port=443)
-    return Observation(tx, recipient, tuple(
-        Detection(tx_id, c, "known", "body", "f", (), c, "v", 0.99) for c in cats))
+    return Msg(cats, at, transport, recipient).observation(tx_id)
 
 
 def test_findings_aggregate_per_rule_recipient_and_category_set() -> None:
     ctx = Case().context()
-    third = Recipient("tracker.example", party="third")
-    observations = [_obs(1, 1, ("identifier.imei",)), _obs(2, 2, ("identifier.imei",)),
-                    _obs(3, 3, ("identifier.imei", "location.precise")),
-                    _obs(4, 4, ("identifier.imei",), recipient=third)]
-    findings = evaluate(observations, ctx)
+    observations = [_obs(1, 1, (IMEI_C,)), _obs(2, 2, (IMEI_C,)),
+                    _obs(3, 3, (IMEI_C, PRECISE)), _obs(4, 4, (IMEI_C,), recipient=ADS)]
+    findings = evaluate(observations, ctx, TWO)
     summary = {(f.rule, f.recipient, f.categories): (f.transmissions, f.count)
                for f in findings}
     assert summary == {
-        ("PRE_CONSENT_PI", "acme-watch.example", ("identifier.imei",)): ((1, 2), 2),
-        ("PRE_CONSENT_PI", "acme-watch.example", ("identifier.imei", "location.precise")):
-            ((3,), 1),
-        ("PRE_CONSENT_PI", "tracker.example", ("identifier.imei",)): ((4,), 1),
+        ("PRE_CONSENT_PI", "acme-watch.example", (IMEI_C,)): ((1, 2), 2),
+        ("PRE_CONSENT_PI", "acme-watch.example", (IMEI_C, PRECISE)): ((3,), 1),
+        ("PRE_CONSENT_PI", "ads.example", (IMEI_C,)): ((4,), 1),
     }
     first = findings[0]
     assert first.count == 2 and first.first_seen == T0 + 1 and first.last_seen == T0 + 2
 
 
 def test_aggregator_reports_a_finding_only_when_it_opens() -> None:
-    agg = Aggregator(Case().context())
-    assert [f.rule for f in agg.add(_obs(1, 1, ("identifier.imei",), "http"))] == [
+    agg = Aggregator(Case().context(), TWO)
+    assert [f.rule for f in agg.add(_obs(1, 1, (IMEI_C,), "http"))] == [
         "PRE_CONSENT_PI", "CLEARTEXT_PI"]
-    assert agg.add(_obs(2, 2, ("identifier.imei",), "http")) == []
+    assert agg.add(_obs(2, 2, (IMEI_C,), "http")) == []
     assert {f.count for f in agg.findings()} == {2}
 
 
 def test_findings_are_sorted_worst_first_and_record_the_consent_state() -> None:
     ctx = Case(events=(GRANT,)).context()
-    (finding,) = evaluate([_obs(1, 5, ("identifier.imei",), "http")], ctx)
+    (finding,) = evaluate([_obs(1, 5, (IMEI_C,), "http")], ctx, TWO)
     assert finding.rule == "CLEARTEXT_PI" and finding.consent == ("granted",)
+
+
+def test_finding_ids_are_stable() -> None:
+    assert finding_id("PRE_CONSENT_PI", "acme-watch.example", (IMEI_C,)) == "KA-5ba633fc7e"
+    (finding,) = evaluate([_obs(1, 1, (IMEI_C,))], Case().context(), TWO[:1])
+    assert finding.id == "KA-5ba633fc7e"
+
+
+def test_a_connection_rule_hit_has_no_categories() -> None:
+    obs = Msg((), transport="tls", recipient=CDN, host="pinned.cdn.example",
+              inspected=False).observation(7)
+    (finding,) = evaluate([obs], Case().context())
+    assert (finding.rule, finding.recipient, finding.categories, finding.transmissions,
+            finding.consent) == ("UNINSPECTED_TRAFFIC", "cdn.example", (), (7,), ())
+
+
+def test_a_session_rule_opens_its_finding_live_when_the_second_organisation_appears() -> None:
+    rule = by_id("CROSS_SERVICE_LINKING")
+    agg = Aggregator(Case().context(), (rule,))
+    assert agg.add(_obs(1, 1, (IMEI_C,))) == []
+    opened = agg.add(_obs(2, 2, (IMEI_C,), recipient=ADS))
+    assert {(f.recipient, f.transmissions) for f in opened} == {
+        ("acme-watch.example", (1,)), ("ads.example", (2,))}
+    assert agg.add(_obs(3, 3, (IMEI_C,))) == []
+    assert [(f.recipient, f.transmissions) for f in agg.findings()] == [
+        ("acme-watch.example", (1, 3)), ("ads.example", (2,))]
+
+
+def test_a_later_hit_on_the_same_message_merges_into_one_finding() -> None:
+    agg = Aggregator(Case().context(), (by_id("CROSS_SERVICE_LINKING"),))
+    agg.add(_obs(1, 1, (IMEI_C, MAC)))
+    assert [f.categories for f in agg.add(_obs(2, 2, (IMEI_C,), recipient=ADS))] == [
+        (IMEI_C,), (IMEI_C,)]
+    opened = agg.add(_obs(3, 3, (MAC,), recipient=UMENG))
+    assert {(f.recipient, f.categories) for f in opened} == {
+        ("acme-watch.example", (IMEI_C, MAC)), ("umeng.com", (MAC,))}
+    assert {(f.recipient, f.categories, f.transmissions) for f in agg.findings()} == {
+        ("acme-watch.example", (IMEI_C, MAC), (1,)), ("ads.example", (IMEI_C,), (2,)),
+        ("umeng.com", (MAC,), (3,))}
+
+
+def test_a_rule_has_exactly_one_of_check_and_step() -> None:
+    rule = by_id("PRE_CONSENT_PI")
+    with pytest.raises(ValueError, match="exactly one"):
+        dataclasses.replace(rule, step=by_id("EXCESS_FREQUENCY").step)
+    assert {r.scope for r in CATALOGUE} == {"message", "session"}
+
+
+# -- one scripted session through the whole catalogue ---------------------------------------
+
+def _det(cat: str, key: str, value: str = "v", method: str = "known") -> Found:
+    return Found(cat, value, method, key)
+
+
+SCRIPT_PLAN = ConsentPlan(
+    disclosed=DISCLOSED,
+    events=(ev("phase", 0, name="setup"), ev("phase", 600, name="idle"),
+            ev("withdraw", 900, (PRECISE,))),
+    withdrawal_grace_s=60.0)
+# The guardian taps "agree": the app's POST matched a plan signal and became this grant.
+SIGNAL_GRANT = ConsentEvent(T0 + 60, "grant", ("all-disclosed",), separate=(PRECISE,),
+                            source="signal")
+PINNED = Recipient("pinned.example", party="third")
+_IMEI = (_det(IMEI_C, "identifiers.imei", IMEI),)
+SCRIPT: tuple[Msg, ...] = (
+    Msg((), 10, found=_IMEI),                                                  # 1 register
+    Msg((), 20, recipient=UMENG, found=_IMEI),                                 # 2 SDK init
+    Msg((), 30, "tls", PINNED, inspected=False, tls_versions=("TLSv1", "TLSv1.1")),  # 3
+    Msg((), 60, url="https://app.acme-watch.example/api/privacy/agree"),       # 4 agree
+    Msg((PRECISE,), 100, found=(                                               # 5 contacts
+        _det(CONTACT, "contacts[0].phone", "+8613900139001"),
+        _det(CONTACT, "contacts[1].name", "Zhang Wei"))),
+    Msg((), 200, "http", found=_IMEI),                                         # 6 cleartext
+    Msg((ADV, PRECISE), 300, recipient=ADS),                                   # 7 ad SDK
+    Msg((), 400, "http", method="GET",                                         # 8 firmware
+        url="http://fw.acme-watch.example/ota/k2-1.5.0.bin"),
+    Msg((), 500, "tcp", direction="down", tags=("command:MONITOR",)),          # 9 listen
+    Msg((PRECISE,), 610), Msg((PRECISE,), 640), Msg((PRECISE,), 700),          # 10-12 idle
+    Msg((PRECISE,), 930, recipient=AMAP),                                      # 13 in grace
+    Msg((PRECISE,), 1000),                                                     # 14 after it
+)
+FA, UM, AD = "acme-watch.example", "umeng.com", "ads.example"
+SCRIPT_FINDINGS = {
+    ("PRE_CONSENT_PI", FA, (IMEI_C,), (1,)),
+    ("PRE_CONSENT_PI", UM, (IMEI_C,), (2,)),
+    ("PRE_CONSENT_SDK", UM, (IMEI_C,), (2,)),
+    ("THIRD_PARTY_UNDISCLOSED", UM, (IMEI_C,), (2,)),
+    ("PERSISTENT_ID_TO_THIRD_PARTY", UM, (IMEI_C,), (2,)),
+    ("NON_RESETTABLE_ID", FA, (IMEI_C,), (1, 6)),
+    ("NON_RESETTABLE_ID", UM, (IMEI_C,), (2,)),
+    ("CROSS_SERVICE_LINKING", FA, (IMEI_C,), (1, 6)),
+    ("CROSS_SERVICE_LINKING", UM, (IMEI_C,), (2,)),
+    ("UNINSPECTED_TRAFFIC", "pinned.example", (), (3,)),
+    ("WEAK_TLS", "pinned.example", (), (3,)),
+    ("SENSITIVE_NO_SEPARATE_CONSENT", FA, (CONTACT,), (5,)),
+    ("BULK_CONTACTS", FA, (CONTACT,), (5,)),
+    ("CLEARTEXT_PI", FA, (IMEI_C,), (6,)),
+    ("THIRD_PARTY_UNDISCLOSED", AD, (ADV, PRECISE), (7,)),
+    ("SCOPE_EXCEEDED", AD, (ADV, PRECISE), (7,)),
+    ("LOCATION_TO_THIRD_PARTY", AD, (PRECISE,), (7,)),
+    ("AD_TRACKER_RECEIVES_CHILD_DATA", AD, (ADV, PRECISE), (7,)),
+    ("CROSS_BORDER", AD, (ADV, PRECISE), (7,)),
+    ("SENSITIVE_NO_SEPARATE_CONSENT", AD, (PRECISE,), (7,)),
+    ("INSECURE_UPDATE", FA, (), (8,)),
+    ("COVERT_MONITOR", FA, (), (9,)),
+    ("BACKGROUND_COLLECTION", FA, (PRECISE,), (10, 11, 12, 14)),
+    ("EXCESS_FREQUENCY", FA, (PRECISE,), (10, 11)),
+    ("BACKGROUND_COLLECTION", "amap.com", (PRECISE,), (13,)),
+    ("LOCATION_TO_THIRD_PARTY", "amap.com", (PRECISE,), (13,)),
+    ("AFTER_WITHDRAWAL", FA, (PRECISE,), (14,)),
+    ("SENSITIVE_NO_SEPARATE_CONSENT", FA, (PRECISE,), (14,)),
+}
+
+
+def _script() -> tuple[list[Observation], RuleContext]:
+    observations = [m.observation(i) for i, m in enumerate(SCRIPT, 1)]
+    return observations, RuleContext(profile(), Ledger(SCRIPT_PLAN, (SIGNAL_GRANT,)))
+
+
+def test_a_scripted_session_fires_every_rule_exactly_where_it_should() -> None:
+    observations, ctx = _script()
+    findings = evaluate(observations, ctx)
+    assert {(f.rule, f.recipient, f.categories, f.transmissions) for f in findings} == \
+        SCRIPT_FINDINGS
+    assert len(findings) == len(SCRIPT_FINDINGS)
+
+
+def test_evaluate_is_deterministic_and_live_agrees_with_offline() -> None:
+    observations, ctx = _script()
+    offline = evaluate(observations, ctx)
+    shuffled = observations[:]
+    random.Random(7).shuffle(shuffled)
+    assert evaluate(shuffled, ctx) == offline
+    agg = Aggregator(ctx)
+    opened = [f for obs in observations for f in agg.add(obs)]
+    assert agg.findings() == offline
+    assert sorted(f.id for f in opened) == sorted(f.id for f in offline)
+    late = Aggregator(ctx)  # messages reaching the proxy out of time order
+    for obs in shuffled:
+        late.add(obs)
+    assert late.findings() == offline
+    assert [f.severity for f in offline] == sorted(
+        (f.severity for f in offline), key=("critical", "high", "medium", "low", "info").index)

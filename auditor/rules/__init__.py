@@ -1,6 +1,6 @@
 """The rule catalogue: each rule is data (id, severity, title, references) plus one function."""
 
-from auditor.rules.catalogue import CATALOGUE, Rule, RuleContext, by_id
+from auditor.rules.catalogue import CATALOGUE, Hit, Rule, RuleContext, by_id
 from auditor.rules.engine import Aggregator, evaluate
 
-__all__ = ["CATALOGUE", "Aggregator", "Rule", "RuleContext", "by_id", "evaluate"]
+__all__ = ["CATALOGUE", "Aggregator", "Hit", "Rule", "RuleContext", "by_id", "evaluate"]

@@ -2,17 +2,33 @@
 
 A reference ending in ``*`` is a clause RULES.md could not confirm from the published text;
 reports show it as unverified.
+
+Two kinds of rule, one shape. A *message* rule (``check``) judges one observation and
+returns the categories it fires on (``None``: no hit; an empty set: a hit about the
+connection rather than the data, as UNINSPECTED_TRAFFIC). A *session* rule (``step``) reads
+the timeline one observation at a time, in order, keeping what it needs in a memo the engine
+holds for the session, and returns the hits that observation causes, anywhere in the timeline
+so far (CROSS_SERVICE_LINKING needs a second organisation, EXCESS_FREQUENCY a previous
+message). Its hits over a timeline are a pure function of that timeline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from auditor.consent import Ledger
 from auditor.model import Observation
 from auditor.profile import ConsentPlan, Profile
-from auditor.rules import consent_rules, transport_rules
+from auditor.rules import (
+    collection_rules,
+    consent_rules,
+    recipient_rules,
+    session_rules,
+    transport_rules,
+)
+from auditor.rules.common import Hit
 
 
 @dataclass(frozen=True)
@@ -25,7 +41,14 @@ class RuleContext:
         return self.ledger.plan
 
 
-Check = Callable[[Observation, RuleContext], frozenset[str]]
+Check = Callable[[Observation, RuleContext], "frozenset[str] | None"]
+Memo = dict[str, Any]  # a session rule's own state for one session, held by the engine
+Step = Callable[[Observation, Memo, RuleContext], Iterable[Hit]]
+
+
+def timeline(observations: Iterable[Observation]) -> list[Observation]:
+    """The order every rule sees a session in: by time, then by transmission id."""
+    return sorted(observations, key=lambda o: (o.transmission.ts, o.transmission.id))
 
 
 @dataclass(frozen=True)
@@ -34,24 +57,145 @@ class Rule:
     severity: str
     title: str
     references: tuple[str, ...]
-    check: Check  # the categories of this observation the rule fires on; empty: no hit
+    check: Check | None = None  # message rule
+    step: Step | None = None  # session rule
+
+    def __post_init__(self) -> None:
+        if (self.check is None) == (self.step is None):
+            raise ValueError(f"{self.id}: a rule has exactly one of check or step")
+
+    @property
+    def scope(self) -> str:
+        return "message" if self.check is not None else "session"
 
     @property
     def unverified(self) -> tuple[str, ...]:
         return tuple(r for r in self.references if r.endswith("*"))
 
+    def hits(self, observations: Iterable[Observation], ctx: RuleContext) -> list[Hit]:
+        """Every hit of this rule over a session, one per transmission, in timeline order."""
+        ordered = timeline(observations)
+        if self.check is not None:
+            return [Hit(o.transmission.id, cats) for o in ordered
+                    if (cats := self.check(o, ctx)) is not None]
+        assert self.step is not None
+        memo: Memo = {}
+        merged: dict[int, frozenset[str]] = {}
+        for obs in ordered:
+            for tx_id, cats in self.step(obs, memo, ctx):
+                merged[tx_id] = merged.get(tx_id, frozenset()) | cats
+        rank = {o.transmission.id: i for i, o in enumerate(ordered)}
+        return [Hit(tx_id, merged[tx_id]) for tx_id in sorted(merged, key=rank.__getitem__)]
+
 
 CATALOGUE: tuple[Rule, ...] = (
+    # -- consent (the ledger) ------------------------------------------------------------
     Rule("PRE_CONSENT_PI", "critical",
          "Personal data sent before any guardian consent",
          ("PIPL 13", "PIPL 31", "CPI 9", "IDM 3.1", "35273 5.4", "GDPR 8(1)", "ETSI 6-2",
           "COPPA 312.5(a)*"),
-         consent_rules.pre_consent_pi),
+         check=consent_rules.pre_consent_pi),
+    Rule("PRE_CONSENT_SDK", "high",
+         "Third-party SDK receives an identifier or location before any consent",
+         ("IDM 2.1", "IDM 3.1", "41391 6.6", "35273 9.7", "GDPR 8", "FTC v. Apitor (2025)"),
+         check=consent_rules.pre_consent_sdk),
+    Rule("SCOPE_EXCEEDED", "high",
+         "Category sent that the guardian never granted",
+         ("IDM 3.3", "CPI 14", "GDPR 8", "COPPA 312.5(a)*"),
+         check=consent_rules.scope_exceeded),
+    Rule("AFTER_REFUSAL", "high",
+         "Category sent after the guardian refused it",
+         ("IDM 3.2", "MNR 32*", "GDPR 8", "COPPA 312.6(a)(2)"),
+         check=consent_rules.after_refusal),
+    Rule("AFTER_WITHDRAWAL", "critical",
+         "Category still sent after the guardian withdrew consent",
+         ("PIPL 47(1)(3)", "CPI 20(3)", "IDM 3.2", "IDM 3.8", "ETSI 6-3", "COPPA 312.6(a)(2)"),
+         check=consent_rules.after_withdrawal),
+    Rule("SENSITIVE_NO_SEPARATE_CONSENT", "high",
+         "Sensitive category sent without a separate grant",
+         ("PIPL 28", "PIPL 29", "PIPL 31"),
+         check=consent_rules.sensitive_no_separate_consent),
+    Rule("MEDIA_UPLOAD", "high",
+         "Voice or photo uploaded without a grant for it",
+         ("PIPL 28", "PIPL 31", "ETSI 5.8-3", "COPPA 312.2 (8)"),
+         check=consent_rules.media_upload),
+    # -- recipients ----------------------------------------------------------------------
+    Rule("THIRD_PARTY_UNDISCLOSED", "high",
+         "Personal data sent to a recipient the privacy notice does not disclose",
+         ("PIPL 23", "CPI 10", "CPI 17", "IDM 2.1", "ETSI 6-1", "AADC 9", "COPPA 312.5(a)(2)"),
+         check=recipient_rules.third_party_undisclosed),
+    Rule("PERSISTENT_ID_TO_THIRD_PARTY", "high",
+         "Non-resettable identifier sent to a third party",
+         ("35273 Annex A", "PIPL 23", "AADC 9", "COPPA 312.2 (7)"),
+         check=recipient_rules.persistent_id_to_third_party),
+    Rule("CROSS_SERVICE_LINKING", "high",
+         "Same identifier sent to two or more organisations",
+         ("35273 7.6", "AADC 12", "COPPA 312.2 (7)"),
+         step=session_rules.cross_service_linking),
+    Rule("LOCATION_TO_THIRD_PARTY", "critical",
+         "Location sent to a third party",
+         ("PIPL 23", "PIPL 28", "AADC 9", "AADC 10", "COPPA 312.2 (9)"),
+         check=recipient_rules.location_to_third_party),
+    Rule("DIRECT_IDS_TO_THIRD_PARTY", "high",
+         "Child's direct identifiers sent to a third party",
+         ("PIPL 23", "PIPL 31", "CPI 17", "AADC 9", "COPPA 312.2 (1)–(6)"),
+         check=recipient_rules.direct_ids_to_third_party),
+    Rule("AD_TRACKER_RECEIVES_CHILD_DATA", "high",
+         "Advertising or attribution host receives an identifier or location",
+         ("IDM 3.6", "35273 7.4–7.5", "AADC 12",
+          "COPPA 312.2 (support for internal operations excludes behavioural ads)"),
+         check=recipient_rules.ad_tracker_receives_child_data),
+    Rule("CROSS_BORDER", "high",
+         "Personal data sent outside the profile's jurisdiction",
+         ("PIPL 38", "PIPL 39", "35273 9.8*", "GDPR 44–46*"),
+         check=recipient_rules.cross_border),
+    # -- collection ----------------------------------------------------------------------
+    Rule("NON_RESETTABLE_ID", "medium",
+         "Hardware or SIM identifier sent",
+         ("41391 Annex F", "IDM 4.1", "GDPR 5(1)(c)", "GDPR 25(2)"),
+         check=collection_rules.non_resettable_id),
+    Rule("EXCESS_FREQUENCY", "medium",
+         "Category sent to one recipient more often than the stated interval",
+         ("IDM 4.4", "PIPL 6", "ETSI 6-4", "AADC 8"),
+         step=session_rules.excess_frequency),
+    Rule("BACKGROUND_COLLECTION", "medium",
+         "Personal data sent while the device is idle",
+         ("IDM 4.1", "41391 6.1*", "GDPR 5(1)(c)"),
+         check=collection_rules.background_collection),
+    Rule("BULK_CONTACTS", "high",
+         "Two or more contacts sent in one message",
+         ("IDM 4.1", "35273 Table B.1*", "COPPA 312.2"),
+         check=collection_rules.bulk_contacts),
+    # -- transport -----------------------------------------------------------------------
     Rule("CLEARTEXT_PI", "critical",
          "Personal data sent in cleartext (HTTP, plain TCP/UDP, MQTT or DNS)",
          ("PIPL 51(3)", "35273 6.3 a)", "ETSI 5.5-1", "ETSI 5.8-1", "ETSI 5.8-2",
           "18031 SCM-1", "18031 SCM-3", "FTC v. VTech (2018)"),
-         transport_rules.cleartext_pi),
+         check=transport_rules.cleartext_pi),
+    Rule("CREDENTIALS_EXPOSED", "high",
+         "Password sent in cleartext or in a URL",
+         ("35273 Table B.1*", "ETSI 5.4-3", "ETSI 5.5-7", "18031 SSM"),
+         check=transport_rules.credentials_exposed),
+    Rule("WEAK_TLS", "high",
+         "Device offers an obsolete TLS version or weak cipher suites",
+         ("35273 6.3 a)", "ETSI 5.5-1", "18031 CRY-1"),
+         check=transport_rules.weak_tls),
+    Rule("NO_CERT_VALIDATION", "critical",
+         "Device accepted the lab's untrusted certificate",
+         ("PIPL 51", "ETSI 5.5-1", "ETSI 5.8-2", "18031 SCM-2"),
+         check=transport_rules.no_cert_validation),
+    Rule("INSECURE_UPDATE", "medium",
+         "Firmware or app update fetched over HTTP",
+         ("ETSI 5.3*", "18031 SUM*"),
+         check=transport_rules.insecure_update),
+    Rule("COVERT_MONITOR", "critical",
+         "Server sent the watch a remote-listening command",
+         ("PIPL 31", "AADC 11", "BNetzA 2017 ban on listening watches"),
+         check=transport_rules.covert_monitor),
+    Rule("UNINSPECTED_TRAFFIC", "info",
+         "Traffic the auditor could not read",
+         (),
+         check=transport_rules.uninspected_traffic),
 )
 
 

@@ -1,14 +1,39 @@
-"""Turn observations into findings: one finding per (rule, recipient, category set)."""
+"""Turn observations into findings: one finding per (rule, recipient, category set).
+
+Message rules judge each observation as it arrives. Session rules step through the timeline
+in order with a memo per session; a hit on a message a session rule already hit merges into
+that message's categories (it moves to the finding for the larger set). A message that
+arrives out of time order replays the session rules over the sorted timeline, so live
+alerts and the offline ``evaluate`` of the same observations give the same findings.
+"""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from auditor.categories import severity_rank
 from auditor.model import Finding, Observation
-from auditor.rules.catalogue import CATALOGUE, Rule, RuleContext
+from auditor.rules.catalogue import CATALOGUE, Memo, Rule, RuleContext, timeline
+
+Key = tuple[str, str, tuple[str, ...]]  # rule id, recipient, sorted categories
+
+
+def finding_id(rule_id: str, recipient: str, categories: tuple[str, ...]) -> str:
+    """Stable across runs and tool versions: reports and labs' tooling refer to it."""
+    key = f"{rule_id}|{recipient}|{','.join(categories)}"
+    return "KA-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+def recipient_of(obs: Observation) -> str:
+    """The name a finding is filed under: the registrable domain, else the host or IP."""
+    return obs.recipient.domain or obs.transmission.host or obs.transmission.ip
+
+
+def _order(obs: Observation) -> tuple[float, int]:
+    return obs.transmission.ts, obs.transmission.id
 
 
 @dataclass
@@ -16,20 +41,19 @@ class _Open:
     rule: Rule
     recipient: str
     categories: tuple[str, ...]
-    transmissions: list[int] = field(default_factory=list)
-    first: float = float("inf")
-    last: float = float("-inf")
-    consent: set[str] = field(default_factory=set)
+    # transmission id -> (its time, the consent states its categories were judged under)
+    members: dict[int, tuple[float, frozenset[str]]] = field(default_factory=dict)
 
     def finding(self) -> Finding:
-        key = f"{self.rule.id}|{self.recipient}|{','.join(self.categories)}"
+        times = [ts for ts, _ in self.members.values()]
+        consent = frozenset().union(*(states for _, states in self.members.values()))
         return Finding(
-            id="KA-" + hashlib.sha1(key.encode()).hexdigest()[:10],
+            id=finding_id(self.rule.id, self.recipient, self.categories),
             rule=self.rule.id, severity=self.rule.severity, title=self.rule.title,
             categories=self.categories, recipient=self.recipient,
-            transmissions=tuple(sorted(self.transmissions)), first_seen=self.first,
-            last_seen=self.last, references=self.rule.references,
-            consent=tuple(sorted(self.consent)))
+            transmissions=tuple(sorted(self.members)), first_seen=min(times),
+            last_seen=max(times), references=self.rule.references,
+            consent=tuple(sorted(consent)))
 
 
 class Aggregator:
@@ -38,40 +62,95 @@ class Aggregator:
     def __init__(self, ctx: RuleContext, rules: Iterable[Rule] = CATALOGUE) -> None:
         self.ctx = ctx
         self.rules = tuple(rules)
-        self._open: dict[tuple[str, str, tuple[str, ...]], _Open] = {}
+        self._message = tuple(r for r in self.rules if r.scope == "message")
+        self._session = tuple(r for r in self.rules if r.scope == "session")
+        self._open: dict[Key, _Open] = {}
+        self._history: list[Observation] = []  # in timeline order
+        self._by_id: dict[int, Observation] = {}
+        self._memo: dict[str, Memo] = {r.id: {} for r in self._session}
+        self._placed: dict[tuple[str, int], Key] = {}  # (session rule, tx) -> its finding
+        self._newest: tuple[float, int] | None = None  # the last observation stepped
 
     def add(self, obs: Observation) -> list[Finding]:
         """Apply every rule to one observation; return the findings it opened."""
-        opened: list[Finding] = []
-        tx = obs.transmission
-        for rule in self.rules:
-            cats = rule.check(obs, self.ctx)
-            if not cats:
-                continue
-            key = (rule.id, obs.recipient.domain, tuple(sorted(cats)))
-            agg = self._open.get(key)
-            if agg is None:
-                agg = self._open[key] = _Open(rule, obs.recipient.domain, key[2])
-                is_new = True
-            else:
-                is_new = False
-            agg.transmissions.append(tx.id)
-            agg.first, agg.last = min(agg.first, tx.ts), max(agg.last, tx.ts)
-            for c in cats:
-                agg.consent.add(self.ctx.ledger.state(c, obs.recipient, tx.ts, tx.host).status)
-            if is_new:
-                opened.append(agg.finding())
+        bisect.insort(self._history, obs, key=_order)
+        self._by_id[obs.transmission.id] = obs
+        opened = [found for rule in self._message if (found := self._judge(rule, obs))]
+        if self._session:
+            in_order = self._newest is None or _order(obs) > self._newest
+            opened += self._step(obs) if in_order else self._replay()
         return opened
 
+    def extend(self, observations: Iterable[Observation]) -> list[Finding]:
+        """Many observations at once, in timeline order; returns the findings opened."""
+        return [f for obs in timeline(observations) for f in self.add(obs)]
+
     def findings(self) -> list[Finding]:
-        """All findings, worst first, then the most frequent."""
+        """All findings, worst first, then the most frequent; ties in a fixed order."""
         out = [agg.finding() for agg in self._open.values()]
         return sorted(out, key=lambda f: (severity_rank(f.severity), -f.count, f.rule,
-                                          f.recipient))
+                                          f.recipient, f.categories))
+
+    # -- internals ---------------------------------------------------------------------------
+    def _judge(self, rule: Rule, obs: Observation) -> Finding | None:
+        assert rule.check is not None
+        cats = rule.check(obs, self.ctx)
+        return None if cats is None else self._record(rule, obs, cats)
+
+    def _record(self, rule: Rule, obs: Observation, cats: frozenset[str]) -> Finding | None:
+        """File one hit under its finding; the finding when this opened it."""
+        tx = obs.transmission
+        key = (rule.id, recipient_of(obs), tuple(sorted(cats)))
+        agg = self._open.get(key)
+        is_new = agg is None
+        if agg is None:
+            agg = self._open[key] = _Open(rule, key[1], key[2])
+        states = frozenset(self.ctx.ledger.state(c, obs.recipient, tx.ts, tx.host).status
+                           for c in cats)
+        agg.members[tx.id] = (tx.ts, states)
+        return agg.finding() if is_new else None
+
+    def _step(self, obs: Observation) -> list[Finding]:
+        self._newest = _order(obs)
+        opened: list[Finding] = []
+        for rule in self._session:
+            assert rule.step is not None
+            for tx_id, cats in rule.step(obs, self._memo[rule.id], self.ctx):
+                if (found := self._place(rule, self._by_id[tx_id], cats)) is not None:
+                    opened.append(found)
+        return opened
+
+    def _place(self, rule: Rule, obs: Observation, cats: frozenset[str]) -> Finding | None:
+        """A session rule's hit: merged with the categories it already hit that message for."""
+        placed = (rule.id, obs.transmission.id)
+        old = self._placed.get(placed)
+        if old is not None:
+            merged = cats | frozenset(old[2])
+            if len(merged) == len(old[2]):
+                return None
+            cats = merged
+            del self._open[old].members[obs.transmission.id]
+            if not self._open[old].members:
+                del self._open[old]
+        self._placed[placed] = (rule.id, recipient_of(obs), tuple(sorted(cats)))
+        return self._record(rule, obs, cats)
+
+    def _replay(self) -> list[Finding]:
+        """A message arrived out of time order: redo the session rules over the timeline."""
+        ids = {r.id for r in self._session}
+        before = {key for key in self._open if key[0] in ids}
+        self._open = {key: agg for key, agg in self._open.items() if key[0] not in ids}
+        self._memo = {rid: {} for rid in ids}
+        self._placed.clear()
+        for obs in self._history:
+            self._step(obs)
+        return [agg.finding() for key, agg in self._open.items()
+                if key[0] in ids and key not in before]
 
 
-def evaluate(observations: Iterable[Observation], ctx: RuleContext) -> list[Finding]:
-    agg = Aggregator(ctx)
-    for obs in sorted(observations, key=lambda o: (o.transmission.ts, o.transmission.id)):
-        agg.add(obs)
+def evaluate(observations: Iterable[Observation], ctx: RuleContext,
+             rules: Iterable[Rule] = CATALOGUE) -> list[Finding]:
+    """Every finding of a session, the same for the same input whatever its order."""
+    agg = Aggregator(ctx, rules)
+    agg.extend(observations)
     return agg.findings()
