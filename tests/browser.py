@@ -7,6 +7,7 @@ chromium (``.ci/run``), and a silently skipped escaping check is worse than none
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -43,6 +44,22 @@ def screenshot(page: Path, png: Path, *, size: tuple[int, int] = WINDOW,
     if not png.is_file():
         pytest.fail(f"chromium did not write the screenshot {png}", pytrace=False)
     return png
+
+
+def print_pdf(page: Path, pdf: Path, *, binary: Path = CHROMIUM) -> Path:
+    """Print ``page`` to ``pdf`` the way a lab files it (the page's print stylesheet, A4)."""
+    pdf = Path(pdf).resolve()
+    pdf.unlink(missing_ok=True)
+    _run(binary, [f"--print-to-pdf={pdf}", "--no-pdf-header-footer",
+                  Path(page).resolve().as_uri()])
+    if not pdf.is_file():
+        pytest.fail(f"chromium did not write the PDF {pdf}", pytrace=False)
+    return pdf
+
+
+def pdf_pages(pdf: Path) -> int:
+    """Page objects in a PDF Chromium wrote (its page dictionaries are not compressed)."""
+    return len(re.findall(rb"/Type\s*/Page\b", Path(pdf).read_bytes()))
 
 
 def elements(dom: str) -> list[tuple[str, dict[str, str | None]]]:

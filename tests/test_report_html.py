@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the bare `pytest` script does not put the project root there
@@ -54,7 +55,8 @@ def watch_doc() -> dict:
     first = {"domain": "acme-watch.example", "organization": "Acme Watch Co.",
              "party": "first", "country": "CN"}
     third = {"domain": "tracklytics.example", "organization": "Tracklytics Inc.",
-             "party": "third", "country": "US"}
+             "party": "third", "country": "US", "sdk": "Tracklytics SDK",
+             "sdk_type": "analytics"}
     loc = "39.98***,116.30***"
     doc = {
         "schema": "kidaudit.findings/1",
@@ -132,8 +134,15 @@ def watch_doc() -> dict:
                              "reason": "TLS handshake failed: the device pins its certificate"}],
             "errors": [{"transmission": 5, "stage": "decode",
                         "message": "brotli: output ratio limit exceeded"}],
+            "opaque": [{"transmission": 2,
+                        "fields": ["body.bin: high-entropy payload, no known encoding"]}],
         },
     }
+    judged = {1: {"identifier.imei": "none"}, 2: {"location.precise": "none"},
+              3: {"identifier.imei": "none"}, 4: {"location.precise": "granted (separate)"},
+              5: {"location.precise": "granted (separate)"}, 6: {"identifier.imei": "refused"}}
+    for tx in doc["transmissions"]:
+        tx["consent"] = judged.get(tx["id"], {})
     when = {tx["id"]: tx["ts"] for tx in doc["transmissions"]}
     for f in doc["findings"]:
         f["first_seen"], f["last_seen"] = when[f["transmissions"][0]], when[f["transmissions"][-1]]
@@ -311,6 +320,12 @@ def hostile_doc() -> dict:
         ev |= {"name": evil, "categories": [evil], "recipients": [evil], "action": evil}
     doc["coverage"]["uninspected"][0] |= {"host": evil, "reason": evil}
     doc["coverage"]["errors"][0] |= {"stage": evil, "message": evil}
+    doc["coverage"]["opaque"][0] |= {"fields": [evil], "transmission": evil}
+    doc["session"] |= {"clock_note": evil, "country_source": evil, "rules_applied": [evil]}
+    for tx in doc["transmissions"]:
+        tx["consent"] = {evil: evil}
+        tx["recipient"] |= {"sdk": evil, "sdk_type": evil}
+        tx["transport"] = evil
     return doc
 
 
@@ -374,3 +389,250 @@ def test_page_is_self_contained(pages):
         assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
         assert "<link" not in page and "@import" not in page and "url(" not in page
         assert "@media print" in page
+
+
+# -- evidence chain, consent, matrix, coverage ---------------------------------------------
+
+
+@pytest.mark.parametrize("lang, texts", [
+    ("en", ["Timestamps are the auditor host&#39;s UTC clock", "Country source",
+            "not recorded"]),
+    ("zh", ["时间戳取自抓包期间审计主机的 UTC 时钟", "国家/地区来源", "未记录"]),
+])
+def test_clock_and_country_source_defaults(pages, lang, texts):
+    for text in texts:
+        assert text in pages[lang]
+
+
+def test_clock_and_country_source_from_session():
+    doc = watch_doc()
+    doc["session"] |= {"clock_note": "Host synced to ntp.lab.example, offset 3 ms",
+                       "country_source": "DB-IP Lite 2026-11 (offline)"}
+    page = report_html.render_string(doc)
+    assert "Host synced to ntp.lab.example, offset 3 ms" in page
+    assert "DB-IP Lite 2026-11 (offline)" in page
+    assert "auditor host&#39;s UTC clock" not in page
+
+
+@pytest.mark.parametrize("lang, state", [
+    ("en", "granted (separate)"), ("en", "refused"), ("zh", "已单独同意"), ("zh", "已拒绝"),
+])
+def test_evidence_rows_show_the_consent_state_they_were_judged_under(lang, state):
+    view = report_html.build_view(watch_doc(), lang=lang)
+    states = {d["consent"] for f in view["findings"] for row in f["evidence"]
+              for d in row["details"]}
+    assert state in states
+
+
+def test_flow_matrix_carries_sdk_country_transport_and_encodings():
+    flows = report_html.build_view(watch_doc())["flows"]
+    sdk_row = next(r for r in flows["rows"] if r["domain"] == "tracklytics.example")
+    assert sdk_row["sdk"] == "Tracklytics SDK · analytics"
+    assert (sdk_row["party"], sdk_row["country"]) == ("third party", "US")
+    assert flows["rows"][0]["domain"] == "tracklytics.example"  # third parties first
+    detail = next(d for d in flows["details"]
+                  if (d["domain"], d["category"]) == ("acme-watch.example", "location.precise"))
+    assert detail["count"] == 3
+    assert detail["first_seen"] == "2026-11-28 10:02:40.250"
+    assert detail["transports"] == "http, https"
+    assert detail["encodings"] == ["as sent", "gzip → json"]
+
+
+def test_coverage_lists_opaque_payloads_with_reasons(pages):
+    assert "body.bin: high-entropy payload, no known encoding" in pages["en"]
+    assert f"POST https://{API}/v1/loc/report" in pages["en"]
+
+
+def test_finding_without_categories_renders():
+    view = report_html.build_view(watch_doc())
+    (uninspected,) = [f for f in view["findings"] if f["rule"] == "UNINSPECTED_TRAFFIC"]
+    assert uninspected["categories"] == []
+    assert uninspected["evidence"][0]["request"] == "TLS pinned.acme-watch.example:443"
+
+
+@pytest.mark.parametrize("applied, results", [
+    (None, {"FAIL", "NOTE"}),
+    (["PRE_CONSENT_PI", "WEAK_TLS"], {"FAIL", "NOTE", "PASS"}),
+])
+def test_passes_only_for_rules_the_session_says_it_applied(applied, results):
+    doc = watch_doc()
+    if applied:
+        doc["session"]["rules_applied"] = applied
+    rows = report_html.build_view(doc)["verdict"]["rules"]
+    assert {r["result"] for r in rows} == results
+    assert [r["rule"] for r in rows if r["result"] == "PASS"] == (["WEAK_TLS"] if applied else [])
+
+
+# -- rule titles in every language ---------------------------------------------------------
+
+RULES_MD_IDS = (
+    "PRE_CONSENT_PI", "PRE_CONSENT_SDK", "SCOPE_EXCEEDED", "AFTER_REFUSAL", "AFTER_WITHDRAWAL",
+    "SENSITIVE_NO_SEPARATE_CONSENT", "THIRD_PARTY_UNDISCLOSED", "PERSISTENT_ID_TO_THIRD_PARTY",
+    "CROSS_SERVICE_LINKING", "LOCATION_TO_THIRD_PARTY", "DIRECT_IDS_TO_THIRD_PARTY",
+    "AD_TRACKER_RECEIVES_CHILD_DATA", "CROSS_BORDER", "NON_RESETTABLE_ID", "EXCESS_FREQUENCY",
+    "BACKGROUND_COLLECTION", "BULK_CONTACTS", "MEDIA_UPLOAD", "CLEARTEXT_PI",
+    "CREDENTIALS_EXPOSED", "WEAK_TLS", "NO_CERT_VALIDATION", "INSECURE_UPDATE", "COVERT_MONITOR",
+    "UNINSPECTED_TRAFFIC",
+)
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_rule_table_covers_every_rule_of_rules_md():
+    assert set(report_html.RULE_TEXT) == set(RULES_MD_IDS)
+    for rule, langs in report_html.RULE_TEXT.items():
+        assert set(langs) == set(report_html.LABELS), rule
+        for lang, (title, explanation) in langs.items():
+            assert title and explanation, (rule, lang)
+            assert bool(CJK.search(title + explanation)) == (lang == "zh"), (rule, lang)
+
+
+def every_rule_doc() -> dict:
+    doc = watch_doc()
+    doc["findings"] = [_finding(f"f-{rule}", rule, "high", f"English title of {rule}",
+                                ["identifier.imei"], "tracklytics.example", [3], ["none"],
+                                ["PIPL 23", "COPPA 312.5(a)*"])
+                       for rule in RULES_MD_IDS]
+    return doc
+
+
+def test_zh_renders_every_rule_title_and_explanation_in_chinese():
+    page = report_html.render_string(every_rule_doc(), lang="zh")
+    for rule in RULES_MD_IDS:
+        title, explanation = report_html.RULE_TEXT[rule]["zh"]
+        assert page.count(title) >= 3, rule  # verdict, finding, appendix
+        assert explanation in page, rule
+        assert f"English title of {rule}" not in page
+
+
+def test_en_keeps_the_catalogue_title_and_adds_the_explanation():
+    page = report_html.render_string(every_rule_doc(), lang="en")
+    for rule in RULES_MD_IDS:
+        assert f"English title of {rule}" in page
+        assert str(escape(report_html.RULE_TEXT[rule]["en"][1])) in page
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_unknown_rule_falls_back_to_the_findings_own_title(lang):
+    doc = watch_doc()
+    doc["findings"][0] |= {"rule": "FUTURE_RULE", "title": "A rule from a newer ruleset"}
+    page = report_html.render_string(doc, lang=lang)
+    assert "FUTURE_RULE" in page and "A rule from a newer ruleset" in page
+
+
+def test_appendix_lists_fired_rules_with_unverified_clauses():
+    view = report_html.build_view(every_rule_doc(), lang="zh")
+    assert [r["rule"] for r in view["rules"]] == sorted(RULES_MD_IDS)
+    for row in view["rules"]:
+        assert row["references"] == [{"text": "PIPL 23", "unverified": False},
+                                     {"text": "COPPA 312.5(a)", "unverified": True}]
+        assert row["explanation"] == report_html.RULE_TEXT[row["rule"]]["zh"][1]
+
+
+# -- timeline ------------------------------------------------------------------------------
+
+
+def _lane(page: str, category: str) -> str:
+    match = re.search(rf'<g class="lane" data-category="{re.escape(category)}">(.*?)</g>',
+                      page, re.S)
+    assert match, category
+    return match.group(1)
+
+
+def test_timeline_has_a_lane_per_category_with_marks_and_consent_bands(pages):
+    page = pages["en"]
+    imei = _lane(page, "identifier.imei")
+    assert imei.count('class="mark sev-') == 3
+    assert 'class="mark sev-critical"' in imei   # tx 1: PRE_CONSENT_PI
+    assert 'class="band st-none"' in imei and 'class="band st-refused"' in imei
+    location = _lane(page, "location.precise")
+    assert 'class="mark sev-critical"' in location
+    assert 'class="band st-separate"' in location
+    everything = _lane(page, "")
+    assert everything.count('class="mark sev-') == 7  # every message, with or without data
+    assert 'class="band' not in everything
+    assert page.count('class="phase phase-') == 3     # setup, use, idle
+    assert 'class="mk k-grant"' in page and 'class="mk k-withdraw"' in page
+
+
+def test_timeline_marks_without_findings_are_plain():
+    doc = watch_doc() | {"findings": []}
+    lane = _lane(report_html.render_string(doc), "identifier.imei")
+    assert lane.count('class="mark sev-plain"') == 3
+
+
+# -- a long session ------------------------------------------------------------------------
+
+
+def long_session(n: int = 10_000) -> dict:
+    """A watch that reports its position every second for a few hours, to a first and a
+    third party, before and after consent: 10k transmissions, every one in a finding."""
+    doc = watch_doc()
+    first = doc["transmissions"][1]["recipient"]
+    third = doc["transmissions"][2]["recipient"]
+    txs, dets = [], []
+    for i in range(n):
+        tid = 1000 + i
+        ts = f"2026-11-28T{10 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
+        to_sdk = i % 5 == 0
+        txs.append(_tx(tid, ts, "https", "POST", f"https://{SDK if to_sdk else API}/up?seq={i}",
+                       SDK if to_sdk else API, third if to_sdk else first)
+                   | {"consent": {"location.precise": "none" if i < n // 2 else "granted",
+                                  "identifier.imei": "none"}})
+        dets.append(_det(tid, "location.precise", "body.json.loc", "39.98***,116.30***",
+                         ["gzip", "json"], "pattern", 0.9))
+        dets.append(_det(tid, "identifier.imei", "body.json.imei", IMEI_MASKED, ["base64"]))
+    ids = [tx["id"] for tx in txs]
+    doc["transmissions"], doc["detections"] = txs, dets
+    doc["session"] |= {"started": txs[0]["ts"], "ended": txs[-1]["ts"]}
+    doc["findings"] = [
+        _finding("f-loc", "LOCATION_TO_THIRD_PARTY", "critical", "Location to a third party",
+                 ["location.precise"], "tracklytics.example", ids[::5], ["none", "granted"],
+                 ["PIPL 23"], txs[0]["ts"], txs[-5]["ts"]),
+        _finding("f-id", "NON_RESETTABLE_ID", "medium", "A hardware identifier is sent",
+                 ["identifier.imei"], "acme-watch.example", ids, ["none"], ["IDM 4.1"],
+                 txs[0]["ts"], txs[-1]["ts"]),
+    ]
+    doc["coverage"] |= {
+        "connections": n, "inspected": n,
+        "uninspected": [{"host": f"h{i}.example", "reason": "pinned"} for i in range(500)],
+        "opaque": [{"transmission": tid, "fields": ["body: opaque"]} for tid in ids[:300]],
+        "errors": [{"transmission": tid, "stage": "decode", "message": "x"}
+                   for tid in ids[:250]],
+    }
+    return doc
+
+
+@pytest.fixture(scope="module")
+def long_report(tmp_path_factory) -> Path:
+    page = tmp_path_factory.mktemp("long") / "report.html"
+    report_html.render(long_session(), page)
+    return page
+
+
+def test_long_session_caps_every_list(long_report):
+    page = long_report.read_text(encoding="utf-8")
+    assert long_report.stat().st_size < 5_000_000, long_report.stat().st_size
+    assert "and 9980 more transmissions not listed" in page
+    assert "and 1980 more transmissions not listed" in page
+    # evidence of two findings, plus the opaque-payload rows of Coverage
+    assert page.count("?seq=") == 2 * report_html.EVIDENCE_CAP + report_html.LIST_CAP
+    for more in (400, 200, 150):  # uninspected, opaque, errors beyond LIST_CAP
+        assert f"and {more} more not listed" in page
+    for category in ("location.precise", "identifier.imei", ""):
+        assert _lane(page, category).count('class="mark ') <= 400
+
+
+def test_long_session_opens_in_the_browser(long_report):
+    found = browser.elements(browser.dump_dom(long_report))
+    ids = {attrs.get("id") for _, attrs in found}
+    assert set(SECTIONS) <= ids
+    assert [tag for tag, _ in found].count("article") == 2
+    assert any(tag == "svg" for tag, _ in found)
+
+
+def test_report_prints_to_pdf(tmp_path):
+    page = tmp_path / "report.html"
+    report_html.render(watch_doc(), page)
+    pdf = browser.print_pdf(page, tmp_path / "report.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert browser.pdf_pages(pdf) >= 2  # the appendix starts on a page of its own
