@@ -6,6 +6,7 @@ and the problem; never a traceback for a user's mistake.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from enum import StrEnum
@@ -166,9 +167,33 @@ def rules() -> None:
     typer.echo(f"kidaudit {__version__}, ruleset {RULESET_VERSION}")
     for rule in sorted(CATALOGUE, key=lambda r: (SEVERITIES.index(r.severity), r.id)):
         typer.echo(f"\n{rule.id}  [{rule.severity}]  {rule.title}")
-        typer.echo("  " + "; ".join(rule.references))
+        typer.echo("  " + ("; ".join(rule.references) or "(no clauses: informational)"))
         if rule.unverified:
             typer.echo("  unverified: " + "; ".join(r.rstrip("*") for r in rule.unverified))
+
+
+@app.command("diff")
+def diff_sessions(
+    old: Annotated[Path, typer.Argument(help="The earlier session folder.")],
+    new: Annotated[Path, typer.Argument(help="The later session folder.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Also write an HTML page.")] = None,
+    lang: LangOpt = Lang.en,
+) -> None:
+    """Two sessions side by side (e.g. two firmware versions)."""
+    from auditor.diff import diff, format_text
+    from auditor.report import diff_html
+
+    docs = []
+    for folder in (old, new):
+        path = folder / "findings.json"
+        try:
+            docs.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:
+            raise fail(f"{path}: {getattr(e, 'strerror', None) or e}") from None
+    result = diff(*docs)
+    typer.echo(format_text(result), nl=False)
+    if out is not None:
+        diff_html.render(result, out, lang=lang.value)
 
 
 @app.command()

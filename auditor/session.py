@@ -17,12 +17,16 @@ from auditor.consent import Ledger
 from auditor.model import ConsentEvent, Finding, Observation, Transmission
 from auditor.pipeline import Pipeline
 from auditor.profile import ConsentPlan, Profile, load_consent_plan, load_profile
+from auditor.recipients import COUNTRY_SOURCE
 from auditor.report import detections_csv, document, findings_json
-from auditor.rules import Aggregator, RuleContext, evaluate
+from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate
 from auditor.store import Store
 
 PROFILE_FILE, CONSENT_FILE, FLOWS_FILE = "profile.yaml", "consent.yaml", "flows.mitm"
 OUTPUTS = ("findings.json", "report.html", "detections.csv")
+CLOCK_NOTE = ("Times are the auditor host's clock in UTC, taken when mitmproxy received each "
+              "message (from the capture file offline); record the host's NTP state with "
+              "the session.")
 
 
 def sha256_file(path: Path) -> str:
@@ -128,6 +132,9 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         "profile_sha256": sha256_file(directory / PROFILE_FILE),
         "consent_sha256": sha256_file(directory / CONSENT_FILE),
         "flows_sha256": sha256_file(directory / FLOWS_FILE),
+        "rules_applied": [rule.id for rule in CATALOGUE],
+        "country_source": COUNTRY_SOURCE,
+        "clock_note": CLOCK_NOTE,
     }
     coverage = {"uninspected": store.uninspected(), "errors": store.errors()}
     doc = document.build(session, observations, findings, ledger.events, coverage,
@@ -135,8 +142,9 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     findings_json.render(doc, directory / "findings.json")
     detections_csv.render(doc, directory / "detections.csv")
     html.render(doc, directory / "report.html", lang=lang)
-    for name in OUTPUTS:
-        os.chmod(directory / name, 0o600)
+    for name in (*OUTPUTS, FLOWS_FILE):
+        if (directory / name).exists():
+            os.chmod(directory / name, 0o600)  # the evidence copy holds personal data too
     return Outputs(directory, findings)
 
 

@@ -16,6 +16,10 @@ from auditor.demo.cloud import LocalCloud
 
 IMEI = "864536040123455"
 KIDAUDIT = Path(sys.executable).with_name("kidaudit")
+# One cleartext request to 127.0.0.1 carrying the IMEI, before any consent; the profile names
+# no first party, so the recipient is not first party and no plan discloses it.
+EXPECTED_RULES = {"CLEARTEXT_PI", "PRE_CONSENT_PI", "THIRD_PARTY_UNDISCLOSED",
+                  "NON_RESETTABLE_ID"}
 
 
 def _free_port() -> int:
@@ -69,7 +73,7 @@ def test_capture_runs_mitmdump_and_writes_reports_on_ctrl_c(tmp_path: Path) -> N
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=30)
     doc = json.loads((session / "findings.json").read_text())
-    assert {f["rule"] for f in doc["findings"]} == {"CLEARTEXT_PI", "PRE_CONSENT_PI"}
+    assert {f["rule"] for f in doc["findings"]} == EXPECTED_RULES
 
 
 def test_capture_with_mitmweb_shows_marked_commented_flows(tmp_path: Path) -> None:
@@ -99,3 +103,33 @@ def test_capture_refuses_an_invalid_profile_before_starting(tmp_path: Path) -> N
     assert result.returncode == 2
     assert result.stderr.strip().startswith(f"kidaudit: {profile}, line 1: identifiers.imei")
     assert not (tmp_path / "s").exists()
+
+
+def test_a_capture_saved_by_plain_mitmdump_is_analysed(tmp_path: Path) -> None:
+    """Another lab's mitmproxy, without kidaudit: `mitmdump -w` output is valid input."""
+    from typer.testing import CliRunner
+
+    from auditor.cli import app
+
+    saved = tmp_path / "theirs.mitm"
+    with LocalCloud() as cloud:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("mitmdump")), "--listen-host", "127.0.0.1",
+             "--listen-port", "0", "-w", str(saved), "--set", f"confdir={tmp_path / 'conf'}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            port = int(_wait_for(proc, r"proxy listening at .*:(\d+)").group(1))
+            _send(port, cloud)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f'identifiers: {{imei: "{IMEI}"}}\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["analyze", str(saved), "--profile", str(profile),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "findings.json").read_text())
+    assert {f["rule"] for f in doc["findings"]} == EXPECTED_RULES
+    again = CliRunner().invoke(app, ["report", str(out), "--lang", "zh"])
+    assert again.exit_code == 0 and "report.html" in again.output

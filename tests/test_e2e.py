@@ -81,7 +81,11 @@ def test_live_session_through_real_proxy_and_offline_rebuild(tmp_path: Path) -> 
     summary = _summary(session / "findings.json")
     assert ("PRE_CONSENT_PI", "acme-watch.example", ("identifier.imei",), 1) in summary
     assert ("CLEARTEXT_PI", "acme-watch.example", ("identity.phone",), 1) in summary
-    assert {f["rule"] for f in doc["findings"]} == {"PRE_CONSENT_PI", "CLEARTEXT_PI"}
+    assert {f["rule"] for f in doc["findings"]} == {
+        "PRE_CONSENT_PI", "CLEARTEXT_PI", "NON_RESETTABLE_ID", "SENSITIVE_NO_SEPARATE_CONSENT",
+        # the IMEI also went to the analytics host, which the plan does not disclose:
+        "THIRD_PARTY_UNDISCLOSED", "PERSISTENT_ID_TO_THIRD_PARTY", "SCOPE_EXCEEDED",
+        "CROSS_SERVICE_LINKING"}
     assert [e["source"] for e in doc["events"]] == ["cli", "mark"]
     transports = {t["host"]: t["transport"] for t in doc["transmissions"]}
     assert transports[API] == "https" and transports[SMS] == "http"
