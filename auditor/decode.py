@@ -1,7 +1,9 @@
-"""Layered decoding: peel base64, percent-encoding and JSON-inside-a-string off field values.
+"""Layered decoding: peel compression, percent-encoding, base64, hex, JSON-inside-a-string
+and JWT payloads off field values, recursively.
 
 Each derived field carries the chain of layers it took (outermost first), so a finding can
-say *how* a value was hidden. Limits on depth, count and size hold against hostile input.
+say *how* a value was hidden. Limits on depth, count, size, decompression ratio and work
+hold against hostile input: a limit never raises, it records the field as opaque.
 """
 
 from __future__ import annotations
@@ -10,95 +12,207 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from auditor.extract.http import parse_json, walk_json
+from auditor.extract import bodies
+from auditor.extract.bodies import Budget, Limit, NestedTooDeep, parse_json, walk_json
 from auditor.model import Field
 
-MAX_DEPTH = 4
+MAX_DEPTH = 4  # layers peeled off one value
 MAX_VALUE = 256 * 1024  # a value longer than this is matched as is, not decoded
 MAX_DERIVED = 5_000  # derived fields per message
+MAX_WORK = bodies.MAX_WORK  # bytes decoded per message (decompression and binary scans)
+MAX_OUTPUT = bodies.MAX_OUTPUT  # bytes one decompression may produce
+MAX_RATIO = bodies.MAX_RATIO  # output:input of a decompression past bodies.RATIO_FLOOR
+
+LAYERS = ("gzip", "zlib", "deflate", "brotli", "zstd", "url", "base64", "hex", "json", "jwt")
 
 _B64 = re.compile(r"^[A-Za-z0-9+/_-]{12,}={0,2}$")
+_HEX = re.compile(r"^(?:[0-9A-Fa-f]{2}){4,}$")
+_HEXCHARS = re.compile(r"^[0-9A-Fa-f]+$")
 _PCT = re.compile(r"%[0-9A-Fa-f]{2}")
+# RFC 7519: a JWS in compact form; the header is a JSON object, so base64url of '{"'.
+_JWT = re.compile(r"^(eyJ[A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)$")
+
+
+@dataclass
+class _State:
+    derived: int = MAX_DERIVED
+    work: Budget = field(default_factory=Budget)
+    opaque: list[str] = field(default_factory=list)
+    noted: set[str] = field(default_factory=set)
+
+    def note(self, path: str, reason: str) -> None:
+        entry = f"{path}: {reason}"
+        if entry not in self.noted:
+            self.noted.add(entry)
+            self.opaque.append(entry)
 
 
 def expand(fields: Iterable[Field], opaque: list[str] | None = None) -> list[Field]:
     """The fields plus every decoded layer found inside them.
 
-    ``opaque`` collects ``"field: reason"`` for every value a limit stopped us reading, so
-    the report can say what was not looked into instead of claiming it was clean.
+    ``opaque`` collects ``"field: reason"`` for every value a limit stopped us reading (and
+    every ``opaque`` field an extractor emitted), so the report can say what was not looked
+    into instead of claiming it was clean.
     """
+    state = _State(opaque=opaque if opaque is not None else [])
     out: list[Field] = []
-    budget = [MAX_DERIVED]
     for f in fields:
+        if f.location == bodies.OPAQUE:
+            state.note(f.path, f.value)
+            continue
         out.append(f)
-        out.extend(_peel(f, 0, budget))
-    if budget[0] <= 0 and opaque is not None:
-        opaque.append(f"*: more than {MAX_DERIVED} decoded fields, the rest not decoded")
+        out.extend(_peel(f, 0, state))
+    if state.derived <= 0:
+        state.note("*", f"more than {MAX_DERIVED} decoded fields, the rest not decoded")
     return out
 
 
-def _peel(f: Field, depth: int, budget: list[int]) -> Iterator[Field]:
-    if depth >= MAX_DEPTH or len(f.value) > MAX_VALUE or budget[0] <= 0:
+def _peel(f: Field, depth: int, state: _State) -> Iterator[Field]:
+    if f.location == bodies.MEDIA or state.derived <= 0:
         return
-    for layer, decoded in _layers(f.value):
-        if budget[0] <= 0:
+    if len(f.value) > MAX_VALUE:
+        if _B64.match(f.value) or _HEX.match(f.value):
+            state.note(f.path, f"value of {len(f.value)} characters, over {MAX_VALUE}, "
+                       "not decoded")
+        return
+    if depth >= MAX_DEPTH:
+        if next(_decodings(f, state), None) is not None:
+            state.note(f.path, f"more than {MAX_DEPTH} layers, the rest not decoded")
+        return
+    for child in _decodings(f, state):
+        if child.location == bodies.OPAQUE:
+            state.note(child.path, child.value)
+            continue
+        if state.derived <= 0:  # one JSON-in-a-string can hold more leaves than the budget
             return
-        chain = (*f.encoding, layer)
-        for child in _as_fields(f, decoded, layer, chain):
-            if budget[0] <= 0:  # one JSON-in-a-string can hold more leaves than the budget
-                return
-            budget[0] -= 1
-            yield child
-            yield from _peel(child, depth + 1, budget)
+        state.derived -= 1
+        yield child
+        yield from _peel(child, depth + 1, state)
 
 
-def _as_fields(parent: Field, decoded: str, layer: str, chain: tuple[str, ...]
-               ) -> Iterator[Field]:
-    stripped = decoded.lstrip()
+def _decodings(f: Field, state: _State) -> Iterator[Field]:
+    """Fields one layer below ``f``: only decodings that yield readable text, a document,
+    media or a known compressed stream."""
+    v = f.value.strip()
+    if v[:1] in ("{", "[") and len(v) > 1:
+        yield from _text_child(f, "json", v)
+        return
+    if _PCT.search(v):
+        yield from _text_child(f, "url", unquote(v))
+    m = _JWT.match(v)
+    if m is not None:
+        yield from _jwt(f, m.group(1), m.group(2))
+        return
+    if _B64.match(v) and not v.isdigit() and not _HEXCHARS.match(v):
+        raw = _b64(v)
+        if raw is not None:
+            yield from _bytes_child(f, "base64", raw, state)
+    if _HEX.match(v):
+        raw = bytes.fromhex(v)
+        if _readable(raw) is not None or bodies.sniff_compression(raw) is not None:
+            yield from _bytes_child(f, "hex", raw, state, structured=False)
+
+
+def _text_child(parent: Field, layer: str, text: str,
+                chain: tuple[str, ...] | None = None, path: str | None = None
+                ) -> Iterator[Field]:
+    """Decoded text as one field, or as a JSON document's leaves when it is one."""
+    chain = chain if chain is not None else (*parent.encoding, layer)
+    path = path if path is not None else f"{parent.path}.{layer}"
+    stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         try:
-            doc = parse_json(decoded)
+            doc = parse_json(text)
+        except NestedTooDeep as e:
+            yield Field(bodies.OPAQUE, path, str(e), chain)
         except ValueError:
             pass
         else:
-            json_chain = chain if layer == "json" else (*chain, "json")
-            yield from walk_json(doc, f"{parent.path}.{layer}", parent.location, json_chain)
+            json_chain = chain if chain[-1:] == ("json",) else (*chain, "json")
+            yield from walk_json(doc, path, parent.location, json_chain)
             return
     if layer != "json":
-        yield Field(parent.location, f"{parent.path}.{layer}", decoded, chain)
+        yield Field(parent.location, path, text, chain)
 
 
-def _layers(value: str) -> Iterator[tuple[str, str]]:
-    """Candidate decodings of one value: only those that yield readable text."""
-    v = value.strip()
-    if v[:1] in ("{", "[") and len(v) > 1:
-        yield "json", v
+def _jwt(f: Field, header: str, payload: str) -> Iterator[Field]:
+    """A JWS's payload claims (RFC 7519 3), once its header reads as a JOSE header."""
+    head, body = _b64(header), _b64(payload)
+    if head is None or body is None:
         return
-    if _PCT.search(v):
-        yield "url", unquote(v)
-    if _B64.match(v) and not v.isdigit() and not _is_hex(v):
-        text = _b64_text(v)
-        if text is not None:
-            yield "base64", text
+    try:
+        jose = parse_json(head.decode("utf-8"))
+        claims = parse_json(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return
+    if isinstance(jose, dict) and ("alg" in jose or "typ" in jose):
+        yield from walk_json(claims, f"{f.path}.jwt", f.location, (*f.encoding, "jwt", "json"))
 
 
-def _is_hex(v: str) -> bool:
-    return all(c in "0123456789abcdefABCDEF" for c in v)
+def _bytes_child(f: Field, layer: str, raw: bytes, state: _State, structured: bool = True
+                 ) -> Iterator[Field]:
+    """Bytes a text layer gave: readable text, or compressed (peeled, each layer in the
+    chain), or media, or (``structured``) a binary document that holds some text."""
+    chain = (*f.encoding, layer)
+    path = f"{f.path}.{layer}"
+    try:
+        state.work.spend(len(raw), path)
+        for _ in range(MAX_DEPTH):
+            comp = bodies.sniff_compression(raw)
+            if comp is None:
+                break
+            out = bodies.decompress(raw, comp, state.work, path)
+            if out is None:
+                return
+            raw, chain = out, (*chain, comp)
+    except Limit as e:
+        yield Field(bodies.OPAQUE, e.path, e.reason, chain)
+        return
+    text = _readable(raw)
+    if text is not None:
+        yield from _text_child(f, layer, text, chain, path)
+        return
+    mime = bodies.sniff_media(raw)
+    if mime is not None:
+        yield Field(bodies.MEDIA, path, mime, chain)
+        return
+    if structured:
+        for trial in ("deflate", "brotli"):  # no magic: kept only when the result is text
+            try:
+                out = bodies.decompress(raw, trial, state.work, path)
+            except Limit as e:
+                yield Field(bodies.OPAQUE, e.path, e.reason, (*chain, trial))
+                return
+            text = _readable(out) if out is not None else None
+            if text is not None:
+                yield from _text_child(f, layer, text, (*chain, trial), path)
+                return
+    if structured or chain[-1] != layer:
+        yield from bodies.fields_from_bytes(raw, path, f.location, chain, strict=True,
+                                            budget=state.work)
 
 
-def _b64_text(v: str) -> str | None:
+def _b64(v: str) -> bytes | None:
+    """Standard, URL-safe or unpadded base64 (RFC 4648 4, 5)."""
     padded = v + "=" * (-len(v) % 4)
     try:
-        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def _readable(raw: bytes) -> str | None:
+    """UTF-8 text of which 95% or more is printable."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
-    if not text or printable < 0.95 * len(text):
+    if not text:
         return None
-    return text
+    bad = len(raw.translate(None, bodies.TEXT_BYTES))  # ASCII control bytes, counted in C
+    if not raw.isascii():
+        bad += sum(not ch.isprintable() for ch in text if ord(ch) > 127)
+    return text if bad <= 0.05 * len(text) else None

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
+import hmac
 import json
+import zlib
 
+import brotli
+import msgpack
 import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor import decode
+from auditor.extract import bodies
 from auditor.model import Field
-from tests.factories import IMEI
+from tests.factories import CHILD_NAME, IMEI
 
 # A document whose standard base64 contains "+" or "/", so url-safe differs from it.
 DOC = json.dumps({"imei": IMEI, "lat": 39.98312, "note": "??>>~~"}).encode()
@@ -115,3 +124,165 @@ def test_derived_count_limit_inside_one_json_string() -> None:
 def test_oversized_value_is_not_decoded() -> None:
     value = base64.b64encode(b"a" * decode.MAX_VALUE).decode()
     assert _derived(value) == []
+
+
+# --- compression, hex, JWT, media, binary documents inside values -------------------------
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _jwt(header: dict, claims: dict) -> str:
+    """A real HS256 JWS (RFC 7515 compact form): base64url, unpadded, signed."""
+    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+    sig = hmac.new(b"k", signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(sig)}"
+
+
+JWT = _jwt({"alg": "HS256", "typ": "JWT"}, {"sub": IMEI, "name": CHILD_NAME, "iat": 1764324900})
+IMEI_DOC = json.dumps({"imei": IMEI}).encode()
+IMEI_PB = b"\x0a\x0f" + IMEI.encode() + b"\x10\x57"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    pytest.param(base64.b64encode(gzip.compress(IMEI_DOC)).decode(),
+                 [("query.d.base64.imei", IMEI, ("base64", "gzip", "json"))], id="base64-gzip"),
+    pytest.param(base64.b64encode(zlib.compress(IMEI_DOC)).decode(),
+                 [("query.d.base64.imei", IMEI, ("base64", "zlib", "json"))], id="base64-zlib"),
+    pytest.param(base64.b64encode(zstandard.ZstdCompressor().compress(IMEI_DOC)).decode(),
+                 [("query.d.base64.imei", IMEI, ("base64", "zstd", "json"))], id="base64-zstd"),
+    pytest.param(base64.b64encode(brotli.compress(IMEI_DOC)).decode(),
+                 [("query.d.base64.imei", IMEI, ("base64", "brotli", "json"))],
+                 id="base64-brotli"),
+    pytest.param(base64.b64encode(zlib.compress(IMEI_DOC)[2:-4]).decode(),
+                 [("query.d.base64.imei", IMEI, ("base64", "deflate", "json"))],
+                 id="base64-raw-deflate"),
+    pytest.param(gzip.compress(f"imei={IMEI}".encode()).hex(),
+                 [("query.d.hex", f"imei={IMEI}", ("hex", "gzip"))], id="hex-gzip"),
+    pytest.param(IMEI.encode().hex(), [("query.d.hex", IMEI, ("hex",))], id="hex-text"),
+    pytest.param(CHILD_NAME.encode().hex().upper(),
+                 [("query.d.hex", CHILD_NAME, ("hex",))], id="hex-upper"),
+    pytest.param(JWT, [
+        ("query.d.jwt.sub", IMEI, ("jwt", "json")),
+        ("query.d.jwt.name", CHILD_NAME, ("jwt", "json")),
+        ("query.d.jwt.iat", "1764324900", ("jwt", "json")),
+    ], id="jwt"),
+    pytest.param(base64.b64encode(IMEI_PB).decode(), [
+        ("query.d.base64.pb.1", IMEI, ("base64",)), ("query.d.base64.pb.2", "87", ("base64",)),
+    ], id="base64-protobuf"),
+    pytest.param(base64.b64encode(msgpack.packb({"imei": IMEI})).decode(),
+                 [("query.d.base64.msgpack.imei", IMEI, ("base64",))], id="base64-msgpack"),
+    pytest.param(base64.b64encode(b"\xff\xd8\xff\xe0" + bytes(40)).decode(),
+                 [("query.d.base64", "image/jpeg", ("base64",))], id="base64-photo"),
+])
+def test_binary_layers(value: str, expected: list) -> None:
+    assert [(f.path, f.value, f.encoding) for f in _derived(value)] == expected
+
+
+def test_photo_in_base64_is_a_media_field() -> None:
+    (f,) = _derived(base64.b64encode(b"#!AMR\n" + bytes(40)).decode(), "body", "body.json.v")
+    assert (f.location, f.value) == ("media", "audio/amr")
+
+
+def test_jwt_chain_extends_the_header_field() -> None:
+    parent = Field("header", "header.authorization.bearer", JWT)
+    derived = decode.expand([parent])[1:]
+    assert derived[0] == Field("header", "header.authorization.bearer.jwt.sub", IMEI,
+                               ("jwt", "json"))
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param(_jwt({"kid": "1"}, {"sub": IMEI}), id="jwt-without-jose-header"),
+    pytest.param("eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln", id="jwt-payload-not-json"),
+    pytest.param("1f8b0800000000000003", id="hex-gzip-truncated-to-nothing"),
+    pytest.param("deadbeefcafebabe", id="hex-binary"),
+    pytest.param("deadbeefcafebabe1", id="odd-hex-not-base64"),
+])
+def test_binary_not_decoded(value: str) -> None:
+    derived = _derived(value)
+    assert all(f.value != value for f in derived)
+    assert not [f for f in derived if f.path.endswith((".jwt", ".hex"))]
+
+
+# --- limits: each one noted opaque, none raises --------------------------------------------
+
+def test_gzip_bomb_in_base64_is_opaque() -> None:
+    bomb = base64.b64encode(gzip.compress(bytes(50 * 1024 * 1024), compresslevel=9)).decode()
+    assert len(bomb) <= decode.MAX_VALUE
+    opaque: list[str] = []
+    derived = decode.expand([Field("body", "body.json.blob", bomb)], opaque)[1:]
+    assert derived == []
+    assert len(opaque) == 1
+    assert opaque[0].startswith("body.json.blob.base64: gzip ")
+    assert "ratio" in opaque[0] or "output" in opaque[0]
+
+
+def test_base64_forever_is_noted_at_max_depth() -> None:
+    value = "kidaudit depth probe"
+    for _ in range(20):
+        value = base64.b64encode(value.encode()).decode()
+    opaque: list[str] = []
+    derived = decode.expand([Field("query", "query.d", value)], opaque)[1:]
+    assert len(derived) == decode.MAX_DEPTH
+    assert opaque == [f"{derived[-1].path}: more than {decode.MAX_DEPTH} layers, "
+                      "the rest not decoded"]
+
+
+def test_oversized_encoded_value_is_noted() -> None:
+    value = base64.b64encode(b"a" * decode.MAX_VALUE).decode()
+    opaque: list[str] = []
+    decode.expand([Field("query", "query.d", value)], opaque)
+    assert opaque == [f"query.d: value of {len(value)} characters, over {decode.MAX_VALUE}, "
+                      "not decoded"]
+
+
+def test_work_budget_per_message() -> None:
+    text = (f"imei {IMEI} " * 50_000).encode()  # about 1 MB, compresses far past 100:1
+    text = text[:bodies.RATIO_FLOOR]
+    packed = base64.b64encode(gzip.compress(text)).decode()
+    fields = [Field("query", f"query.k{i}", packed) for i in range(40)]
+    opaque: list[str] = []
+    out = decode.expand(fields, opaque)
+    decoded = [f for f in out if f.encoding == ("base64", "gzip")]
+    assert 0 < len(decoded) < 40
+    assert any("work budget" in o for o in opaque)
+
+
+@pytest.mark.parametrize(("depth", "reason"), [
+    pytest.param(100, "nested more than 64 deep, the rest not read", id="past-walk-limit"),
+    pytest.param(50_000, "JSON nested too deep to parse", id="past-parser-limit"),
+])
+def test_deep_json_in_a_string_is_noted(depth: int, reason: str) -> None:
+    opaque: list[str] = []
+    decode.expand([Field("query", "query.d", "[" * depth + "1" + "]" * depth)], opaque)
+    assert len(opaque) == 1 and opaque[0].endswith(reason)
+
+
+def test_opaque_fields_from_extraction_are_collected_not_passed_on() -> None:
+    fields = [Field("body", "body.text", "x"), Field(bodies.OPAQUE, "body", "zstd too big")]
+    opaque: list[str] = []
+    assert decode.expand(fields, opaque) == fields[:1]
+    assert opaque == ["body: zstd too big"]
+
+
+def test_derived_count_limit_is_noted() -> None:
+    fields = [Field("query", f"query.k{i}", base64.b64encode(b"hello world %d" % i).decode())
+              for i in range(decode.MAX_DERIVED + 1)]
+    opaque: list[str] = []
+    decode.expand(fields, opaque)
+    assert opaque == [f"*: more than {decode.MAX_DERIVED} decoded fields, the rest not decoded"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.one_of(
+    st.text(max_size=400),
+    st.binary(max_size=300).map(lambda b: base64.b64encode(b).decode()),
+    st.binary(max_size=300).map(lambda b: base64.b64encode(gzip.compress(b)).decode()),
+    st.binary(max_size=200).map(bytes.hex),
+    st.binary(max_size=200).map(lambda b: f"eyJhbGciOiJub25lIn0.{_b64url(b)}.")))
+def test_any_value_never_raises_and_stays_bounded(value: str) -> None:
+    opaque: list[str] = []
+    out = decode.expand([Field("query", "query.d", value)], opaque)
+    assert out[0].value == value
+    assert len(out) <= 1 + decode.MAX_DERIVED
+    assert all(isinstance(f.value, str) and f.location != bodies.OPAQUE for f in out)

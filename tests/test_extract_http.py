@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import base64
+import gzip
+import json
+import zlib
 
+import brotli
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from auditor.extract.bodies import OPAQUE
 from auditor.extract.http import MAX_FIELDS, extract_http
-from tests.factories import IMEI, tx
+from tests.factories import CHILD_NAME, ICCID, IMEI, tx
+
+B64_NAME = base64.b64encode(CHILD_NAME.encode()).decode()
+IMEI_FORM = f"imei={IMEI}".encode()
+BASIC = base64.b64encode(f"{IMEI}:s3cret:pw".encode()).decode()
 
 
 def _fields(t) -> list[tuple[str, str, str]]:
@@ -38,7 +51,45 @@ def test_url_fields(overrides: dict, expected: list) -> None:
 @pytest.mark.parametrize(("headers", "expected"), [
     pytest.param((("X-Device-Id", IMEI), ("User-Agent", "K2/1.4.2")), [
         ("header", "header.x-device-id", IMEI), ("header", "header.user-agent", "K2/1.4.2"),
+        ("header", "header.user-agent.k2", "1.4.2"),
     ], id="names-lowercased"),
+    pytest.param((("User-Agent", f"Mozilla/5.0 (Linux; Android 9; K2 Build/PPR1; imei:{IMEI})"
+                   f" AcmeWatch/1.4.2 sn={ICCID} {B64_NAME}"),), [
+        ("header", "header.user-agent", f"Mozilla/5.0 (Linux; Android 9; K2 Build/PPR1; "
+         f"imei:{IMEI}) AcmeWatch/1.4.2 sn={ICCID} {B64_NAME}"),
+        ("header", "header.user-agent.mozilla", "5.0"),
+        ("header", "header.user-agent.token", "Linux"),
+        ("header", "header.user-agent.token", "Android"),
+        ("header", "header.user-agent.build", "PPR1"),
+        ("header", "header.user-agent.imei", IMEI),
+        ("header", "header.user-agent.acmewatch", "1.4.2"),
+        ("header", "header.user-agent.sn", ICCID),
+        ("header", "header.user-agent.token", B64_NAME),
+    ], id="user-agent-tokens"),
+    pytest.param((("Authorization", f"Basic {BASIC}"),), [
+        ("header", "header.authorization", f"Basic {BASIC}"),
+        ("header", "header.authorization.basic", BASIC),
+        ("header", "header.authorization.basic.username", IMEI),
+        ("header", "header.authorization.basic.password", "s3cret:pw"),
+    ], id="authorization-basic"),
+    pytest.param((("Authorization", "Bearer eyJhbGciOi.eyJzdWIi.sig"),), [
+        ("header", "header.authorization", "Bearer eyJhbGciOi.eyJzdWIi.sig"),
+        ("header", "header.authorization.bearer", "eyJhbGciOi.eyJzdWIi.sig"),
+    ], id="authorization-bearer"),
+    pytest.param((("Authorization", f'Digest username="{IMEI}", realm="acme", nonce=abc'),), [
+        ("header", "header.authorization",
+         f'Digest username="{IMEI}", realm="acme", nonce=abc'),
+        ("header", "header.authorization.username", IMEI),
+        ("header", "header.authorization.realm", "acme"),
+        ("header", "header.authorization.nonce", "abc"),
+    ], id="authorization-params"),
+    pytest.param((("Authorization", "Token ab+c/d=="),), [
+        ("header", "header.authorization", "Token ab+c/d=="),
+        ("header", "header.authorization.token", "ab+c/d=="),
+    ], id="authorization-token68-padded"),
+    pytest.param((("Authorization", "tok123"),), [
+        ("header", "header.authorization", "tok123"),
+    ], id="authorization-bare-token"),
     pytest.param((("Host", "api.example"), ("Content-Length", "12"), ("Accept", "*/*"),
                   ("Accept-Encoding", "gzip"), ("Connection", "keep-alive"),
                   ("Content-Type", "application/json"), ("X-Imei", IMEI)), [
@@ -91,8 +142,22 @@ def test_cookie_fields(cookie: str, expected: list) -> None:
     pytest.param("text/plain", f"IMEI:{IMEI} battery 87%".encode(), [
         ("body", "body.text", f"IMEI:{IMEI} battery 87%"),
     ], id="plain-text"),
+    pytest.param("application/x-ndjson", f'{{"imei": "{IMEI}"}}\n{{"n": 2}}\n'.encode(), [
+        ("body", "body.json.0.imei", IMEI), ("body", "body.json.1.n", "2"),
+    ], id="ndjson"),
+    pytest.param("application/json", f'{{"a": 1}}{{"imei": "{IMEI}"}}{{"b": "x'.encode(), [
+        ("body", "body.json.0.a", "1"), ("body", "body.json.1.imei", IMEI),
+        ("opaque", "body.json", "JSON cut short after 43 characters"),
+    ], id="back-to-back-json-cut-short"),
+    pytest.param("application/json", b'{"a": 1} trailing words', [
+        ("body", "body.text", '{"a": 1} trailing words'),
+    ], id="json-then-text-is-text"),
     pytest.param("application/json", b"{not json", [("body", "body.text", "{not json")],
                  id="broken-json-kept-as-text"),
+    pytest.param("application/json", f'{{"imei": "{IMEI}", "n'.encode(), [
+        ("opaque", "body.json", "JSON cut short after 30 characters; read as text"),
+        ("body", "body.text", f'{{"imei": "{IMEI}", "n'),
+    ], id="json-cut-short-noted"),
     pytest.param("application/json", b"", [], id="empty-body"),
 ])
 def test_body_fields(content_type: str, body: bytes, expected: list) -> None:
@@ -112,16 +177,75 @@ def test_huge_form_is_cut_at_max_fields() -> None:
     body = "&".join(f"k{i}=v{i}" for i in range(MAX_FIELDS * 3)).encode()
     fields = extract_http(tx(path="/", headers=(), body=body,
                              content_type="application/x-www-form-urlencoded"))
-    assert len(fields) == MAX_FIELDS
-    assert fields[-1].path == f"body.form.k{MAX_FIELDS - 1}"
+    values = [f for f in fields if f.location != OPAQUE]
+    assert len(values) == MAX_FIELDS
+    assert values[-1].path == f"body.form.k{MAX_FIELDS - 1}"
+    assert [f.location for f in fields[MAX_FIELDS:]] == [OPAQUE]
 
 
-@pytest.mark.parametrize("depth", [100, 100_000])
-def test_deeply_nested_json_does_not_raise(depth: int) -> None:
+@pytest.mark.parametrize(("headers", "body", "content_type", "expected"), [
+    pytest.param((), gzip.compress(json.dumps({"imei": IMEI}).encode()), "application/json",
+                 [("body.json.imei", IMEI, ("gzip",))], id="undeclared-gzip-json"),
+    pytest.param((("Content-Encoding", "gzip"),),
+                 gzip.compress(f"imei={IMEI}".encode()), "application/x-www-form-urlencoded",
+                 [("body.form.imei", IMEI, ("gzip",))], id="gzip-form-left-encoded"),
+    pytest.param((), b"--b\r\nContent-Disposition: form-data; name=\"v\"; filename=\"a.amr\""
+                 b"\r\n\r\n#!AMR\n\x00\x01\r\n--b--\r\n", "multipart/form-data; boundary=b",
+                 [("body.multipart.v.filename", "a.amr", ()),
+                  ("body.multipart.v", "audio/amr", ())], id="multipart-voice"),
+    pytest.param((), b"\x0a\x0f" + IMEI.encode(), "application/x-protobuf",
+                 [("body.pb.1", IMEI, ())], id="protobuf"),
+])
+def test_body_formats(headers: tuple, body: bytes, content_type: str, expected: list) -> None:
+    fields = extract_http(tx(path="/", headers=headers, body=body, content_type=content_type))
+    assert [(f.path, f.value, f.encoding) for f in fields if f.location != "header"] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=1024), content_type=st.sampled_from([
+    "", "application/json", "application/x-www-form-urlencoded", "multipart/form-data; b=",
+    "multipart/form-data; boundary=--", "application/x-protobuf", "text/xml"]),
+    auth=st.text(max_size=64), agent=st.text(max_size=64))
+def test_any_body_and_headers_never_raise(body: bytes, content_type: str, auth: str,
+                                          agent: str) -> None:
+    fields = extract_http(tx(path="/", body=body, content_type=content_type,
+                             headers=(("Authorization", auth), ("User-Agent", agent))))
+    assert len(fields) <= MAX_FIELDS + 1
+    assert all(isinstance(f.value, str) for f in fields)
+
+
+@pytest.mark.parametrize(("depth", "reason"), [
+    pytest.param(100, "nested more than 64 deep, the rest not read", id="past-walk-limit"),
+    pytest.param(100_000, "JSON nested too deep to parse", id="past-parser-limit"),
+])
+def test_deeply_nested_json_is_noted_opaque_not_raised(depth: int, reason: str) -> None:
     body = b'{"a":' * depth + f'"{IMEI}"'.encode() + b"}" * depth
     fields = extract_http(tx(path="/", headers=(), body=body))
-    assert all(f.location == "body" for f in fields)
-    assert len(fields) <= 1
+    assert [(f.location, f.value) for f in fields if f.location == OPAQUE] == [(OPAQUE, reason)]
+    assert all(f.location in ("body", OPAQUE) for f in fields)
+
+
+@pytest.mark.parametrize(("coding", "packed", "chain"), [
+    pytest.param("br", brotli.compress(IMEI_FORM), ("brotli",), id="br"),
+    pytest.param("deflate", zlib.compress(IMEI_FORM), ("zlib",), id="deflate-zlib"),
+    pytest.param("deflate", zlib.compress(IMEI_FORM)[2:-4], ("deflate",), id="deflate-raw"),
+    pytest.param("gzip, br", brotli.compress(gzip.compress(IMEI_FORM)), ("brotli", "gzip"),
+                 id="two-codings-last-first"),
+    pytest.param("gzip", IMEI_FORM, (), id="already-decoded-by-mitmproxy"),
+])
+def test_declared_content_encoding_is_undone_within_limits(coding: str, packed: bytes,
+                                                           chain: tuple) -> None:
+    fields = extract_http(tx(path="/", headers=(("Content-Encoding", coding),), body=packed,
+                             content_type="application/x-www-form-urlencoded"))
+    assert [(f.path, f.value, f.encoding) for f in fields if f.location == "body"] == [
+        ("body.form.imei", IMEI, chain)]
+
+
+def test_declared_brotli_bomb_is_opaque() -> None:
+    bomb = brotli.compress(bytes(64 * 1024 * 1024), quality=1)
+    fields = extract_http(tx(path="/", headers=(("Content-Encoding", "br"),), body=bomb))
+    assert [(f.location, f.path) for f in fields if f.location != "header"] == [
+        (OPAQUE, "body")]
 
 
 def test_json_within_depth_limit_is_walked() -> None:

@@ -1,20 +1,33 @@
-"""Fields of an HTTP request: URL path and query, headers, cookies, form and JSON bodies.
+"""Fields of an HTTP request: URL path and query, headers (with the tokens inside
+User-Agent and Authorization), cookies, and the body in whatever format it came.
 
-The body is the one mitmproxy already decoded (``Content-Encoding`` undone); deeper layers
-(base64, JSON inside strings, ...) are peeled afterwards by ``auditor.decode``.
+The body is the one mitmproxy already decoded (``Content-Encoding`` undone); a body still
+compressed, and every body format, is read by ``auditor.extract.bodies``. Deeper layers
+inside values (base64, JSON inside strings, JWTs, ...) are peeled by ``auditor.decode``.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Iterator
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
+from auditor.extract.bodies import (
+    MAX_BYTES,
+    MAX_FIELDS,
+    MAX_TREE_DEPTH,
+    OPAQUE,
+    basic_credentials,
+    fields_from_bytes,
+    form_pairs,
+    parse_json,
+    walk_json,
+)
 from auditor.model import Field, Transmission
 
-MAX_BODY = 4 * 1024 * 1024  # bytes of a body we look into; the rest is counted, not read
-MAX_FIELDS = 20_000  # per message: a million-key form is cut here, not walked
-MAX_JSON_DEPTH = 64
+MAX_BODY = MAX_BYTES  # bytes of a body we look into; the rest is noted opaque
+MAX_JSON_DEPTH = MAX_TREE_DEPTH
+MAX_TOKENS = 64  # tokens taken out of one User-Agent or Authorization header
 
 # Headers that only describe the transport: never personal data, so not worth a field.
 _SKIP_HEADERS = frozenset({
@@ -23,14 +36,23 @@ _SKIP_HEADERS = frozenset({
     "transfer-encoding", "proxy-connection", "cookie",
 })
 
+_UA_SPLIT = re.compile(r"[\s;(),\[\]]+")
+_PRODUCT = re.compile(r"([A-Za-z][\w.+!-]*)/(.+)")
+_PAIR = re.compile(r"([A-Za-z][\w-]{0,31})[=:]([^=].*)")
+_TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+_AUTH_PARAM = re.compile(r'([\w-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+
 
 def extract_http(tx: Transmission) -> list[Field]:
-    """Every field of an HTTP request, in a stable order (URL, query, headers, cookies, body)."""
+    """Every field of an HTTP request, in a stable order (URL, query, headers, cookies,
+    body). Fields with location ``opaque`` record limits; ``decode.expand`` collects them."""
     fields: list[Field] = []
     for f in _iter_fields(tx):
-        fields.append(f)
         if len(fields) >= MAX_FIELDS:
+            fields.append(Field(OPAQUE, "request", f"more than {MAX_FIELDS} fields, the "
+                                "rest not read"))
             break
+        fields.append(f)
     return fields
 
 
@@ -38,7 +60,7 @@ def _iter_fields(tx: Transmission) -> Iterator[Field]:
     parts = urlsplit(tx.path if tx.path.startswith("/") else tx.url)
     for i, seg in enumerate(s for s in parts.path.split("/") if s):
         yield Field("url", f"url.path.{i}", unquote(seg))
-    for name, value in parse_qsl(parts.query, keep_blank_values=False):
+    for name, value in form_pairs(parts.query):
         yield Field("query", f"query.{name}", value)
     for name, value in tx.headers:
         lname = name.lower()
@@ -46,7 +68,63 @@ def _iter_fields(tx: Transmission) -> Iterator[Field]:
             yield from _cookies(value)
         elif lname not in _SKIP_HEADERS:
             yield Field("header", f"header.{lname}", value)
-    yield from _body(tx)
+            yield from _HEADER_TOKENS.get(lname, _no_tokens)(f"header.{lname}", value)
+    if tx.body:
+        coding = ", ".join(v for k, v in tx.headers if k.lower() == "content-encoding")
+        yield from fields_from_bytes(tx.body, "body", "body", content_type=tx.content_type,
+                                     content_encoding=coding)
+
+
+def _no_tokens(path: str, value: str) -> Iterator[Field]:
+    return iter(())
+
+
+def _user_agent(path: str, value: str) -> Iterator[Field]:
+    """Tokens of a User-Agent (RFC 9110 10.1.5: products and comments): ``name/version``
+    and ``key=value`` / ``key:value`` become ``header.user-agent.<name>``; other words of
+    four or more characters ``header.user-agent.token``. Devices hide IMEIs, serials and
+    base64 blobs in there, and a token is decoded on its own where the whole is not."""
+    for token in [t for t in _UA_SPLIT.split(value) if t][:MAX_TOKENS]:
+        m = _PRODUCT.fullmatch(token) or _PAIR.fullmatch(token)
+        if m is not None:
+            yield Field("header", f"{path}.{m.group(1).lower()}", m.group(2))
+        elif len(token) >= 4:
+            yield Field("header", f"{path}.token", token)
+
+
+def _authorization(path: str, value: str) -> Iterator[Field]:
+    """Credentials (RFC 9110 11.4): ``Basic`` gives the user and password (RFC 7617), a
+    ``token68`` scheme (``Bearer``) its token, and auth-params (``Digest``, vendor schemes)
+    each parameter as ``header.authorization.<param>``."""
+    scheme, _, rest = value.strip().partition(" ")
+    rest = rest.strip()
+    lscheme = scheme.lower()
+    if not rest:
+        return
+    if lscheme == "basic":
+        yield Field("header", f"{path}.basic", rest)
+        creds = basic_credentials(rest)
+        if creds is not None:
+            yield Field("header", f"{path}.basic.username", creds[0], ("base64",))
+            yield Field("header", f"{path}.basic.password", creds[1], ("base64",))
+        return
+    params = [] if _TOKEN68.fullmatch(rest) else list(_AUTH_PARAM.finditer(rest))[:MAX_TOKENS]
+    if params:
+        for m in params:
+            raw = m.group(2)
+            if raw.startswith('"'):
+                raw = raw[1:-1].replace('\\"', '"')
+            if raw:
+                yield Field("header", f"{path}.{m.group(1).lower()}", raw)
+        return
+    yield Field("header", f"{path}.{lscheme}", rest)
+
+
+_HEADER_TOKENS = {
+    "user-agent": _user_agent,
+    "authorization": _authorization,
+    "proxy-authorization": _authorization,
+}
 
 
 def _cookies(header: str) -> Iterator[Field]:
@@ -62,47 +140,5 @@ def _cookies(header: str) -> Iterator[Field]:
             yield Field("cookie", f"cookie.{name}", value)
 
 
-def _body(tx: Transmission) -> Iterator[Field]:
-    body = tx.body[:MAX_BODY]
-    if not body:
-        return
-    ctype = tx.content_type.split(";")[0].strip().lower()
-    text = body.decode("utf-8", errors="replace")
-    if ctype == "application/x-www-form-urlencoded":
-        for name, value in parse_qsl(text, keep_blank_values=False):
-            yield Field("body", f"body.form.{name}", value)
-        return
-    stripped = text.lstrip()
-    if "json" in ctype or stripped[:1] in ("{", "["):
-        try:
-            doc = parse_json(text)
-        except ValueError:
-            pass
-        else:
-            yield from walk_json(doc, "body.json", "body", ())
-            return
-    yield Field("body", "body.text", text)
-
-
-def parse_json(text: str) -> object:
-    """JSON with numbers kept as the text that was sent (``39.98312`` stays ``"39.98312"``):
-    the precision a device transmitted is itself evidence (location precise vs coarse)."""
-    try:
-        return json.loads(text, parse_float=str, parse_int=str)
-    except RecursionError as e:
-        raise ValueError("JSON nested too deep") from e
-
-
-def walk_json(doc: object, prefix: str, location: str, encoding: tuple[str, ...],
-              depth: int = 0) -> Iterator[Field]:
-    """Leaves of a JSON document as fields with dotted paths (``body.json.dev.imei``)."""
-    if depth > MAX_JSON_DEPTH:
-        return
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            yield from walk_json(value, f"{prefix}.{key}", location, encoding, depth + 1)
-    elif isinstance(doc, list):
-        for i, value in enumerate(doc):
-            yield from walk_json(value, f"{prefix}.{i}", location, encoding, depth + 1)
-    elif doc is not None and not isinstance(doc, bool):
-        yield Field(location, prefix, str(doc), encoding)
+__all__ = ["MAX_BODY", "MAX_FIELDS", "MAX_JSON_DEPTH", "extract_http", "parse_json",
+           "walk_json"]
