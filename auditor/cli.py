@@ -172,6 +172,17 @@ def rules() -> None:
             typer.echo("  unverified: " + "; ".join(r.rstrip("*") for r in rule.unverified))
 
 
+@app.command()
+def validate() -> None:
+    """The built-in validation suite: precision and recall per category and encoding."""
+    from auditor.validate import format_report, run_suite
+
+    report = run_suite()
+    typer.echo(format_report(report, __version__), nl=False)
+    if not report.targets_met:
+        raise typer.Exit(1)
+
+
 @app.command("diff")
 def diff_sessions(
     old: Annotated[Path, typer.Argument(help="The earlier session folder.")],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
@@ -23,6 +24,10 @@ def detector() -> Detector:
     return Detector(SEEDED)
 
 
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
 def _digest(name: str, value: str) -> str:
     return hashlib.new(name, value.encode()).hexdigest()
 
@@ -31,7 +36,7 @@ def _found(detector: Detector, value: str, encoding: tuple[str, ...] = ()
            ) -> list[tuple[str, str, tuple[str, ...], str]]:
     field = Field("body", "body.json.x", value, encoding)
     return sorted((d.category, d.profile_key, d.encoding, d.value)
-                  for d in detector.detect(tx(), [field]))
+                  for d in detector.detect(tx(), [field]) if d.method == "known")
 
 
 IMEI_HIT = ("identifier.imei", "identifiers.imei")
@@ -48,6 +53,16 @@ IMEI_HIT = ("identifier.imei", "identifiers.imei")
       for name in ("md5", "sha1", "sha256", "sha512")),
     pytest.param(f"sign={_digest('md5', IMEI)}&t=1",
                  (*IMEI_HIT, ("md5",), _digest("md5", IMEI)), id="md5-in-text"),
+    pytest.param(_b64(IMEI.encode()), (*IMEI_HIT, ("base64",), _b64(IMEI.encode())),
+                 id="base64"),
+    pytest.param(_b64(IMEI.encode()).rstrip("="),
+                 (*IMEI_HIT, ("base64",), _b64(IMEI.encode()).rstrip("=")), id="base64-unpadded"),
+    pytest.param(IMEI.encode().hex(), (*IMEI_HIT, ("hex",), IMEI.encode().hex()), id="hex"),
+    pytest.param(IMEI.encode().hex().upper(), (*IMEI_HIT, ("hex",), IMEI.encode().hex().upper()),
+                 id="hex-upper"),
+    *(pytest.param(_b64(hashlib.new(name, IMEI.encode()).digest()),
+                   (*IMEI_HIT, ("base64", name), _b64(hashlib.new(name, IMEI.encode()).digest())),
+                   id=f"{name}-base64") for name in ("md5", "sha1", "sha256", "sha512")),
 ])
 def test_imei(detector: Detector, value: str, expected: tuple) -> None:
     assert _found(detector, value) == [expected]
@@ -75,6 +90,9 @@ def test_phone_forms(detector: Detector, value: str) -> None:
     pytest.param(BIRTHDATE, ("identity.birthdate", "child.birthdate"), id="birthdate-iso"),
     pytest.param("20170309", ("identity.birthdate", "child.birthdate"), id="birthdate-compact"),
     pytest.param("2017/03/09", ("identity.birthdate", "child.birthdate"), id="birthdate-slash"),
+    pytest.param("09.03.2017", ("identity.birthdate", "child.birthdate"), id="birthdate-dotted"),
+    pytest.param("2017年3月9日", ("identity.birthdate", "child.birthdate"), id="birthdate-zh"),
+    pytest.param("2017-3-9", ("identity.birthdate", "child.birthdate"), id="birthdate-unpadded"),
     pytest.param(CHILD_NAME, ("identity.name", "child.name"), id="name"),
     pytest.param("wangxiaoming", ("identity.name", "child.name"), id="name-joined-lower"),
     pytest.param("Wang_Xiaoming", ("identity.name", "child.name"), id="name-underscore"),
@@ -99,7 +117,10 @@ def test_other_seeds(detector: Detector, value: str, expected: tuple[str, str]) 
     pytest.param("a" + _digest("md5", IMEI), id="md5-inside-longer-hex-before"),
     pytest.param(_digest("sha1", IMEI) + "0", id="sha1-inside-longer-hex-after"),
     pytest.param("490154203237518", id="unrelated-15-digits"),
-    pytest.param(IMEI[:-1], id="imei-truncated"),
+    pytest.param(base64.b64encode(IMEI.encode()).decode()[:-2], id="base64-truncated"),
+    pytest.param("x" + IMEI.encode().hex(), id="hex-inside-longer-word"),
+    pytest.param(IMEI[1:], id="imei-missing-its-first-digit"),
+    pytest.param(IMEI[:13], id="imei-cut-to-13-digits"),
     pytest.param(_digest("md5", IMEI)[:-1], id="md5-truncated"),
     pytest.param("138001380001", id="phone-inside-longer-digit-run"),
     pytest.param("", id="empty"),
@@ -136,7 +157,7 @@ def test_empty_profile_detects_nothing(empty: Profile) -> None:
     fields = [Field("body", "body.json.x", v) for v in
               (IMEI, "13800138000", "39.98312,116.30791", "Li Mei", "    ")]
     assert len(KnownValues.from_profile(empty)) == 0
-    assert Detector(empty).detect(tx(), fields) == []
+    assert [d for d in Detector(empty).detect(tx(), fields) if d.method == "known"] == []
 
 
 def test_one_detection_per_field_for_overlapping_phone_forms(detector: Detector) -> None:
@@ -167,3 +188,84 @@ def _det(field: str, encoding: tuple[str, ...], category: str = "identifier.imei
 ])
 def test_dedupe(detections: list[Detection], expected: list[Detection]) -> None:
     assert dedupe(detections) == expected
+
+
+def _any(method: str, field: str, category: str, value: str, key: str = "",
+         encoding: tuple[str, ...] = ()) -> Detection:
+    return Detection(1, category, method, "body", field, encoding, key, value, 0.5)
+
+
+KNOWN_IMEI = _any("known", "a", "identifier.imei", IMEI, "identifiers.imei")
+PATTERN_IMEI = _any("pattern", "a", "identifier.imei", IMEI)
+KEY_IMEI = _any("key", "a", "identifier.imei", IMEI)
+
+
+@pytest.mark.parametrize(("detections", "expected"), [
+    pytest.param([PATTERN_IMEI, KNOWN_IMEI], [KNOWN_IMEI], id="known-beats-pattern"),
+    pytest.param([KEY_IMEI, PATTERN_IMEI], [PATTERN_IMEI], id="pattern-beats-key"),
+    pytest.param([KEY_IMEI, _any("pattern", "a", "identifier.serial", IMEI)],
+                 [_any("pattern", "a", "identifier.serial", IMEI)],
+                 id="pattern-beats-key-of-another-category"),
+    pytest.param([KNOWN_IMEI, _any("pattern", "b", "identifier.imei", IMEI)],
+                 [KNOWN_IMEI, _any("pattern", "b", "identifier.imei", IMEI)],
+                 id="other-field-kept"),
+    pytest.param([_any("known", "a", "contacts.entry", "+8613900139001", "contacts[0].phone"),
+                  _any("pattern", "a", "identity.phone", "13900139001")],
+                 [_any("known", "a", "contacts.entry", "+8613900139001", "contacts[0].phone")],
+                 id="known-contact-beats-pattern-phone-of-the-same-number"),
+    pytest.param([_any("known", "a", "contacts.entry", "13900139001", "contacts[0].phone"),
+                  _any("pattern", "a", "contacts.entry", "15012345672")],
+                 [_any("known", "a", "contacts.entry", "13900139001", "contacts[0].phone"),
+                  _any("pattern", "a", "contacts.entry", "15012345672")],
+                 id="unseeded-contact-next-to-seeded-one-kept"),
+    pytest.param([_any("pattern", "a", "contacts.entry", "15012345672"),
+                  _any("pattern", "a", "contacts.entry", "18612345673")],
+                 [_any("pattern", "a", "contacts.entry", "15012345672"),
+                  _any("pattern", "a", "contacts.entry", "18612345673")],
+                 id="two-unseeded-contacts-kept"),
+    pytest.param([_any("known", "q.d", "identifier.imei", IMEI, "identifiers.imei", ("base64",)),
+                  _any("known", "q.d.base64", "identifier.imei", IMEI, "identifiers.imei",
+                       ("base64",))],
+                 [_any("known", "q.d.base64", "identifier.imei", IMEI, "identifiers.imei",
+                       ("base64",))],
+                 id="decoded-field-reports-once-innermost"),
+    pytest.param([_any("known", "a+b", "location.precise", "39.98312,116.30791", "location"),
+                  _any("pattern", "a+b", "location.precise", "39.98312,116.30791")],
+                 [_any("known", "a+b", "location.precise", "39.98312,116.30791", "location")],
+                 id="known-position-beats-pattern"),
+    pytest.param([_any("known", "p", "location.precise", "39.98312,116.30791", "location"),
+                  _any("pattern", "p", "location.precise", "116.30791,39.98312")],
+                 [_any("known", "p", "location.precise", "39.98312,116.30791", "location")],
+                 id="one-position-per-field-whatever-the-order"),
+])
+def test_dedupe_across_methods(detections: list[Detection], expected: list[Detection]) -> None:
+    assert dedupe(detections) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    pytest.param("陈小雨", ["child.name"], id="chinese-name"),
+    pytest.param("宝贝陈小雨的手表", ["child.name"], id="chinese-name-inside-chinese-text"),
+    pytest.param("name=陈小雨&x=1", ["child.name"], id="chinese-name-in-form-text"),
+    pytest.param("陈小", [], id="part-of-the-name"),
+    pytest.param(IMEI[:14], ["identifiers.imei"], id="imei-without-check-digit"),
+    pytest.param(IMEI[:14] + "07", [], id="imeisv-is-another-number"),
+])
+def test_short_and_chinese_seeds(value: str, expected: list[str]) -> None:
+    seeded = profile(child={"name": (CHILD_NAME, "陈小雨")})
+    found = Detector(seeded).detect(tx(), [Field("body", "body.json.x", value)])
+    assert [d.profile_key for d in found if d.method == "known"] == expected
+
+
+def test_iccid_with_filler_nibble(detector: Detector) -> None:
+    found = _found(detector, "ICCID,8986002209123456789F")
+    assert [(c, k) for c, k, _, _ in found] == [("identifier.iccid", "identifiers.iccid")]
+
+
+@pytest.mark.parametrize("at", [0, 65_536 - 7, 65_536, 65_536 * 3 - 3, 300_000])
+def test_long_values_are_scanned_in_windows_without_losing_matches(detector: Detector,
+                                                                   at: int) -> None:
+    """A seeded value straddling a window edge is found once, at its place in the text."""
+    text = "x" * at + f" {IMEI} " + "y" * 300_000
+    found = [d for d in detector.detect(tx(), [Field("body", "body.text", text)])
+             if d.method == "known"]
+    assert [(d.profile_key, d.value) for d in found] == [("identifiers.imei", IMEI)]

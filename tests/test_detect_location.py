@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.detect.location import CONFIDENCE, find_locations
+from auditor.detect.location import CONFIDENCE, find_coordinate_pairs, find_locations
 from auditor.model import Field
 from auditor.profile import Location
 from tests.factories import LAT, LON
@@ -52,6 +52,21 @@ def _found(*fields: tuple[str, str]) -> list[tuple[str, str, str]]:
                   ("body.json.alt", "40.2")],
                  [("location.precise", "body.json.lat+body.json.lon", "39.98312,116.30791")],
                  id="altitude-does-not-add-a-coarse-location"),
+    *(pytest.param([("body.json.y", str(round(LAT * 10 ** k))), ("body.json.x",
+                                                                   str(round(LON * 10 ** k)))],
+                   [("location.precise", "body.json.y+body.json.x",
+                     f"{round(LAT * 10 ** k)},{round(LON * 10 ** k)}")],
+                   id=f"integers-scaled-1e{k}") for k in (5, 6, 7)),
+    pytest.param([("body.json.y", "3998000"), ("body.json.x", "11631000")],
+                 [("location.coarse", "body.json.y+body.json.x", "3998000,11631000")],
+                 id="scaled-with-trailing-zeros-is-coarse"),
+    pytest.param([("body.text", "*HQ,1234567890,V1,104000,A,3958.9872,N,11618.4746,E,0.0#")],
+                 [("location.precise", "body.text", "3958.9872,N,11618.4746,E")],
+                 id="nmea-ddmm-mmmm"),
+    pytest.param([("body.text", "A,3959,N,11618,E")], [], id="nmea-without-minute-decimals"),
+    pytest.param([("body.text", "$GPRMC,A,3958.9,N,11618.5,E")],
+                 [("location.coarse", "body.text", "3958.9,N,11618.5,E")],
+                 id="nmea-tenth-of-a-minute-is-coarse"),
 ])
 def test_found(fields: list, expected: list) -> None:
     assert _found(*fields) == expected
@@ -72,6 +87,9 @@ def test_found(fields: list, expected: list) -> None:
                  id="two-latitude-like-numbers"),
     pytest.param([("body.json.lat", "40"), ("body.json.lon", "116")], id="integers"),
     pytest.param([("body.json.x", "")], id="empty"),
+    pytest.param([("body.json.ts", "1732790000"), ("body.json.ms", "1732790000123")],
+                 id="epoch-times-are-no-scaled-coordinates"),
+    pytest.param([("body.text", "3958.9872,S,11618.4746,W")], id="nmea-other-hemisphere"),
 ])
 def test_not_found(fields: list) -> None:
     assert _found(*fields) == []
@@ -83,3 +101,43 @@ def test_detection_keeps_transmission_location_and_encoding() -> None:
     (d,) = find_locations(7, fields, HERE)
     assert (d.transmission, d.method, d.location, d.encoding, d.profile_key, d.confidence) == (
         7, "known", "query", ("base64", "json"), "location", CONFIDENCE)
+
+
+def _pairs(*fields: tuple[str, str]) -> list[tuple[str, str, str, str]]:
+    fs = [Field("body", path, value) for path, value in fields]
+    return [(d.category, d.method, d.field, d.value) for d in find_coordinate_pairs(7, fs)]
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    pytest.param([("b.pos.lat", "31.23041"), ("b.pos.lng", "121.47370")],
+                 [("location.precise", "pattern", "b.pos.lat+b.pos.lng", "31.23041,121.47370")],
+                 id="lat-lng-siblings"),
+    pytest.param([("b.wd", "31.23041"), ("b.jd", "121.47370")],
+                 [("location.precise", "pattern", "b.wd+b.jd", "31.23041,121.47370")],
+                 id="pinyin-abbreviations"),
+    pytest.param([("b.weidu", "31.2"), ("b.jingdu", "121.5")],
+                 [("location.coarse", "pattern", "b.weidu+b.jingdu", "31.2,121.5")],
+                 id="pinyin-coarse"),
+    pytest.param([("b.location", "121.47370,31.23041")],
+                 [("location.precise", "pattern", "b.location", "121.47370,31.23041")],
+                 id="location-key-pair"),
+    pytest.param([("b.gps", "31.23041|121.47370")],
+                 [("location.precise", "pattern", "b.gps", "31.23041|121.47370".replace("|", ","))],
+                 id="gps-key-pipe"),
+])
+def test_unseeded_pairs_found(fields: list, expected: list) -> None:
+    assert _pairs(*fields) == expected
+
+
+@pytest.mark.parametrize("fields", [
+    pytest.param([("b.lat", "0.0"), ("b.lng", "0.0")], id="placeholder-zero"),
+    pytest.param([("b.location", "0.0,0.0")], id="placeholder-zero-string"),
+    pytest.param([("b.a.lat", "31.23041"), ("b.b.lng", "121.47370")], id="not-siblings"),
+    pytest.param([("b.lat", "131.2"), ("b.lng", "121.4")], id="latitude-out-of-range"),
+    pytest.param([("b.lat", "31"), ("b.lng", "121")], id="integers"),
+    pytest.param([("b.x", "0.5"), ("b.y", "0.25")], id="x-y-are-no-location-keys"),
+    pytest.param([("b.ratio", "31.2,121.4")], id="pair-under-a-neutral-key"),
+    pytest.param([("b.flat", "31.23041"), ("b.belong", "121.47370")], id="words-ending-in-lat"),
+])
+def test_unseeded_pairs_not_found(fields: list) -> None:
+    assert _pairs(*fields) == []

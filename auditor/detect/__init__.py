@@ -1,11 +1,33 @@
-"""Detection: which categories of personal data a message's fields carry, and how sure we are."""
+"""Detection: which categories of personal data a message's fields carry, and how sure we are.
+
+Three detectors, most trusted first (DESIGN.md "detect"): known values the lab seeded
+(method ``known``), validated patterns (``pattern``), key names with a fitting value
+(``key``). When two of them report the same value in the same field, the more trusted wins.
+"""
 
 from __future__ import annotations
 
+import re
+
+from auditor.detect import keys, patterns
+from auditor.detect.cell import find_cells
 from auditor.detect.known import KnownValues
-from auditor.detect.location import find_locations
+from auditor.detect.location import find_coordinate_pairs, find_locations
+from auditor.detect.media import find_media
 from auditor.model import Detection, Field, Transmission
 from auditor.profile import Profile
+
+# Field locations that describe a message rather than carry a value from it: protocol tags
+# (``protocol:watch``) and the limits that stopped decoding (``opaque``).
+NOT_VALUES = frozenset({"tag", "opaque"})
+# Lower ranks win when two detections report the same thing.
+METHOD_RANK: dict[str, int] = {"known": 0, "pattern": 1, "key": 2}
+# Values longer than this go through the automaton and the position search only: the
+# pattern, key and tower searches are for identifiers and short messages, and a multi-MB
+# text must not cost seconds (DESIGN.md: limits hold against hostile input).
+MAX_SCAN = 64 * 1024
+# A field holds one position: a seeded one makes any pattern reading of it redundant.
+POINT = frozenset({"location.precise", "location.coarse"})
 
 
 class Detector:
@@ -14,21 +36,84 @@ class Detector:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.known = KnownValues.from_profile(profile)
+        self.region = profile.jurisdiction or "CN"
 
     def detect(self, tx: Transmission, fields: list[Field]) -> list[Detection]:
+        fields = [f for f in fields if f.location not in NOT_VALUES]
         found: list[Detection] = []
         found.extend(self.known.scan(tx.id, fields))
-        if self.profile.location is not None:
-            found.extend(find_locations(tx.id, fields, self.profile.location))
+        here = self.profile.location
+        if here is not None:
+            found.extend(find_locations(tx.id, fields, here))
+        short = [f for f in fields if len(f.value) <= MAX_SCAN]
+        found.extend(find_cells(tx.id, short, here.cell if here is not None else ()))
+        found.extend(find_media(tx.id, fields))
+        found.extend(find_coordinate_pairs(tx.id, short))
+        for f in short:
+            for category, value, confidence in patterns.find(f, self.region):
+                found.append(Detection(tx.id, category, "pattern", f.location, f.path,
+                                       f.encoding, "", value, confidence))
+            for category, value in keys.by_key(f):
+                found.append(Detection(tx.id, category, "key", f.location, f.path,
+                                       f.encoding, "", value, keys.KEY_CONFIDENCE))
         return dedupe(found)
 
 
+def _core(value: str) -> str:
+    """A value reduced for comparison: ``+86 138-0013-8000`` and ``8613800138000`` overlap."""
+    return re.sub(r"[^0-9a-z]", "", value.lower())
+
+
+def _overlaps(a: str, b: str) -> bool:
+    ca, cb = _core(a), _core(b)
+    return bool(ca and cb) and (ca in cb or cb in ca)
+
+
+def _nested(a: str, b: str) -> bool:
+    """The same field, or one decoded out of the other (``query.d`` and ``query.d.base64``)."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def same_fact(a: Detection, b: Detection) -> bool:
+    """Two detections that report one thing. A known value accounts for any pattern or key
+    reading of the same value; a field (with what was decoded out of it) holds one position."""
+    if not _nested(a.field, b.field):
+        return False
+    if {a.category, b.category} <= POINT:
+        return True
+    methods = {a.method, b.method}
+    if methods == {"known"}:
+        return a.category == b.category and a.profile_key == b.profile_key
+    if "known" in methods:
+        return _overlaps(a.value, b.value)
+    same_value = _core(a.value) == _core(b.value)
+    return same_value and (a.category == b.category or a.method != b.method)
+
+
+def _prefixes(path: str) -> list[str]:
+    """The path and every field it was decoded out of: ``a.b.c`` -> a.b.c, a.b, a."""
+    return [path] + [path[:i] for i in range(len(path) - 1, 0, -1) if path[i] == "."]
+
+
 def dedupe(detections: list[Detection]) -> list[Detection]:
-    """One detection per (category, field, profile key): the shortest encoding chain wins,
-    since it is the most direct evidence of the same fact."""
-    best: dict[tuple[str, str, str], Detection] = {}
-    for d in detections:
-        key = (d.category, d.field, d.profile_key)
-        if key not in best or len(d.encoding) < len(best[key].encoding):
-            best[key] = d
-    return list(best.values())
+    """One detection per fact (``same_fact``). The most trusted method wins; then the innermost
+    field, where the value sits once every layer is peeled; then the shortest encoding
+    chain, the most direct evidence; then the first reported.
+
+    Kept detections are indexed under their field and its ancestors, so each candidate is
+    compared with the few on its own branch: a message with 20,000 fields stays linear."""
+    ranked = sorted(enumerate(detections), key=lambda p: (
+        METHOD_RANK.get(p[1].method, 9), -p[1].field.count("."), len(p[1].encoding), p[0]))
+    at: dict[str, list[Detection]] = {}  # field -> kept detections on it
+    below: dict[str, list[Detection]] = {}  # field -> kept detections on it or inside it
+    kept: list[tuple[int, Detection]] = []
+    for i, d in ranked:
+        ancestors = _prefixes(d.field)
+        near = below.get(d.field, []) + [k for a in ancestors[1:] for k in at.get(a, ())]
+        if any(same_fact(d, k) for k in near):
+            continue
+        kept.append((i, d))
+        at.setdefault(d.field, []).append(d)
+        for prefix in ancestors:
+            below.setdefault(prefix, []).append(d)
+    return [d for _, d in sorted(kept, key=lambda p: p[0])]

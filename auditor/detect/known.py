@@ -2,15 +2,18 @@
 
 One Aho-Corasick automaton per session over all variants of all seeded values (DESIGN.md
 "detect" 1): case and separator variants, phone formats, dates, and the MD5 / SHA-1 /
-SHA-256 / SHA-512 digests of each normalised form. Matching is on the lowercased field
-value, so upper-case digests and identifiers match too.
+SHA-256 / SHA-512 digests of each normalised form, and the base64 and hex of each form and
+digest. Matching is on the lowercased field value, so upper-case digests and identifiers
+match too (base64 keys are lowercased alike: a collision across case needs a 6+ character
+base64 string equal to a seeded one but for case, which random data does not produce).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import ahocorasick
@@ -20,9 +23,17 @@ from auditor.categories import CHILD_KEYS, IDENTIFIER_KEYS
 from auditor.model import Detection, Field
 from auditor.profile import Profile
 
-MIN_LEN = 4  # shorter variants would match all over the place
+MIN_LEN = 4  # UTF-8 bytes; shorter variants would match all over the place
 DIGESTS: tuple[str, ...] = ("md5", "sha1", "sha256", "sha512")
+# How a form or a digest may be written out: layer name -> bytes to text (all of them kept).
+WRITINGS: dict[str, tuple[Callable[[bytes], str], ...]] = {
+    "base64": (lambda b: base64.b64encode(b).decode(),
+               lambda b: base64.b64encode(b).decode().rstrip("="),
+               lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")),
+    "hex": (lambda b: b.hex(),),
+}
 CONFIDENCE = 0.99
+WINDOW = 64 * 1024  # characters of a value handed to the automaton at once
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,7 @@ class Seed:
 @dataclass(frozen=True)
 class Variant:
     seed: Seed
-    layer: str  # "" for the value as is (or re-formatted); otherwise md5, sha256, ...
+    layers: tuple[str, ...]  # () for the value as is (or re-formatted); else ("base64", "md5")
 
 
 def seeds(profile: Profile) -> list[Seed]:
@@ -70,6 +81,10 @@ def forms(seed: Seed, region: str) -> set[str]:
         out |= _phone_forms(v, region)
     elif key == "birthdate":
         out |= _date_forms(v)
+    elif key == "iccid" and v.isdigit():
+        out |= {v + "F", v + "f"}  # E.118: an odd-length ICCID is padded with an F nibble
+    elif key == "imei" and len(v) == 15 and v.isdigit():
+        out.add(v[:14])  # 3GPP TS 23.003 6.2.1: the IMEI without its Luhn digit, as many send it
     elif " " in v:
         out |= {v.replace(" ", ""), v.replace(" ", "_"), v.replace(" ", "+")}
     return {f for f in out if f}
@@ -117,13 +132,22 @@ def _date_forms(v: str) -> set[str]:
         return set()
     y, mo, d = m.groups()
     return {f"{y}{mo}{d}", f"{y}/{mo}/{d}", f"{y}.{mo}.{d}", f"{d}/{mo}/{y}", f"{mo}/{d}/{y}",
-            f"{y}年{int(mo)}月{int(d)}日"}
+            f"{d}.{mo}.{y}", f"{d}-{mo}-{y}", f"{y}-{int(mo)}-{int(d)}", f"{y}/{int(mo)}/{int(d)}",
+            f"{y}年{int(mo)}月{int(d)}日", f"{y}年{mo}月{d}日"}
 
 
-def _digests(form: str) -> Iterator[tuple[str, str]]:
+def written(form: str) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(layers, text) for every way a device may send one form: its base64 and hex, each
+    digest in hex (matched in either case) and in base64, outermost layer first."""
     raw = form.encode("utf-8")
+    for layer, writers in WRITINGS.items():
+        for write in writers:
+            yield (layer,), write(raw)
     for name in DIGESTS:
-        yield name, hashlib.new(name, raw).hexdigest()
+        digest = hashlib.new(name, raw)
+        yield (name,), digest.hexdigest()
+        for write in WRITINGS["base64"]:
+            yield ("base64", name), write(digest.digest())
 
 
 class KnownValues:
@@ -131,6 +155,7 @@ class KnownValues:
 
     def __init__(self, variants: dict[str, list[Variant]]) -> None:
         self._variants = variants
+        self._longest = max(map(len, variants), default=0)
         self._auto = ahocorasick.Automaton()
         for key, vs in variants.items():
             self._auto.add_word(key, (key, vs))
@@ -143,31 +168,53 @@ class KnownValues:
         table: dict[str, list[Variant]] = {}
         for seed in seeds(profile):
             for form in forms(seed, region):
-                _add(table, form.lower(), Variant(seed, ""))
-                for name, digest in _digests(form):
-                    _add(table, digest, Variant(seed, name))
+                _add(table, form.lower(), Variant(seed, ()))
+                for layers, text in written(form):
+                    _add(table, text.lower(), Variant(seed, layers))
         return cls(table)
 
     def __len__(self) -> int:
         return len(self._variants)
+
+    def _matches(self, text: str) -> Iterator[tuple[int, tuple[str, list[Variant]]]]:
+        """The automaton's matches in windows: pyahocorasick copies the whole text it is given
+        (four bytes a character), so a multi-MB value is fed a window at a time. Windows
+        overlap by the longest key less one, and a match counts in the window it ends in."""
+        if len(text) <= WINDOW:
+            yield from self._auto.iter(text)
+            return
+        overlap = self._longest - 1
+        for begin in range(0, len(text), WINDOW):
+            first = max(0, begin - overlap)
+            for end, hit in self._auto.iter(text[first:begin + WINDOW]):
+                if first + end >= begin:
+                    yield first + end, hit
 
     def scan(self, tx_id: int, fields: Iterable[Field]) -> Iterator[Detection]:
         if not self._variants:
             return
         for f in fields:
             text = f.value.lower()
-            for end, (key, variants) in self._auto.iter(text):
+            spans: list[tuple[int, int, Variant]] = []
+            for end, (key, variants) in self._matches(text):
                 start = end - len(key) + 1
-                if not _bounded(text, start, end):
+                if _bounded(text, start, end):
+                    spans += [(start, end, v) for v in variants]
+            # The longest match of a seed stands for the shorter ones inside it: the padded
+            # base64, the ``+86`` number around the national one.
+            spans.sort(key=lambda s: s[0] - s[1])
+            kept: list[tuple[int, int, Variant]] = []
+            for start, end, v in spans:
+                if any(k[2].seed == v.seed and k[0] <= start and end <= k[1] for k in kept):
                     continue
-                for v in variants:
-                    chain = (*f.encoding, v.layer) if v.layer else f.encoding
-                    yield Detection(tx_id, v.seed.category, "known", f.location, f.path, chain,
-                                    v.seed.profile_key, f.value[start:end + 1], CONFIDENCE)
+                kept.append((start, end, v))
+                yield Detection(tx_id, v.seed.category, "known", f.location, f.path,
+                                (*f.encoding, *v.layers), v.seed.profile_key,
+                                f.value[start:end + 1], CONFIDENCE)
 
 
 def _add(table: dict[str, list[Variant]], key: str, variant: Variant) -> None:
-    if len(key) < MIN_LEN:
+    if len(key.encode("utf-8")) < MIN_LEN:  # bytes: a two-character Chinese name is specific
         return
     bucket = table.setdefault(key, [])
     if not any(v.seed == variant.seed for v in bucket):
@@ -176,10 +223,15 @@ def _add(table: dict[str, list[Variant]], key: str, variant: Variant) -> None:
 
 def _bounded(text: str, start: int, end: int) -> bool:
     """A match counts only as a whole token: ``861234...`` inside a longer digit run, or a
-    digest inside a longer hex string, is some other value."""
+    digest inside a longer hex string, is some other value. Chinese text has no spaces
+    between words, so only ASCII letters and digits make a token longer."""
     before = text[start - 1] if start > 0 else ""
     after = text[end + 1] if end + 1 < len(text) else ""
     first, last = text[start], text[end]
-    if before and first.isalnum() and before.isalnum():
+    if _word(before) and _word(first):
         return False
-    return not (after and last.isalnum() and after.isalnum())
+    return not (_word(after) and _word(last))
+
+
+def _word(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()

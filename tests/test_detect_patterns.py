@@ -1,0 +1,167 @@
+"""auditor/detect/patterns.py: unseeded personal data recognised by checksums and registries."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor.detect import Detector
+from auditor.detect.patterns import (
+    CONFIDENCE,
+    CONFIDENCE_WITH_KEY,
+    find,
+    is_iccid,
+    is_imei,
+    is_imsi,
+    is_resident_id,
+    luhn,
+)
+from auditor.model import Field
+from auditor.profile import Profile
+from tests.factories import tx
+
+IMEI = "358916049988772"  # synthetic, Luhn-valid, reporting body 35
+ICCID = "8986019876543210987"
+RESIDENT_ID = "440305201503140031"
+PHONES = ("+8615012345672", "+8618612345673")
+
+
+def _found(path: str, value: str) -> list[tuple[str, str]]:
+    return [(category, v) for category, v, _ in find(Field("body", path, value))]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), [
+    pytest.param("b.x", IMEI, [("identifier.imei", IMEI)], id="imei"),
+    pytest.param("b.x", f"[3G*{IMEI}*0009*LK]", [("identifier.imei", IMEI)], id="imei-in-frame"),
+    pytest.param("b.x", ICCID, [("identifier.iccid", ICCID)], id="iccid"),
+    pytest.param("b.x", ICCID + "F", [("identifier.iccid", ICCID + "F")], id="iccid-f-filler"),
+    pytest.param("b.x", "460021234509876", [("identifier.imsi", "460021234509876")],
+                 id="imsi-home-network"),
+    pytest.param("b.imsi", "310260123456789", [("identifier.imsi", "310260123456789")],
+                 id="imsi-elsewhere-with-key"),
+    pytest.param("b.x", "8c:85:90:1a:2b:3c", [("identifier.mac", "8c:85:90:1a:2b:3c")], id="mac"),
+    pytest.param("b.x", "8C-85-90-1A-2B-3C", [("identifier.mac", "8C-85-90-1A-2B-3C")],
+                 id="mac-dashes"),
+    pytest.param("b.mac", "8c85901a2b3c", [("identifier.mac", "8c85901a2b3c")],
+                 id="bare-mac-with-key"),
+    pytest.param("b.wifiMac", "8c85901a2b3c", [("identifier.mac", "8c85901a2b3c")],
+                 id="wifi-mac-is-the-devices-own"),
+    pytest.param("b.bssid", "8c:85:90:1a:2b:3c", [("location.wifi", "8c:85:90:1a:2b:3c")],
+                 id="bssid-key"),
+    pytest.param("b.wifiAccessPoints.0.macAddress", "8c:85:90:1a:2b:3c",
+                 [("location.wifi", "8c:85:90:1a:2b:3c")], id="inside-wifi-list"),
+    pytest.param("b.x", "a,70:3a:0e:11:22:33,-60,b,a4:56:02:aa:bb:cc,-70",
+                 [("location.wifi", "70:3a:0e:11:22:33"), ("location.wifi", "a4:56:02:aa:bb:cc")],
+                 id="bssid-list-in-a-string"),
+    pytest.param("b.x", "Home2,60:45:cb:cb:34:68,-93,8.26",
+                 [("location.wifi", "60:45:cb:cb:34:68")], id="one-bssid-with-its-signal"),
+    pytest.param("b.x", "HOME|74-DE-2B-44-88-8C|97&HOME1|74-DE-2B-44-88-8C|97",
+                 [("location.wifi", "74-DE-2B-44-88-8C")] * 2, id="scan-with-pipes"),
+    pytest.param("b.x", "mac=8c:85:90:1a:2b:3c,fw=2.0.1", [("identifier.mac",
+                                                           "8c:85:90:1a:2b:3c")],
+                 id="own-mac-next-to-other-fields"),
+    pytest.param("b.x", "mail parent.li@example.org now",
+                 [("identity.email", "parent.li@example.org")], id="email"),
+    pytest.param("b.x", RESIDENT_ID, [("identity.national_id", RESIDENT_ID)], id="resident-id"),
+    pytest.param("b.x", "11010820160821002X".replace("2X", "26"),
+                 [("identity.national_id", "110108201608210026")], id="resident-id-2"),
+    pytest.param("b.shouji", PHONES[0], [("identity.phone", PHONES[0])], id="own-phone-pinyin"),
+    pytest.param("b.mobile", "150 1234 5672", [("identity.phone", "150 1234 5672")],
+                 id="own-phone-spaced"),
+    pytest.param("b.contacts.0.phone", PHONES[0], [("contacts.entry", PHONES[0])],
+                 id="contact-in-list"),
+    pytest.param("b.sos", "15012345672,18612345673",
+                 [("contacts.entry", "15012345672"), ("contacts.entry", "18612345673")],
+                 id="sos-numbers"),
+    pytest.param("b.members.1.tel", PHONES[1], [("contacts.entry", PHONES[1])],
+                 id="family-member"),
+])
+def test_found(path: str, value: str, expected: list) -> None:
+    assert _found(path, value) == expected
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    pytest.param("b.x", "358916049988773", id="imei-failing-luhn"),
+    pytest.param("b.x", "202611281015007", id="order-number"),
+    pytest.param("b.x", "123456789012347", id="luhn-valid-but-no-reporting-body"),
+    pytest.param("b.x", "000000000000000", id="all-zero-imei"),
+    pytest.param("b.x", f"1{IMEI}", id="imei-inside-longer-run"),
+    pytest.param("b.x", "8986019876543210980", id="iccid-failing-luhn"),
+    pytest.param("b.x", "310260123456789", id="imsi-elsewhere-without-key"),
+    pytest.param("b.imsi", "999260123456789", id="imsi-without-a-real-mcc"),
+    pytest.param("b.x", "02:00:00:00:00:00", id="android-placeholder-mac"),
+    pytest.param("b.x", "ff:ff:ff:ff:ff:ff", id="broadcast-mac"),
+    pytest.param("b.x", "01:00:5e:00:00:fb", id="multicast-mac"),
+    pytest.param("b.x", "8c85901a2b3c", id="bare-hex-without-key"),
+    pytest.param("b.nonce", "9f86d081884c", id="nonce"),
+    pytest.param("b.x", "440305201503140032", id="resident-id-bad-check"),
+    pytest.param("b.x", "440305201513140039", id="resident-id-bad-month"),
+    pytest.param("b.x", PHONES[0], id="phone-without-key"),
+    pytest.param("b.phone", "1732790000", id="timestamp-under-phone-key"),
+    pytest.param("b.phone", "unknown", id="placeholder"),
+    pytest.param("b.x", "user@localhost", id="email-without-domain"),
+    pytest.param("b.x", "2.0.1", id="version"),
+    pytest.param("b.x", "0f8fad5b-d9cb-469f-a165-70867728950e", id="uuid"),
+])
+def test_not_found(path: str, value: str) -> None:
+    assert _found(path, value) == []
+
+
+def test_key_raises_confidence() -> None:
+    (plain,) = find(Field("body", "b.x", IMEI))
+    (keyed,) = find(Field("body", "b.imei", IMEI))
+    assert (plain[2], keyed[2]) == (CONFIDENCE, CONFIDENCE_WITH_KEY)
+
+
+@pytest.mark.parametrize(("check", "value", "ok"), [
+    (luhn, "79927398713", True), (luhn, "79927398710", False),
+    (is_imei, IMEI, True), (is_imei, "868026045123451", False),
+    (is_iccid, "8986001234567890120", True), (is_iccid, "8986001234567890121", False),
+    (is_resident_id, RESIDENT_ID, True), (is_resident_id, "44030520150314003X", False),
+])
+def test_checks(check: object, value: str, ok: bool) -> None:
+    assert check(value) is ok  # type: ignore[operator]
+
+
+def test_imsi_needs_a_real_mcc_even_with_key() -> None:
+    assert is_imsi("460021234509876", key_says=False)
+    assert not is_imsi("310260123456789", key_says=False)
+    assert is_imsi("310260123456789", key_says=True)
+    assert not is_imsi("100260123456789", key_says=True)
+
+
+def test_detector_reports_patterns_without_a_profile() -> None:
+    fields = [Field("body", "body.json.did", IMEI), Field("body", "body.json.n", "7")]
+    (d,) = Detector(Profile()).detect(tx(id=5), fields)
+    assert (d.transmission, d.category, d.method, d.field, d.profile_key, d.confidence) == (
+        5, "identifier.imei", "pattern", "body.json.did", "", CONFIDENCE_WITH_KEY)
+
+
+def test_huge_value_costs_little() -> None:
+    """A multi-MB value goes through the automaton and the position search only."""
+    import time
+
+    value = "aa:bb:cc:dd:ee:f1," * 200_000 + IMEI
+    start = time.monotonic()
+    found = Detector(Profile()).detect(tx(), [Field("body", "body.text", value)])
+    assert time.monotonic() - start < 5
+    assert found == []
+
+
+def test_tags_and_opaque_notes_are_not_values() -> None:
+    fields = [Field("tag", "payload.watch.protocol", f"protocol:{IMEI}"),
+              Field("opaque", "body", f"gzip over limit at {IMEI}")]
+    assert Detector(Profile()).detect(tx(), fields) == []
+
+
+def test_many_fields_cost_linear_time() -> None:
+    """20,000 identifiers in one message (a hostile or a bulk upload) take seconds, not hours:
+    pairing and dedupe are indexed, not pairwise."""
+    import time
+
+    fields = [Field("body", f"body.json.{i}.imei", IMEI) for i in range(10_000)]
+    fields += [Field("body", f"body.json.{i}.lat", "31.2") for i in range(5_000)]
+    fields += [Field("body", f"body.json.{i}.lng", "121.4") for i in range(5_000)]
+    start = time.monotonic()
+    found = Detector(Profile()).detect(tx(), fields)
+    assert time.monotonic() - start < 20
+    assert len(found) == 15_000
