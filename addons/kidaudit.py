@@ -1,4 +1,4 @@
-"""kidaudit as a mitmproxy addon: every outgoing request is analysed as it passes.
+"""kidaudit as a mitmproxy addon: every outgoing request or message is analysed as it passes.
 
     mitmdump -s addons/kidaudit.py --set kidaudit_profile=P.yaml --set kidaudit_session=DIR \
         [--set kidaudit_consent=PLAN.yaml]
@@ -10,6 +10,33 @@ shutdown DIR/findings.json, DIR/detections.csv and DIR/report.html are written.
 
 The device's traffic is never touched: an analysis error is caught, counted, logged once
 and shown under coverage in the report, and the flow passes unchanged.
+
+Beyond HTTP, the TCP, UDP, WebSocket and DNS hooks feed the same pipeline: each client
+message is a transmission (a TCP stream is first cut into watch frames; the server's watch
+commands are transmissions with direction ``down``). Which proxy modes hand what to these
+hooks (mitmproxy 11; "tested" = ``tests/test_e2e_raw.py`` runs it on loopback):
+
+==========================  ===  ===  ===  ===============================================
+mode                        TCP  UDP  DNS  notes
+==========================  ===  ===  ===  ===============================================
+regular                     yes  no   no   tested (HTTP CONNECT, then watch frames): bytes
+                                           that are neither HTTP nor TLS become raw TCP by
+                                           themselves (``rawtcp``, on by default);
+                                           ``tcp_hosts`` forces raw TCP for a host
+reverse:tcp://HOST:PORT     yes  --   --   tested: a watch re-pointed at the proxy by SMS
+reverse:udp://HOST:PORT     --   yes  --   tested
+dns                         --   --   yes  tested: the device's resolver set to the proxy
+socks5                      yes  no   no   tested; SOCKS5 UDP ASSOCIATE is not supported
+transparent                 yes  no   no   needs iptables redirection (root)
+wireguard                   yes  yes  yes  userspace; the device joins the tunnel
+local                       --   --   --   does not work on Linux with mitmproxy 11
+==========================  ===  ===  ===  ===============================================
+
+TLS: the device's ClientHello gives its offered versions and suites (WEAK_TLS). When it
+rejects the interception certificate (pinning, or the lab CA is not trusted), the attempt
+is an uninspected ``tls`` transmission with its SNI, the host is listed under coverage, and
+later connections to it pass through untouched (as mitmproxy's ``tls_passthrough`` example
+does) so the device keeps working.
 """
 
 from __future__ import annotations
@@ -23,19 +50,38 @@ from pathlib import Path
 if __package__ in (None, ""):  # loaded by path (`mitmdump -s`) from a source checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mitmproxy import command, ctx, http, io, tls
+from mitmproxy import command, connection, ctx, dns, http, io, tcp, tls, udp
 from mitmproxy.addonmanager import Loader
 from mitmproxy.exceptions import OptionsError
 
+from auditor.extract.payload import ClientHello, parse_client_hello
 from auditor.marks import MARK_HOST, parse_words
+from auditor.model import Transmission
 from auditor.profile import ConfigError, load_consent_plan, load_profile
 from auditor.session import FLOWS_FILE, Session
-from auditor.sources.mitm import Signals, is_mark, mark_event, mark_flow, now, transmission
+from auditor.sources.mitm import (
+    Signals,
+    StreamAssembler,
+    dns_names,
+    dns_transmission,
+    is_mark,
+    mark_event,
+    mark_flow,
+    now,
+    raw_transmission,
+    tls_record_flow,
+    transmission,
+    with_tls,
+)
 
 logger = logging.getLogger("kidaudit")
 
 MARKER = ":warning:"  # mitmproxy's emoji marker for flows carrying personal data
 OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang")
+MAX_NAMES = 10_000  # DNS answers remembered to name raw-IP destinations
+PINNED = "client rejected the interception certificate (pinned or CA not trusted)"
+PASSED = "passed through uninspected: the client rejected interception before"
+QUIC = "QUIC: client rejected the interception certificate"
 
 
 class KidAudit:
@@ -45,6 +91,10 @@ class KidAudit:
         self._flows_fh = None
         self._writer: io.FlowWriter | None = None
         self._error_kinds: set[str] = set()
+        self._streams: dict[str, StreamAssembler] = {}  # TCP flow id -> its frame buffers
+        self._hellos: dict[str, ClientHello] = {}  # client connection id -> its ClientHello
+        self._passthrough: set[str] = set()  # hosts whose clients rejected our certificate
+        self._names: dict[str, str] = {}  # address -> the name a DNS answer gave it
 
     def load(self, loader: Loader) -> None:
         loader.add_option("kidaudit_profile", str, "",
@@ -96,29 +146,109 @@ class KidAudit:
             for ev in self.signals.events(flow) if self.signals else ():
                 self.session.record_event(ev)
                 logger.info(f"kidaudit: consent signal {ev.action} {','.join(ev.categories)}")
-            obs, opened = self.session.observe(transmission(flow, tx_id))
+            tx = with_tls(transmission(flow, tx_id), self._hellos.get(flow.client_conn.id))
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
             self._analysis_error(tx_id, e)
             return
-        if obs.detections:
-            flow.marked = MARKER
-            flow.comment = "kidaudit: " + ", ".join(sorted(obs.categories))
-        for f in opened:
-            logger.warning(f"kidaudit: [{f.severity.upper()}] {f.rule} -> {f.recipient or '?'}"
-                           f" ({', '.join(f.categories)}) tx #{tx_id}")
+        self._observe(flow, tx)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._save(flow)
+        if flow.websocket is None:  # a WebSocket flow is saved when it ends
+            self._save(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._save(flow)
 
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        assert flow.websocket is not None
+        msg = flow.websocket.messages[-1]
+        if msg.from_client:
+            self._raw(flow, "websocket", msg.content, msg.timestamp, True)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self._save(flow)
+
+    def tcp_message(self, flow: tcp.TCPFlow) -> None:
+        """Client reads, and the server's watch commands, cut into frames per direction."""
+        if self.session is None:
+            return
+        msg = flow.messages[-1]
+        assembler = self._streams.setdefault(flow.id, StreamAssembler())
+        try:
+            payloads = assembler.feed(msg.from_client, msg.content)
+        except Exception as e:  # noqa: BLE001 - never break the device's traffic
+            self._analysis_error(self.session.next_id(), e)
+            return
+        for payload in payloads:
+            self._raw(flow, "tcp", payload, msg.timestamp, msg.from_client)
+
+    def tcp_end(self, flow: tcp.TCPFlow) -> None:
+        self._streams.pop(flow.id, None)
+        self._save(flow)
+
+    tcp_error = tcp_end
+
+    def udp_message(self, flow: udp.UDPFlow) -> None:
+        msg = flow.messages[-1]
+        if msg.from_client:
+            self._raw(flow, "udp", msg.content, msg.timestamp, True)
+
+    def udp_end(self, flow: udp.UDPFlow) -> None:
+        self._save(flow)
+
+    udp_error = udp_end
+
+    def dns_request(self, flow: dns.DNSFlow) -> None:
+        if self.session is None:
+            return
+        tx_id = self.session.next_id()
+        try:
+            tx = dns_transmission(flow, tx_id)
+        except Exception as e:  # noqa: BLE001 - never break the device's traffic
+            self._analysis_error(tx_id, e)
+            return
+        self._observe(flow, tx)
+
+    def dns_response(self, flow: dns.DNSFlow) -> None:
+        try:
+            names = dns_names(flow)
+        except Exception:  # noqa: BLE001 - a response we cannot read names nothing
+            names = []
+        if len(self._names) + len(names) > MAX_NAMES:
+            self._names.clear()
+        self._names.update((ip, name) for name, ip in names)
+        self._save(flow)
+
+    def dns_error(self, flow: dns.DNSFlow) -> None:
+        self._save(flow)
+
+    # -- TLS ----------------------------------------------------------------------------
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Record what the device offers; pass a host through once its client refused us."""
+        if self.session is None:
+            return
+        client = data.context.client
+        try:
+            hello = parse_client_hello(data.client_hello.raw_bytes())
+        except Exception:  # noqa: BLE001 - an odd ClientHello is only a missing fact
+            hello = None
+        if hello is not None:
+            self._hellos[client.id] = hello
+        host = _tls_host(data.context)
+        if host in self._passthrough:
+            data.ignore_connection = True
+            self._tls_uninspected(data.context, PASSED)
+
     def tls_failed_client(self, data: tls.TlsData) -> None:
         """The device refused our certificate (pinning, or it does not trust the lab CA)."""
-        if self.session is not None:
-            host = data.context.client.sni or str(data.context.server.address)
-            self.session.store.add_uninspected(
-                host, "client rejected the interception certificate (pinned or CA not trusted)")
+        if self.session is None:
+            return
+        self._passthrough.add(_tls_host(data.context))
+        udp_based = data.context.client.transport_protocol == "udp"
+        self._tls_uninspected(data.context, QUIC if udp_based else PINNED)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self._hellos.pop(client.id, None)
 
     def done(self) -> None:
         if self.session is None:
@@ -169,6 +299,56 @@ class KidAudit:
             logger.warning(f"kidaudit: consent mark {_describe(ev)}")
 
     # -- internals ----------------------------------------------------------------------
+    def _raw(self, flow, transport: str, payload: bytes, ts: float, from_client: bool) -> None:
+        if self.session is None:
+            return
+        tx_id = self.session.next_id()
+        try:
+            tx = raw_transmission(flow, tx_id, transport, payload, ts, from_client,
+                                  self._names, self._hellos.get(flow.client_conn.id))
+        except Exception as e:  # noqa: BLE001 - never break the device's traffic
+            self._analysis_error(tx_id, e)
+            return
+        self._observe(flow, tx)
+
+    def _tls_uninspected(self, context, reason: str) -> None:
+        assert self.session is not None
+        client, server = context.client, context.server
+        hello = self._hellos.get(client.id)
+        host = _tls_host(context)
+        address = server.address or ("", 0)
+        ip = str(server.peername[0]) if server.peername else str(address[0])
+        tx_id = self.session.next_id()
+        tx = Transmission(
+            id=tx_id, ts=now(), transport="tls", host=host, port=int(address[1] or 0), ip=ip,
+            inspected=False, sni=client.sni or "", tls_versions=hello.versions if hello else (),
+            tls_ciphers=hello.ciphers if hello else ())
+        try:
+            self.session.store.add_uninspected(host, reason)
+            self.session.observe(tx)
+            self._save(tls_record_flow(tx, reason, client, server))  # for `analyze flows.mitm`
+        except Exception as e:  # noqa: BLE001 - never break the device's traffic
+            self._analysis_error(tx_id, e)
+            return
+        logger.info(f"kidaudit: {host}: {reason}")
+
+    def _observe(self, flow, tx: Transmission) -> None:
+        assert self.session is not None
+        try:
+            obs, opened = self.session.observe(tx)
+        except Exception as e:  # noqa: BLE001 - never break the device's traffic
+            self._analysis_error(tx.id, e)
+            return
+        if obs.detections:
+            flow.marked = MARKER
+            categories = set(obs.categories)
+            if flow.comment.startswith("kidaudit: "):  # a stream: keep what earlier messages had
+                categories |= set(flow.comment[len("kidaudit: "):].split(", "))
+            flow.comment = "kidaudit: " + ", ".join(sorted(categories))
+        for f in opened:
+            logger.warning(f"kidaudit: [{f.severity.upper()}] {f.rule} -> {f.recipient or '?'}"
+                           f" ({', '.join(f.categories)}) tx #{tx.id}")
+
     def _analysis_error(self, tx_id: int, e: Exception) -> None:
         assert self.session is not None
         self.session.record_error(tx_id, "analyze", e)
@@ -190,6 +370,14 @@ class KidAudit:
         if self.session is not None:
             self.session.close()
         self._flows_fh = self._writer = self.session = None
+
+
+def _tls_host(context) -> str:
+    """The name the device asked for, else the address it connected to."""
+    if context.client.sni:
+        return str(context.client.sni)
+    address = context.server.address
+    return f"{address[0]}:{address[1]}" if address else "?"
 
 
 def _describe(ev) -> str:

@@ -124,3 +124,137 @@ def test_mark_command_and_polled_cli_marks_reach_the_ledger(tmp_path, profile):
         actions = [(e.action, e.source) for e in addon.session.ledger.events]
         addon.done()
     assert actions == [("grant", "cli"), ("phase", "command")]
+
+
+# -- raw transports: TCP, UDP, WebSocket, DNS, TLS ------------------------------------------
+
+LK = b"[3G*8645360401*0009*LK,0,0,53]"
+UD = (b"[3G*8645360401*0040*UD,190723,190707,A,39.983120,N,116.307910,E,8.24,127.9,21.0,5,"
+      b"100,53,0,0,00000000,0,0,58.0]")
+
+
+def _tx_rows(session: Path) -> list[tuple]:
+    store = Store.open_existing(session)
+    rows = [(o.transmission.transport, o.transmission.direction, o.transmission.inspected,
+             o.tags) for o in store.observations()]
+    store.close()
+    return rows
+
+
+def test_tcp_stream_is_cut_into_frames_both_ways(tmp_path, profile):
+    from mitmproxy import tcp
+
+    addon = load_addon_class()()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, profile, tmp_path / "s")
+        flow = tflow.ttcpflow(messages=[])
+        pieces = [(True, LK + UD[:30]), (True, UD[30:]), (False, b"[SG*8645360401*0007*MONITOR]"),
+                  (True, b"[3G*" + IMEI.encode() + b"*0002*LK]")]
+        for from_client, data in pieces:
+            flow.messages.append(tcp.TCPMessage(from_client, data))
+            addon.tcp_message(flow)
+        addon.tcp_end(flow)
+        assert addon._streams == {}
+        addon.done()
+    rows = _tx_rows(tmp_path / "s")
+    assert [(t, d) for t, d, _, _ in rows] == [("tcp", "up"), ("tcp", "up"), ("tcp", "down"),
+                                               ("tcp", "up")]
+    assert "command:MONITOR" in rows[2][3]
+    assert flow.marked and "identifier.imei" in flow.comment
+
+
+def test_udp_websocket_and_dns_messages_are_transmissions(tmp_path, profile):
+    addon = load_addon_class()()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, profile, tmp_path / "s")
+        udp_flow = tflow.tudpflow()
+        udp_flow.messages = udp_flow.messages[:1]
+        addon.udp_message(udp_flow)
+        ws = tflow.twebsocketflow()
+        for i in range(len(ws.websocket.messages)):
+            view = ws.websocket.messages[:i + 1]
+            saved, ws.websocket.messages = ws.websocket.messages, view
+            addon.websocket_message(ws)
+            ws.websocket.messages = saved
+        client_sends = sum(m.from_client for m in ws.websocket.messages)
+        dns_flow = tflow.tdnsflow(resp=True)
+        addon.dns_request(dns_flow)
+        addon.dns_response(dns_flow)
+        addon.done()
+    rows = [t for t, _, _, _ in _tx_rows(tmp_path / "s")]
+    assert rows.count("udp") == 1 and rows.count("websocket") == client_sends
+    assert rows.count("dns") == 1
+
+
+def test_pinned_host_is_uninspected_and_passed_through_afterwards(tmp_path, profile):
+    from mitmproxy import tls
+    from mitmproxy.proxy.context import Context
+
+    from tests.test_payload import client_hello
+
+    addon = load_addon_class()()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, profile, tmp_path / "s")
+
+        def hello_data():
+            client = tflow.tclient_conn()
+            client.sni = "pinned.example.cn"
+            context = Context(client, tctx.options)
+            context.server = tflow.tserver_conn()
+            raw = client_hello("pinned.example.cn", ciphers=(0x1301, 0x000A), record=False)
+            return tls.ClientHelloData(context, tls.ClientHello(raw[4:]))
+
+        first = hello_data()
+        addon.tls_clienthello(first)
+        assert not first.ignore_connection
+        addon.tls_failed_client(tls.TlsData(first.context.client, first.context))
+        second = hello_data()
+        addon.tls_clienthello(second)
+        assert second.ignore_connection  # later connections to it pass untouched
+        store = addon.session.store
+        txs = [o.transmission for o in store.observations()]
+        addon.done()
+    assert [(t.transport, t.inspected, t.sni) for t in txs] == [
+        ("tls", False, "pinned.example.cn")] * 2
+    assert txs[0].tls_ciphers == ("TLS_AES_128_GCM_SHA256", "TLS_RSA_WITH_3DES_EDE_CBC_SHA")
+    assert txs[0].tls_versions == ("TLSv1.3", "TLSv1.2")
+    doc = json.loads((tmp_path / "s" / "findings.json").read_text())
+    reasons = {u["reason"] for u in doc["coverage"]["uninspected"]}
+    assert any("rejected the interception certificate" in r for r in reasons)
+
+
+def test_https_requests_carry_the_client_hello_and_decrypted(tmp_path, profile):
+    from mitmproxy import tls
+    from mitmproxy.proxy.context import Context
+
+    from tests.test_payload import client_hello
+
+    addon = load_addon_class()()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, profile, tmp_path / "s")
+        flow = _flow(b"{}")
+        context = Context(flow.client_conn, tctx.options)
+        context.server = flow.server_conn
+        raw = client_hello("api.acme-watch.example", ciphers=(0xC012,), record=False)
+        addon.tls_clienthello(tls.ClientHelloData(context, tls.ClientHello(raw[4:])))
+        addon.request(flow)
+        (obs,) = addon.session.store.observations()
+        addon.client_disconnected(flow.client_conn)
+        assert addon._hellos == {}
+        addon.done()
+    assert obs.transmission.tls_ciphers == ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",)
+    assert obs.transmission.decrypted is flow.client_conn.tls_established
+
+
+def test_decrypted_tls_on_a_device_that_does_not_trust_the_ca_is_flagged(tmp_path):
+    path = tmp_path / "untrusting.yaml"
+    path.write_text(PROFILE + "device: {name: w, ca_trusted: false}\n")
+    addon = load_addon_class()()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, path, tmp_path / "s")
+        flow = _flow(b"{}")
+        flow.client_conn.timestamp_tls_setup = 946681201.0  # the proxy's TLS was accepted
+        addon.request(flow)
+        addon.done()
+    doc = json.loads((tmp_path / "s" / "findings.json").read_text())
+    assert "NO_CERT_VALIDATION" in {f["rule"] for f in doc["findings"]}

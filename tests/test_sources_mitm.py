@@ -13,6 +13,9 @@ from auditor.profile import ConfigError, ConsentPlan, Signal
 from auditor.sources.mitm import (
     InputError,
     Signals,
+    StreamAssembler,
+    flow_transmissions,
+    http_flow_of,
     is_mark,
     mark_event,
     mark_flow,
@@ -73,3 +76,49 @@ def test_read_flows_rejects_a_file_that_is_not_a_capture(tmp_path: Path) -> None
     path.write_text("hello")
     with pytest.raises(InputError, match="not a mitmproxy flow file"):
         list(read_flows(path, []))
+
+
+LK = b"[3G*8645360401*0009*LK,0,0,53]"
+
+
+def test_stream_assembler_cuts_watch_frames_and_keeps_other_reads() -> None:
+    watch = StreamAssembler()
+    assert watch.feed(True, LK[:10]) == []
+    assert watch.feed(True, LK[10:] + LK) == [LK, LK]
+    assert watch.feed(False, b"[SG*1*0002*CR]") == [b"[SG*1*0002*CR]"]
+    other = StreamAssembler()
+    assert other.feed(True, b"hello") == [b"hello"] and other.feed(False, b"server") == []
+
+
+def test_raw_flows_from_a_file_give_what_the_addon_gives_live() -> None:
+    from itertools import count
+
+    from mitmproxy import tcp
+
+    ids = count(1)
+    flow = tflow.ttcpflow(messages=[tcp.TCPMessage(True, LK[:5], 10.0),
+                                    tcp.TCPMessage(True, LK[5:], 11.0),
+                                    tcp.TCPMessage(False, b"[SG*1*0007*MONITOR]", 12.0)])
+    flow.server_conn.sni = None  # a raw TCP connection: no TLS, so no SNI
+    names = {flow.server_conn.address[0]: "gps.watch.example"}
+    txs = flow_transmissions(flow, ids, names)
+    assert [(t.id, t.transport, t.direction, t.payload, t.ts) for t in txs] == [
+        (1, "tcp", "up", LK, 11.0), (2, "tcp", "down", b"[SG*1*0007*MONITOR]", 12.0)]
+    assert txs[0].host == "gps.watch.example" and txs[0].flow_id == flow.id
+    udp_txs = flow_transmissions(tflow.tudpflow(), ids)
+    assert [(t.transport, t.payload) for t in udp_txs] == [("udp", b"hello")]
+    dns_txs = flow_transmissions(tflow.tdnsflow(resp=True), ids, names)
+    assert [t.transport for t in dns_txs] == ["dns"] and dns_txs[0].payload
+    ws = tflow.twebsocketflow()
+    ws_txs = flow_transmissions(ws, ids)
+    assert len(ws_txs) == sum(m.from_client for m in ws.websocket.messages)
+    assert all(t.transport == "websocket" for t in ws_txs)
+    assert flow_transmissions(tflow.tflow(), ids) == []
+
+
+def test_a_captured_http_transmission_runs_through_signal_filters() -> None:
+    f = http_flow("https://app.example/privacy/agree", 50.0, {"a": 1})
+    flow = http_flow_of(transmission(f, 1))
+    plan = ConsentPlan(signals=(Signal("~u /privacy/agree & ~m POST", "grant",
+                                       ("all-disclosed",)),), source="p.yaml")
+    assert [e.action for e in Signals(plan).events(flow)] == ["grant"]

@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from auditor.extract.http import extract_http
+from auditor.extract.payload import extract_dns, extract_payload
 from auditor.model import Field, Transmission
 
 EXTRACTORS: dict[str, Callable[[Transmission], list[Field]]] = {
     "http": extract_http,
     "https": extract_http,
+    "tcp": extract_payload,
+    "udp": extract_payload,
+    "websocket": extract_payload,
+    "dns": extract_dns,
 }
 
 

@@ -1,14 +1,24 @@
-"""mitmproxy flows (live or from ``.mitm`` files) -> Transmissions and consent events."""
+"""mitmproxy flows (live or from ``.mitm`` files) -> Transmissions and consent events.
+
+HTTP requests are one transmission each. A TCP connection's messages go through a
+``StreamAssembler`` (watch frames split and joined across reads, one transmission per
+frame, server commands as ``down``); UDP datagrams, WebSocket messages and DNS queries are
+one transmission each. The addon feeds messages as they pass; ``flow_transmissions`` does
+the same for a whole flow read back from a ``.mitm`` file, so both give the same result.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from mitmproxy import connection, flowfilter, http, io
+from mitmproxy import connection, dns, flowfilter, http, io, tcp, udp
 from mitmproxy.exceptions import FlowReadException
 
+from auditor.extract.payload import ClientHello, parse_dns
+from auditor.extract.watchproto import FrameSplitter, looks_like_watch
 from auditor.marks import MARK_HOST, mark_path, parse_mark
 from auditor.model import ConsentEvent, Transmission
 from auditor.profile import ConfigError, ConsentPlan
@@ -42,14 +52,158 @@ def mark_flow(ev: ConsentEvent) -> http.HTTPFlow:
 def transmission(flow: http.HTTPFlow, tx_id: int) -> Transmission:
     req = flow.request
     peer = flow.server_conn.peername if flow.server_conn else None
-    body = req.get_content(strict=False) or b""
+    # As sent: a Content-Encoding is undone by the body readers within their limits, so a
+    # compression bomb is never inflated whole here (the header stays with the body).
+    body = req.raw_content or b""
     head = sum(len(k) + len(v) + 4 for k, v in req.headers.items(multi=True))
     return Transmission(
         id=tx_id, ts=req.timestamp_start, transport=req.scheme, host=req.pretty_host,
         port=req.port, ip=peer[0] if peer else "", method=req.method, url=req.pretty_url,
         path=req.path, headers=tuple(req.headers.items(multi=True)), body=body,
-        content_type=req.headers.get("content-type", ""), size=head + len(req.raw_content or b""),
+        content_type=req.headers.get("content-type", ""), size=head + len(body),
+        flow_id=flow.id, decrypted=bool(flow.client_conn and flow.client_conn.tls_established),
+        sni=(flow.client_conn.sni or "") if flow.client_conn else "")
+
+
+# -- raw messages: TCP, UDP, WebSocket, DNS ---------------------------------------------
+
+class StreamAssembler:
+    """One TCP connection's reads -> messages. A direction that opens with a watch frame is
+    split into frames (bounded buffer, see ``FrameSplitter``); any other client read is a
+    message as it came; other server data is not the device's and is dropped."""
+
+    def __init__(self) -> None:
+        self._splitters: dict[bool, FrameSplitter | None] = {}
+
+    def feed(self, from_client: bool, data: bytes) -> list[bytes]:
+        if from_client not in self._splitters:
+            self._splitters[from_client] = FrameSplitter() if looks_like_watch(data) else None
+        splitter = self._splitters[from_client]
+        if splitter is None:
+            return [data] if from_client and data else []
+        return splitter.feed(data)
+
+
+def destination(conn: connection.Server | None, names: dict[str, str] | None = None
+                ) -> tuple[str, str, int]:
+    """(host, ip, port) of a flow's server: its SNI or address name, else a DNS answer's name
+    for the address, else the address."""
+    if conn is None or conn.address is None:
+        return "", "", 0
+    host, port = str(conn.address[0]), int(conn.address[1])
+    ip = str(conn.peername[0]) if conn.peername else host
+    if conn.sni:
+        host = conn.sni
+    elif names and host in names:
+        host = names[host]
+    return host, ip, port
+
+
+def raw_transmission(flow: tcp.TCPFlow | udp.UDPFlow | http.HTTPFlow, tx_id: int,
+                     transport: str, payload: bytes, ts: float, from_client: bool = True,
+                     names: dict[str, str] | None = None,
+                     hello: ClientHello | None = None) -> Transmission:
+    host, ip, port = destination(flow.server_conn, names)
+    tls = bool(flow.client_conn and flow.client_conn.tls_established)
+    url = flow.request.pretty_url if isinstance(flow, http.HTTPFlow) else ""
+    if isinstance(flow, http.HTTPFlow):
+        host = flow.request.pretty_host
+    return Transmission(
+        id=tx_id, ts=ts, transport=transport, host=host, port=port, ip=ip,
+        direction="up" if from_client else "down", url=url, payload=payload,
+        size=len(payload), flow_id=flow.id, decrypted=tls,
+        sni=(flow.client_conn.sni or "") if flow.client_conn else "",
+        tls_versions=hello.versions if hello else (),
+        tls_ciphers=hello.ciphers if hello else ())
+
+
+# Metadata key of the record flow the addon writes for a TLS attempt it could not read, so
+# ``analyze flows.mitm`` rebuilds that uninspected transmission too.
+TLS_META = "kidaudit_tls"
+
+
+def tls_record_flow(tx: Transmission, reason: str, client: connection.Client,
+                    server: connection.Server) -> tcp.TCPFlow:
+    """An uninspected TLS attempt as a flow without messages, carrying what was learned."""
+    flow = tcp.TCPFlow(client, server)
+    flow.timestamp_created = tx.ts
+    flow.metadata[TLS_META] = {
+        "ts": tx.ts, "host": tx.host, "ip": tx.ip, "port": tx.port, "sni": tx.sni,
+        "versions": list(tx.tls_versions), "ciphers": list(tx.tls_ciphers), "reason": reason}
+    flow.comment = f"kidaudit: {reason}"
+    return flow
+
+
+def tls_record(flow: tcp.TCPFlow, tx_id: int) -> tuple[Transmission, str] | None:
+    """The uninspected transmission and its reason back out of a record flow."""
+    meta = flow.metadata.get(TLS_META)
+    if not isinstance(meta, dict):
+        return None
+    tx = Transmission(
+        id=tx_id, ts=float(meta["ts"]), transport="tls", host=str(meta["host"]),
+        port=int(meta["port"]), ip=str(meta["ip"]), inspected=False, sni=str(meta["sni"]),
+        tls_versions=tuple(meta["versions"]), tls_ciphers=tuple(meta["ciphers"]),
         flow_id=flow.id)
+    return tx, str(meta["reason"])
+
+
+def dns_transmission(flow: dns.DNSFlow, tx_id: int) -> Transmission:
+    host, ip, port = destination(flow.server_conn)
+    packed = flow.request.packed
+    return Transmission(id=tx_id, ts=flow.request.timestamp, transport="dns", host=host,
+                        port=port, ip=ip, payload=packed, size=len(packed), flow_id=flow.id)
+
+
+def dns_names(flow: dns.DNSFlow) -> list[tuple[str, str]]:
+    """(name asked, address) for each A/AAAA answer: names raw-IP destinations later."""
+    return parse_dns(flow.response.packed)[1] if flow.response is not None else []
+
+
+def flow_transmissions(flow: object, next_id: Iterator[int],
+                       names: dict[str, str] | None = None) -> list[Transmission]:
+    """A non-HTTP flow from a ``.mitm`` file (or an HTTP flow's WebSocket messages) as the
+    transmissions the addon made of it live."""
+    out: list[Transmission] = []
+    if isinstance(flow, dns.DNSFlow):
+        out.append(dns_transmission(flow, next(next_id)))
+        if names is not None:
+            names.update((ip, name) for name, ip in dns_names(flow))
+    elif isinstance(flow, tcp.TCPFlow) and TLS_META in flow.metadata:
+        record = tls_record(flow, next(next_id))
+        out += [record[0]] if record else []
+    elif isinstance(flow, tcp.TCPFlow):
+        assembler = StreamAssembler()
+        for m in flow.messages:
+            for payload in assembler.feed(m.from_client, m.content):
+                out.append(raw_transmission(flow, next(next_id), "tcp", payload, m.timestamp,
+                                            m.from_client, names))
+    elif isinstance(flow, udp.UDPFlow):
+        out += [raw_transmission(flow, next(next_id), "udp", m.content, m.timestamp,
+                                 True, names) for m in flow.messages if m.from_client]
+    elif isinstance(flow, http.HTTPFlow) and flow.websocket is not None:
+        out += [raw_transmission(flow, next(next_id), "websocket", m.content, m.timestamp)
+                for m in flow.websocket.messages if m.from_client]
+    return out
+
+
+def with_tls(tx: Transmission, hello: ClientHello | None) -> Transmission:
+    """The device's offered TLS versions and suites, from the ClientHello of its connection."""
+    if hello is None:
+        return tx
+    return replace(tx, tls_versions=hello.versions, tls_ciphers=hello.ciphers)
+
+
+def http_flow_of(tx: Transmission) -> http.HTTPFlow:
+    """An HTTP transmission from a pcap or HAR as a flow, for the plan's filter signals."""
+    client = connection.Client(peername=("127.0.0.1", 0), sockname=("127.0.0.1", 0),
+                               timestamp_start=tx.ts)
+    flow = http.HTTPFlow(client, connection.Server(address=(tx.host or tx.ip, tx.port)))
+    headers = [(k.encode("utf-8", "replace"), v.encode("utf-8", "replace"))
+               for k, v in tx.headers]
+    flow.request = http.Request.make(tx.method or "GET", tx.url or f"http://{tx.host}/",
+                                     tx.body, headers)
+    flow.request.timestamp_start = tx.ts
+    return flow
 
 
 class Signals:
