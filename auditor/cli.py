@@ -57,7 +57,8 @@ RevealOpt = Annotated[bool, typer.Option("--reveal", help="Show unmasked values 
 
 @app.command()
 def analyze(
-    inputs: Annotated[list[Path], typer.Argument(help="Saved captures (.mitm).")],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Saved captures (.mitm, .pcap, .pcapng, .har).")],
     profile: ProfileOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     consent: ConsentOpt = None,
@@ -136,27 +137,46 @@ def capture(
     profile: ProfileOpt,
     session: Annotated[Path, typer.Option("--session", "-s", help="Session folder to write.")],
     consent: ConsentOpt = None,
-    mode: Annotated[str, typer.Option(help="mitmproxy mode: regular, transparent, wireguard, "
-                                           "socks5, reverse:tcp://HOST:PORT, ...")] = "regular",
+    mode: Annotated[list[str] | None, typer.Option(
+        help="mitmproxy mode, repeatable: regular, transparent, wireguard, socks5, "
+             "reverse:tcp://HOST:PORT@LISTEN, reverse:udp://HOST:PORT@LISTEN, dns@LISTEN. "
+             "A second mode needs its own @port.")] = None,
+    tcp_host: Annotated[list[str] | None, typer.Option(
+        "--tcp-host", help="Host (regex) always handled as raw TCP (mitmproxy tcp_hosts).")
+    ] = None,
     port: Annotated[int, typer.Option(help="Listen port.")] = 8080,
     listen_host: Annotated[str, typer.Option(help="Listen address.")] = "",
     web: Annotated[bool, typer.Option("--web", help="Run mitmweb instead of mitmdump.")] = False,
 ) -> None:
     """Run mitmproxy with the kidaudit addon until Ctrl-C, then write the reports.
 
-    Arguments after ``--`` go to mitmproxy as they are (``-- --set tcp_hosts=.*``)."""
+    Arguments after ``--`` go to mitmproxy as they are (``-- --set block_global=false``)."""
     _load(profile, consent)  # fail early, with one clear line
+    argv = capture_argv(profile, session, consent, modes=mode or ["regular"],
+                        tcp_hosts=tcp_host or [], port=port, listen_host=listen_host, web=web,
+                        extra=ctx.args)
+    typer.echo(" ".join(argv), err=True)
+    os.execv(argv[0], argv)
+
+
+def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: list[str],
+                 tcp_hosts: list[str], port: int, listen_host: str, web: bool,
+                 extra: list[str]) -> list[str]:
+    """The mitmdump (or mitmweb) command line ``capture`` runs. Raw TCP stays on
+    (``rawtcp``), so a watch's ``[3G*...]`` socket is seen as TCP messages."""
     tool = Path(sys.executable).with_name("mitmweb" if web else "mitmdump")
     addon = Path(__file__).resolve().parents[1] / "addons" / "kidaudit.py"
-    argv = [str(tool), "-s", str(addon), "--mode", mode, "--listen-port", str(port),
+    argv = [str(tool), "-s", str(addon), "--listen-port", str(port), "--set", "rawtcp=true",
             "--set", f"kidaudit_profile={profile}", "--set", f"kidaudit_session={session}"]
+    for m in modes:
+        argv += ["--mode", m]
+    if tcp_hosts:
+        argv += ["--set", "tcp_hosts=" + "|".join(f"(?:{h})" for h in tcp_hosts)]
     if listen_host:
         argv += ["--listen-host", listen_host]
     if consent:
         argv += ["--set", f"kidaudit_consent={consent}"]
-    argv += ctx.args
-    typer.echo(" ".join(argv), err=True)
-    os.execv(argv[0], argv)
+    return argv + list(extra)
 
 
 @app.command()

@@ -122,3 +122,23 @@ def test_rules_lists_every_rule_with_its_clauses():
         assert rule.id in result.output
         assert all(ref in result.output for ref in rule.references)
     assert "unverified: COPPA 312.5(a)" in result.output
+
+
+@pytest.mark.parametrize(("modes", "tcp_hosts", "expected"), [
+    (["regular"], [], ["--mode", "regular"]),
+    (["regular", "reverse:tcp://203.0.113.5:9000@9000"], ["watch\\.example"],
+     ["--mode", "regular", "--mode", "reverse:tcp://203.0.113.5:9000@9000",
+      "--set", "tcp_hosts=(?:watch\\.example)"]),
+    (["wireguard"], ["a", "b"], ["--mode", "wireguard", "--set", "tcp_hosts=(?:a)|(?:b)"]),
+])
+def test_capture_command_line(modes, tcp_hosts, expected, tmp_path):
+    from auditor.cli import capture_argv
+
+    argv = capture_argv(tmp_path / "p.yaml", tmp_path / "s", None, modes=modes,
+                        tcp_hosts=tcp_hosts, port=8080, listen_host="", web=False,
+                        extra=["--set", "x=1"])
+    assert argv[0].endswith("mitmdump") and argv[1:3] == ["-s", argv[2]]
+    assert argv[2].endswith("addons/kidaudit.py")
+    assert "rawtcp=true" in argv and argv[-2:] == ["--set", "x=1"]
+    joined = " ".join(argv)
+    assert " ".join(expected) in joined
