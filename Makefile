@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 $(BIN)/kidaudit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ lint: $(BIN)/kidaudit
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/kidaudit
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) reports/demo build *.egg-info
