@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +77,7 @@ from auditor.sources.mitm import (
 
 logger = logging.getLogger("kidaudit")
 
+POLL_S = 0.25
 MARKER = ":warning:"  # mitmproxy's emoji marker for flows carrying personal data
 OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang")
 MAX_NAMES = 10_000  # DNS answers remembered to name raw-IP destinations
@@ -91,6 +93,7 @@ class KidAudit:
         self._flows_fh = None
         self._writer: io.FlowWriter | None = None
         self._error_kinds: set[str] = set()
+        self._last_poll = float("-inf")
         self._streams: dict[str, StreamAssembler] = {}  # TCP flow id -> its frame buffers
         self._hellos: dict[str, ClientHello] = {}  # client connection id -> its ClientHello
         self._passthrough: set[str] = set()  # hosts whose clients rejected our certificate
@@ -254,6 +257,7 @@ class KidAudit:
         if self.session is None:
             return
         try:
+            self._poll_marks(force=True)  # marks written since the last request count too
             out = self.session.write_outputs(lang=ctx.options.kidaudit_lang)
             logger.info(f"kidaudit: {len(out.findings)} findings; report {out.report}")
         finally:
@@ -291,9 +295,15 @@ class KidAudit:
         self._save(mark_flow(ev))
         logger.warning(f"kidaudit: consent mark {_describe(ev)}")
 
-    def _poll_marks(self) -> None:
-        """Marks written by ``kidaudit mark --session DIR`` from another process."""
+    def _poll_marks(self, force: bool = False) -> None:
+        """Marks written by ``kidaudit mark --session DIR`` from another process. Polled at
+        most every POLL_S on the request path: a query per request costs the device time,
+        and the final report re-judges every transmission against the complete timeline."""
         assert self.session is not None
+        now_s = time.monotonic()
+        if now_s - self._last_poll < POLL_S and not force:
+            return
+        self._last_poll = now_s
         for ev in self.session.poll_events():
             self._save(mark_flow(ev))
             logger.warning(f"kidaudit: consent mark {_describe(ev)}")

@@ -9,7 +9,7 @@ import hashlib
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from auditor import RULESET_VERSION, __version__
@@ -68,6 +68,7 @@ class Session:
         self.pipeline = Pipeline.for_profile(profile)
         stored = self.store.events()
         self._events_seen = max((i for i, _ in stored), default=0)
+        self._own_events: set[int] = set()  # recorded here: already in the ledger
         self.ledger = Ledger(self.plan, tuple(ev for _, ev in stored))
         self.aggregator = Aggregator(RuleContext(profile, self.ledger))
         self._next_id = self.store.next_id()
@@ -85,21 +86,35 @@ class Session:
         return tx_id
 
     def observe(self, tx: Transmission) -> tuple[Observation, list[Finding]]:
-        """Analyse one message, commit it, and return the findings it opened (for alerts)."""
-        obs = self.pipeline.observe(tx)
+        """Analyse one message, commit it, and return the findings it opened (for alerts).
+
+        A message the pipeline fails on is still committed (as opaque, so the report lists
+        it) before the error goes up to the caller, which counts it."""
+        try:
+            obs = self.pipeline.observe(tx)
+        except Exception as e:
+            self.store.add_observation(Observation(
+                _without_content(tx), self.pipeline.recipients.attribute(tx.host, tx.ip),
+                opaque=(f"*: analysis failed ({type(e).__name__})",)))
+            raise
         self.store.add_observation(obs)
-        return obs, self.aggregator.add(obs)
+        # The timeline rules keep every observation: without its body, so memory follows
+        # the number of messages, not their size.
+        kept = replace(obs, transmission=_without_content(obs.transmission))
+        return obs, self.aggregator.add(kept)
 
     def record_event(self, ev: ConsentEvent) -> None:
-        self._events_seen = self.store.add_event(ev)
+        self._own_events.add(self.store.add_event(ev))
         self.ledger.add(ev)
 
     def poll_events(self) -> list[ConsentEvent]:
         """Events another process (``kidaudit mark``) wrote into the store since last time."""
-        new = self.store.events(self._events_seen)
-        for event_id, ev in new:
-            self._events_seen = event_id
+        new = [(i, ev) for i, ev in self.store.events(self._events_seen)
+               if i not in self._own_events]
+        for _, ev in new:
             self.ledger.add(ev)
+        self._events_seen = max([self._events_seen, *self._own_events, *(i for i, _ in new)])
+        self._own_events.clear()
         return [ev for _, ev in new]
 
     def record_error(self, tx_id: int | None, stage: str, exc: BaseException) -> None:
@@ -112,6 +127,14 @@ class Session:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _without_content(tx: Transmission) -> Transmission:
+    return replace(tx, body=b"", payload=b"", headers=())
+
+
+def _without_content(tx: Transmission) -> Transmission:
+    return replace(tx, body=b"", payload=b"", headers=())
 
 
 def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledger, *,

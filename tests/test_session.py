@@ -1,0 +1,42 @@
+"""Session glue: marks from other processes interleaved with the session's own, and a
+message the pipeline fails on is still committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditor.model import ConsentEvent, Transmission
+from auditor.profile import Profile
+from auditor.session import Session
+from auditor.store import Store
+
+
+def test_a_mark_from_another_process_is_not_skipped_by_a_later_own_mark(tmp_path: Path):
+    session = Session(tmp_path / "s", Profile(), None)
+    other = Store.open_existing(tmp_path / "s")
+    other.add_event(ConsentEvent(1.0, "grant", ("all-disclosed",), source="cli"))
+    other.close()
+    session.record_event(ConsentEvent(2.0, "phase", name="idle", source="mark"))
+    polled = session.poll_events()
+    assert [e.source for e in polled] == ["cli"]
+    assert [e.source for e in session.ledger.events] == ["cli", "mark"]
+    assert session.poll_events() == []
+    session.close()
+
+
+def test_a_message_the_pipeline_fails_on_is_committed_as_opaque(tmp_path: Path):
+    session = Session(tmp_path / "s", Profile(), None)
+
+    def broken(tx):
+        raise ValueError("bad frame")
+
+    session.pipeline.observe = broken
+    tx = Transmission(id=1, ts=5.0, transport="tcp", host="watch.example", port=9000,
+                      payload=b"[3G*...")
+    with pytest.raises(ValueError):
+        session.observe(tx)
+    (obs,) = session.store.observations()
+    assert obs.transmission.id == 1 and obs.opaque == ("*: analysis failed (ValueError)",)
+    session.close()
