@@ -70,7 +70,7 @@ class Session:
         self._events_seen = max((i for i, _ in stored), default=0)
         self._own_events: set[int] = set()  # recorded here: already in the ledger
         self.ledger = Ledger(self.plan, tuple(ev for _, ev in stored))
-        self.aggregator = Aggregator(RuleContext(profile, self.ledger))
+        self.aggregator = Aggregator(RuleContext(profile, self.ledger), exact=False)
         self._next_id = self.store.next_id()
 
     def _keep_copy(self, source: str, name: str) -> None:

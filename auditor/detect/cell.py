@@ -40,9 +40,14 @@ def _as_numbers(text: str) -> set[int]:
     out: set[int] = set()
     if text.isdigit():
         out.add(int(text))
-    if re.fullmatch(r"(0x)?[0-9A-Fa-f]+", text, re.I):
+    if _HEX.fullmatch(text):
         out.add(int(text[2:] if text.lower().startswith("0x") else text, 16))
     return out
+
+
+_SPLIT = re.compile(r"[,|;:*_\s]+")
+_HEX = re.compile(r"(0x)?[0-9A-Fa-f]+", re.I)
+MAX_DELIMITED = 4096
 
 
 def _role(path: str) -> str:
@@ -90,12 +95,18 @@ def _seeded(towers: tuple[Cell, ...], lacs: set[int], cids: set[int], mcc: str) 
 
 def _delimited_towers(tx_id: int, fields: list[Field], towers: tuple[Cell, ...]
                       ) -> Iterator[Detection]:
-    """``460,0,4286,28711,-65`` and ``46000,10BE,7027`` in a string, alone or in a list."""
+    """``460,0,4286,28711,-65`` and ``46000,10BE,7027`` in a string, alone or in a list.
+
+    Long values (an upload, a blob) are not split: towers travel in short strings, and
+    splitting megabytes into tokens is what made offline analysis crawl."""
     for f in fields:
-        if _role(f.path):
+        if _role(f.path) or len(f.value) > MAX_DELIMITED:
             continue
-        parts = [p for p in re.split(r"[,|;:*_\s]+", f.value) if p]
+        parts = [p for p in _SPLIT.split(f.value) if p]
         if len(parts) < 2:
+            continue
+        if not towers:
+            yield from _delimited_pattern(tx_id, f, parts)
             continue
         for i in range(len(parts) - 1):
             lacs, cids = _as_numbers(parts[i]), _as_numbers(parts[i + 1])

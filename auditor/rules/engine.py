@@ -59,7 +59,13 @@ class _Open:
 class Aggregator:
     """Feeds observations through every rule; used live (alerts) and offline alike."""
 
-    def __init__(self, ctx: RuleContext, rules: Iterable[Rule] = CATALOGUE) -> None:
+    def __init__(self, ctx: RuleContext, rules: Iterable[Rule] = CATALOGUE, *,
+                 exact: bool = True) -> None:
+        """``exact=False`` is for live alerts: a message that arrives slightly out of time
+        order (concurrent connections do that) is stepped where it lands instead of
+        replaying the whole timeline, which would cost O(n) per message. The findings a
+        session writes come from ``evaluate`` over the complete, ordered timeline."""
+        self.exact = exact
         self.ctx = ctx
         self.rules = tuple(rules)
         self._message = tuple(r for r in self.rules if r.scope == "message")
@@ -78,7 +84,7 @@ class Aggregator:
         opened = [found for rule in self._message if (found := self._judge(rule, obs))]
         if self._session:
             in_order = self._newest is None or _order(obs) > self._newest
-            opened += self._step(obs) if in_order else self._replay()
+            opened += self._step(obs) if in_order or not self.exact else self._replay()
         return opened
 
     def extend(self, observations: Iterable[Observation]) -> list[Finding]:
