@@ -67,9 +67,15 @@ class Session:
             inputs=",".join(inputs) or meta.get("inputs", "") or f"live capture ({FLOWS_FILE})")
         self.pipeline = Pipeline.for_profile(profile)
         stored = self.store.events()
+        if not any(ev.source == "plan" for _, ev in stored):
+            # The plan's own events land in the store too, so the store alone holds the
+            # whole timeline with each event's source (plan, mark, cli, command, signal).
+            for ev in self.plan.events:
+                self.store.add_event(ev)
+            stored = self.store.events()
         self._events_seen = max((i for i, _ in stored), default=0)
         self._own_events: set[int] = set()  # recorded here: already in the ledger
-        self.ledger = Ledger(self.plan, tuple(ev for _, ev in stored))
+        self.ledger = timeline_ledger(self.plan, stored)
         self.aggregator = Aggregator(RuleContext(profile, self.ledger), exact=False)
         self._next_id = self.store.next_id()
 
@@ -195,5 +201,13 @@ def reopen(directory: Path) -> tuple[Store, Profile, Ledger]:
         directory / PROFILE_FILE).is_file() else Profile()
     plan = load_consent_plan(str(directory / CONSENT_FILE)) if (
         directory / CONSENT_FILE).is_file() else None
-    ledger = Ledger(plan, tuple(ev for _, ev in store.events()))
+    ledger = timeline_ledger(plan, store.events())
     return store, profile, ledger
+
+
+def timeline_ledger(plan: ConsentPlan | None, stored: list[tuple[int, ConsentEvent]]
+                    ) -> Ledger:
+    """The ledger of a session: the plan's disclosures and grace window, and every event
+    from the store, which holds the plan's events too."""
+    bare = replace(plan, events=()) if plan is not None else None
+    return Ledger(bare, tuple(ev for _, ev in stored))

@@ -40,3 +40,21 @@ def test_a_message_the_pipeline_fails_on_is_committed_as_opaque(tmp_path: Path):
     (obs,) = session.store.observations()
     assert obs.transmission.id == 1 and obs.opaque == ("*: analysis failed (ValueError)",)
     session.close()
+
+
+def test_plan_events_land_in_the_store_once_with_their_source(tmp_path: Path):
+    from auditor.profile import ConsentPlan
+    from auditor.session import reopen
+
+    plan = ConsentPlan(events=(ConsentEvent(1.0, "grant", ("all-disclosed",)),
+                               ConsentEvent(9.0, "phase", name="idle")))
+    Session(tmp_path / "s", Profile(), plan).close()
+    again = Session(tmp_path / "s", Profile(), plan)  # a restarted capture: no duplicates
+    again.record_event(ConsentEvent(5.0, "withdraw", ("location",), source="cli"))
+    assert [(ev.action, ev.source) for _, ev in again.store.events()] == [
+        ("grant", "plan"), ("phase", "plan"), ("withdraw", "cli")]
+    assert [ev.action for ev in again.ledger.events] == ["grant", "withdraw", "phase"]
+    again.close()
+    store, _, ledger = reopen(tmp_path / "s")
+    assert len(ledger.events) == 3
+    store.close()
