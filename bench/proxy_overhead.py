@@ -103,7 +103,8 @@ def _pct(values: list[float], q: float) -> float:
 def run(rounds: int = 10, per_round: int = 300, warmup: int = 100,
         budget_s: float = 240.0) -> dict:
     """Interleaved A/B rounds; stops early (and says so) when ``budget_s`` runs out."""
-    with tempfile.TemporaryDirectory(prefix="kidaudit-bench-") as tmp, LocalCloud() as cloud:
+    with tempfile.TemporaryDirectory(prefix="kidaudit-bench-") as tmp, \
+            LocalCloud(keep_alive=True) as cloud:
         work = Path(tmp)
         (work / "p.yaml").write_text(PROFILE)
         session = work / "session"
