@@ -24,9 +24,6 @@ from auditor.store import Store
 
 PROFILE_FILE, CONSENT_FILE, FLOWS_FILE = "profile.yaml", "consent.yaml", "flows.mitm"
 OUTPUTS = ("findings.json", "report.html", "detections.csv")
-CLOCK_NOTE = ("Times are the auditor host's clock in UTC, taken when mitmproxy received each "
-              "message (from the capture file offline); record the host's NTP state with "
-              "the session.")
 
 
 def sha256_file(path: Path) -> str:
@@ -163,7 +160,6 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         "flows_sha256": sha256_file(directory / FLOWS_FILE),
         "rules_applied": [rule.id for rule in CATALOGUE],
         "country_source": COUNTRY_SOURCE,
-        "clock_note": CLOCK_NOTE,
     }
     coverage = {"uninspected": store.uninspected(), "errors": store.errors()}
     doc = document.build(session, observations, findings, ledger.events, coverage,
