@@ -1,43 +1,42 @@
 """Real mitmproxy for tests: an in-process DumpMaster with the kidaudit addon on 127.0.0.1,
-routed to the demo's local cloud. Bounded in time; loopback only."""
+routed to the demo's local cloud; and a line reader for mitmproxy subprocesses. Bounded in
+time; loopback only."""
 
 from __future__ import annotations
 
-import asyncio
+import re
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mitmproxy.options import Options
-from mitmproxy.tools.dump import DumpMaster
-
-from auditor.demo.cloud import LocalCloud
 from auditor.demo.devices import Proxy
-from auditor.demo.run import RouteToCloud, listening_port
-from auditor.sources.mitm import load_addon_class
+from auditor.demo.run import run_through_proxy
 
 
 def run_proxy_session(tmp: Path, profile: Path, session: Path,
                       drive: Callable[[Proxy], object], consent: Path | None = None) -> object:
     """Start cloud + proxy, run ``drive(proxy)`` in a thread, shut down; return its result."""
+    settings = {"kidaudit_profile": str(profile), "kidaudit_session": str(session)}
+    if consent is not None:
+        settings["kidaudit_consent"] = str(consent)
+    return run_through_proxy(tmp / "mitmproxy-conf", settings, drive, timeout=60)
 
-    async def main() -> object:
-        with LocalCloud() as cloud:
-            confdir = tmp / "mitmproxy-conf"
-            opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(confdir),
-                           ssl_insecure=True)
-            master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-            master.addons.add(load_addon_class()(), RouteToCloud(cloud))
-            settings = {"kidaudit_profile": str(profile), "kidaudit_session": str(session)}
-            if consent is not None:
-                settings["kidaudit_consent"] = str(consent)
-            master.options.update(**settings)
-            task = asyncio.create_task(master.run())
-            try:
-                port = await asyncio.wait_for(listening_port(master), timeout=15)
-                proxy = Proxy(port, confdir / "mitmproxy-ca-cert.pem")
-                return await asyncio.wait_for(asyncio.to_thread(drive, proxy), timeout=60)
-            finally:
-                master.shutdown()
-                await asyncio.wait_for(task, timeout=30)
 
-    return asyncio.run(main())
+def wait_for_line(proc: subprocess.Popen, pattern: str, seconds: float = 20) -> re.Match:
+    """The first line of ``proc``'s output matching ``pattern``, within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        m = re.search(pattern, line)
+        if m:
+            return m
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"no line matching {pattern!r} within {seconds} s")
+
+
+def listening_port(proc: subprocess.Popen) -> int:
+    """The port a mitmproxy subprocess started with ``--listen-port 0`` reports."""
+    return int(wait_for_line(proc, r"proxy listening at .*:(\d+)").group(1))

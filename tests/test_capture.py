@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from auditor.demo.cloud import LocalCloud
+from tests.proxyrun import listening_port, wait_for_line
 
 IMEI = "864536040123455"
 KIDAUDIT = Path(sys.executable).with_name("kidaudit")
@@ -26,19 +25,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _wait_for(proc: subprocess.Popen, pattern: str, seconds: float = 20) -> re.Match:
-    deadline = time.monotonic() + seconds
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        m = re.search(pattern, line)
-        if m:
-            return m
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"no line matching {pattern!r} within {seconds} s")
 
 
 def _start(tmp_path: Path, *mitmproxy_args: str, web: bool = False
@@ -66,9 +52,9 @@ def test_capture_runs_mitmdump_and_writes_reports_on_ctrl_c(tmp_path: Path) -> N
     with LocalCloud() as cloud:
         proc, session = _start(tmp_path)
         try:
-            port = int(_wait_for(proc, r"proxy listening at .*:(\d+)").group(1))
+            port = listening_port(proc)
             _send(port, cloud)
-            _wait_for(proc, r"\[CRITICAL\] CLEARTEXT_PI")
+            wait_for_line(proc, r"\[CRITICAL\] CLEARTEXT_PI")
         finally:
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=30)
@@ -82,8 +68,8 @@ def test_capture_with_mitmweb_shows_marked_commented_flows(tmp_path: Path) -> No
         proc, session = _start(tmp_path, "--set", f"web_port={web}",
                                "--set", "web_open_browser=false", web=True)
         try:
-            port = int(_wait_for(proc, r"proxy listening at .*:(\d+)").group(1))
-            _wait_for(proc, r"Web server listening")
+            port = listening_port(proc)
+            wait_for_line(proc, r"Web server listening")
             _send(port, cloud)
             with urllib.request.urlopen(f"http://127.0.0.1:{web}/flows", timeout=10) as r:
                 flows = json.load(r)
@@ -118,7 +104,7 @@ def test_a_capture_saved_by_plain_mitmdump_is_analysed(tmp_path: Path) -> None:
              "--listen-port", "0", "-w", str(saved), "--set", f"confdir={tmp_path / 'conf'}"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            port = int(_wait_for(proc, r"proxy listening at .*:(\d+)").group(1))
+            port = listening_port(proc)
             _send(port, cloud)
         finally:
             proc.send_signal(signal.SIGINT)

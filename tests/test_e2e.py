@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from auditor.cli import app
 from auditor.demo.cloud import LocalCloud
 from auditor.demo.devices import ANALYTICS, API, SMS, Proxy
 from auditor.store import Store
-from tests.proxyrun import run_proxy_session
+from tests.proxyrun import listening_port, run_proxy_session
 
 ROOT = Path(__file__).resolve().parents[1]
 IMEI = "864536040123455"
@@ -121,7 +120,7 @@ def test_mitmdump_loads_the_addon_script(tmp_path: Path) -> None:
              "--set", f"kidaudit_profile={profile}", "--set", f"kidaudit_session={session}"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            port = _wait_for_port(proc)
+            port = listening_port(proc)
             opener = urllib.request.build_opener(
                 urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{port}"}))
             host, cloud_port = cloud.http_addr
@@ -134,16 +133,3 @@ def test_mitmdump_loads_the_addon_script(tmp_path: Path) -> None:
     assert _summary(session / "findings.json") >= {
         ("CLEARTEXT_PI", "127.0.0.1", ("identifier.imei",), 1)}
     assert (session / "report.html").is_file()
-
-
-def _wait_for_port(proc: subprocess.Popen) -> int:
-    deadline = time.monotonic() + 20
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        m = re.search(r"listening at .*:(\d+)", line)
-        if m:
-            return int(m.group(1))
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError("mitmdump did not report its listening port in 20 s")

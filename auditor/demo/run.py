@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from mitmproxy.options import Options
@@ -19,6 +21,7 @@ from auditor.rules import RuleContext, evaluate
 from auditor.session import Outputs, reopen
 from auditor.sources.mitm import load_addon_class
 
+T = TypeVar("T")
 STARTUP_POLLS = 200  # x 50 ms: the proxy must be listening within 10 s
 
 
@@ -44,23 +47,30 @@ async def listening_port(master: DumpMaster) -> int:
     raise RuntimeError("mitmproxy did not start listening within 10 s")
 
 
-async def _run(out: Path, profile_path: Path, consent_path: Path, confdir: Path) -> None:
-    with LocalCloud() as cloud:
-        opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(confdir),
-                       ssl_insecure=True)
-        master = DumpMaster(opts, with_termlog=True, with_dumper=False)
-        master.addons.add(load_addon_class()(), RouteToCloud(cloud))
-        master.options.update(kidaudit_profile=str(profile_path),
-                              kidaudit_consent=str(consent_path), kidaudit_session=str(out))
-        task = asyncio.create_task(master.run())
-        try:
-            port = await listening_port(master)
-            proxy = Proxy(port, confdir / "mitmproxy-ca-cert.pem")
-            profile = yaml.safe_load(profile_path.read_text())
-            await asyncio.to_thread(run_session, proxy, profile)
-        finally:
-            master.shutdown()
-            await asyncio.wait_for(task, timeout=30)
+def run_through_proxy(confdir: Path, settings: dict[str, str],
+                      drive: Callable[[Proxy], T], *, termlog: bool = False,
+                      timeout: float | None = None) -> T:
+    """Local cloud + in-process mitmproxy with kidaudit (``settings`` are its options);
+    ``drive(proxy)`` runs in a thread while the proxy serves, then everything shuts down
+    (which writes the session's reports). Used by the demo and by the end-to-end tests."""
+
+    async def main() -> T:
+        with LocalCloud() as cloud:
+            opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(confdir),
+                           ssl_insecure=True)
+            master = DumpMaster(opts, with_termlog=termlog, with_dumper=False)
+            master.addons.add(load_addon_class()(), RouteToCloud(cloud))
+            master.options.update(**settings)
+            task = asyncio.create_task(master.run())
+            try:
+                port = await listening_port(master)
+                proxy = Proxy(port, confdir / "mitmproxy-ca-cert.pem")
+                return await asyncio.wait_for(asyncio.to_thread(drive, proxy), timeout)
+            finally:
+                master.shutdown()
+                await asyncio.wait_for(task, timeout=30)
+
+    return asyncio.run(main())
 
 
 def run_demo(out: Path) -> Outputs:
@@ -73,7 +83,11 @@ def run_demo(out: Path) -> Outputs:
         profile_path, consent_path = tmpdir / "profile.yaml", tmpdir / "consent.yaml"
         profile_path.write_text(demo.joinpath("profile.yaml").read_text())
         consent_path.write_text(demo.joinpath("consent.yaml").read_text())
-        asyncio.run(_run(out, profile_path, consent_path, tmpdir / "mitmproxy"))
+        profile = yaml.safe_load(profile_path.read_text())
+        run_through_proxy(tmpdir / "mitmproxy",
+                          {"kidaudit_profile": str(profile_path),
+                           "kidaudit_consent": str(consent_path), "kidaudit_session": str(out)},
+                          lambda proxy: run_session(proxy, profile), termlog=True)
     store, profile, ledger = reopen(out)
     findings = evaluate(store.observations(), RuleContext(profile, ledger))
     store.close()
