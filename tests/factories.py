@@ -10,6 +10,10 @@ import dataclasses
 import json as jsonlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+
+from mitmproxy import http, io
+from mitmproxy.test import tflow
 
 from auditor.model import ConsentEvent, Transmission
 from auditor.profile import (
@@ -105,3 +109,22 @@ def plan(*events: ConsentEvent, disclosed: Mapping[str, Iterable[str]] | None = 
         source="factories.plan",
         **overrides,  # type: ignore[arg-type]
     )
+
+
+# -- real .mitm files, written with mitmproxy's own FlowWriter from tflow flows -----------
+
+def http_flow(url: str, ts: float, body: object | None = None, method: str = "POST"
+              ) -> http.HTTPFlow:
+    f = tflow.tflow(resp=True)
+    f.request = http.Request.make(method, url, jsonlib.dumps(body).encode() if body else b"",
+                                  {"content-type": "application/json"})
+    f.request.timestamp_start = f.request.timestamp_end = ts
+    return f
+
+
+def write_flows(path: Path, flows: list) -> Path:
+    with open(path, "wb") as fh:
+        writer = io.FlowWriter(fh)
+        for f in flows:
+            writer.add(f)
+    return path

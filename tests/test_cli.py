@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from auditor.cli import app
 from auditor.rules import CATALOGUE
 from auditor.store import Store
-from tests.flowfiles import http_flow, write_flows
+from tests.factories import http_flow, write_flows
 
 IMEI = "864536040123455"
 T0 = 1_790_000_000.0

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from auditor.cli import app
 from auditor.demo.devices import ANALYTICS, API, SMS, Proxy
 from auditor.mask import mask
-from tests.flowfiles import http_flow, write_flows
+from tests.factories import http_flow, write_flows
 from tests.proxyrun import run_proxy_session
 
 pytestmark = pytest.mark.timeout(180)

@@ -22,7 +22,7 @@ from auditor.sources.mitm import (
     read_flows,
     transmission,
 )
-from tests.flowfiles import http_flow, write_flows
+from tests.factories import http_flow, write_flows
 
 
 def test_transmission_carries_the_request_as_sent() -> None:
