@@ -32,6 +32,15 @@ wireguard                   yes  yes  yes  userspace; the device joins the tunne
 local                       --   --   --   does not work on Linux with mitmproxy 11
 ==========================  ===  ===  ===  ===============================================
 
+Where the work happens: the hooks hand each message to the analysis worker
+(``auditor.sources.worker``), a child process that runs the pipeline, the rules, SQLite and
+the flow file, so the proxy's event loop stays free for the device's traffic. An HTTP flow
+goes over once, as ``flow.get_state()``, when its response has gone to the device (or it
+failed); a raw message goes over as it passes. Results come back to mark and comment the
+flow and to log alerts. The worker outlives a killed proxy long enough to commit everything
+it was sent. Under mitmproxy's test harness (no running event loop), or with
+``kidaudit_worker=false``, the same analysis runs in the proxy's own process.
+
 TLS: the device's ClientHello gives its offered versions and suites (WEAK_TLS). When it
 rejects the interception certificate (pinning, or the lab CA is not trusted), the attempt
 is an uninspected ``tls`` transmission with its SNI, the host is listed under coverage, and
@@ -42,44 +51,42 @@ does) so the device keeps working.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 if __package__ in (None, ""):  # loaded by path (`mitmdump -s`) from a source checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mitmproxy import command, connection, ctx, dns, http, io, tcp, tls, udp
+from mitmproxy import command, connection, ctx, dns, hooks, http, tcp, tls, udp
 from mitmproxy.addonmanager import Loader
 from mitmproxy.exceptions import OptionsError
+from mitmproxy.proxy import server_hooks
 
 from auditor.extract.payload import ClientHello, parse_client_hello
 from auditor.marks import MARK_HOST, parse_words
 from auditor.model import Transmission
 from auditor.profile import ConfigError, load_consent_plan, load_profile
-from auditor.session import FLOWS_FILE, Session
+from auditor.sources.live import COMMENT, MARKER, Inline, Reply, Result, Settings, describe
 from auditor.sources.mitm import (
+    ConnectionStates,
     Signals,
     StreamAssembler,
     dns_names,
     dns_transmission,
+    flow_state,
     is_mark,
     mark_event,
-    mark_flow,
     now,
     raw_transmission,
     tls_record_flow,
-    transmission,
-    with_tls,
 )
+from auditor.sources.worker import Worker, WorkerError
 
 logger = logging.getLogger("kidaudit")
 
-POLL_S = 0.25
-MARKER = ":warning:"  # mitmproxy's emoji marker for flows carrying personal data
-OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang")
+OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang",
+           "kidaudit_worker")
 MAX_NAMES = 10_000  # DNS answers remembered to name raw-IP destinations
 PINNED = "client rejected the interception certificate (pinned or CA not trusted)"
 PASSED = "passed through uninspected: the client rejected interception before"
@@ -88,16 +95,19 @@ QUIC = "QUIC: client rejected the interception certificate"
 
 class KidAudit:
     def __init__(self) -> None:
-        self.session: Session | None = None
+        self.analysis: Inline | Worker | None = None
         self.signals: Signals | None = None
-        self._flows_fh = None
-        self._writer: io.FlowWriter | None = None
+        self._settings: Settings | None = None
+        self._tokens = 0
+        self._ui = False  # a flow view to refresh when a result marks a flow (mitmweb)
         self._error_kinds: set[str] = set()
-        self._last_poll = float("-inf")
+        self._to_mark: dict[int, object] = {}  # token -> its flow, until the result is back
+        self._requests: set[str] = set()  # HTTP flows whose request is not analysed yet
         self._streams: dict[str, StreamAssembler] = {}  # TCP flow id -> its frame buffers
         self._hellos: dict[str, ClientHello] = {}  # client connection id -> its ClientHello
         self._passthrough: set[str] = set()  # hosts whose clients rejected our certificate
         self._names: dict[str, str] = {}  # address -> the name a DNS answer gave it
+        self._conns = ConnectionStates()  # connections' states, serialised once per change
 
     def load(self, loader: Loader) -> None:
         loader.add_option("kidaudit_profile", str, "",
@@ -107,6 +117,9 @@ class KidAudit:
         loader.add_option("kidaudit_consent", str, "",
                           "kidaudit: consent plan YAML (optional).")
         loader.add_option("kidaudit_lang", str, "en", "kidaudit: report language, en or zh.")
+        loader.add_option("kidaudit_worker", bool, True,
+                          "kidaudit: analyse in a worker process, off the proxy's event loop "
+                          "(false: in the proxy's own process).")
 
     def configure(self, updated: set[str]) -> None:
         if not updated & set(OPTIONS):
@@ -114,53 +127,58 @@ class KidAudit:
         opts = ctx.options
         if opts.kidaudit_lang not in ("en", "zh"):
             raise OptionsError(f"kidaudit_lang: {opts.kidaudit_lang!r} is not one of en, zh")
-        if not (updated & {"kidaudit_profile", "kidaudit_session", "kidaudit_consent"}):
+        if not (updated & {"kidaudit_profile", "kidaudit_session", "kidaudit_consent",
+                           "kidaudit_worker"}):
             return
         if not opts.kidaudit_profile and not opts.kidaudit_session:
             return  # loaded but not configured: stay out of the way
         if not opts.kidaudit_profile or not opts.kidaudit_session:
             raise OptionsError("kidaudit needs both kidaudit_profile and kidaudit_session")
-        try:
-            profile = load_profile(opts.kidaudit_profile)
+        try:  # read here too, so a bad file is an option error before any traffic
+            load_profile(opts.kidaudit_profile)
             plan = load_consent_plan(opts.kidaudit_consent) if opts.kidaudit_consent else None
             signals = Signals(plan)
         except ConfigError as e:
             raise OptionsError(str(e)) from e
         self._close()
-        self.session = Session(Path(opts.kidaudit_session), profile, plan)
-        self.signals = signals
-        flows = self.session.directory / FLOWS_FILE
-        self._flows_fh = open(flows, "ab")  # noqa: SIM115 - closed in done()
-        os.chmod(flows, 0o600)
-        self._writer = io.FlowWriter(self._flows_fh)
-        logger.info(f"kidaudit: session {self.session.directory} "
-                    f"({len(self.session.pipeline.detector.known)} known-value patterns)")
+        self._ui = ctx.master.addons.get("view") is not None
+        loop = ctx.master.event_loop
+        worker = opts.kidaudit_worker and loop.is_running()
+        settings = Settings(opts.kidaudit_session, opts.kidaudit_profile, opts.kidaudit_consent,
+                            marks=self._ui or not worker)  # in-process, marking is free
+        try:
+            if worker:
+                self.analysis = Worker(settings, loop, self._reply, self._worker_died)
+            else:
+                self.analysis = Inline(settings, self._reply)
+        except (WorkerError, OSError) as e:
+            raise OptionsError(f"kidaudit_session: {e}") from e
+        self._settings, self.signals = settings, signals
+        where = "worker process" if isinstance(self.analysis, Worker) else "in-process"
+        logger.info(f"kidaudit: session {settings.directory} "
+                    f"({self.analysis.patterns} known-value patterns, analysis {where})")
 
     # -- traffic ------------------------------------------------------------------------
     def request(self, flow: http.HTTPFlow) -> None:
-        if self.session is None:
+        if self.analysis is None:
             return
         if is_mark(flow):
             self._answer_mark(flow)
             return
-        self._poll_marks()
-        tx_id = self.session.next_id()
         try:
             for ev in self.signals.events(flow) if self.signals else ():
-                self.session.record_event(ev)
+                self._send(("event", ev, False))
                 logger.info(f"kidaudit: consent signal {ev.action} {','.join(ev.categories)}")
-            tx = with_tls(transmission(flow, tx_id), self._hellos.get(flow.client_conn.id))
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
-            self._analysis_error(tx_id, e)
-            return
-        self._observe(flow, tx)
+            self._analysis_error(e)
+        self._requests.add(flow.id)  # analysed once it is finished: response or error
 
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.websocket is None:  # a WebSocket flow is saved when it ends
-            self._save(flow)
+            self._finished(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._save(flow)
+        self._finished(flow)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         assert flow.websocket is not None
@@ -169,18 +187,18 @@ class KidAudit:
             self._raw(flow, "websocket", msg.content, msg.timestamp, True)
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
-        self._save(flow)
+        self._finished(flow)
 
     def tcp_message(self, flow: tcp.TCPFlow) -> None:
         """Client reads, and the server's watch commands, cut into frames per direction."""
-        if self.session is None:
+        if self.analysis is None:
             return
         msg = flow.messages[-1]
         assembler = self._streams.setdefault(flow.id, StreamAssembler())
         try:
             payloads = assembler.feed(msg.from_client, msg.content)
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
-            self._analysis_error(self.session.next_id(), e)
+            self._analysis_error(e)
             return
         for payload in payloads:
             self._raw(flow, "tcp", payload, msg.timestamp, msg.from_client)
@@ -202,13 +220,12 @@ class KidAudit:
     udp_error = udp_end
 
     def dns_request(self, flow: dns.DNSFlow) -> None:
-        if self.session is None:
+        if self.analysis is None:
             return
-        tx_id = self.session.next_id()
         try:
-            tx = dns_transmission(flow, tx_id)
+            tx = dns_transmission(flow, -1)
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
-            self._analysis_error(tx_id, e)
+            self._analysis_error(e)
             return
         self._observe(flow, tx)
 
@@ -228,7 +245,7 @@ class KidAudit:
     # -- TLS ----------------------------------------------------------------------------
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         """Record what the device offers; pass a host through once its client refused us."""
-        if self.session is None:
+        if self.analysis is None:
             return
         client = data.context.client
         try:
@@ -244,7 +261,7 @@ class KidAudit:
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         """The device refused our certificate (pinning, or it does not trust the lab CA)."""
-        if self.session is None:
+        if self.analysis is None:
             return
         self._passthrough.add(_tls_host(data.context))
         udp_based = data.context.client.transport_protocol == "udp"
@@ -252,28 +269,35 @@ class KidAudit:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._hellos.pop(client.id, None)
+        self._conns.forget(client)
+
+    def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self._conns.forget(data.server)
 
     def done(self) -> None:
-        if self.session is None:
+        if self.analysis is None or self._settings is None:
             return
-        try:
-            self._poll_marks(force=True)  # marks written since the last request count too
-            out = self.session.write_outputs(lang=ctx.options.kidaudit_lang)
-            logger.info(f"kidaudit: {len(out.findings)} findings; report {out.report}")
-        finally:
-            self._close()
+        lang = ctx.options.kidaudit_lang
+        finished = self.analysis.finish(lang)
+        if finished is None:  # the worker died while writing: write them here
+            self.analysis = Inline(self._settings, self._reply)
+            finished = self.analysis.finish(lang)
+        _, count, report = finished
+        logger.info(f"kidaudit: {count} findings; report {report}")
+        self.analysis = None
 
     # -- consent marks ------------------------------------------------------------------
     @command.command("kidaudit.mark")
     def mark(self, action: str, *words: str) -> None:
         """Record a consent event now: grant|refuse|withdraw CATEGORY... or phase NAME."""
-        if self.session is None:
+        if self.analysis is None:
             raise OptionsError("kidaudit is not configured (set kidaudit_profile/session)")
         try:
             ev = parse_words(action, list(words), now(), "command")
         except ValueError as e:
             raise OptionsError(f"kidaudit.mark: {e}") from e
-        self._record_mark(ev)
+        self._send(("event", ev, True))  # the mark goes into flows.mitm as a flow too
+        logger.warning(f"kidaudit: consent mark {describe(ev)}")
 
     def _answer_mark(self, flow: http.HTTPFlow) -> None:
         """The magic host: answered here, never forwarded."""
@@ -283,103 +307,127 @@ class KidAudit:
             flow.response = http.Response.make(400, f"kidaudit: {e}\n".encode(),
                                                {"content-type": "text/plain"})
             return
-        self.session.record_event(ev)
-        logger.warning(f"kidaudit: consent mark {_describe(ev)}")
+        self._send(("event", ev, False))  # the flow itself is saved with its response
+        logger.warning(f"kidaudit: consent mark {describe(ev)}")
         flow.response = http.Response.make(
-            200, f"kidaudit recorded: {_describe(ev)}\n".encode(), {"content-type": "text/plain"})
+            200, f"kidaudit recorded: {describe(ev)}\n".encode(), {"content-type": "text/plain"})
         flow.comment = "kidaudit: consent mark"
-
-    def _record_mark(self, ev) -> None:
-        assert self.session is not None
-        self.session.record_event(ev)
-        self._save(mark_flow(ev))
-        logger.warning(f"kidaudit: consent mark {_describe(ev)}")
-
-    def _poll_marks(self, force: bool = False) -> None:
-        """Marks written by ``kidaudit mark --session DIR`` from another process. Polled at
-        most every POLL_S on the request path: a query per request costs the device time,
-        and the final report re-judges every transmission against the complete timeline."""
-        assert self.session is not None
-        now_s = time.monotonic()
-        if now_s - self._last_poll < POLL_S and not force:
-            return
-        self._last_poll = now_s
-        for ev in self.session.poll_events():
-            self._save(mark_flow(ev))
-            logger.warning(f"kidaudit: consent mark {_describe(ev)}")
 
     # -- internals ----------------------------------------------------------------------
     def _raw(self, flow, transport: str, payload: bytes, ts: float, from_client: bool) -> None:
-        if self.session is None:
+        if self.analysis is None:
             return
-        tx_id = self.session.next_id()
-        try:
-            tx = raw_transmission(flow, tx_id, transport, payload, ts, from_client,
+        try:  # numbered by the analysis side (-1 here)
+            tx = raw_transmission(flow, -1, transport, payload, ts, from_client,
                                   self._names, self._hellos.get(flow.client_conn.id))
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
-            self._analysis_error(tx_id, e)
+            self._analysis_error(e)
             return
         self._observe(flow, tx)
 
     def _tls_uninspected(self, context, reason: str) -> None:
-        assert self.session is not None
         client, server = context.client, context.server
         hello = self._hellos.get(client.id)
         host = _tls_host(context)
         address = server.address or ("", 0)
         ip = str(server.peername[0]) if server.peername else str(address[0])
-        tx_id = self.session.next_id()
         tx = Transmission(
-            id=tx_id, ts=now(), transport="tls", host=host, port=int(address[1] or 0), ip=ip,
+            id=-1, ts=now(), transport="tls", host=host, port=int(address[1] or 0), ip=ip,
             inspected=False, sni=client.sni or "", tls_versions=hello.versions if hello else (),
             tls_ciphers=hello.ciphers if hello else ())
-        try:
-            self.session.store.add_uninspected(host, reason)
-            self.session.observe(tx)
-            self._save(tls_record_flow(tx, reason, client, server))  # for `analyze flows.mitm`
+        try:  # the record flow lets ``analyze flows.mitm`` rebuild the attempt
+            record = tls_record_flow(tx, reason, client, server).get_state()
+            self._send(("uninspected", tx, reason, record))
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
-            self._analysis_error(tx_id, e)
+            self._analysis_error(e)
             return
         logger.info(f"kidaudit: {host}: {reason}")
 
     def _observe(self, flow, tx: Transmission) -> None:
-        assert self.session is not None
-        try:
-            obs, opened = self.session.observe(tx)
-        except Exception as e:  # noqa: BLE001 - never break the device's traffic
-            self._analysis_error(tx.id, e)
-            return
-        if obs.detections:
-            flow.marked = MARKER
-            categories = set(obs.categories)
-            if flow.comment.startswith("kidaudit: "):  # a stream: keep what earlier messages had
-                categories |= set(flow.comment[len("kidaudit: "):].split(", "))
-            flow.comment = "kidaudit: " + ", ".join(sorted(categories))
-        for f in opened:
-            logger.warning(f"kidaudit: [{f.severity.upper()}] {f.rule} -> {f.recipient or '?'}"
-                           f" ({', '.join(f.categories)}) tx #{tx.id}")
+        self._send(("tx", self._token(flow), tx))
 
-    def _analysis_error(self, tx_id: int, e: Exception) -> None:
-        assert self.session is not None
-        self.session.record_error(tx_id, "analyze", e)
-        kind = type(e).__name__
+    def _finished(self, flow: http.HTTPFlow) -> None:
+        """An HTTP flow is done: saved, and its request analysed if not yet."""
+        if self.analysis is None:
+            return
+        state = flow_state(flow, self._conns)
+        if flow.id in self._requests:
+            self._requests.discard(flow.id)
+            hello = self._hellos.get(flow.client_conn.id) if flow.client_conn else None
+            self._send(("http", self._token(flow), state, hello))
+        else:  # a consent mark answered here, or a WebSocket's end
+            self._send(("save", state))
+
+    def _token(self, flow) -> int | None:
+        """A handle for the flow the result of a message will mark (if flows are shown)."""
+        if flow is None or self._settings is None or not self._settings.marks:
+            return None
+        self._tokens += 1
+        self._to_mark[self._tokens] = flow
+        return self._tokens
+
+    def _reply(self, reply: Reply) -> None:
+        """A reply from the analysis: mark the flow, raise the alerts, log the lines."""
+        kind = reply[0]
+        if kind == "log":
+            logger.log(reply[1], reply[2])
+            return
+        if kind != "result":
+            return
+        result: Result = reply[1]
+        flow = self._to_mark.pop(result.token, None) if result.token is not None else None
+        if result.error:
+            self._log_error(result.tx_id, result.error_kind, result.error)
+        if flow is not None and result.categories:
+            flow.marked = MARKER
+            categories = set(result.categories)
+            if flow.comment.startswith(COMMENT):  # a stream: keep what earlier messages had
+                categories |= set(flow.comment[len(COMMENT):].split(", "))
+            flow.comment = COMMENT + ", ".join(sorted(categories))
+            if self._ui and isinstance(self.analysis, Worker):
+                ctx.master.addons.trigger(hooks.UpdateHook([flow]))  # mitmweb shows it now
+        for alert in result.alerts:
+            logger.warning(f"kidaudit: {alert}")
+
+    def _send(self, msg: tuple) -> None:
+        assert self.analysis is not None
+        try:
+            self.analysis.send(msg)
+        except WorkerError:  # died just now: ``_worker_died`` has put the analysis in-process
+            self.analysis.send(msg)
+
+    def _worker_died(self, code: int) -> None:
+        assert self._settings is not None
+        text = (f"analysis worker exited with code {code}: messages it had not committed "
+                "are missing from this session and its flow file; analysis continues in the "
+                "proxy's process")
+        logger.error(f"kidaudit: {text}")
+        self._to_mark.clear()
+        self.analysis = Inline(self._settings, self._reply)
+        self._send(("error", "worker", text))
+
+    def _analysis_error(self, e: Exception) -> None:
+        text = f"{type(e).__name__}: {e}"
+        self._send(("error", "analyze", text))
+        self._log_error(None, type(e).__name__, text)
+
+    def _log_error(self, tx_id: int | None, kind: str, text: str) -> None:
         if kind not in self._error_kinds:  # logged once per kind, counted every time
             self._error_kinds.add(kind)
-            logger.error(f"kidaudit: analysis error on tx #{tx_id} ({kind}: {e}); "
+            where = f" on tx #{tx_id}" if tx_id is not None else ""
+            logger.error(f"kidaudit: analysis error{where} ({text}); "
                          "the flow passed unchanged, further errors of this kind are counted "
                          "in the report")
 
     def _save(self, flow) -> None:
-        if self._writer is not None and self._flows_fh is not None:
-            self._writer.add(flow)
-            self._flows_fh.flush()
+        """Appended to flows.mitm by the analysis side, after the messages before it."""
+        if self.analysis is not None:
+            self._send(("save", flow.get_state()))
 
     def _close(self) -> None:
-        if self._flows_fh is not None:
-            self._flows_fh.close()
-        if self.session is not None:
-            self.session.close()
-        self._flows_fh = self._writer = self.session = None
+        if self.analysis is not None:
+            self.analysis.close()
+        self.analysis = None
 
 
 def _tls_host(context) -> str:
@@ -388,12 +436,6 @@ def _tls_host(context) -> str:
         return str(context.client.sni)
     address = context.server.address
     return f"{address[0]}:{address[1]}" if address else "?"
-
-
-def _describe(ev) -> str:
-    what = ev.name if ev.action == "phase" else ",".join(ev.categories)
-    extra = f" separate={','.join(ev.separate)}" if ev.separate else ""
-    return f"{ev.action} {what}{extra}"
 
 
 __all__: Sequence[str] = ("KidAudit", "MARK_HOST")

@@ -19,6 +19,8 @@ from auditor import RULESET_VERSION, __version__
 from auditor.categories import SEVERITIES, severity_rank
 from auditor.profile import ConfigError, load_consent_plan, load_profile
 
+SETTLE_S = 30.0  # how long `report` waits for a session's writer to let go
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kidaudit: audit the network traffic of children's devices.")
 
@@ -92,7 +94,11 @@ def report(
 ) -> None:
     """Write the reports of a session folder again (another language, or unmasked)."""
     from auditor.session import reopen, write_outputs
+    from auditor.sources.live import settled
 
+    if not settled(session, SETTLE_S):  # a crashed proxy's worker finishing its last commits
+        typer.echo(f"kidaudit: {session}: a capture is still writing to this session; "
+                   "reporting what it has committed so far", err=True)
     try:
         store, prof, ledger = reopen(session)
     except (FileNotFoundError, ConfigError) as e:

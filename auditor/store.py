@@ -7,9 +7,11 @@ by polling ``events`` (WAL lets one writer and many readers work side by side).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from auditor.model import ConsentEvent, Detection, Observation, Recipient, Transmission
@@ -58,6 +60,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self.db.commit()
+        self._batching = False
 
     @classmethod
     def open_existing(cls, directory: Path) -> Store:
@@ -68,9 +71,25 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Everything added inside is one transaction, committed on the way out: the live
+        worker commits what it read from the proxy in one go, a few times a second, instead
+        of once per message."""
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
+            self.db.commit()
+
+    def _commit(self) -> contextlib.AbstractContextManager:
+        """Per call, a transaction of its own; inside ``batch``, part of the batch's."""
+        return contextlib.nullcontext() if self._batching else self.db
+
     # -- meta ---------------------------------------------------------------------------
     def set_meta(self, **values: str) -> None:
-        with self.db:
+        with self._commit():
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                 [(k, str(v)) for k, v in values.items()])
 
@@ -83,9 +102,10 @@ class Store:
         return int(last) + 1
 
     def add_observation(self, obs: Observation) -> None:
-        """Commit one transmission with its detections: durable when this returns."""
+        """Commit one transmission with its detections: durable when this returns (or, in
+        a ``batch``, when the batch ends)."""
         tx, r = obs.transmission, obs.recipient
-        with self.db:
+        with self._commit():
             self.db.execute(
                 f"INSERT INTO transmissions VALUES ({','.join('?' * 25)})",
                 (tx.id, tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port, tx.method,
@@ -122,7 +142,7 @@ class Store:
 
     # -- consent events -----------------------------------------------------------------
     def add_event(self, ev: ConsentEvent) -> int:
-        with self.db:
+        with self._commit():
             cur = self.db.execute(
                 "INSERT INTO events (ts, action, categories, recipients, separate, name, source)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -139,7 +159,7 @@ class Store:
 
     # -- coverage -----------------------------------------------------------------------
     def add_error(self, transmission: int | None, stage: str, message: str) -> None:
-        with self.db:
+        with self._commit():
             self.db.execute("INSERT INTO errors (transmission, stage, message) VALUES (?,?,?)",
                             (transmission, stage, message[:500]))
 
@@ -148,7 +168,7 @@ class Store:
         return [{"transmission": r[0], "stage": r[1], "message": r[2]} for r in rows]
 
     def add_uninspected(self, host: str, reason: str) -> None:
-        with self.db:
+        with self._commit():
             self.db.execute("INSERT OR IGNORE INTO uninspected VALUES (?, ?)", (host, reason))
 
     def uninspected(self) -> list[dict[str, str]]:

@@ -33,6 +33,12 @@ def _flow(body: bytes = b"", path: str = "/", host: str = "api.acme-watch.exampl
     return f
 
 
+def _through(addon, flow) -> None:
+    """A request and its response through the addon's hooks, as the proxy calls them."""
+    addon.request(flow)
+    addon.response(flow)
+
+
 def _configured(tctx, addon, profile: Path, session: Path) -> None:
     tctx.configure(addon, kidaudit_profile=str(profile), kidaudit_session=str(session))
 
@@ -42,9 +48,9 @@ def test_flow_with_personal_data_is_marked_commented_and_committed(tmp_path, pro
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
         flow = _flow(json.dumps({"imei": IMEI}).encode())
-        addon.request(flow)
+        _through(addon, flow)
         plain = _flow(b'{"hello": "world"}')
-        addon.request(plain)
+        _through(addon, plain)
         # Committed at once: another connection sees it before shutdown.
         other = Store.open_existing(tmp_path / "s")
         assert [len(o.detections) for o in other.observations()] == [1, 0]
@@ -76,11 +82,11 @@ def test_analysis_error_is_counted_and_the_flow_passes_unchanged(tmp_path, profi
         def broken(tx):
             raise RuntimeError("decoder exploded")
 
-        addon.session.pipeline.observe = broken  # a fault inside the core
+        addon.analysis.core.session.pipeline.observe = broken  # a fault inside the core
         flow = _flow(json.dumps({"imei": IMEI}).encode())
         before = flow.get_state()
-        addon.request(flow)
-        addon.request(_flow(b"{}"))
+        _through(addon, flow)
+        _through(addon, _flow(b"{}"))
         assert flow.get_state() == before
         logged = [r for r in caplog.records if "analysis error" in r.getMessage()]
         assert len(logged) == 1 and logged[0].levelname == "ERROR"  # logged once, counted twice
@@ -103,7 +109,7 @@ def test_magic_host_is_answered_and_never_forwarded(tmp_path, profile):
         bad.request.host, bad.request.path = "kidaudit.mark", "/grnt?categories=x"
         addon.request(bad)
         assert bad.response.status_code == 400
-        events = [ev for _, ev in addon.session.store.events()]
+        events = [ev for _, ev in addon.analysis.core.session.store.events()]
         addon.done()
     assert [(e.action, e.categories, e.separate) for e in events] == [
         ("grant", ("all-disclosed",), ("location.precise",))]
@@ -120,8 +126,8 @@ def test_mark_command_and_polled_cli_marks_reach_the_ledger(tmp_path, profile):
         from auditor.marks import parse_words
         other.add_event(parse_words("grant", ["identifier"], 1.0, "cli"))
         other.close()
-        addon.request(_flow(b"{}"))  # each request polls the store for new marks
-        actions = [(e.action, e.source) for e in addon.session.ledger.events]
+        _through(addon, _flow(b"{}"))  # each message polls the store for new marks
+        actions = [(e.action, e.source) for e in addon.analysis.core.session.ledger.events]
         addon.done()
     assert actions == [("grant", "cli"), ("phase", "command")]
 
@@ -211,7 +217,7 @@ def test_pinned_host_is_uninspected_and_passed_through_afterwards(tmp_path, prof
         second = hello_data()
         addon.tls_clienthello(second)
         assert second.ignore_connection  # later connections to it pass untouched
-        store = addon.session.store
+        store = addon.analysis.core.session.store
         txs = [o.transmission for o in store.observations()]
         addon.done()
     assert [(t.transport, t.inspected, t.sni) for t in txs] == [
@@ -237,8 +243,8 @@ def test_https_requests_carry_the_client_hello_and_decrypted(tmp_path, profile):
         context.server = flow.server_conn
         raw = client_hello("api.acme-watch.example", ciphers=(0xC012,), record=False)
         addon.tls_clienthello(tls.ClientHelloData(context, tls.ClientHello(raw[4:])))
-        addon.request(flow)
-        (obs,) = addon.session.store.observations()
+        _through(addon, flow)
+        (obs,) = addon.analysis.core.session.store.observations()
         addon.client_disconnected(flow.client_conn)
         assert addon._hellos == {}
         addon.done()
@@ -254,7 +260,7 @@ def test_decrypted_tls_on_a_device_that_does_not_trust_the_ca_is_flagged(tmp_pat
         _configured(tctx, addon, path, tmp_path / "s")
         flow = _flow(b"{}")
         flow.client_conn.timestamp_tls_setup = 946681201.0  # the proxy's TLS was accepted
-        addon.request(flow)
+        _through(addon, flow)
         addon.done()
     doc = json.loads((tmp_path / "s" / "findings.json").read_text())
     assert "NO_CERT_VALIDATION" in {f["rule"] for f in doc["findings"]}

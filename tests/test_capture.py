@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -71,14 +72,25 @@ def test_capture_with_mitmweb_shows_marked_commented_flows(tmp_path: Path) -> No
             port = listening_port(proc)
             wait_for_line(proc, r"Web server listening")
             _send(port, cloud)
-            with urllib.request.urlopen(f"http://127.0.0.1:{web}/flows", timeout=10) as r:
-                flows = json.load(r)
+            flows = _flows_once_marked(web)
         finally:
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=30)
     (flow,) = flows
     assert flow["marked"] and flow["comment"] == "kidaudit: identifier.imei"
     assert (session / "report.html").is_file()
+
+
+def _flows_once_marked(web: int, attempts: int = 100) -> list[dict]:
+    """mitmweb's flow list, read again (at most ``attempts`` times, 0.1 s apart) until a
+    flow is marked: the worker's result arrives just after the response has gone."""
+    for _ in range(attempts):
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/flows", timeout=10) as r:
+            flows = json.load(r)
+        if any(f["marked"] for f in flows):
+            break
+        time.sleep(0.1)
+    return flows
 
 
 def test_capture_refuses_an_invalid_profile_before_starting(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 middle of a session driven by a real client keeps every transmission the proxy had
 finished in session.sqlite, and ``kidaudit analyze DIR/flows.mitm`` reproduces the
 findings of the transmissions that reached the flow file, even when the file is cut in
-the middle of a record."""
+the middle of a record. The analysis worker killed instead of the proxy: the traffic goes
+on, and so does the analysis, in the proxy's process."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from auditor.cli import app
 from auditor.demo.cloud import LocalCloud
 from auditor.rules import RuleContext, evaluate
 from auditor.session import reopen
+from auditor.sources.live import settled
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -106,6 +108,8 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Killed:
             os.kill(proc.pid, signal.SIGKILL)  # mid-session: the client is still sending
             answered = len(out.completed)  # snapshot: nothing answered after the kill counts
             proc.wait(timeout=10)
+            # The worker outlives the proxy, commits what was handed over, and lets go.
+            assert settled(out.session, 30)
             stop.set()
             client.join(timeout=20)
             del out.completed[answered:]
@@ -215,3 +219,56 @@ def test_flow_file_cut_mid_record_is_analysed_up_to_the_cut(killed: Killed, tmp_
     assert {_seq(t["url"]) for t in doc["transmissions"]} == kept
     assert [e["stage"] for e in doc["coverage"]["errors"]] == ["input"]
     assert _summary(doc) == _live_summary(killed.session, kept)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        found += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    return found
+
+
+def _post(conn: http.client.HTTPConnection, target: tuple[str, int], i: int) -> int:
+    path, body = _request(i)
+    conn.request("POST", f"http://{target[0]}:{target[1]}{path}", body,
+                 {"content-type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def test_a_killed_worker_is_replaced_and_the_traffic_flows_on(tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(PROFILE)
+    session, log = tmp_path / "session", tmp_path / "mitmdump.log"
+    mitmdump = Path(sys.executable).with_name("mitmdump")
+    with LocalCloud() as cloud, open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [str(mitmdump), "-s", str(ROOT / "addons" / "kidaudit.py"), "--listen-host",
+             "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path / 'conf'}",
+             "--set", f"kidaudit_profile={profile}", "--set", f"kidaudit_session={session}"],
+            stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            port = _wait_for_port(proc, log)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            statuses = [_post(conn, cloud.http_addr, i) for i in range(6)]
+            (worker,) = _children(proc.pid)
+            os.kill(worker, signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while "analysis worker exited" not in log.read_text():
+                assert time.monotonic() < deadline, log.read_text()[-2000:]
+                statuses.append(_post(conn, cloud.http_addr, len(statuses)))
+                time.sleep(0.05)
+            after = len(statuses)
+            statuses += [_post(conn, cloud.http_addr, i) for i in range(after, after + 6)]
+            conn.close()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+    assert statuses == [200] * len(statuses)  # the device never noticed
+    doc = json.loads((session / "findings.json").read_text())
+    messages = [e["message"] for e in doc["coverage"]["errors"]]
+    assert any("analysis worker exited with code -9" in m for m in messages), messages
+    analysed = {_seq(t["url"]) for t in doc["transmissions"]}
+    assert set(range(after, after + 6)) <= analysed  # analysed in-process after the death
+    assert any(f["rule"] == "PRE_CONSENT_PI" for f in doc["findings"])

@@ -1,0 +1,310 @@
+"""The analysis side of a live capture: everything the addon asks of a session, as messages.
+
+The addon keeps only what must happen on mitmproxy's event loop (reading the flow, marking
+it); everything else is a message handled by ``Core``: analyse a transmission and commit it,
+record a consent event or an error, append a flow to ``flows.mitm``, write the reports. The
+same ``Core`` runs in one of two places:
+
+- in a worker process (``auditor.sources.worker``, the default under a running proxy), so
+  the pipeline, the rules, SQLite and the flow file cost the device's traffic nothing but a
+  hand-off. An HTTP flow is handed over once, when its response has gone to the device, as
+  ``flow.get_state()``: the worker rebuilds the flow and reads it exactly as ``kidaudit
+  analyze flows.mitm`` would;
+- in the proxy's own process (``Inline``), for mitmproxy's test harness and as the fallback
+  when the worker dies.
+
+Messages are plain tuples, so they pickle across the pipe unchanged. The analysis side
+numbers the transmissions; ``token`` is the proxy's own handle to find the flow to mark.
+
+==========================================  =============================================
+message                                     effect, reply
+==========================================  =============================================
+``("http", token, flow_state, hello)``      append the flow to flows.mitm, analyse its
+                                            request; reply ``("result", Result)``
+``("tx", token, Transmission)``             analyse a raw message; reply ``("result", ..)``
+``("uninspected", tx, reason, record)``     a TLS attempt we could not read: listed under
+                                            coverage, analysed, its record flow appended
+``("event", ConsentEvent, save)``           record; with ``save`` the mark goes to flows.mitm
+``("error", stage, text)``                  count an analysis error from the proxy's side
+``("save", flow_state)``                    append one flow (``get_state()``) to flows.mitm
+``("finish", lang)``                        write the reports; reply ``("finished", n, path)``
+``("close",)``                              close without reports
+==========================================  =============================================
+
+Replies may also carry ``("log", level, text)`` lines for the proxy's own log: a consent
+mark written by ``kidaudit mark`` from another process is noticed here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from mitmproxy.io import tnetstring
+
+from auditor.extract.payload import ClientHello
+from auditor.model import ConsentEvent, Transmission
+from auditor.profile import load_consent_plan, load_profile
+from auditor.session import FLOWS_FILE, Session
+from auditor.sources.mitm import mark_flow, state_transmission, with_tls
+from auditor.store import private_dir
+
+LOCK_FILE = "session.lock"
+PICKLE = pickle.HIGHEST_PROTOCOL
+MARKER = ":warning:"  # mitmproxy's emoji marker for flows carrying personal data
+COMMENT = "kidaudit: "
+POLL_S = 0.25  # how often marks from ``kidaudit mark`` are looked for, at most
+
+Message = tuple
+Reply = tuple
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the proxy needs back about one analysed transmission: how to mark its flow,
+    which findings it opened (one alert line each), and the error if analysis failed."""
+
+    token: int | None  # the proxy's handle for the flow to mark
+    tx_id: int | None
+    categories: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
+    error: str = ""  # "Kind: message" when the pipeline failed (the message is still kept)
+
+    @property
+    def error_kind(self) -> str:
+        return self.error.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where a live session goes and what it is judged against (picklable: sent to the
+    worker as its first message)."""
+
+    directory: str
+    profile: str
+    consent: str = ""
+    marks: bool = True  # send every result back to mark its flow (a UI shows the flows);
+    #                     otherwise only results with alerts or errors come back
+
+
+class SessionBusy(OSError):
+    """The session folder is being written by another capture."""
+
+
+class Core:
+    """One live session: the store, the rules' memo and ``flows.mitm``."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self._lock = hold_lock(Path(settings.directory))
+        profile = load_profile(settings.profile)
+        plan = load_consent_plan(settings.consent) if settings.consent else None
+        self.session = Session(Path(settings.directory), profile, plan)
+        flows = self.session.directory / FLOWS_FILE
+        self._flows = open(flows, "ab")  # noqa: SIM115 - closed in close()
+        os.chmod(flows, 0o600)
+        self._clock = clock
+        self._last_poll = float("-inf")
+        self._marks: dict[str, set[str]] = {}  # flow id -> categories, until it is saved
+        self._all_results = settings.marks
+        self._flush = True
+
+    @property
+    def patterns(self) -> int:
+        return len(self.session.pipeline.detector.known)
+
+    def handle(self, msg: Message) -> list[Reply]:
+        kind = msg[0]
+        if kind == "http":
+            _, token, state, hello = msg
+            return [*self._poll(), *self._reply(self._observe_flow(token, state, hello))]
+        if kind == "tx":
+            _, token, tx = msg
+            return [*self._poll(), *self._reply(self._observe(token, tx))]
+        if kind == "uninspected":
+            _, tx, reason, record = msg
+            self.session.store.add_uninspected(tx.host, reason)
+            self._save(record)  # ``analyze flows.mitm`` rebuilds the attempt from it
+            return self._reply(self._observe(None, tx))
+        if kind == "event":
+            _, ev, save = msg
+            self.session.record_event(ev)
+            if save:
+                self._save(mark_flow(ev).get_state())
+        elif kind == "error":
+            _, stage, text = msg
+            self.session.store.add_error(None, stage, text)
+        elif kind == "save":
+            self._save(msg[1])
+        elif kind == "finish":
+            replies = self._poll(force=True)  # marks written since the last message count too
+            out = self.session.write_outputs(lang=msg[1])
+            self.close()
+            return [*replies, ("finished", len(out.findings), str(out.report))]
+        elif kind == "close":
+            self.close()
+        else:
+            raise ValueError(f"unknown message {kind!r}")
+        return []
+
+    def handle_batch(self, messages: list[Message],
+                     on_error: Callable[[Message, Exception], list[Reply]]) -> list[Reply]:
+        """Several messages, one SQLite transaction and one write to the flow file. A
+        message that fails is ``on_error``'s to answer; the others go on. ``finish`` or
+        ``close`` (always the last message) runs after the batch is committed."""
+        last = messages[-1:] if messages and messages[-1][0] in ("finish", "close") else []
+        replies: list[Reply] = []
+        with self.session.store.batch():
+            self._flush = False
+            try:
+                for msg in messages[:len(messages) - len(last)]:
+                    try:
+                        replies += self.handle(msg)
+                    except Exception as e:  # noqa: BLE001 - one bad message, not the session
+                        replies += on_error(msg, e)
+            finally:
+                self._flush = True
+                self._flows.flush()
+        for msg in last:
+            replies += self.handle(msg)
+        return replies
+
+    def close(self) -> None:
+        if not self._flows.closed:
+            self._flows.close()
+            self.session.close()
+            self._lock.close()  # settled: readers waiting in ``settled`` go on
+
+    def _observe_flow(self, token: int | None, state: dict, hello: ClientHello | None
+                      ) -> Result:
+        tx_id = self.session.next_id()
+        try:
+            tx = with_tls(state_transmission(state, tx_id), hello)
+        except Exception as e:  # noqa: BLE001 - never break the device's traffic
+            error = f"{type(e).__name__}: {e}"
+            self.session.store.add_error(tx_id, "read", error)
+            result = Result(token, tx_id, error=error)
+        else:
+            result = self._observe(token, tx)
+        self._save(state)
+        return result
+
+    def _observe(self, token: int | None, tx: Transmission) -> Result:
+        if tx.id < 0:  # numbered here, in the order messages arrive
+            tx = replace(tx, id=self.session.next_id())
+        try:
+            obs, opened = self.session.observe(tx)
+        except Exception as e:  # noqa: BLE001 - never break the device's traffic
+            error = f"{type(e).__name__}: {e}"
+            self.session.store.add_error(tx.id, "analyze", error)
+            return Result(token, tx.id, error=error)
+        alerts = tuple(f"[{f.severity.upper()}] {f.rule} -> {f.recipient or '?'} "
+                       f"({', '.join(f.categories)}) tx #{tx.id}" for f in opened)
+        categories = tuple(sorted(obs.categories)) if obs.detections else ()
+        if categories and tx.flow_id:
+            self._marks.setdefault(tx.flow_id, set()).update(categories)
+        return Result(token, tx.id, categories, alerts)
+
+    def _reply(self, result: Result) -> list[Reply]:
+        """A result goes back when the proxy has a use for it: each pipe message wakes the
+        proxy's event loop, which is the device's time."""
+        wanted = result.alerts or result.error or (self._all_results and result.categories)
+        return [("result", result)] if wanted else []
+
+    def _poll(self, force: bool = False) -> list[Reply]:
+        """Marks written by ``kidaudit mark --session DIR`` from another process. Looked for
+        at most every POLL_S: the final report re-judges every transmission against the
+        complete timeline anyway."""
+        now_s = self._clock()
+        if now_s - self._last_poll < POLL_S and not force:
+            return []
+        self._last_poll = now_s
+        replies: list[Reply] = []
+        for ev in self.session.poll_events():
+            self._save(mark_flow(ev).get_state())
+            replies.append(("log", logging.WARNING, f"kidaudit: consent mark {describe(ev)}"))
+        return replies
+
+    def _save(self, state: dict) -> None:
+        """Append a flow, marked and commented with what its messages carried, as the
+        proxy shows it (mitmweb loads the file with the same marks)."""
+        categories = self._marks.pop(state.get("id"), None)
+        if categories:
+            comment = state.get("comment") or ""
+            if comment.startswith(COMMENT):
+                categories |= set(comment[len(COMMENT):].split(", "))
+            state["marked"], state["comment"] = MARKER, COMMENT + ", ".join(sorted(categories))
+        tnetstring.dump(state, self._flows)
+        if self._flush:  # (in a batch: once, at its end)
+            self._flows.flush()
+
+
+class Inline:
+    """The ``Core`` in the proxy's own process: replies come back at once. Each message goes
+    through pickle as it would to the worker, so both run on the same data (the ``Core``
+    takes flow states apart; the proxy's side shares connection states between flows)."""
+
+    def __init__(self, settings: Settings, on_reply: Callable[[Reply], None]) -> None:
+        self.core = Core(settings)
+        self._on_reply = on_reply
+        self.patterns = self.core.patterns
+
+    def send(self, msg: Message) -> None:
+        for reply in self.core.handle(pickle.loads(pickle.dumps(msg, PICKLE))):
+            self._on_reply(reply)
+
+    def finish(self, lang: str) -> Reply:
+        (*replies, finished) = self.core.handle(("finish", lang))
+        for reply in replies:
+            self._on_reply(reply)
+        return finished
+
+    def close(self) -> None:
+        self.core.close()
+
+
+def hold_lock(directory: Path):
+    """Held by the ``Core`` for as long as it may write to the session folder: one capture
+    per folder, and readers can wait for a crashed proxy's worker to finish."""
+    private_dir(directory)
+    fh = open(directory / LOCK_FILE, "a")  # noqa: SIM115 - released in Core.close
+    os.chmod(directory / LOCK_FILE, 0o600)
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise SessionBusy(f"{directory}: another capture is writing to this session "
+                          "folder") from None
+    return fh
+
+
+def settled(directory: Path, timeout: float) -> bool:
+    """Wait (at most ``timeout`` s) until no worker is writing to the session folder; False
+    if one still is (a capture is running)."""
+    path = Path(directory) / LOCK_FILE
+    if not path.exists():
+        return True
+    deadline = time.monotonic() + timeout
+    with open(path) as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.02)
+
+
+
+def describe(ev: ConsentEvent) -> str:
+    """A consent event in one line, for the proxy's log."""
+    what = ev.name if ev.action == "phase" else ",".join(ev.categories)
+    extra = f" separate={','.join(ev.separate)}" if ev.separate else ""
+    return f"{ev.action} {what}{extra}"

@@ -1,0 +1,328 @@
+"""The analysis worker: a child process that runs the live session's ``Core``.
+
+Why a process: mitmproxy serves every connection from one asyncio event loop, so each
+millisecond of analysis on that loop is a millisecond added to the device's traffic, and a
+thread would still hold the same interpreter lock. The addon hands each message over a pipe
+(a pickle, microseconds) and goes on; the worker, at a lower CPU priority than the proxy,
+appends to ``flows.mitm``, analyses and commits to SQLite. Nothing on the proxy's side
+waits for it, unless it falls more than ``HIGH_WATER`` bytes behind.
+
+Nothing is lost when the proxy dies: what it wrote into the pipe stays there. The worker runs
+in its own session (a Ctrl-C or a signal to the proxy's process group does not reach it),
+reads to the end of the pipe, commits everything the proxy sent, and exits. Its ``Core``
+holds ``DIR/session.lock`` while it writes, and ``auditor.sources.live.settled`` waits for
+it, so a report after a crash sees every committed message. When the worker dies, the addon
+carries on in-process and the coverage section counts the messages that were in flight.
+
+Frames both ways are an 8-byte big-endian length and a pickle. The pipe is private to the
+two processes, which are the same program run by the same user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import pickle
+import select
+import selectors
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from auditor.sources.live import PICKLE, Message, Reply, Settings
+
+HEADER = struct.Struct(">Q")
+NICE = 19  # where SCHED_IDLE is not available
+STARTUP_S = 60.0  # the worker imports the pipeline and opens the store
+GATHER_S = 0.02  # the worker lets messages gather this long: fewer wake-ups and commits
+HIGH_WATER = 32 * 1024 * 1024  # bytes queued for a worker that has fallen behind: wait
+READ_CHUNK = 1 << 20
+PIPE_SIZE = 1 << 20  # what an unprivileged process may ask of Linux by default
+
+logger = logging.getLogger("kidaudit")
+
+
+class WorkerError(Exception):
+    """The worker could not start the session (one line, from the worker)."""
+
+
+def frame(msg: object) -> bytes:
+    data = pickle.dumps(msg, protocol=PICKLE)
+    return HEADER.pack(len(data)) + data
+
+
+class Frames:
+    """Bytes from a pipe -> complete messages."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[object]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= HEADER.size:
+            (n,) = HEADER.unpack_from(self._buf)
+            if len(self._buf) < HEADER.size + n:
+                break
+            out.append(pickle.loads(self._buf[HEADER.size:HEADER.size + n]))
+            del self._buf[:HEADER.size + n]
+        return out
+
+
+class Worker:
+    """The proxy's side of the worker: non-blocking sends, replies read by the event loop.
+
+    ``on_reply`` gets every reply (results, log lines); ``on_death`` is called once, with
+    the exit code, if the worker goes away before ``finish``/``close``."""
+
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop,
+                 on_reply: Callable[[Reply], None], on_death: Callable[[int], None]
+                 ) -> None:
+        self._loop, self._on_reply, self._on_death = loop, on_reply, on_death
+        root = str(Path(__file__).resolve().parents[2])  # the checkout or site-packages
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "auditor.sources.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=env, start_new_session=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._wfd, self._rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        os.set_blocking(self._wfd, False)
+        os.set_blocking(self._rfd, False)
+        with contextlib.suppress(OSError, AttributeError):  # Linux: room for a gathering
+            fcntl.fcntl(self._wfd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        self._out = bytearray()
+        self._frames = Frames()
+        self._finished: Reply | None = None
+        self._ready: Reply | None = None
+        self.alive = True
+        self._send_frame(frame(settings))
+        self._pump(lambda: self._ready is not None, STARTUP_S)
+        if self._ready is None or self._ready[0] != "ready":
+            message = self._ready[1] if self._ready else "did not start"
+            self._stop()
+            raise WorkerError(f"kidaudit analysis worker: {message}")
+        self.patterns = self._ready[1]
+        loop.add_reader(self._rfd, self._readable)
+
+    # -- from the addon ----------------------------------------------------------------
+    def send(self, msg: Message) -> None:
+        if not self.alive:
+            raise WorkerError("the analysis worker is gone")
+        self._send_frame(frame(msg))
+        if len(self._out) > HIGH_WATER:  # the worker is far behind: let it catch up
+            self._pump(lambda: len(self._out) <= HIGH_WATER // 2, None)
+
+    def finish(self, lang: str) -> Reply | None:
+        """Write the reports; blocks until the worker is done. None if it died first."""
+        if not self.alive:
+            return None
+        self.send(("finish", lang))
+        self._pump(lambda: self._finished is not None, None)
+        self._stop()
+        return self._finished
+
+    def close(self) -> None:
+        if self.alive:
+            self.send(("close",))
+            self._pump(lambda: False, 30.0)  # until the worker closes its end
+            self._stop()
+
+    # -- pipe plumbing ------------------------------------------------------------------
+    def _send_frame(self, data: bytes) -> None:
+        if self._out:
+            self._out += data
+            return
+        try:
+            n = os.write(self._wfd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self._died()
+            return
+        if n < len(data):
+            self._out += data[n:]
+            self._loop.add_writer(self._wfd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            n = os.write(self._wfd, self._out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._died()
+            return
+        del self._out[:n]
+        if not self._out:
+            self._loop.remove_writer(self._wfd)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._rfd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._died()
+            return
+        for reply in self._frames.feed(data):
+            self._dispatch(reply)
+
+    def _dispatch(self, reply: Reply) -> None:
+        kind = reply[0]
+        if kind == "result":
+            self._on_reply(reply)
+        elif kind in ("ready", "failed"):
+            self._ready = reply
+        elif kind == "finished":
+            self._finished = reply
+        else:
+            self._on_reply(reply)
+
+    def _pump(self, until: Callable[[], bool], timeout: float | None) -> None:
+        """Blocking exchange (startup, a full queue, shutdown): write what is queued and
+        read replies at once, so neither side can stall on a full pipe."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._rfd, selectors.EVENT_READ)
+            while self.alive and not until():
+                if self._out and self._wfd not in [k.fd for k in sel.get_map().values()]:
+                    sel.register(self._wfd, selectors.EVENT_WRITE)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                for key, _ in sel.select(left):
+                    if key.fd == self._rfd:
+                        self._readable()
+                    else:
+                        self._writable()
+                        if not self._out:
+                            sel.unregister(self._wfd)
+
+    def _died(self) -> None:
+        if not self.alive:
+            return
+        self._stop()
+        if self._finished is None and self._ready is not None and self._ready[0] == "ready":
+            self._on_death(self.proc.returncode if self.proc.returncode is not None else -1)
+
+    def _stop(self) -> None:
+        """Detach from the loop, close our ends (EOF tells the worker to finish) and reap."""
+        self.alive = False
+        for remove, fd in ((self._loop.remove_reader, self._rfd),
+                           (self._loop.remove_writer, self._wfd)):
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                remove(fd)  # raises when the loop is closed already (shutdown)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()  # a pipe whose reader is gone: nothing left to flush
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# -- the worker process ---------------------------------------------------------------
+
+def _read_batch(fd: int, frames: Frames, gather_s: float) -> list | None:
+    """Wait for the next message, give the proxy ``gather_s`` to send more, and return all
+    that arrived (None at EOF: the proxy is gone and everything it sent has been read)."""
+    messages: list = []
+    waited = False
+    while True:
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            if messages and waited:
+                return messages
+            if messages:  # a batch has begun: let it fill, then take what came
+                time.sleep(gather_s)
+                waited = True
+                continue
+            select.select([fd], [], [])
+            continue
+        if not data:
+            return messages or None
+        messages += frames.feed(data)
+
+
+def _step_aside() -> None:
+    """The device's traffic first: the worker runs on CPU time nobody else wants. With
+    SCHED_IDLE (Linux) a waking proxy preempts it at once; a mere nice value would leave
+    the proxy waiting for the worker's time slice, which shows in the device's latency. If
+    the machine is saturated the worker falls behind, and past ``HIGH_WATER`` the proxy
+    waits for it: analysis is delayed, never dropped."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(OSError):
+            os.nice(NICE)
+
+
+def main() -> int:
+    """Read messages until EOF (the proxy is gone) or ``finish``/``close``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the proxy decides when we stop
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed by accident goes to stderr, not into the protocol
+    _step_aside()
+
+    from auditor.profile import ConfigError
+    from auditor.sources.live import Core, Result
+
+    def reply(items: list) -> None:
+        nonlocal proxy_gone
+        if proxy_gone or not items:
+            return
+        try:
+            replies.write(b"".join(frame(item) for item in items))
+            replies.flush()
+        except BrokenPipeError:
+            proxy_gone = True  # keep committing what the proxy sent before it went
+
+    def failed(msg: Message, e: Exception) -> list:
+        text = f"{type(e).__name__}: {e}"
+        out: list = [("log", logging.ERROR, f"kidaudit worker: {msg[0]}: {text}")]
+        if msg[0] in ("http", "tx", "uninspected"):
+            out.append(("result", Result(msg[1] if msg[0] != "uninspected" else None, None,
+                                         error=text)))
+        return out
+
+    proxy_gone = False
+    frames = Frames()
+    os.set_blocking(0, False)
+    first = _read_batch(0, frames, 0.0)
+    if not first:
+        return 2
+    try:
+        core = Core(first[0])
+    except (ConfigError, OSError, ValueError, sqlite3.Error) as e:
+        reply([("failed", str(e))])
+        return 2
+    reply([("ready", core.patterns)])
+    pending = first[1:]
+    try:
+        while True:
+            if pending:
+                reply(core.handle_batch(pending, failed))
+                if pending[-1][0] in ("finish", "close"):
+                    return 0
+            batch = _read_batch(0, frames, GATHER_S)
+            if batch is None:
+                return 0
+            pending = batch
+    finally:
+        core.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
