@@ -136,10 +136,6 @@ def _without_content(tx: Transmission) -> Transmission:
     return replace(tx, body=b"", payload=b"", headers=())
 
 
-def _without_content(tx: Transmission) -> Transmission:
-    return replace(tx, body=b"", payload=b"", headers=())
-
-
 def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledger, *,
                   lang: str = "en", reveal: bool = False) -> Outputs:
     """findings.json, detections.csv and report.html, recomputed from the store."""

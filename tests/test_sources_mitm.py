@@ -122,3 +122,40 @@ def test_a_captured_http_transmission_runs_through_signal_filters() -> None:
     plan = ConsentPlan(signals=(Signal("~u /privacy/agree & ~m POST", "grant",
                                        ("all-disclosed",)),), source="p.yaml")
     assert [e.action for e in Signals(plan).events(flow)] == ["grant"]
+
+
+# -- what the addon hands to the worker ------------------------------------------------------
+
+def test_state_transmission_equals_transmission_and_leaves_the_state_whole() -> None:
+    from mitmproxy.io import tnetstring
+
+    from auditor.sources.mitm import state_transmission
+
+    f = http_flow("https://api.acme-watch.example/v1/x?imei=1", 1000.0, {"k": "v"})
+    f.server_conn.peername = ("203.0.113.7", 443)
+    state = f.get_state()
+    before = tnetstring.dumps(state)
+    assert state_transmission(state, 3) == transmission(f, 3)
+    assert tnetstring.dumps(state) == before  # still fit for the flow file
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda c: setattr(c, "timestamp_end", 946681299.0), id="closed"),
+    pytest.param(lambda c: setattr(c, "sni", "other.example"), id="sni"),
+    pytest.param(lambda c: setattr(c, "alpn_offers", [b"h2"]), id="list-field"),
+    pytest.param(lambda c: c.alpn_offers.append(b"h3"), id="list-mutated-in-place"),
+])
+def test_flow_state_reuses_connection_states_until_a_field_changes(change) -> None:
+    from auditor.sources.mitm import ConnectionStates, flow_state
+
+    conns = ConnectionStates()
+    f = http_flow("http://acme-watch.example/a", 1.0)
+    f.client_conn.alpn_offers = [b"http/1.1"]
+    assert flow_state(f, conns) == f.get_state()
+    second = http_flow("http://acme-watch.example/b", 2.0)
+    second.client_conn, second.server_conn = f.client_conn, f.server_conn  # keep-alive
+    assert flow_state(second, conns)["client_conn"] is flow_state(f, conns)["client_conn"]
+    change(f.client_conn)
+    assert flow_state(f, conns) == f.get_state()  # the change shows at once
+    assert f.client_conn.get_state() == flow_state(f, conns)["client_conn"]
+    assert isinstance(f.client_conn, type(second.client_conn))  # the real one is back

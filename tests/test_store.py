@@ -50,3 +50,18 @@ def test_session_files_are_private(tmp_path: Path) -> None:
 def test_open_existing_refuses_a_folder_without_a_session(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not a kidaudit session"):
         Store.open_existing(tmp_path)
+
+
+def test_a_batch_is_committed_whole_when_it_ends(tmp_path: Path) -> None:
+    writer = Store(tmp_path / "s")
+    reader = Store.open_existing(tmp_path / "s")
+    with writer.batch():
+        writer.add_observation(_obs(1))
+        writer.add_error(1, "analyze", "x")
+        assert reader.observations() == []  # not yet: one transaction for the batch
+    assert [o.transmission.id for o in reader.observations()] == [1]
+    assert len(reader.errors()) == 1
+    writer.add_observation(_obs(2))  # outside a batch: committed at once again
+    assert [o.transmission.id for o in reader.observations()] == [1, 2]
+    reader.close()
+    writer.close()

@@ -1,0 +1,119 @@
+"""The analysis worker as a real child process, driven from a real asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import struct
+from pathlib import Path
+
+import pytest
+
+from auditor.sources.live import Settings, settled
+from auditor.sources.worker import HEADER, Frames, Worker, WorkerError, frame
+from auditor.store import Store
+from tests.factories import http_flow
+
+IMEI = "864536040123455"
+PROFILE = f'identifiers: {{imei: "{IMEI}"}}\nfirst_party: [acme-watch.example]\n'
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "p.yaml").write_text(PROFILE)
+    return Settings(str(tmp_path / "s"), str(tmp_path / "p.yaml"), marks=True)
+
+
+def _http(i: int) -> tuple:
+    f = http_flow(f"http://api.acme-watch.example/r/{i}", 1000.0 + i, {"imei": IMEI})
+    return ("http", i, f.get_state(), None)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 7, 8, 9, 20])
+def test_frames_come_out_whole_however_the_pipe_cuts_them(cut: int) -> None:
+    messages = [("log", 1, "a"), ("result", None), ("x" * 300,)]
+    data = b"".join(frame(m) for m in messages)
+    frames = Frames()
+    got = frames.feed(data[:cut]) + frames.feed(data[cut:])
+    assert got == messages
+
+
+def test_a_frame_is_its_length_then_a_pickle() -> None:
+    data = frame(("close",))
+    (n,) = struct.unpack(">Q", data[:HEADER.size])
+    assert n == len(data) - HEADER.size
+
+
+def _run(coro_fn):
+    return asyncio.run(asyncio.wait_for(coro_fn(), timeout=60))
+
+
+def test_the_worker_analyses_marks_and_writes_the_reports(settings) -> None:
+    async def main():
+        replies, deaths = [], []
+        loop = asyncio.get_running_loop()
+        worker = Worker(settings, loop, replies.append, deaths.append)
+        assert worker.patterns > 0
+        for i in range(1, 6):
+            worker.send(_http(i))
+        for _ in range(500):  # results come back through the event loop
+            if len([r for r in replies if r[0] == "result"]) == 5:
+                break
+            await asyncio.sleep(0.01)
+        finished = worker.finish("en")
+        return replies, deaths, finished, worker.proc.returncode
+
+    replies, deaths, finished, code = _run(main)
+    results = [r[1] for r in replies if r[0] == "result"]
+    assert [r.token for r in results] == [1, 2, 3, 4, 5]
+    assert all(r.categories == ("identifier.imei",) for r in results)
+    assert finished[0] == "finished" and finished[1] > 0 and code == 0 and deaths == []
+    assert (Path(settings.directory) / "report.html").is_file()
+
+
+def test_a_session_the_worker_cannot_open_is_one_clear_error(tmp_path) -> None:
+    (tmp_path / "p.yaml").write_text(PROFILE)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+
+    async def main():
+        Worker(Settings(str(blocker / "s"), str(tmp_path / "p.yaml")),
+               asyncio.get_running_loop(), print, print)
+
+    with pytest.raises(WorkerError, match="kidaudit analysis worker: .*file"):
+        _run(main)
+
+
+def test_when_the_proxy_vanishes_the_worker_commits_everything_it_was_sent(settings) -> None:
+    async def main():
+        worker = Worker(settings, asyncio.get_running_loop(), lambda r: None, print)
+        for i in range(1, 41):
+            worker.send(_http(i))
+        # The proxy dies: its end of the pipe closes without a word (no finish, no close).
+        os.close(worker._wfd)
+        return worker.proc
+
+    proc = _run(main)
+    assert settled(Path(settings.directory), 30)
+    proc.wait(timeout=30)
+    store = Store.open_existing(Path(settings.directory))
+    ids = [o.transmission.id for o in store.observations()]
+    store.close()
+    assert ids == list(range(1, 41))
+
+
+def test_a_dead_worker_is_reported_once_with_its_exit_code(settings) -> None:
+    async def main():
+        deaths = []
+        worker = Worker(settings, asyncio.get_running_loop(), lambda r: None, deaths.append)
+        worker.proc.send_signal(signal.SIGKILL)
+        for _ in range(500):
+            if deaths:
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(WorkerError):
+            worker.send(_http(1))
+        return deaths
+
+    assert _run(main) == [-signal.SIGKILL]
