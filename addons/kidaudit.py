@@ -53,6 +53,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # loaded by path (`mitmdump -s`) from a source checkout
@@ -81,7 +82,7 @@ from auditor.sources.mitm import (
     raw_transmission,
     tls_record_flow,
 )
-from auditor.sources.worker import Worker, WorkerError
+from auditor.sources.worker import Worker, WorkerError, WorkerUnavailable
 
 logger = logging.getLogger("kidaudit")
 
@@ -148,8 +149,12 @@ class KidAudit:
                             marks=self._ui or not worker)  # in-process, marking is free
         try:
             if worker:
-                self.analysis = Worker(settings, loop, self._reply, self._worker_died)
-            else:
+                try:
+                    self.analysis = Worker(settings, loop, self._reply, self._worker_died)
+                except WorkerUnavailable as e:
+                    logger.warning(f"kidaudit: {e}; analysing in mitmproxy's process")
+                    settings = replace(settings, marks=True)
+            if self.analysis is None:
                 self.analysis = Inline(settings, self._reply)
         except (WorkerError, OSError) as e:
             raise OptionsError(f"kidaudit_session: {e}") from e

@@ -1,10 +1,13 @@
 """The auditor's cost on the proxy path (issue #7): requests per second through mitmdump
-with the kidaudit addon divided by the same without it, and the latency it adds per request.
+with the kidaudit addon divided by the same without it, the latency it adds per request,
+and the CPU time it costs mitmproxy's process (and its analysis worker) per request.
 
-Both proxies run at once on 127.0.0.1 as separate ``mitmdump`` processes, in front of the
-demo's local cloud (HTTP). One keep-alive ``http.client`` connection per proxy sends small
-JSON POSTs carrying an IMEI. The runs are interleaved A/B/A/B so drift on the machine (CPU
-frequency, other load) falls on both sides alike. Bounded in requests and in time.
+Three proxies run at once on 127.0.0.1 as separate ``mitmdump`` processes, in front of the
+demo's local cloud (HTTP): without the addon, with it, and with it analysing in-process
+(``kidaudit_worker=false``, what the worker saves). One keep-alive ``http.client``
+connection per proxy sends small JSON POSTs carrying an IMEI. The rounds interleave the
+three so drift on the machine (CPU frequency, other load) falls on all alike. Bounded in
+requests and in time.
 """
 
 from __future__ import annotations
@@ -100,71 +103,121 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def run(rounds: int = 10, per_round: int = 300, warmup: int = 100,
-        budget_s: float = 240.0) -> dict:
-    """Interleaved A/B rounds; stops early (and says so) when ``budget_s`` runs out."""
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc), all its threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            found += [int(c) for c in
+                      Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    except OSError:
+        pass
+    return found
+
+
+ARMS = ("plain", "audited", "inline")
+
+
+def run(rounds: int = 20, per_round: int = 200, warmup: int = 100,
+        budget_s: float = 300.0) -> dict:
+    """Interleaved rounds (each round runs the three proxies back to back, in a rotating
+    order); stops early (and says so) when ``budget_s`` runs out."""
     with tempfile.TemporaryDirectory(prefix="kidaudit-bench-") as tmp, \
             LocalCloud(keep_alive=True) as cloud:
         work = Path(tmp)
         (work / "p.yaml").write_text(PROFILE)
         session = work / "session"
-        plain = Mitmdump(work, "plain", [])
-        audited = Mitmdump(work, "audited", [
-            "-s", str(ADDON), "--set", f"kidaudit_profile={work / 'p.yaml'}",
-            "--set", f"kidaudit_session={session}"])
-        lat: dict[str, list[float]] = {"plain": [], "audited": []}
-        elapsed = {"plain": 0.0, "audited": 0.0}
-        sent = {"plain": 0, "audited": 0}
+        addon = ["-s", str(ADDON), "--set", f"kidaudit_profile={work / 'p.yaml'}"]
+        proxies = {
+            "plain": Mitmdump(work, "plain", []),
+            "audited": Mitmdump(work, "audited", [*addon, "--set",
+                                                  f"kidaudit_session={session}"]),
+            "inline": Mitmdump(work, "inline", [*addon, "--set",
+                                                f"kidaudit_session={work / 'inline'}",
+                                                "--set", "kidaudit_worker=false"]),
+        }
+        lat: dict[str, list[float]] = {k: [] for k in ARMS}
+        cpu = {k: 0.0 for k in ARMS}
+        worker_cpu = 0.0
+        sent = {k: 0 for k in ARMS}
+        paired: dict[str, list[float]] = {"audited": [], "inline": []}
         done_rounds = 0
-        paired: list[float] = []  # rps ratio of each round: drift cancels within a pair
         start = time.monotonic()
         try:
-            for name, proxy in (("plain", plain), ("audited", audited)):
+            workers = _children(proxies["audited"].proc.pid)
+            for name, proxy in proxies.items():
                 sent[name] += len(_batch(proxy.port, cloud.http_addr, warmup, 0))
+            time.sleep(0.5)  # the worker finishes the warm-up before anything is timed
             for r in range(rounds):
-                order = (("plain", plain), ("audited", audited))
                 took = {}
-                for name, proxy in order if r % 2 == 0 else order[::-1]:
+                for name in ARMS[r % 3:] + ARMS[:r % 3]:
+                    proxy = proxies[name]
+                    c0, w0 = _cpu_s(proxy.proc.pid), sum(_cpu_s(w) for w in workers)
                     t0 = time.perf_counter()
                     got = _batch(proxy.port, cloud.http_addr, per_round, sent[name])
                     took[name] = time.perf_counter() - t0
-                    elapsed[name] += took[name]
+                    if name == "audited":
+                        time.sleep(0.1)  # its worker's last batch is part of its cost
+                        worker_cpu += sum(_cpu_s(w) for w in workers) - w0
+                    cpu[name] += _cpu_s(proxy.proc.pid) - c0
                     lat[name] += got
                     sent[name] += len(got)
-                paired.append(took["plain"] / took["audited"])
+                for name in paired:
+                    paired[name].append(took["plain"] / took[name])
                 done_rounds += 1
                 if time.monotonic() - start > budget_s:
                     break
         finally:
-            plain.stop()
-            audited.stop()
+            for proxy in proxies.values():
+                proxy.stop()
         recorded, errors = _count(session / "session.sqlite")
-    rps = {k: len(lat[k]) / elapsed[k] for k in lat}
+    n = {k: len(v) for k, v in lat.items()}
     p50 = {k: _pct(v, 0.50) * 1000 for k, v in lat.items()}
     p99 = {k: _pct(v, 0.99) * 1000 for k, v in lat.items()}
-    ratio = statistics.median(paired)
+    ratio = statistics.median(paired["audited"])
     added_p50, added_p99 = p50["audited"] - p50["plain"], p99["audited"] - p99["plain"]
     return {
         "title": "Proxy overhead (mitmdump with the addon / without)",
-        "rounds": done_rounds, "requests_per_side": len(lat["plain"]),
-        "rps_plain": round(rps["plain"], 1), "rps_audited": round(rps["audited"], 1),
+        "rounds": done_rounds, "requests_per_side": n["plain"],
         "rps_ratio": round(ratio, 3), "rps_ratio_target": f">= {TARGET_RATIO}",
-        "rps_ratio_rounds": " ".join(f"{x:.2f}" for x in paired),
         "rps_ratio_met": ratio >= TARGET_RATIO,
+        "rps_ratio_rounds": " ".join(f"{x:.2f}" for x in paired["audited"]),
+        "rps_ratio_inline": round(statistics.median(paired["inline"]), 3),
         "p50_ms_plain": round(p50["plain"], 3), "p50_ms_audited": round(p50["audited"], 3),
         "p99_ms_plain": round(p99["plain"], 3), "p99_ms_audited": round(p99["audited"], 3),
         "p50_added_ms": round(added_p50, 3), "p99_added_ms": round(added_p99, 3),
         "p99_added_target": f"<= {TARGET_P99_ADDED_MS} ms",
         "p99_added_met": added_p99 <= TARGET_P99_ADDED_MS,
+        "p50_added_ms_inline": round(p50["inline"] - p50["plain"], 3),
+        "p99_added_ms_inline": round(p99["inline"] - p99["plain"], 3),
+        "proxy_cpu_ms_per_request_plain": round(cpu["plain"] / n["plain"] * 1000, 3),
+        "proxy_cpu_ms_per_request_audited": round(cpu["audited"] / n["audited"] * 1000, 3),
+        "proxy_cpu_ms_per_request_inline": round(cpu["inline"] / n["inline"] * 1000, 3),
+        "worker_cpu_ms_per_request": round(worker_cpu / n["audited"] * 1000, 3),
         "load_average_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "transmissions_committed": recorded,
         "transmissions_sent_through_addon": sent["audited"],
         "analysis_errors": errors,
         "notes": [
-            "Both proxies are mitmdump processes on 127.0.0.1 (flow_detail=0), in front of the "
-            "demo's local HTTP cloud; one keep-alive http.client connection per proxy; "
-            "small JSON POSTs carrying an IMEI; rounds interleaved A/B/B/A; rps_ratio is the "
-            "median of the per-round ratios (each round pairs the two sides back to back).",
+            "Three mitmdump processes on 127.0.0.1 (flow_detail=0) in front of the demo's "
+            "local HTTP cloud: plain, with the addon (analysis in its worker process: "
+            "'audited'), and with the addon analysing in mitmproxy's own process "
+            "(kidaudit_worker=false: 'inline'). One keep-alive http.client connection per "
+            "proxy; small JSON POSTs carrying an IMEI; each round runs the three back to back "
+            "in a rotating order; a ratio is the median over rounds of plain's time / the "
+            "other's time for the same number of requests.",
+            "proxy_cpu is the mitmdump process's own CPU time (/proc) per request: the cost "
+            "on mitmproxy's event loop. worker_cpu is the analysis worker's, which runs at "
+            "SCHED_IDLE on whatever CPU is left; on a machine with few cores it still "
+            "competes with the proxy, the client and the cloud, which all run here too.",
             "Figures from a loaded machine (load average above the core count) are not the "
             "tool's cost: re-run on an idle machine before quoting them.",
             "transmissions_committed counts rows in the audited session.sqlite: every request "

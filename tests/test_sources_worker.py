@@ -117,3 +117,17 @@ def test_a_dead_worker_is_reported_once_with_its_exit_code(settings) -> None:
         return deaths
 
     assert _run(main) == [-signal.SIGKILL]
+
+
+@pytest.mark.parametrize("python", ["/nonexistent/python", "/bin/false"])
+def test_no_python_to_start_the_worker_with_is_told_apart(settings, monkeypatch,
+                                                          python) -> None:
+    from auditor.sources.worker import WorkerUnavailable
+
+    monkeypatch.setattr("sys.executable", python)  # e.g. a frozen mitmproxy binary
+
+    async def main():
+        Worker(settings, asyncio.get_running_loop(), print, print)
+
+    with pytest.raises(WorkerUnavailable):
+        _run(main)

@@ -54,6 +54,11 @@ class WorkerError(Exception):
     """The worker could not start the session (one line, from the worker)."""
 
 
+class WorkerUnavailable(WorkerError):
+    """No worker process could be started at all (for instance a frozen mitmproxy binary,
+    whose ``sys.executable`` is not a Python): the addon analyses in-process instead."""
+
+
 def frame(msg: object) -> bytes:
     data = pickle.dumps(msg, protocol=PICKLE)
     return HEADER.pack(len(data)) + data
@@ -90,9 +95,12 @@ class Worker:
         root = str(Path(__file__).resolve().parents[2])  # the checkout or site-packages
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "auditor.sources.worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=env, start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "auditor.sources.worker"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, env=env, start_new_session=True)
+        except OSError as e:
+            raise WorkerUnavailable(f"cannot start {sys.executable}: {e}") from e
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._wfd, self._rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         os.set_blocking(self._wfd, False)
@@ -106,10 +114,13 @@ class Worker:
         self.alive = True
         self._send_frame(frame(settings))
         self._pump(lambda: self._ready is not None, STARTUP_S)
-        if self._ready is None or self._ready[0] != "ready":
-            message = self._ready[1] if self._ready else "did not start"
+        if self._ready is None:
             self._stop()
-            raise WorkerError(f"kidaudit analysis worker: {message}")
+            raise WorkerUnavailable(f"{sys.executable} -m auditor.sources.worker did not "
+                                    f"start (exit code {self.proc.returncode})")
+        if self._ready[0] != "ready":
+            self._stop()
+            raise WorkerError(f"kidaudit analysis worker: {self._ready[1]}")
         self.patterns = self._ready[1]
         loop.add_reader(self._rfd, self._readable)
 
