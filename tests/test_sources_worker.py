@@ -131,3 +131,15 @@ def test_no_python_to_start_the_worker_with_is_told_apart(settings, monkeypatch,
 
     with pytest.raises(WorkerUnavailable):
         _run(main)
+
+
+def test_closing_the_worker_is_not_mistaken_for_its_death(settings) -> None:
+    async def main():
+        deaths = []
+        worker = Worker(settings, asyncio.get_running_loop(), lambda r: None, deaths.append)
+        worker.send(_http(1))
+        worker.close()
+        return deaths, worker.proc.returncode
+
+    assert _run(main) == ([], 0)
+    assert settled(Path(settings.directory), 1)  # the lock is free for the next capture

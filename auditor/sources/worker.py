@@ -112,6 +112,7 @@ class Worker:
         self._finished: Reply | None = None
         self._ready: Reply | None = None
         self.alive = True
+        self._ending = False  # finish/close sent: the worker's exit is expected, not a death
         self._send_frame(frame(settings))
         self._pump(lambda: self._ready is not None, STARTUP_S)
         if self._ready is None:
@@ -136,6 +137,7 @@ class Worker:
         """Write the reports; blocks until the worker is done. None if it died first."""
         if not self.alive:
             return None
+        self._ending = True
         self.send(("finish", lang))
         self._pump(lambda: self._finished is not None, None)
         self._stop()
@@ -143,6 +145,7 @@ class Worker:
 
     def close(self) -> None:
         if self.alive:
+            self._ending = True
             self.send(("close",))
             self._pump(lambda: False, 30.0)  # until the worker closes its end
             self._stop()
@@ -206,7 +209,7 @@ class Worker:
         with selectors.DefaultSelector() as sel:
             sel.register(self._rfd, selectors.EVENT_READ)
             while self.alive and not until():
-                if self._out and self._wfd not in [k.fd for k in sel.get_map().values()]:
+                if self._out and self._wfd not in sel.get_map():
                     sel.register(self._wfd, selectors.EVENT_WRITE)
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -223,7 +226,7 @@ class Worker:
         if not self.alive:
             return
         self._stop()
-        if self._finished is None and self._ready is not None and self._ready[0] == "ready":
+        if not self._ending and self._ready is not None and self._ready[0] == "ready":
             self._on_death(self.proc.returncode if self.proc.returncode is not None else -1)
 
     def _stop(self) -> None:
