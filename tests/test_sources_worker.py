@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -91,12 +92,16 @@ def test_when_the_proxy_vanishes_the_worker_commits_everything_it_was_sent(setti
         for i in range(1, 41):
             worker.send(_http(i))
         # The proxy dies: its end of the pipe closes without a word (no finish, no close).
-        os.close(worker._wfd)
+        # Closed through its file object: a bare os.close would leave that object to
+        # close the same fd number again when collected, under some later test's pipe.
+        worker._loop.remove_reader(worker._rfd)
+        worker.proc.stdin.close()
         return worker.proc
 
     proc = _run(main)
     assert settled(Path(settings.directory), 30)
     proc.wait(timeout=30)
+    proc.stdout.close()
     store = Store.open_existing(Path(settings.directory))
     ids = [o.transmission.id for o in store.observations()]
     store.close()
@@ -119,12 +124,33 @@ def test_a_dead_worker_is_reported_once_with_its_exit_code(settings) -> None:
     assert _run(main) == [-signal.SIGKILL]
 
 
-@pytest.mark.parametrize("python", ["/nonexistent/python", "/bin/false"])
-def test_no_python_to_start_the_worker_with_is_told_apart(settings, monkeypatch,
-                                                          python) -> None:
+# A program that is not Python: missing, or exiting at once - before the settings are
+# written to it (the pipe is broken at the first write) or after (EOF on the reply pipe).
+NOT_PYTHON = [("missing", False), ("exits", False), ("exits", True)]
+
+
+@pytest.mark.parametrize(("behaviour", "gone_before_write"), NOT_PYTHON,
+                         ids=["missing", "exits", "exits-before-the-first-write"])
+def test_no_python_to_start_the_worker_with_is_told_apart(settings, monkeypatch, tmp_path,
+                                                          behaviour, gone_before_write
+                                                          ) -> None:
+    from auditor.sources import worker
     from auditor.sources.worker import WorkerUnavailable
 
-    monkeypatch.setattr("sys.executable", python)  # e.g. a frozen mitmproxy binary
+    python = tmp_path / "python"
+    if behaviour == "exits":
+        python.write_text("#!/bin/sh\nexit 1\n")
+        python.chmod(0o755)
+    monkeypatch.setattr("sys.executable", str(python))  # e.g. a frozen mitmproxy binary
+    if gone_before_write:  # the race CI once lost, made certain
+        popen = subprocess.Popen
+
+        def exited_popen(*args, **kwargs):
+            proc = popen(*args, **kwargs)
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            return proc
+
+        monkeypatch.setattr(worker.subprocess, "Popen", exited_popen)
 
     async def main():
         Worker(settings, asyncio.get_running_loop(), print, print)

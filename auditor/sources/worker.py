@@ -205,6 +205,8 @@ class Worker:
     def _pump(self, until: Callable[[], bool], timeout: float | None) -> None:
         """Blocking exchange (startup, a full queue, shutdown): write what is queued and
         read replies at once, so neither side can stall on a full pipe."""
+        if not self.alive:  # gone already (say, at the first write): its pipes are closed
+            return
         deadline = None if timeout is None else time.monotonic() + timeout
         with selectors.DefaultSelector() as sel:
             sel.register(self._rfd, selectors.EVENT_READ)
