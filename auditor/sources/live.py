@@ -46,12 +46,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mitmproxy.io import tnetstring
-
 from auditor.extract.payload import ClientHello
 from auditor.model import ConsentEvent, Transmission
 from auditor.profile import load_consent_plan, load_profile
 from auditor.session import FLOWS_FILE, Session
+from auditor.sources import tnet
 from auditor.sources.mitm import mark_flow, state_transmission, with_tls
 from auditor.store import private_dir
 
@@ -240,7 +239,7 @@ class Core:
             if comment.startswith(COMMENT):
                 categories |= set(comment[len(COMMENT):].split(", "))
             state["marked"], state["comment"] = MARKER, COMMENT + ", ".join(sorted(categories))
-        tnetstring.dump(state, self._flows)
+        self._flows.write(tnet.dumps(state))  # as mitmproxy's FlowWriter writes it
         if self._flush:  # (in a batch: once, at its end)
             self._flows.flush()
 
