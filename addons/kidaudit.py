@@ -68,7 +68,16 @@ from auditor.extract.payload import ClientHello, parse_client_hello
 from auditor.marks import MARK_HOST, parse_words
 from auditor.model import Transmission
 from auditor.profile import ConfigError, load_consent_plan, load_profile
-from auditor.sources.live import COMMENT, MARKER, Inline, Reply, Result, Settings, describe
+from auditor.sources.live import (
+    COMMENT,
+    MARKER,
+    Inline,
+    Reply,
+    Result,
+    Settings,
+    describe,
+    error_text,
+)
 from auditor.sources.mitm import (
     ConnectionStates,
     Signals,
@@ -412,7 +421,7 @@ class KidAudit:
         self._send(("error", "worker", text))
 
     def _analysis_error(self, e: Exception) -> None:
-        text = f"{type(e).__name__}: {e}"
+        text = error_text(e)
         self._send(("error", "analyze", text))
         self._log_error(None, type(e).__name__, text)
 

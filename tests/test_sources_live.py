@@ -82,21 +82,30 @@ def test_a_batch_is_one_transaction_and_ends_with_finish(settings) -> None:
     raw = raw_transmission(http_flow("http://api.acme-watch.example/ws", 5.0), -1,
                            "websocket", json.dumps({"imei": IMEI}).encode(), 5.0)
     messages += [("tx", 9, raw), ("finish", "en")]
-    replies = core.handle_batch(messages, lambda msg, e: [])
+    replies = core.handle_batch(messages)
     assert replies[-1][0] == "finished" and replies[-1][1] > 0
     assert [r[1].tx_id for r in replies if r[0] == "result"] == [1, 2, 3, 4]  # numbered here
     doc = json.loads((Path(settings.directory) / "findings.json").read_text())
     assert len(doc["transmissions"]) == 4
 
 
-def test_a_failing_message_in_a_batch_is_answered_and_the_rest_go_on(settings) -> None:
+@pytest.mark.parametrize(("bad", "stage", "answered"), [
+    (("bogus",), "bogus", False),
+    (("tx", 7, "not a transmission"), "analyze", True),
+    (("event", None, False), "event", False),
+])
+def test_a_failing_message_in_a_batch_is_logged_counted_and_the_rest_go_on(
+        settings, bad, stage, answered) -> None:
     core = Core(settings)
-    failed = []
-    replies = core.handle_batch([("bogus",), _http({"imei": IMEI})],
-                                lambda msg, e: failed.append((msg[0], str(e))) or [])
+    replies = core.handle_batch([bad, _http({"imei": IMEI})])
+    errors = core.session.store.errors()
     core.close()
-    assert failed == [("bogus", "unknown message 'bogus'")]
-    assert [r[1].tx_id for r in replies if r[0] == "result"] == [1]
+    logs = [r for r in replies if r[0] == "log"]
+    assert len(logs) == 1 and logs[0][2].startswith(f"kidaudit analysis: {bad[0]}: ")
+    assert [e["stage"] for e in errors] == [stage]
+    results = [r[1] for r in replies if r[0] == "result"]
+    assert [r.tx_id for r in results if not r.error] == [1]  # the next one went on
+    assert [r.token for r in results if r.error] == ([7] if answered else [])
 
 
 def test_an_analysis_error_is_recorded_and_returned(settings) -> None:

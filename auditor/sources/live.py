@@ -92,6 +92,11 @@ class Settings:
     #                     otherwise only results with alerts or errors come back
 
 
+def error_text(e: BaseException) -> str:
+    """How an analysis error reads in the log and under coverage: its type, then its text."""
+    return f"{type(e).__name__}: {e}"
+
+
 class SessionBusy(OSError):
     """The session folder is being written by another capture."""
 
@@ -119,6 +124,17 @@ class Core:
         return len(self.session.pipeline.detector.known)
 
     def handle(self, msg: Message) -> list[Reply]:
+        """Replies to one message. A message that fails (other than ``finish``/``close``,
+        whose failure ends the session) is logged, counted under coverage and answered; the
+        session goes on."""
+        if msg[0] in ("finish", "close"):
+            return self._handle(msg)
+        try:
+            return self._handle(msg)
+        except Exception as e:  # noqa: BLE001 - one bad message, not the session
+            return self._failed(msg, e)
+
+    def _handle(self, msg: Message) -> list[Reply]:
         kind = msg[0]
         if kind == "http":
             _, token, state, hello = msg
@@ -152,21 +168,17 @@ class Core:
             raise ValueError(f"unknown message {kind!r}")
         return []
 
-    def handle_batch(self, messages: list[Message],
-                     on_error: Callable[[Message, Exception], list[Reply]]) -> list[Reply]:
-        """Several messages, one SQLite transaction and one write to the flow file. A
-        message that fails is ``on_error``'s to answer; the others go on. ``finish`` or
-        ``close`` (always the last message) runs after the batch is committed."""
+    def handle_batch(self, messages: list[Message]) -> list[Reply]:
+        """Several messages, one SQLite transaction and one write to the flow file.
+        ``finish`` or ``close`` (always the last message) runs after the batch is
+        committed."""
         last = messages[-1:] if messages and messages[-1][0] in ("finish", "close") else []
         replies: list[Reply] = []
         with self.session.store.batch():
             self._flush = False
             try:
                 for msg in messages[:len(messages) - len(last)]:
-                    try:
-                        replies += self.handle(msg)
-                    except Exception as e:  # noqa: BLE001 - one bad message, not the session
-                        replies += on_error(msg, e)
+                    replies += self.handle(msg)
             finally:
                 self._flush = True
                 self._flows.flush()
@@ -186,9 +198,7 @@ class Core:
         try:
             tx = with_tls(state_transmission(state, tx_id), hello)
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
-            error = f"{type(e).__name__}: {e}"
-            self.session.store.add_error(tx_id, "read", error)
-            result = Result(token, tx_id, error=error)
+            result = self._error(token, tx_id, "read", e)
         else:
             result = self._observe(token, tx)
         self._save(state)
@@ -200,15 +210,35 @@ class Core:
         try:
             obs, opened = self.session.observe(tx)
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
-            error = f"{type(e).__name__}: {e}"
-            self.session.store.add_error(tx.id, "analyze", error)
-            return Result(token, tx.id, error=error)
+            return self._error(token, tx.id, "analyze", e)
         alerts = tuple(f"[{f.severity.upper()}] {f.rule} -> {f.recipient or '?'} "
                        f"({', '.join(f.categories)}) tx #{tx.id}" for f in opened)
         categories = tuple(sorted(obs.categories)) if obs.detections else ()
         if categories and tx.flow_id:
             self._marks.setdefault(tx.flow_id, set()).update(categories)
         return Result(token, tx.id, categories, alerts)
+
+    def _error(self, token: int | None, tx_id: int | None, stage: str, e: Exception
+               ) -> Result:
+        """A stage failed on one message: counted under coverage, answered with the error."""
+        text = error_text(e)
+        self.session.store.add_error(tx_id, stage, text)
+        return Result(token, tx_id, error=text)
+
+    def _failed(self, msg: Message, e: Exception) -> list[Reply]:
+        """A message failed outside the guarded stages (a malformed message, a store that
+        refused it): logged and, if the store still takes it, counted."""
+        kind = msg[0]
+        token = msg[1] if kind in ("http", "tx") else None
+        stage = "analyze" if kind in ("http", "tx", "uninspected") else str(kind)
+        try:
+            result = self._error(token, None, stage, e)
+        except Exception:  # noqa: BLE001 - the store itself failing: the log line remains
+            result = Result(token, None, error=error_text(e))
+        out: list[Reply] = [("log", logging.ERROR, f"kidaudit analysis: {kind}: {result.error}")]
+        if kind in ("http", "tx", "uninspected"):
+            out.append(("result", result))
+        return out
 
     def _reply(self, result: Result) -> list[Reply]:
         """A result goes back when the proxy has a use for it: each pipe message wakes the

@@ -293,7 +293,7 @@ def main() -> int:
     _step_aside()
 
     from auditor.profile import ConfigError
-    from auditor.sources.live import Core, Result
+    from auditor.sources.live import Core
 
     def reply(items: list) -> None:
         nonlocal proxy_gone
@@ -304,14 +304,6 @@ def main() -> int:
             replies.flush()
         except BrokenPipeError:
             proxy_gone = True  # keep committing what the proxy sent before it went
-
-    def failed(msg: Message, e: Exception) -> list:
-        text = f"{type(e).__name__}: {e}"
-        out: list = [("log", logging.ERROR, f"kidaudit worker: {msg[0]}: {text}")]
-        if msg[0] in ("http", "tx", "uninspected"):
-            out.append(("result", Result(msg[1] if msg[0] != "uninspected" else None, None,
-                                         error=text)))
-        return out
 
     proxy_gone = False
     frames = Frames()
@@ -329,7 +321,7 @@ def main() -> int:
     try:
         while True:
             if pending:
-                reply(core.handle_batch(pending, failed))
+                reply(core.handle_batch(pending))
                 if pending[-1][0] in ("finish", "close"):
                     return 0
             batch = _read_batch(0, frames, GATHER_S)
