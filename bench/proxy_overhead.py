@@ -216,8 +216,8 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100,
             "other's time for the same number of requests.",
             "proxy_cpu is the mitmdump process's own CPU time (/proc) per request: the cost "
             "on mitmproxy's event loop. worker_cpu is the analysis worker's, which runs at "
-            "SCHED_IDLE on whatever CPU is left; on a machine with few cores it still "
-            "competes with the proxy, the client and the cloud, which all run here too.",
+            "nice 19; on a machine with few cores it still competes with the proxy, the "
+            "client and the cloud, which all run here too.",
             "Figures from a loaded machine (load average above the core count) are not the "
             "tool's cost: re-run on an idle machine before quoting them.",
             "transmissions_committed counts rows in the audited session.sqlite: every request "
