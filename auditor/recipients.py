@@ -167,11 +167,27 @@ COUNTRY_SOURCE = _country_source()
 class Recipients:
     """Attribution for one session: built once from the profile's ``first_party`` list."""
 
+    MEMO = 65536  # (host, ip) pairs remembered; forgotten all at once past this
+
     def __init__(self, first_party: tuple[str, ...]) -> None:
         self.first_party = tuple(d.lower().strip(".") for d in first_party)
+        self._memo: dict[tuple[str, str], Recipient] = {}
 
     def attribute(self, host: str, ip: str = "") -> Recipient:
-        """``ip`` is the address the proxy (or the pcap) saw the connection go to."""
+        """``ip`` is the address the proxy (or the pcap) saw the connection go to.
+
+        Remembered per (host, ip): a device talks to a handful of servers, again and
+        again, and the address lookup and suffix rules cost more than the rest of a small
+        message's attribution. The answer depends on nothing else."""
+        key = (host, ip)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= self.MEMO:
+                self._memo.clear()
+            found = self._memo[key] = self._attribute(host, ip)
+        return found
+
+    def _attribute(self, host: str, ip: str) -> Recipient:
         host = (host or "").strip().strip(".").lower()
         ip = (ip or "").strip()
         country = country_of(ip) if ip else country_of(host)

@@ -90,6 +90,18 @@ def test_attribute(first_party: tuple[str, ...], host: str, ip: str,
     assert Recipients(first_party).attribute(host, ip) == expected
 
 
+def test_attribution_is_remembered_per_host_and_address_within_a_bound(monkeypatch) -> None:
+    recipients = Recipients((FIRST_PARTY,))
+    monkeypatch.setattr(recipients, "MEMO", 4)
+    pairs = [(f"h{i}.{FIRST_PARTY}", f"10.0.0.{i}") for i in range(10)] + [
+        ("alog.umeng.com", ""), ("alog.umeng.com", "114.114.114.114")]
+    first = [recipients.attribute(h, ip) for h, ip in pairs]
+    again = [recipients.attribute(h, ip) for h, ip in pairs]
+    assert again == first == [Recipients((FIRST_PARTY,)).attribute(h, ip) for h, ip in pairs]
+    assert first[-1].country == "CN" and first[-2].country != "CN"  # the address counts
+    assert len(recipients._memo) <= 4
+
+
 @pytest.mark.parametrize(("host", "organization", "sdk", "sdk_type"), [
     ("alog.umeng.com", "Umeng", "Umeng+ (U-App / U-Push / U-APM)", "analytics"),
     ("ULOGS.umeng.com.", "Umeng", "Umeng+ (U-App / U-Push / U-APM)", "analytics"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from mitmproxy import io
+from mitmproxy.io import tnetstring
 
 from auditor.marks import parse_words
 from auditor.sources.live import (
@@ -66,6 +67,28 @@ def test_an_http_flow_is_analysed_saved_and_answered_when_useful(settings, marks
     (obs,) = store.observations()
     store.close()
     assert obs.transmission.id == 1 and obs.transmission.url.endswith("/r")
+
+
+def test_flows_on_one_connection_are_the_bytes_mitmproxy_would_write(settings) -> None:
+    flows = [http_flow(f"http://api.acme-watch.example/r/{i}", 1000.0 + i, {"imei": IMEI})
+             for i in range(3)]
+    states = []
+    for i, f in enumerate(flows):  # one keep-alive connection; it closes before the last
+        f.client_conn, f.server_conn = flows[0].client_conn, flows[0].server_conn
+        if i == 2:
+            f.client_conn.timestamp_end = 2000.0
+        states.append(f.get_state())
+    core = Core(settings)
+    for i, state in enumerate(states):
+        core.handle(("http", i, state, None))
+    core.close()
+    written = (Path(settings.directory) / "flows.mitm").read_bytes()
+    assert written == b"".join(tnetstring.dumps(s) for s in states)  # marks included
+    saved = _saved(Path(settings.directory))
+    ends = [s["client_conn"]["timestamp_end"] for s in states]
+    assert ends[0] == ends[1] != 2000.0 == ends[2]
+    assert [f.client_conn.timestamp_end for f in saved] == ends
+    assert all(f.marked for f in saved)
 
 
 def test_no_alert_twice_and_no_reply_without_a_ui(settings) -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from mitmproxy.io import tnetstring
 from mitmproxy.test import tflow
 
-from auditor.sources.tnet import dumps
+from auditor.sources.tnet import Encoded, dumps
 from tests.factories import http_flow
 
 
@@ -55,6 +55,12 @@ def test_a_flow_state_is_the_bytes_mitmproxys_writer_gives(make) -> None:
     state = make().get_state()
     assert dumps(state) == tnetstring.dumps(state)
     assert tnetstring.loads(dumps(state)) == tnetstring.loads(tnetstring.dumps(state))
+
+
+def test_an_encoded_value_is_placed_as_it_is() -> None:
+    state = FLOWS["http JSON POST"]().get_state()
+    conn = state["client_conn"]
+    assert dumps({**state, "client_conn": Encoded(dumps(conn))}) == tnetstring.dumps(state)
 
 
 def test_an_object_tnetstrings_cannot_hold_is_refused_as_mitmproxy_refuses_it() -> None:

@@ -55,6 +55,7 @@ from auditor.sources.mitm import mark_flow, state_transmission, with_tls
 from auditor.store import private_dir
 
 LOCK_FILE = "session.lock"
+CONN_MEMO = 4096  # connections whose written state is kept; forgotten all at once past this
 PICKLE = pickle.HIGHEST_PROTOCOL
 MARKER = ":warning:"  # mitmproxy's emoji marker for flows carrying personal data
 COMMENT = "kidaudit: "
@@ -116,6 +117,7 @@ class Core:
         self._clock = clock
         self._last_poll = float("-inf")
         self._marks: dict[str, set[str]] = {}  # flow id -> categories, until it is saved
+        self._conn_bytes: dict[object, tuple[dict, tnet.Encoded]] = {}  # id -> state, written
         self._all_results = settings.marks
         self._flush = True
 
@@ -260,6 +262,24 @@ class Core:
             replies.append(("log", logging.WARNING, f"kidaudit: consent mark {describe(ev)}"))
         return replies
 
+    def _with_encoded_conns(self, state: dict) -> dict:
+        """The state with its connections' states as already-written tnetstrings: a
+        keep-alive connection's state repeats, unchanged, in each of its flows."""
+        out = state
+        for key in ("client_conn", "server_conn"):
+            conn = state.get(key)
+            if type(conn) is not dict:
+                continue
+            hit = self._conn_bytes.get(conn.get("id"))
+            if hit is None or hit[0] != conn:
+                if len(self._conn_bytes) >= CONN_MEMO:
+                    self._conn_bytes.clear()
+                hit = self._conn_bytes[conn.get("id")] = (conn, tnet.Encoded(tnet.dumps(conn)))
+            if out is state:
+                out = dict(state)
+            out[key] = hit[1]
+        return out
+
     def _save(self, state: dict) -> None:
         """Append a flow, marked and commented with what its messages carried, as the
         proxy shows it (mitmweb loads the file with the same marks)."""
@@ -269,7 +289,7 @@ class Core:
             if comment.startswith(COMMENT):
                 categories |= set(comment[len(COMMENT):].split(", "))
             state["marked"], state["comment"] = MARKER, COMMENT + ", ".join(sorted(categories))
-        self._flows.write(tnet.dumps(state))  # as mitmproxy's FlowWriter writes it
+        self._flows.write(tnet.dumps(self._with_encoded_conns(state)))  # as FlowWriter does
         if self._flush:  # (in a batch: once, at its end)
             self._flows.flush()
 

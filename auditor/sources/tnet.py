@@ -16,6 +16,11 @@ from __future__ import annotations
 from mitmproxy.io import tnetstring
 
 
+class Encoded(bytes):
+    """A value already written as a tnetstring: placed as it is (a connection's state,
+    which a keep-alive connection repeats in every one of its flows)."""
+
+
 def dumps(value: object) -> bytes:
     t = type(value)
     if t is bytes:
@@ -30,6 +35,8 @@ def dumps(value: object) -> bytes:
     if t is list or t is tuple:
         body = b"".join([dumps(v) for v in value])  # type: ignore[union-attr]
         return b"%d:%s]" % (len(body), body)
+    if t is Encoded:
+        return value  # type: ignore[return-value]
     if value is None:
         return b"0:~"
     if t is bool:

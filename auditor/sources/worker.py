@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import logging
 import os
 import pickle
@@ -318,6 +319,8 @@ def main() -> int:
     except (ConfigError, OSError, ValueError, sqlite3.Error) as e:
         reply([("failed", str(e))])
         return 2
+    gc.collect()
+    gc.freeze()  # the pipeline's tables live as long as we do: never scanned for garbage
     reply([("ready", core.patterns)])
     pending = first[1:]
     try:
