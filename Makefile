@@ -9,6 +9,10 @@ $(BIN)/kidaudit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The analysis worker runs with -O: its bytecode, compiled once here, not at each start.
+	$(BIN)/python -O -m compileall -q -j0 auditor \
+		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+		>/dev/null || echo "some files were not precompiled: the worker compiles them as it starts"
 	touch $@
 
 demo: $(BIN)/kidaudit

@@ -73,17 +73,18 @@ def test_the_worker_analyses_marks_and_writes_the_reports(settings) -> None:
     assert (Path(settings.directory) / "report.html").is_file()
 
 
-def test_the_worker_steps_aside_at_nice_19_not_idle_policy(settings) -> None:
+def test_the_worker_steps_aside_at_nice_19_and_runs_optimised(settings) -> None:
     async def main():
         worker = Worker(settings, asyncio.get_running_loop(), lambda r: None, print)
         try:  # it steps aside before it says it is ready
+            argv = Path(f"/proc/{worker.proc.pid}/cmdline").read_bytes().split(b"\0")
             return (os.getpriority(os.PRIO_PROCESS, worker.proc.pid),
-                    os.sched_getscheduler(worker.proc.pid))
+                    os.sched_getscheduler(worker.proc.pid), argv[1])
         finally:
             worker.close()
 
     ours = os.getpriority(os.PRIO_PROCESS, 0)
-    assert _run(main) == (min(19, ours + 19), os.SCHED_OTHER)
+    assert _run(main) == (min(19, ours + 19), os.SCHED_OTHER, b"-O")
 
 
 def test_a_session_the_worker_cannot_open_is_one_clear_error(tmp_path) -> None:

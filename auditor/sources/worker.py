@@ -41,6 +41,10 @@ from pathlib import Path
 from auditor.sources.live import PICKLE, Message, Reply, Settings
 
 HEADER = struct.Struct(">Q")
+# mitmproxy type-checks every field of every request it rebuilds, under ``__debug__`` only:
+# a tenth of the worker's time per flow, on states mitmproxy itself wrote. (kidaudit's own
+# asserts only narrow types; no check of captured input is an assert.)
+OPTIMISE = ("-O",)
 NICE = 19  # the lowest CPU share: see _step_aside
 STARTUP_S = 60.0  # the worker imports the pipeline and opens the store
 GATHER_S = 0.02  # the worker lets messages gather this long: fewer wake-ups and commits
@@ -98,7 +102,8 @@ class Worker:
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "auditor.sources.worker"], stdin=subprocess.PIPE,
+                [sys.executable, *OPTIMISE, "-m", "auditor.sources.worker"],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, env=env, start_new_session=True)
         except OSError as e:
             raise WorkerUnavailable(f"cannot start {sys.executable}: {e}") from e
