@@ -45,6 +45,29 @@ def test_a_mark_written_as_a_flow_reads_back_as_the_same_event(tmp_path: Path) -
     assert mark_event(flow, source="cli") == ev
 
 
+@pytest.mark.parametrize(("host", "header", "http2", "mark"), [
+    ("kidaudit.mark", None, False, True),  # regular mode: the name is the request's host
+    ("10.0.0.1", "kidaudit.mark", False, True),  # transparent mode: the Host header
+    ("10.0.0.1", "kidaudit.mark:80", False, True),
+    ("10.0.0.1", "kidaudit.mark", True, True),  # HTTP/2: the :authority
+    ("kidaudit.mark", "api.example", False, False),  # the header wins, as in pretty_host
+    ("10.0.0.1", "kidaudit.mark.evil.example", False, False),
+    ("10.0.0.1", "api.example", False, False),
+    ("api.example", None, False, False),
+])
+def test_a_mark_is_told_by_the_host_the_request_names(host, header, http2, mark) -> None:
+    flow = tflow.tflow()
+    flow.request.host = host
+    flow.request.headers.pop("host", None)
+    if http2:
+        flow.request.http_version = "HTTP/2.0"
+        flow.request.authority = header or ""
+    elif header is not None:
+        flow.request.headers["Host"] = header
+    assert is_mark(flow) is mark
+    assert (flow.request.pretty_host == "kidaudit.mark") is mark
+
+
 @pytest.mark.parametrize(("expr", "url", "fires"), [
     ("~u /privacy/agree & ~m POST", "https://app.example/privacy/agree", True),
     ("~u /privacy/agree & ~m GET", "https://app.example/privacy/agree", False),

@@ -76,9 +76,11 @@ class Aggregator:
         self._memo: dict[str, Memo] = {r.id: {} for r in self._session}
         self._placed: dict[tuple[str, int], Key] = {}  # (session rule, tx) -> its finding
         self._newest: tuple[float, int] | None = None  # the last observation stepped
+        self._states: dict[tuple[int, str], str] = {}  # (tx, category) -> status, per add
 
     def add(self, obs: Observation) -> list[Finding]:
         """Apply every rule to one observation; return the findings it opened."""
+        self._states.clear()
         bisect.insort(self._history, obs, key=_order)
         self._by_id[obs.transmission.id] = obs
         opened = [found for rule in self._message if (found := self._judge(rule, obs))]
@@ -111,10 +113,21 @@ class Aggregator:
         is_new = agg is None
         if agg is None:
             agg = self._open[key] = _Open(rule, key[1], key[2])
-        states = frozenset(self.ctx.ledger.state(c, obs.recipient, tx.ts, tx.host).status
-                           for c in cats)
+        states = frozenset(self._state(obs, c) for c in cats)
         agg.members[tx.id] = (tx.ts, states)
         return agg.finding() if is_new else None
+
+    def _state(self, obs: Observation, category: str) -> str:
+        """The consent status a category was sent under. Several rules hit one message for
+        the same categories; the ledger is asked once per message and category (the memo
+        lasts one ``add``: the ledger may have changed by the next)."""
+        key = (obs.transmission.id, category)
+        status = self._states.get(key)
+        if status is None:
+            tx = obs.transmission
+            status = self._states[key] = self.ctx.ledger.state(
+                category, obs.recipient, tx.ts, tx.host).status
+        return status
 
     def _step(self, obs: Observation) -> list[Finding]:
         self._newest = _order(obs)

@@ -30,7 +30,13 @@ class InputError(Exception):
 
 
 def is_mark(flow: http.HTTPFlow) -> bool:
-    return flow.request.pretty_host == MARK_HOST
+    """``pretty_host == MARK_HOST``, for every request on the proxy's path: the name is
+    looked for in the Host header (or the address when there is none) before the header is
+    parsed, which is most of the cost and almost never needed."""
+    req = flow.request
+    if MARK_HOST not in (req.host_header or req.host):
+        return False
+    return req.pretty_host == MARK_HOST
 
 
 def mark_event(flow: http.HTTPFlow, source: str = "mark") -> ConsentEvent:
