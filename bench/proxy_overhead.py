@@ -127,7 +127,7 @@ ARMS = ("plain", "audited", "inline")
 
 
 def run(rounds: int = 20, per_round: int = 200, warmup: int = 100,
-        budget_s: float = 300.0) -> dict:
+        budget_s: float = 600.0) -> dict:
     """Interleaved rounds (each round runs the three proxies back to back, in a rotating
     order); stops early (and says so) when ``budget_s`` runs out."""
     with tempfile.TemporaryDirectory(prefix="kidaudit-bench-") as tmp, \
@@ -189,6 +189,8 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100,
         "rounds": done_rounds, "requests_per_side": n["plain"],
         "rps_ratio": round(ratio, 3), "rps_ratio_target": f">= {TARGET_RATIO}",
         "rps_ratio_met": ratio >= TARGET_RATIO,
+        "rps_ratio_quartiles": " / ".join(
+            f"{q:.2f}" for q in statistics.quantiles(paired["audited"], n=4)),
         "rps_ratio_rounds": " ".join(f"{x:.2f}" for x in paired["audited"]),
         "rps_ratio_inline": round(statistics.median(paired["inline"]), 3),
         "p50_ms_plain": round(p50["plain"], 3), "p50_ms_audited": round(p50["audited"], 3),
@@ -213,7 +215,9 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100,
             "(kidaudit_worker=false: 'inline'). One keep-alive http.client connection per "
             "proxy; small JSON POSTs carrying an IMEI; each round runs the three back to back "
             "in a rotating order; a ratio is the median over rounds of plain's time / the "
-            "other's time for the same number of requests.",
+            "other's time for the same number of requests. The quartiles of the per-round "
+            "ratios show how much this machine's speed moves between rounds: a median near "
+            "the target can fall either side of it from one run to the next.",
             "proxy_cpu is the mitmdump process's own CPU time (/proc) per request: the cost "
             "on mitmproxy's event loop. worker_cpu is the analysis worker's, which runs at "
             "nice 19; on a machine with few cores it still competes with the proxy, the "
