@@ -411,13 +411,18 @@ class KidAudit:
             self.analysis.send(msg)
 
     def _worker_died(self, code: int) -> None:
-        assert self._settings is not None
-        text = (f"analysis worker exited with code {code}: messages it had not committed "
-                "are missing from this session and its flow file; analysis continues in the "
-                "proxy's process")
+        """The worker is gone: analysis goes on in this process, starting with what the
+        worker had been sent but not committed (each message once: the stand-in reads how
+        far the worker's last commit got, and cuts ``flows.mitm`` back to it)."""
+        assert self._settings is not None and isinstance(self.analysis, Worker)
+        acked, sent = self.analysis.uncommitted()
+        self.analysis = Inline(self._settings, self._reply, resume=True)
+        again = sent[max(0, self.analysis.core.resumed - acked):]
+        text = (f"analysis worker exited with code {code}; analysis continues in the proxy's "
+                f"process, from the {len(again)} messages the worker had not committed")
         logger.error(f"kidaudit: {text}")
-        self._to_mark.clear()
-        self.analysis = Inline(self._settings, self._reply)
+        for msg in again:
+            self.analysis.send(msg)
         self._send(("error", "worker", text))
 
     def _analysis_error(self, e: Exception) -> None:

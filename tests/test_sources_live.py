@@ -182,3 +182,45 @@ def test_one_writer_per_session_folder_and_readers_wait_for_it(tmp_path: Path) -
     lock.close()
     assert settled(tmp_path, 0.05) is True
     assert settled(tmp_path / "never-captured", 0.05) is True
+
+
+def test_a_worker_core_checkpoints_each_batch_in_its_transaction(settings) -> None:
+    core = Core(settings, checkpoints=True)
+    replies = core.handle_batch([_http({"imei": IMEI}, i) for i in range(1, 4)])
+    replies += core.handle_batch([_http({"imei": IMEI}, 4)])
+    meta = core.session.store.meta()
+    core.close()
+    assert [r for r in replies if r[0] == "committed"] == [("committed", 3), ("committed", 4)]
+    size = (Path(settings.directory) / "flows.mitm").stat().st_size
+    assert (meta["worker_handled"], meta["worker_flows_size"]) == ("4", str(size))
+
+
+@pytest.mark.parametrize("torn", [b"", b"123:{4:imei;15:8645", b"\x00" * 5000])
+def test_a_stand_in_resumes_at_the_dead_workers_last_commit(settings, torn) -> None:
+    directory = Path(settings.directory)
+    worker = Core(settings, checkpoints=True)
+    worker.handle_batch([_http({"imei": IMEI}, i) for i in (1, 2)])
+    worker.close()  # it died writing its next batch: part of a flow, never committed
+    with open(directory / "flows.mitm", "ab") as fh:
+        fh.write(torn)
+    stand_in = Core(settings, resume=True)
+    assert stand_in.resumed == 2
+    stand_in.handle(_http({"imei": IMEI}, 3))
+    stand_in.close()
+    assert [f.request.path for f in _saved(directory)] == ["/r", "/r", "/r"]
+    store = Store.open_existing(directory)
+    assert [o.transmission.id for o in store.observations()] == [1, 2, 3]
+    store.close()
+
+
+def test_a_plain_start_never_cuts_the_flow_file(settings) -> None:
+    directory = Path(settings.directory)
+    worker = Core(settings, checkpoints=True)
+    worker.handle_batch([_http({"imei": IMEI}, 1)])
+    worker.close()
+    inline = Core(settings)  # kidaudit_worker=false: no checkpoints after the worker's
+    inline.handle(_http({"imei": IMEI}, 2))
+    inline.close()
+    again = Core(settings)  # a later capture on the same folder
+    again.close()
+    assert len(_saved(directory)) == 2

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from mitmproxy import io
 
 from auditor.sources.live import Settings, settled
 from auditor.sources.worker import HEADER, Frames, Worker, WorkerError, frame
@@ -183,3 +186,67 @@ def test_closing_the_worker_is_not_mistaken_for_its_death(settings) -> None:
 
     assert _run(main) == ([], 0)
     assert settled(Path(settings.directory), 1)  # the lock is free for the next capture
+
+
+@pytest.mark.parametrize("acks_lost", [False, True])
+def test_what_a_dead_worker_had_not_committed_is_sent_again_exactly_once(settings, acks_lost
+                                                                         ) -> None:
+    """The worker commits 10 messages, then stops (SIGSTOP) with 5 more in its pipe and is
+    killed. With ``acks_lost`` it died before saying the 10 were committed (its replies
+    are swallowed here): the stand-in's checkpoint tells them apart from the 5."""
+    from auditor.sources.live import Inline
+
+    directory = Path(settings.directory)
+
+    def committed() -> int:
+        db = sqlite3.connect(directory / "session.sqlite")
+        try:
+            return db.execute("SELECT COUNT(*) FROM transmissions").fetchone()[0]
+        finally:
+            db.close()
+
+    async def main():
+        stand_in = []
+
+        def take_over(code: int) -> None:
+            acked, sent = worker.uncommitted()
+            inline = Inline(settings, lambda r: None, resume=True)
+            for msg in sent[max(0, inline.core.resumed - acked):]:
+                inline.send(msg)
+            inline.close()
+            stand_in.append((acked, len(sent), inline.core.resumed))
+
+        worker = Worker(settings, asyncio.get_running_loop(), lambda r: None, take_over)
+        for i in range(1, 11):
+            worker.send(_http(i))
+        for _ in range(1000):  # no await: the acks stay in the pipe
+            if committed() == 10:
+                break
+            time.sleep(0.01)
+        if acks_lost:  # swallow the replies up to the one saying all 10 are committed
+            swallowed, frames = [], Frames()
+            for _ in range(1000):
+                if ("committed", 10) in swallowed:
+                    break
+                try:
+                    swallowed += frames.feed(os.read(worker._rfd, 1 << 20))
+                except BlockingIOError:
+                    time.sleep(0.01)
+        os.kill(worker.proc.pid, signal.SIGSTOP)
+        for i in range(11, 16):
+            worker.send(_http(i))
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        for _ in range(1000):
+            if stand_in:
+                break
+            await asyncio.sleep(0.01)
+        return stand_in
+
+    assert _run(main) == [(0, 15, 10) if acks_lost else (10, 5, 10)]
+    store = Store.open_existing(directory)
+    ids = [o.transmission.id for o in store.observations()]
+    store.close()
+    assert ids == list(range(1, 16))
+    with open(directory / "flows.mitm", "rb") as fh:
+        paths = [f.request.path for f in io.FlowReader(fh).stream()]
+    assert paths == [f"/r/{i}" for i in range(1, 16)]

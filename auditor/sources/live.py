@@ -105,15 +105,23 @@ class SessionBusy(OSError):
 class Core:
     """One live session: the store, the rules' memo and ``flows.mitm``."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
+                 *, checkpoints: bool = False, resume: bool = False) -> None:
+        """``checkpoints``: record with each batch how many messages are committed (the
+        worker does; see ``resume``). ``resume``: take over from a worker that died - cut
+        ``flows.mitm`` back to its last commit and say in ``resumed`` how many messages that
+        had committed, so the proxy sends the rest again, each exactly once."""
         self._lock = hold_lock(Path(settings.directory))
         profile = load_profile(settings.profile)
         plan = load_consent_plan(settings.consent) if settings.consent else None
         self.session = Session(Path(settings.directory), profile, plan)
         flows = self.session.directory / FLOWS_FILE
+        self.resumed = self._resume(flows) if resume else 0
         self._flows = open(flows, "ab")  # noqa: SIM115 - closed in close()
         os.chmod(flows, 0o600)
+        self._checkpoints, self._handled = checkpoints, 0
+        if checkpoints:
+            self._checkpoint()
         self._clock = clock
         self._last_poll = float("-inf")
         self._marks: dict[str, set[str]] = {}  # flow id -> categories, until it is saved
@@ -176,14 +184,19 @@ class Core:
         committed."""
         last = messages[-1:] if messages and messages[-1][0] in ("finish", "close") else []
         replies: list[Reply] = []
+        body = messages[:len(messages) - len(last)]
         with self.session.store.batch():
             self._flush = False
             try:
-                for msg in messages[:len(messages) - len(last)]:
+                for msg in body:
                     replies += self.handle(msg)
             finally:
                 self._flush = True
                 self._flows.flush()
+            self._handled += len(body)
+            if self._checkpoints:  # in the batch's transaction: committed with it, or not
+                self._checkpoint()
+                replies.append(("committed", self._handled))
         for msg in last:
             replies += self.handle(msg)
         return replies
@@ -219,6 +232,22 @@ class Core:
         if categories and tx.flow_id:
             self._marks.setdefault(tx.flow_id, set()).update(categories)
         return Result(token, tx.id, categories, alerts)
+
+    def _checkpoint(self) -> None:
+        self.session.store.set_meta(worker_handled=str(self._handled),
+                                    worker_flows_size=str(self._flows.tell()))
+
+    def _resume(self, flows: Path) -> int:
+        """The dead worker's last checkpoint: ``flows.mitm`` is cut back to it (a batch
+        being written when the worker died was never committed to SQLite either), and the
+        number of messages it covers is returned."""
+        meta = self.session.store.meta()
+        if "worker_handled" not in meta:
+            return 0
+        size = int(meta["worker_flows_size"])
+        if flows.exists() and flows.stat().st_size > size:
+            os.truncate(flows, size)
+        return int(meta["worker_handled"])
 
     def _error(self, token: int | None, tx_id: int | None, stage: str, e: Exception
                ) -> Result:
@@ -299,8 +328,9 @@ class Inline:
     through pickle as it would to the worker, so both run on the same data (the ``Core``
     takes flow states apart; the proxy's side shares connection states between flows)."""
 
-    def __init__(self, settings: Settings, on_reply: Callable[[Reply], None]) -> None:
-        self.core = Core(settings)
+    def __init__(self, settings: Settings, on_reply: Callable[[Reply], None], *,
+                 resume: bool = False) -> None:
+        self.core = Core(settings, resume=resume)
         self._on_reply = on_reply
         self.patterns = self.core.patterns
 

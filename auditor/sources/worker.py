@@ -12,7 +12,9 @@ in its own session (a Ctrl-C or a signal to the proxy's process group does not r
 reads to the end of the pipe, commits everything the proxy sent, and exits. Its ``Core``
 holds ``DIR/session.lock`` while it writes, and ``auditor.sources.live.settled`` waits for
 it, so a report after a crash sees every committed message. When the worker dies, the addon
-carries on in-process and the coverage section counts the messages that were in flight.
+carries on in-process: each batch the worker commits records how many messages it has
+committed (and how long ``flows.mitm`` then was), in the same transaction, so the stand-in
+takes over from the last commit and the proxy sends it what came after, each message once.
 
 Frames both ways are an 8-byte big-endian length and a pickle. The pipe is private to the
 two processes, which are the same program run by the same user.
@@ -21,6 +23,7 @@ two processes, which are the same program run by the same user.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import gc
@@ -119,6 +122,9 @@ class Worker:
         self._ready: Reply | None = None
         self.alive = True
         self._ending = False  # finish/close sent: the worker's exit is expected, not a death
+        # Sent but not yet reported committed: what a stand-in sends again if the worker dies.
+        self._sent: collections.deque[Message] = collections.deque()
+        self._acked = 0  # messages the worker reported committed
         self._send_frame(frame(settings))
         self._pump(lambda: self._ready is not None, STARTUP_S)
         if self._ready is None:
@@ -135,6 +141,8 @@ class Worker:
     def send(self, msg: Message) -> None:
         if not self.alive:
             raise WorkerError("the analysis worker is gone")
+        if msg[0] not in ("finish", "close"):
+            self._sent.append(msg)  # before the write: a write that fails is sent again
         self._send_frame(frame(msg))
         if len(self._out) > HIGH_WATER:  # the worker is far behind: let it catch up
             self._pump(lambda: len(self._out) <= HIGH_WATER // 2, None)
@@ -148,6 +156,11 @@ class Worker:
         self._pump(lambda: self._finished is not None, None)
         self._stop()
         return self._finished
+
+    def uncommitted(self) -> tuple[int, list[Message]]:
+        """How many messages the worker reported committed, and those sent after them (the
+        first of which it may have committed without having said so)."""
+        return self._acked, list(self._sent)
 
     def close(self) -> None:
         if self.alive:
@@ -205,6 +218,10 @@ class Worker:
             self._ready = reply
         elif kind == "finished":
             self._finished = reply
+        elif kind == "committed":
+            while self._acked < reply[1] and self._sent:
+                self._sent.popleft()
+                self._acked += 1
         else:
             self._on_reply(reply)
 
@@ -320,7 +337,7 @@ def main() -> int:
     if not first:
         return 2
     try:
-        core = Core(first[0])
+        core = Core(first[0], checkpoints=True)
     except (ConfigError, OSError, ValueError, sqlite3.Error) as e:
         reply([("failed", str(e))])
         return 2
