@@ -49,7 +49,8 @@ def _benchmarks(args: argparse.Namespace) -> list[tuple[str, object]]:
     size = 1024 if args.gb else (50 if args.quick else 200)
     out: list[tuple[str, object]] = [
         ("proxy_overhead", lambda: proxy_overhead.run(
-            rounds=3 if args.quick else 60, per_round=100 if args.quick else 200)),
+            rounds=3 if args.quick else 60, per_round=100 if args.quick else 200,
+            repeats=1 if args.quick else 3)),
         ("analyze_memory", lambda: analyze_memory.run(size)),
     ]
     if importlib.util.find_spec("bench.pcap_ingest") is not None:

@@ -126,59 +126,75 @@ def _children(pid: int) -> list[int]:
 ARMS = ("plain", "audited", "inline")
 
 
-def run(rounds: int = 20, per_round: int = 200, warmup: int = 100,
-        budget_s: float = 600.0) -> dict:
+def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int = 1,
+        budget_s: float = 1200.0) -> dict:
     """Interleaved rounds (each round runs the three proxies back to back, in a rotating
-    order); stops early (and says so) when ``budget_s`` runs out."""
-    with tempfile.TemporaryDirectory(prefix="kidaudit-bench-") as tmp, \
-            LocalCloud(keep_alive=True) as cloud:
-        work = Path(tmp)
-        (work / "p.yaml").write_text(PROFILE)
-        session = work / "session"
-        addon = ["-s", str(ADDON), "--set", f"kidaudit_profile={work / 'p.yaml'}"]
-        proxies = {
-            "plain": Mitmdump(work, "plain", []),
-            "audited": Mitmdump(work, "audited", [*addon, "--set",
-                                                  f"kidaudit_session={session}"]),
-            "inline": Mitmdump(work, "inline", [*addon, "--set",
-                                                f"kidaudit_session={work / 'inline'}",
-                                                "--set", "kidaudit_worker=false"]),
-        }
-        lat: dict[str, list[float]] = {k: [] for k in ARMS}
-        cpu = {k: 0.0 for k in ARMS}
-        worker_cpu = 0.0
-        sent = {k: 0 for k in ARMS}
-        paired: dict[str, list[float]] = {"audited": [], "inline": []}
-        done_rounds = 0
-        start = time.monotonic()
-        try:
-            workers = _children(proxies["audited"].proc.pid)
-            for name, proxy in proxies.items():
-                sent[name] += len(_batch(proxy.port, cloud.http_addr, warmup, 0))
-            time.sleep(0.5)  # the worker finishes the warm-up before anything is timed
-            for r in range(rounds):
-                took = {}
-                for name in ARMS[r % 3:] + ARMS[:r % 3]:
-                    proxy = proxies[name]
-                    c0, w0 = _cpu_s(proxy.proc.pid), sum(_cpu_s(w) for w in workers)
-                    t0 = time.perf_counter()
-                    got = _batch(proxy.port, cloud.http_addr, per_round, sent[name])
-                    took[name] = time.perf_counter() - t0
-                    if name == "audited":
-                        time.sleep(0.1)  # its worker's last batch is part of its cost
-                        worker_cpu += sum(_cpu_s(w) for w in workers) - w0
-                    cpu[name] += _cpu_s(proxy.proc.pid) - c0
-                    lat[name] += got
-                    sent[name] += len(got)
-                for name in paired:
-                    paired[name].append(took["plain"] / took[name])
-                done_rounds += 1
-                if time.monotonic() - start > budget_s:
-                    break
-        finally:
-            for proxy in proxies.values():
-                proxy.stop()
-        recorded, errors = _count(session / "session.sqlite")
+    order), ``repeats`` times with fresh proxies, pooled: this host's speed drifts over
+    minutes, so one run's median is one draw. Stops early (and says so in ``rounds``) when
+    ``budget_s`` runs out."""
+    lat: dict[str, list[float]] = {k: [] for k in ARMS}
+    cpu = {k: 0.0 for k in ARMS}
+    worker_cpu = 0.0
+    sent = {k: 0 for k in ARMS}
+    paired: dict[str, list[float]] = {"audited": [], "inline": []}
+    per_run: list[float] = []
+    done_rounds = recorded = 0
+    errors: list[str] = []
+    deadline = time.monotonic() + budget_s
+    for _ in range(repeats):
+        if time.monotonic() > deadline:
+            break
+        run_paired: list[float] = []
+        with tempfile.TemporaryDirectory(prefix="kidaudit-bench-") as tmp, \
+                LocalCloud(keep_alive=True) as cloud:
+            work = Path(tmp)
+            (work / "p.yaml").write_text(PROFILE)
+            session = work / "session"
+            addon = ["-s", str(ADDON), "--set", f"kidaudit_profile={work / 'p.yaml'}"]
+            proxies = {
+                "plain": Mitmdump(work, "plain", []),
+                "audited": Mitmdump(work, "audited", [*addon, "--set",
+                                                      f"kidaudit_session={session}"]),
+                "inline": Mitmdump(work, "inline", [*addon, "--set",
+                                                    f"kidaudit_session={work / 'inline'}",
+                                                    "--set", "kidaudit_worker=false"]),
+            }
+            seq = {k: 0 for k in ARMS}
+            try:
+                workers = _children(proxies["audited"].proc.pid)
+                for name, proxy in proxies.items():
+                    seq[name] += len(_batch(proxy.port, cloud.http_addr, warmup, 0))
+                time.sleep(0.5)  # the worker finishes the warm-up before anything is timed
+                for r in range(rounds):
+                    took = {}
+                    for name in ARMS[r % 3:] + ARMS[:r % 3]:
+                        proxy = proxies[name]
+                        c0, w0 = _cpu_s(proxy.proc.pid), sum(_cpu_s(w) for w in workers)
+                        t0 = time.perf_counter()
+                        got = _batch(proxy.port, cloud.http_addr, per_round, seq[name])
+                        took[name] = time.perf_counter() - t0
+                        if name == "audited":
+                            time.sleep(0.1)  # its worker's last batch is part of its cost
+                            worker_cpu += sum(_cpu_s(w) for w in workers) - w0
+                        cpu[name] += _cpu_s(proxy.proc.pid) - c0
+                        lat[name] += got
+                        seq[name] += len(got)
+                    for name in paired:
+                        paired[name].append(took["plain"] / took[name])
+                    run_paired.append(took["plain"] / took["audited"])
+                    done_rounds += 1
+                    if time.monotonic() > deadline:
+                        break
+            finally:
+                for proxy in proxies.values():
+                    proxy.stop()
+            got_recorded, got_errors = _count(session / "session.sqlite")
+        recorded += got_recorded
+        errors += got_errors
+        for name in ARMS:
+            sent[name] += seq[name]
+        if run_paired:
+            per_run.append(statistics.median(run_paired))
     n = {k: len(v) for k, v in lat.items()}
     p50 = {k: _pct(v, 0.50) * 1000 for k, v in lat.items()}
     p99 = {k: _pct(v, 0.99) * 1000 for k, v in lat.items()}
@@ -191,6 +207,7 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100,
         "rps_ratio_met": ratio >= TARGET_RATIO,
         "rps_ratio_quartiles": " / ".join(
             f"{q:.2f}" for q in statistics.quantiles(paired["audited"], n=4)),
+        "rps_ratio_per_run": " ".join(f"{x:.3f}" for x in per_run),
         "rps_ratio_rounds": " ".join(f"{x:.2f}" for x in paired["audited"]),
         "rps_ratio_inline": round(statistics.median(paired["inline"]), 3),
         "p50_ms_plain": round(p50["plain"], 3), "p50_ms_audited": round(p50["audited"], 3),
@@ -215,9 +232,10 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100,
             "(kidaudit_worker=false: 'inline'). One keep-alive http.client connection per "
             "proxy; small JSON POSTs carrying an IMEI; each round runs the three back to back "
             "in a rotating order; a ratio is the median over rounds of plain's time / the "
-            "other's time for the same number of requests. The quartiles of the per-round "
-            "ratios show how much this machine's speed moves between rounds: a median near "
-            "the target can fall either side of it from one run to the next.",
+            "other's time for the same number of requests, pooled over several runs with fresh "
+            "proxies (rps_ratio_per_run: each run's own median). The quartiles and the "
+            "per-run medians show how much this machine's speed moves: one run's median "
+            "near the target can fall either side of it.",
             "proxy_cpu is the mitmdump process's own CPU time (/proc) per request: the cost "
             "on mitmproxy's event loop. worker_cpu is the analysis worker's, which runs at "
             "nice 19; on a machine with few cores it still competes with the proxy, the "
