@@ -293,8 +293,10 @@ class KidAudit:
             return
         lang = ctx.options.kidaudit_lang
         finished = self.analysis.finish(lang)
-        if finished is None:  # the worker died while writing: write them here
-            self.analysis = Inline(self._settings, self._reply)
+        if finished is None:  # the worker died while writing: take over, then write them here
+            again = self._take_over()
+            logger.error(f"kidaudit: analysis worker exited while writing the reports; "
+                         f"{again} messages it had not committed are analysed in-process")
             finished = self.analysis.finish(lang)
         _, count, report = finished
         logger.info(f"kidaudit: {count} findings; report {report}")
@@ -411,19 +413,24 @@ class KidAudit:
             self.analysis.send(msg)
 
     def _worker_died(self, code: int) -> None:
+        again = self._take_over()
+        text = (f"analysis worker exited with code {code}; analysis continues in the proxy's "
+                f"process, from the {again} messages the worker had not committed")
+        logger.error(f"kidaudit: {text}")
+        self._send(("error", "worker", text))
+
+    def _take_over(self) -> int:
         """The worker is gone: analysis goes on in this process, starting with what the
         worker had been sent but not committed (each message once: the stand-in reads how
-        far the worker's last commit got, and cuts ``flows.mitm`` back to it)."""
+        far the worker's last commit got, and cuts ``flows.mitm`` back to it). Returns how
+        many messages it was sent again."""
         assert self._settings is not None and isinstance(self.analysis, Worker)
         acked, sent = self.analysis.uncommitted()
         self.analysis = Inline(self._settings, self._reply, resume=True)
         again = sent[max(0, self.analysis.core.resumed - acked):]
-        text = (f"analysis worker exited with code {code}; analysis continues in the proxy's "
-                f"process, from the {len(again)} messages the worker had not committed")
-        logger.error(f"kidaudit: {text}")
         for msg in again:
             self.analysis.send(msg)
-        self._send(("error", "worker", text))
+        return len(again)
 
     def _analysis_error(self, e: Exception) -> None:
         text = error_text(e)
@@ -441,7 +448,7 @@ class KidAudit:
     def _save(self, flow) -> None:
         """Appended to flows.mitm by the analysis side, after the messages before it."""
         if self.analysis is not None:
-            self._send(("save", flow.get_state()))
+            self._send(("save", flow_state(flow, self._conns)))
 
     def _close(self) -> None:
         if self.analysis is not None:

@@ -162,6 +162,16 @@ def test_state_transmission_equals_transmission_and_leaves_the_state_whole() -> 
     assert tnetstring.dumps(state) == before  # still fit for the flow file
 
 
+@pytest.mark.parametrize("make", [tflow.ttcpflow, tflow.tudpflow, tflow.twebsocketflow,
+                                  lambda: tflow.tdnsflow(resp=True)],
+                         ids=["tcp", "udp", "websocket", "dns"])
+def test_flow_state_is_get_state_for_every_kind_of_flow(make) -> None:
+    from auditor.sources.mitm import ConnectionStates, flow_state
+
+    flow = make()
+    assert flow_state(flow, ConnectionStates()) == flow.get_state()
+
+
 @pytest.mark.parametrize("change", [
     pytest.param(lambda c: setattr(c, "timestamp_end", 946681299.0), id="closed"),
     pytest.param(lambda c: setattr(c, "sni", "other.example"), id="sni"),

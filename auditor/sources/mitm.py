@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mitmproxy import connection, dns, flowfilter, http, io, tcp, udp
 from mitmproxy.exceptions import FlowReadException
+from mitmproxy.flow import Flow
 
 from auditor.extract.payload import ClientHello, parse_dns
 from auditor.extract.watchproto import FrameSplitter, looks_like_watch
@@ -135,7 +136,7 @@ class _Stated:
         return self._state
 
 
-def flow_state(flow: http.HTTPFlow, conns: ConnectionStates) -> dict:
+def flow_state(flow: Flow, conns: ConnectionStates) -> dict:
     """``flow.get_state()``, with the connections' states from ``conns``. The result shares
     those dicts with the cache: pickle it (as the worker hand-off does), never mutate it."""
     client, server = flow.client_conn, flow.server_conn
