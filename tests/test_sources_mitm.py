@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mitmproxy import io
+from mitmproxy import http, io
 from mitmproxy.test import tflow
 
 from auditor.model import ConsentEvent
@@ -160,6 +160,45 @@ def test_state_transmission_equals_transmission_and_leaves_the_state_whole() -> 
     before = tnetstring.dumps(state)
     assert state_transmission(state, 3) == transmission(f, 3)
     assert tnetstring.dumps(state) == before  # still fit for the flow file
+
+
+def _request(method: str, target: str, headers: list[tuple[bytes, bytes]],
+             version: str = "HTTP/1.1", authority: str = "") -> http.Request:
+    req = http.Request.make(method, target, b"{}")
+    req.headers = http.Headers(headers)  # as sent: ``make`` would set its own Host
+    req.http_version = version
+    if authority:
+        req.authority = authority
+    return req
+
+
+@pytest.mark.parametrize("req", [
+    _request("POST", "http://api.acme-watch.example/v1/r?imei=1",
+             [(b"Host", b"api.acme-watch.example"), (b"Content-Type", b"application/json")]),
+    _request("GET", "http://10.0.0.2:8080/x", [(b"host", b"watch.example:8443")]),
+    _request("GET", "https://10.0.0.2/x", [(b"HOST", b"watch.example"),
+                                            (b"host", b"second.example")]),
+    _request("GET", "https://10.0.0.2:443/x", []),
+    _request("GET", "http://10.0.0.2:80/x", [(b"Host", b"")]),
+    _request("GET", "http://[2001:db8::1]:8080/x", [(b"Host", b"[2001:db8::1]:8080")]),
+    _request("OPTIONS", "http://10.0.0.2/*", [(b"Host", b"watch.example")]),
+    _request("GET", "https://10.0.0.2/h2", [(b"content-type", b"a"), (b"Content-Type", b"b")],
+             "HTTP/2.0", "h2.example:8443"),
+    _request("GET", "https://10.0.0.2/h2", [(b"Host", b"fallback.example")], "HTTP/2.0"),
+    _request("CONNECT", "http://tunnel.example:443/", [(b"Host", b"tunnel.example:443")]),
+    _request("GET", "http://10.0.0.2/x", [(b"Host", b"bad host:99999")]),
+], ids=["h1", "port", "first-host", "no-host", "empty-host", "ipv6", "asterisk", "h2",
+        "h2-host-header", "connect", "malformed"])
+def test_request_transmission_reads_host_and_url_as_mitmproxy_does(req: http.Request) -> None:
+    from auditor.sources.mitm import request_transmission
+
+    if req.method == "CONNECT":
+        req.authority = "tunnel.example:443"
+    req.timestamp_start = 1000.0
+    tx = request_transmission(req, 1, "f", None, False, "")
+    assert (tx.host, tx.url, tx.path) == (req.pretty_host, req.pretty_url, req.path)
+    assert tx.content_type == req.headers.get("content-type", "")
+    assert tx.size == sum(len(k) + len(v) + 4 for k, v in req.headers.items(multi=True)) + 2
 
 
 @pytest.mark.parametrize("make", [tflow.ttcpflow, tflow.tudpflow, tflow.twebsocketflow,
