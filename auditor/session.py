@@ -73,7 +73,9 @@ class Session:
         self._events_seen = max((i for i, _ in stored), default=0)
         self._own_events: set[int] = set()  # recorded here: already in the ledger
         self.ledger = timeline_ledger(self.plan, stored)
-        self.aggregator = Aggregator(RuleContext(profile, self.ledger), exact=False)
+        # Live alerts: the findings written at the end are judged again from the store.
+        self.aggregator = Aggregator(RuleContext(profile, self.ledger), exact=False,
+                                     consent=False)
         self._next_id = self.store.next_id()
 
     def _keep_copy(self, source: str, name: str) -> None:

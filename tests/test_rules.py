@@ -523,6 +523,14 @@ def test_findings_are_sorted_worst_first_and_record_the_consent_state() -> None:
     assert finding.rule == "CLEARTEXT_PI" and finding.consent == ("granted",)
 
 
+@pytest.mark.parametrize("consent, expected", [(True, ("granted",)), (False, ())])
+def test_the_live_aggregator_may_leave_consent_states_to_the_report(consent, expected) -> None:
+    agg = Aggregator(Case(events=(GRANT,)).context(), TWO, consent=consent)
+    (opened,) = agg.add(_obs(1, 5, (IMEI_C,), "http"))
+    assert (opened.rule, opened.consent) == ("CLEARTEXT_PI", expected)
+    assert [f.transmissions for f in agg.findings()] == [(1,)]
+
+
 def test_finding_ids_are_stable() -> None:
     assert finding_id("PRE_CONSENT_PI", "acme-watch.example", (IMEI_C,)) == "KA-5ba633fc7e"
     (finding,) = evaluate([_obs(1, 1, (IMEI_C,))], Case().context(), TWO[:1])
