@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # Transports whose payload anyone on the path can read (RULES.md CLEARTEXT_PI).
 CLEARTEXT_TRANSPORTS = frozenset({"http", "tcp", "udp", "dns", "mqtt"})
@@ -98,8 +99,9 @@ class Observation:
     # "firmware" (an update image is being fetched).
     tags: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def categories(self) -> frozenset[str]:
+        """Asked by most rules for every message: worked out once (the instance is frozen)."""
         return frozenset(d.category for d in self.detections)
 
 

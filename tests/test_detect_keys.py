@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.detect import Detector
 from auditor.detect.keys import (
     KEY_CONFIDENCE,
     KEY_LEXICON,
     LAT_KEYS,
+    PLACEHOLDERS,
     by_key,
     is_placeholder,
     key_of,
@@ -57,6 +62,18 @@ def test_tokens_split_camel_case_and_separators() -> None:
 ])
 def test_placeholders(value: str) -> None:
     assert is_placeholder(value)
+
+
+def _placeholder_by_definition(value: str) -> bool:
+    v = value.strip().lower()
+    core = re.sub(r"[^a-z0-9]", "", v)
+    return v in PLACEHOLDERS or (bool(core) and len(set(core)) == 1 and core[0] in "0f")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0fF1a-: .xX\u00a0\uff26", max_size=20) | st.text(max_size=20))
+def test_placeholder_shortcut_agrees_with_the_definition(value: str) -> None:
+    assert is_placeholder(value) == _placeholder_by_definition(value)
 
 
 @pytest.mark.parametrize("value", ["3c:5a:b4:01:02:03", "864536040123455", "Li Mei", "0.5"])

@@ -122,9 +122,11 @@ def tokens(key: str) -> tuple[str, ...]:
     return tuple(t for t in _SEPARATORS.split(_CAMEL.sub("_", key).lower()) if t)
 
 
+@lru_cache(maxsize=4096)
 def key_of(path: str) -> str:
     """The key a field sits under: the last path segment that is neither an index nor a
-    decoding layer (``body.json.contacts.0.phone`` -> ``phone``)."""
+    decoding layer (``body.json.contacts.0.phone`` -> ``phone``). Remembered: a device
+    sends the same few paths in every message, and each finder asks for the key."""
     for seg in reversed(path.split(".")):
         if seg and not seg.isdigit() and seg not in LAYER_SEGMENTS:
             return seg
@@ -190,6 +192,8 @@ def is_placeholder(value: str) -> bool:
     v = value.strip().lower()
     if v in PLACEHOLDERS:
         return True
+    if "0" not in v and "f" not in v:  # most values: no run of zeros or of f's to be
+        return False
     core = _NOT_ALNUM.sub("", v)
     return bool(core) and len(set(core)) == 1 and core[0] in "0f"
 

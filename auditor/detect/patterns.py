@@ -201,7 +201,7 @@ def _worth_a_look(value: str) -> tuple[bool, ...]:
     """Cheap guards, one per finder in FINDERS order, so the common field (a short word, a
     small number) skips the regexes and key lookups it cannot match: this runs on every
     field of every message on the proxy path."""
-    digits = sum(c.isdigit() for c in value)
+    digits = sum(map(str.isdigit, value))
     return (digits >= 15, digits >= 17, len(value) >= 12, "@" in value)
 
 
@@ -213,5 +213,5 @@ def find(f: Field, region: str = "CN") -> Iterator[Hit]:
     for finder, worth in zip(FINDERS, _worth_a_look(f.value), strict=True):
         if worth:
             yield from finder(f, key)
-    if sum(c.isdigit() for c in f.value) >= 7:  # the shortest number _PHONE accepts
+    if sum(map(str.isdigit, f.value)) >= 7:  # the shortest number _PHONE accepts
         yield from _phones(f, key, region)
