@@ -69,8 +69,8 @@ class Aggregator:
 
         ``consent=False`` leaves out the consent states a finding was judged under (its
         ``consent`` stays empty): live alerts do not show them, the report judges them again
-        from the whole timeline, and asking the ledger for each hit was a tenth of the
-        live worker's time per message."""
+        from the whole timeline, and asking the ledger for each hit was about a twentieth
+        of the live worker's time per message."""
         self.exact = exact
         self.consent = consent
         self.ctx = ctx
