@@ -39,6 +39,11 @@ CREATE INDEX IF NOT EXISTS detections_tx ON detections(transmission);
 """
 
 
+def _json(items: tuple[str, ...]) -> str:
+    """A tuple as a JSON list; most are empty, and json.dumps of nothing is not free."""
+    return json.dumps(list(items)) if items else "[]"
+
+
 def private_dir(path: Path) -> Path:
     """Session folders hold unmasked personal data: only the lab's own user may read them."""
     path.mkdir(parents=True, exist_ok=True)
@@ -111,13 +116,13 @@ class Store:
                 (tx.id, tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port, tx.method,
                  tx.url, int(tx.inspected), tx.size, tx.flow_id, tx.content_type,
                  r.domain, r.organization, r.party, r.country,
-                 tx.sni, int(tx.decrypted), json.dumps(list(tx.tls_versions)),
-                 json.dumps(list(tx.tls_ciphers)), r.sdk, r.sdk_type,
-                 json.dumps(list(obs.opaque)), json.dumps(list(obs.tags))))
+                 tx.sni, int(tx.decrypted), _json(tx.tls_versions),
+                 _json(tx.tls_ciphers), r.sdk, r.sdk_type,
+                 _json(obs.opaque), _json(obs.tags)))
             self.db.executemany(
                 "INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
                 [(d.transmission, d.category, d.method, d.location, d.field,
-                  json.dumps(list(d.encoding)), d.profile_key, d.value, d.confidence)
+                  _json(d.encoding), d.profile_key, d.value, d.confidence)
                  for d in obs.detections])
 
     def observations(self) -> list[Observation]:

@@ -7,6 +7,7 @@ Category sets are tables derived from ``auditor.categories`` (STYLE.md 5), never
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from auditor.categories import CATEGORIES, FAMILIES
@@ -60,8 +61,13 @@ def is_first_party(obs: Observation, ctx: RuleContext) -> bool:
     """The operator's own host: attributed so, or under a profile ``first_party`` domain."""
     if obs.recipient.party == "first":
         return True
-    hosts = [h for h in (obs.transmission.host, obs.recipient.domain) if h]
-    return any(matches_domain(h, fp) for h in hosts for fp in ctx.profile.first_party)
+    return _under(obs.transmission.host, obs.recipient.domain, ctx.profile.first_party)
+
+
+@lru_cache(maxsize=4096)
+def _under(host: str, domain: str, first_party: tuple[str, ...]) -> bool:
+    """Remembered: a handful of rules ask it of every message, about the same few hosts."""
+    return any(matches_domain(h, fp) for h in (host, domain) if h for fp in first_party)
 
 
 def is_third_party(obs: Observation, ctx: RuleContext) -> bool:

@@ -9,6 +9,7 @@ host gets one finding per rule whatever each message carried.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
@@ -57,6 +58,7 @@ def cleartext_pi(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
     return hit(sent(obs)) if cleartext(obs.transmission) else None
 
 
+@lru_cache(maxsize=4096)
 def _password_key(key: str) -> bool:
     key = re.sub(r"\[\d+\]$", "", key).strip()
     flat = re.sub(r"[\W_]+", "", key).lower()
