@@ -123,7 +123,9 @@ class Worker:
         self.alive = True
         self._ending = False  # finish/close sent: the worker's exit is expected, not a death
         # Sent but not yet reported committed: what a stand-in sends again if the worker dies.
-        self._sent: collections.deque[Message] = collections.deque()
+        # Kept as the frames written (one bytes object each, which the proxy's garbage
+        # collector never walks), not as the messages' dict trees.
+        self._sent: collections.deque[bytes] = collections.deque()
         self._acked = 0  # messages the worker reported committed
         self._send_frame(frame(settings))
         self._pump(lambda: self._ready is not None, STARTUP_S)
@@ -141,9 +143,10 @@ class Worker:
     def send(self, msg: Message) -> None:
         if not self.alive:
             raise WorkerError("the analysis worker is gone")
+        data = frame(msg)
         if msg[0] not in ("finish", "close"):
-            self._sent.append(msg)  # before the write: a write that fails is sent again
-        self._send_frame(frame(msg))
+            self._sent.append(data)  # before the write: a write that fails is sent again
+        self._send_frame(data)
         if len(self._out) > HIGH_WATER:  # the worker is far behind: let it catch up
             self._pump(lambda: len(self._out) <= HIGH_WATER // 2, None)
 
@@ -160,7 +163,8 @@ class Worker:
     def uncommitted(self) -> tuple[int, list[Message]]:
         """How many messages the worker reported committed, and those sent after them (the
         first of which it may have committed without having said so)."""
-        return self._acked, list(self._sent)
+        return self._acked, [pickle.loads(memoryview(data)[HEADER.size:])
+                             for data in self._sent]
 
     def close(self) -> None:
         if self.alive:
