@@ -73,9 +73,7 @@ class Session:
         self._events_seen = max((i for i, _ in stored), default=0)
         self._own_events: set[int] = set()  # recorded here: already in the ledger
         self.ledger = timeline_ledger(self.plan, stored)
-        # Live alerts: the findings written at the end are judged again from the store.
-        self.aggregator = Aggregator(RuleContext(profile, self.ledger), exact=False,
-                                     consent=False)
+        self.aggregator = self._live_aggregator()
         self._next_id = self.store.next_id()
 
     def _keep_copy(self, source: str, name: str) -> None:
@@ -128,8 +126,16 @@ class Session:
 
     # -- at the end -----------------------------------------------------------------------
     def write_outputs(self, *, lang: str = "en", reveal: bool = False) -> Outputs:
+        """The reports judge every transmission again from the store; the live alerts'
+        timeline (every observation of the session) is let go first, so the end of a
+        long session holds one copy of it, not two."""
+        self.aggregator = self._live_aggregator()
         return write_outputs(self.directory, self.store, self.profile, self.ledger,
                              lang=lang, reveal=reveal)
+
+    def _live_aggregator(self) -> Aggregator:
+        # Live alerts: the findings written at the end are judged again from the store.
+        return Aggregator(RuleContext(self.profile, self.ledger), exact=False, consent=False)
 
     def close(self) -> None:
         self.store.close()

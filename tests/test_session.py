@@ -58,3 +58,17 @@ def test_plan_events_land_in_the_store_once_with_their_source(tmp_path: Path):
     store, _, ledger = reopen(tmp_path / "s")
     assert len(ledger.events) == 3
     store.close()
+
+
+def test_the_reports_let_go_of_the_live_timeline_and_judge_from_the_store(tmp_path: Path):
+    profile = Profile(first_party=("acme-watch.example",))
+    session = Session(tmp_path / "s", profile, None)
+    tx = Transmission(id=1, ts=5.0, transport="http", host="api.acme-watch.example", port=80,
+                      method="POST", url="http://api.acme-watch.example/r?imei=864536040123455",
+                      path="/r?imei=864536040123455")
+    _, opened = session.observe(tx)
+    assert opened and session.aggregator.findings()
+    out = session.write_outputs()
+    assert session.aggregator.findings() == []  # the live copy is gone
+    assert {f.rule for f in out.findings} == {f.rule for f in opened}
+    session.close()
