@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,22 @@ def test_observation_is_visible_to_another_connection_before_close(tmp_path: Pat
     assert writer.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     reader.close()
     writer.close()
+
+
+def test_a_session_read_back_shares_what_repeats_from_row_to_row(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    sent = [_obs(i) for i in (1, 2, 3)]
+    sent.append(Observation(replace(sent[0].transmission, id=4, ts=200.0, tls_versions=(
+        "TLSv1.0",)), Recipient("b.example"), (), ("body: opaque",), ("firmware",)))
+    for obs in sent:
+        store.add_observation(obs)
+    back = store.observations()
+    assert back == sent
+    a, b, c, other = back
+    assert a.recipient is b.recipient is c.recipient and a.recipient is not other.recipient
+    assert a.transmission.host is b.transmission.host
+    assert a.detections[0].encoding is b.detections[0].encoding
+    store.close()
 
 
 def test_events_round_trip_and_poll_since(tmp_path: Path) -> None:
