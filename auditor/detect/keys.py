@@ -192,7 +192,7 @@ def is_placeholder(value: str) -> bool:
     v = value.strip().lower()
     if v in PLACEHOLDERS:
         return True
-    if "0" not in v and "f" not in v:  # most values: no run of zeros or of f's to be
+    if "0" not in v and "f" not in v:  # all-0 or all-f needs one of them: most values go here
         return False
     core = _NOT_ALNUM.sub("", v)
     return bool(core) and len(set(core)) == 1 and core[0] in "0f"
