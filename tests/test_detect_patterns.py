@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.detect import Detector
+from auditor.detect import MEMO_SIZE, MEMO_VALUE, Detector
 from auditor.detect.patterns import (
     CONFIDENCE,
     CONFIDENCE_WITH_KEY,
@@ -165,3 +165,43 @@ def test_many_fields_cost_linear_time() -> None:
     found = Detector(Profile()).detect(tx(), fields)
     assert time.monotonic() - start < 20
     assert len(found) == 15_000
+
+
+MEMO_CASES = [
+    pytest.param([Field("header", "header.content-type", "application/json"),
+                  Field("body", "body.json.imei", IMEI),
+                  Field("body", "body.json.phone", PHONES[0]),
+                  Field("body", "body.json.mac", "aa:bb:cc:dd:ee:f1"),
+                  Field("body", "body.json.email", "kid@example.com"),
+                  Field("body", "body.json.lat", "39.98312"),
+                  Field("body", "body.json.lon", "116.30791")], id="a-message"),
+    pytest.param([Field("body", "body.json.d", IMEI, ("base64",)),
+                  Field("query", "body.json.d", IMEI, ()),
+                  Field("body", "body.json.d", IMEI, ())],
+                 id="same-path-and-value-other-layers"),
+    pytest.param([Field("body", "body.json.imei", IMEI), Field("body", "body.json.n", IMEI),
+                  Field("body", "body.json.name", "Lily"), Field("body", "body.json.x", "Lily")],
+                 id="same-value-other-keys"),
+    pytest.param([Field("body", "body.text", "x" * MEMO_VALUE + " " + IMEI)],
+                 id="longer-than-remembered"),
+]
+
+
+@pytest.mark.parametrize("fields", MEMO_CASES)
+def test_a_remembered_field_reads_as_a_fresh_one(fields: list[Field]) -> None:
+    """Readings are remembered per whole field (location, path, value and layers): the next
+    message's detections carry its own id and each field's own place, exactly as a detector
+    that had never seen them would report."""
+    remembering = Detector(Profile())
+    remembering.detect(tx(id=1), fields)
+    again = remembering.detect(tx(id=2), fields)
+    assert again == Detector(Profile(), memo=0).detect(tx(id=2), fields)
+    assert again and {d.transmission for d in again} == {2}
+
+
+def test_the_memo_keeps_short_fields_only_and_is_bounded() -> None:
+    detector = Detector(Profile())
+    long = Field("body", "body.text", "x" * MEMO_VALUE + " " + IMEI)
+    detector.detect(tx(), [long, Field("body", "body.json.imei", IMEI)])
+    assert detector._remembered.cache_info().currsize == 1
+    assert detector._remembered.cache_info().maxsize == MEMO_SIZE

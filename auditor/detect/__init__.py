@@ -8,6 +8,7 @@ Three detectors, most trusted first (DESIGN.md "detect"): known values the lab s
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from auditor.detect import keys, patterns
 from auditor.detect.cell import find_cells
@@ -28,15 +29,23 @@ METHOD_RANK: dict[str, int] = {"known": 0, "pattern": 1, "key": 2}
 MAX_SCAN = 64 * 1024
 # A field holds one position: a seeded one makes any pattern reading of it redundant.
 POINT = frozenset({"location.precise", "location.coarse"})
+# A field's pattern and key readings depend on the field alone, and a device sends the same
+# fields message after message (its headers, identifiers and settings): the readings of
+# short fields are remembered, per session and bounded.
+MEMO_VALUE = 256  # characters
+MEMO_SIZE = 8192  # fields
+Reading = tuple[str, str, str, float]  # method, category, value, confidence
 
 
 class Detector:
     """Everything built once per session from the profile (the automaton above all)."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, memo: int = MEMO_SIZE) -> None:
+        """``memo``: how many short fields' readings to remember (0: none)."""
         self.profile = profile
         self.known = KnownValues.from_profile(profile)
         self.region = profile.jurisdiction or "CN"
+        self._remembered = lru_cache(maxsize=memo)(self.readings)
 
     def detect(self, tx: Transmission, fields: list[Field]) -> list[Detection]:
         fields = [f for f in fields if f.location not in NOT_VALUES]
@@ -50,13 +59,19 @@ class Detector:
         found.extend(find_media(tx.id, fields))
         found.extend(find_coordinate_pairs(tx.id, short))
         for f in short:
-            for category, value, confidence in patterns.find(f, self.region):
-                found.append(Detection(tx.id, category, "pattern", f.location, f.path,
-                                       f.encoding, "", value, confidence))
-            for category, value in keys.by_key(f):
-                found.append(Detection(tx.id, category, "key", f.location, f.path,
-                                       f.encoding, "", value, keys.KEY_CONFIDENCE))
+            read = self._remembered(f) if len(f.value) <= MEMO_VALUE else self.readings(f)
+            found += [Detection(tx.id, category, method, f.location, f.path, f.encoding, "",
+                                value, confidence)
+                      for method, category, value, confidence in read]
         return dedupe(found)
+
+    def readings(self, f: Field) -> tuple[Reading, ...]:
+        """The validated patterns in one field, then what its key name says it holds."""
+        out = [("pattern", category, value, confidence)
+               for category, value, confidence in patterns.find(f, self.region)]
+        out += [("key", category, value, keys.KEY_CONFIDENCE)
+                for category, value in keys.by_key(f)]
+        return tuple(out)
 
 
 def _core(value: str) -> str:
