@@ -134,7 +134,8 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int 
     ``budget_s`` runs out."""
     lat: dict[str, list[float]] = {k: [] for k in ARMS}
     cpu = {k: 0.0 for k in ARMS}
-    worker_cpu = 0.0
+    worker_cpu = 0.0  # the worker's CPU time inside the audited rounds (and 0.1 s after)
+    worker_all = 0.0  # ... from the first timed round to the last, whatever was running
     sent = {k: 0 for k in ARMS}
     paired: dict[str, list[float]] = {"audited": [], "inline": []}
     per_run: list[float] = []
@@ -165,6 +166,7 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int 
                 for name, proxy in proxies.items():
                     seq[name] += len(_batch(proxy.port, cloud.http_addr, warmup, 0))
                 time.sleep(0.5)  # the worker finishes the warm-up before anything is timed
+                w_first = sum(_cpu_s(w) for w in workers)
                 for r in range(rounds):
                     took = {}
                     for name in ARMS[r % 3:] + ARMS[:r % 3]:
@@ -185,6 +187,7 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int 
                     done_rounds += 1
                     if time.monotonic() > deadline:
                         break
+                worker_all += sum(_cpu_s(w) for w in workers) - w_first
             finally:
                 for proxy in proxies.values():
                     proxy.stop()
@@ -221,6 +224,8 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int 
         "proxy_cpu_ms_per_request_audited": round(cpu["audited"] / n["audited"] * 1000, 3),
         "proxy_cpu_ms_per_request_inline": round(cpu["inline"] / n["inline"] * 1000, 3),
         "worker_cpu_ms_per_request": round(worker_cpu / n["audited"] * 1000, 3),
+        "worker_cpu_ms_per_request_outside_audited_rounds": round(
+            (worker_all - worker_cpu) / n["audited"] * 1000, 3),
         "load_average_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "transmissions_committed": recorded,
         "transmissions_sent_through_addon": sent["audited"],
@@ -238,8 +243,11 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int 
             "near the target can fall either side of it.",
             "proxy_cpu is the mitmdump process's own CPU time (/proc) per request: the cost "
             "on mitmproxy's event loop. worker_cpu is the analysis worker's, which runs at "
-            "nice 19; on a machine with few cores it still competes with the proxy, the "
-            "client and the cloud, which all run here too.",
+            "nice 19 (its process and its autogroup); on a machine with few cores it still "
+            "competes with the proxy, the client and the cloud, which all run here too. "
+            "worker_cpu_..._outside_audited_rounds is what it spent while the other proxies "
+            "were timed: a worker that put off its work would slow the plain rounds and "
+            "flatter the ratio, and this figure would show it.",
             "Figures from a loaded machine (load average above the core count) are not the "
             "tool's cost: re-run on an idle machine before quoting them.",
             "transmissions_committed counts rows in the audited session.sqlite: every request "
