@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from auditor.demo.cloud import LocalCloud
+from auditor.sources.worker import GATHER_S
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDON = ROOT / "addons" / "kidaudit.py"
@@ -134,7 +135,7 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int 
     ``budget_s`` runs out."""
     lat: dict[str, list[float]] = {k: [] for k in ARMS}
     cpu = {k: 0.0 for k in ARMS}
-    worker_cpu = 0.0  # the worker's CPU time inside the audited rounds (and 0.1 s after)
+    worker_cpu = 0.0  # the worker's CPU time inside the audited rounds (and its last batch)
     worker_all = 0.0  # ... from the first timed round to the last, whatever was running
     sent = {k: 0 for k in ARMS}
     paired: dict[str, list[float]] = {"audited": [], "inline": []}
@@ -175,8 +176,8 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int 
                         t0 = time.perf_counter()
                         got = _batch(proxy.port, cloud.http_addr, per_round, seq[name])
                         took[name] = time.perf_counter() - t0
-                        if name == "audited":
-                            time.sleep(0.1)  # its worker's last batch is part of its cost
+                        if name == "audited":  # its worker's last batch is part of its cost
+                            time.sleep(GATHER_S + 0.1)
                             worker_cpu += sum(_cpu_s(w) for w in workers) - w0
                         cpu[name] += _cpu_s(proxy.proc.pid) - c0
                         lat[name] += got
