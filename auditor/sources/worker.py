@@ -52,9 +52,10 @@ NICE = 19  # the lowest CPU share: see _step_aside
 AUTOGROUP_TRIES = 5
 STARTUP_S = 60.0  # the worker imports the pipeline and opens the store
 # The worker lets messages gather this long before it reads them: each batch has a cost
-# whatever its size (a wake-up on cold caches, a commit, a checkpoint, a flush). Measured with bench/proxy_overhead.py's method (40 rounds, 2 CPUs): 5 / 20 / 100 ms
-# gave 1.64 / 1.23 / 0.98 ms of worker CPU per request. A live alert comes at most this much
-# later; nothing waits on it, and what is in the pipe is committed even if the proxy dies.
+# whatever its size (a wake-up on cold caches, a commit, a checkpoint, a flush). Measured
+# with bench/proxy_overhead.py's method (40 rounds, 2 CPUs): 5 / 20 / 100 ms gave 1.64 /
+# 1.23 / 0.98 ms of worker CPU per request. A live alert comes at most this much later;
+# nothing waits on it, and what is in the pipe is committed even if the proxy dies.
 GATHER_S = 0.1
 HIGH_WATER = 32 * 1024 * 1024  # bytes queued for a worker that has fallen behind: wait
 READ_CHUNK = 1 << 20
