@@ -103,8 +103,7 @@ class Session:
         self.store.add_observation(obs)
         # The timeline rules keep every observation: without its body, so memory follows
         # the number of messages, not their size.
-        kept = Observation(_without_content(obs.transmission), obs.recipient, obs.detections,
-                           obs.opaque, obs.tags)
+        kept = replace(obs, transmission=_without_content(obs.transmission))
         return obs, self.aggregator.add(kept)
 
     def record_event(self, ev: ConsentEvent) -> None:
