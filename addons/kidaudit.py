@@ -294,9 +294,9 @@ class KidAudit:
         lang = ctx.options.kidaudit_lang
         finished = self.analysis.finish(lang)
         if finished is None:  # the worker died while writing: take over, then write them here
-            again = self._take_over()
-            logger.error(f"kidaudit: analysis worker exited while writing the reports; "
-                         f"{again} messages it had not committed are analysed in-process")
+            assert isinstance(self.analysis, Worker)
+            code = self.analysis.proc.returncode
+            self._worker_died(-1 if code is None else code, " while writing the reports")
             finished = self.analysis.finish(lang)
         _, count, report = finished
         logger.info(f"kidaudit: {count} findings; report {report}")
@@ -412,10 +412,12 @@ class KidAudit:
         except WorkerError:  # died just now: ``_worker_died`` has put the analysis in-process
             self.analysis.send(msg)
 
-    def _worker_died(self, code: int) -> None:
+    def _worker_died(self, code: int, during: str = "") -> None:
+        """Take over, and say so under the report's coverage as well as in the log: a lab
+        reading only the report must see that the analysis changed process."""
         again = self._take_over()
-        text = (f"analysis worker exited with code {code}; analysis continues in the proxy's "
-                f"process, from the {again} messages the worker had not committed")
+        text = (f"analysis worker exited with code {code}{during}; analysis continues in the "
+                f"proxy's process, from the {again} messages the worker had not committed")
         logger.error(f"kidaudit: {text}")
         self._send(("error", "worker", text))
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from mitmproxy.http import Headers
 from mitmproxy.test import taddons, tflow
 
 from auditor.sources.mitm import load_addon_class
+from auditor.sources.worker import Worker
 from auditor.store import Store
 
 IMEI = "864536040123455"
@@ -130,6 +134,29 @@ def test_mark_command_and_polled_cli_marks_reach_the_ledger(tmp_path, profile):
         actions = [(e.action, e.source) for e in addon.analysis.core.session.ledger.events]
         addon.done()
     assert actions == [("grant", "cli"), ("phase", "command")]
+
+
+def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_path, profile):
+    """The worker killed after its last message and before ``done``: the proxy notices only
+    when it asks for the reports. It writes them itself, and the report says why."""
+    async def main() -> tuple[str, int]:
+        addon = load_addon_class()()
+        with taddons.context(addon) as tctx:  # a running loop: the addon starts its worker
+            _configured(tctx, addon, profile, tmp_path / "s")
+            worker = addon.analysis
+            assert isinstance(worker, Worker)
+            for i in range(3):
+                _through(addon, _flow(json.dumps({"imei": IMEI, "seq": i}).encode()))
+            os.kill(worker.proc.pid, signal.SIGKILL)
+            worker.proc.wait(timeout=30)  # dead; the loop has not run, so nothing has noticed
+            addon.done()
+            return type(addon.analysis).__name__, worker.proc.returncode
+
+    assert asyncio.run(main()) == ("NoneType", -signal.SIGKILL)
+    doc = json.loads((tmp_path / "s" / "findings.json").read_text())
+    errors = [(e["stage"], e["message"]) for e in doc["coverage"]["errors"]]
+    assert [k for k, m in errors if "while writing the reports" in m] == ["worker"], errors
+    assert len(doc["transmissions"]) == 3  # each message once: committed or sent again
 
 
 # -- raw transports: TCP, UDP, WebSocket, DNS, TLS ------------------------------------------
