@@ -295,8 +295,7 @@ class KidAudit:
         finished = self.analysis.finish(lang)
         if finished is None:  # the worker died while writing: take over, then write them here
             assert isinstance(self.analysis, Worker)
-            code = self.analysis.proc.returncode
-            self._worker_died(-1 if code is None else code, " while writing the reports")
+            self._worker_died(self.analysis.exit_code, " while writing the reports")
             finished = self.analysis.finish(lang)
         _, count, report = finished
         logger.info(f"kidaudit: {count} findings; report {report}")

@@ -166,6 +166,12 @@ class Worker:
         self._stop()
         return self._finished
 
+    @property
+    def exit_code(self) -> int:
+        """How the worker process ended (negative: the signal that ended it); -1 while it
+        has not been reaped."""
+        return -1 if self.proc.returncode is None else self.proc.returncode
+
     def uncommitted(self) -> tuple[int, list[Message]]:
         """How many messages the worker reported committed, and those sent after them (the
         first of which it may have committed without having said so)."""
@@ -262,7 +268,7 @@ class Worker:
             return
         self._stop()
         if not self._ending and self._ready is not None and self._ready[0] == "ready":
-            self._on_death(self.proc.returncode if self.proc.returncode is not None else -1)
+            self._on_death(self.exit_code)
 
     def _stop(self) -> None:
         """Detach from the loop, close our ends (EOF tells the worker to finish) and reap."""
