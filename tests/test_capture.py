@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -70,9 +71,11 @@ def test_capture_with_mitmweb_shows_marked_commented_flows(tmp_path: Path) -> No
                                "--set", "web_open_browser=false", web=True)
         try:
             port = listening_port(proc)
-            wait_for_line(proc, r"Web server listening")
+            # mitmweb 11.1+ prints its address with the token its API wants ("...:8081/?token=
+            # ..."); 11.0 prints none and wants none. The lab opens the address as printed.
+            printed = wait_for_line(proc, r"Web server listening at (\S+)").group(1)
             _send(port, cloud)
-            flows = _flows_once_marked(web)
+            flows = _flows_once_marked(printed)
         finally:
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=30)
@@ -81,11 +84,13 @@ def test_capture_with_mitmweb_shows_marked_commented_flows(tmp_path: Path) -> No
     assert (session / "report.html").is_file()
 
 
-def _flows_once_marked(web: int, attempts: int = 100) -> list[dict]:
+def _flows_once_marked(printed: str, attempts: int = 100) -> list[dict]:
     """mitmweb's flow list, read again (at most ``attempts`` times, 0.1 s apart) until a
-    flow is marked: the worker's result arrives just after the response has gone."""
+    flow is marked: the worker's result arrives just after the response has gone.
+    ``printed`` is the address mitmweb printed; its query (the token, if any) goes along."""
+    url = urllib.parse.urlsplit(printed)._replace(path="/flows").geturl()
     for _ in range(attempts):
-        with urllib.request.urlopen(f"http://127.0.0.1:{web}/flows", timeout=10) as r:
+        with urllib.request.urlopen(url, timeout=10) as r:
             flows = json.load(r)
         if any(f["marked"] for f in flows):
             break
