@@ -10,9 +10,10 @@ samples named in each case's ``source`` (see PROVENANCE below).
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import json
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -112,6 +113,23 @@ def digest(name: str, value: str) -> str:
 def b64(value: str | bytes) -> str:
     raw = value.encode() if isinstance(value, str) else value
     return base64.b64encode(raw).decode()
+
+
+def gzipped(data: bytes) -> bytes:
+    """A gzip member that is byte for byte the same on every interpreter and zlib build, so
+    suite.json is too: gzip.compress's header changed in Python 3.13 (OS byte 255, not 3) and
+    zlib-ng finds other back-references than zlib. Header: no time, no name, OS 255
+    ("unknown"). Body: one fixed-Huffman deflate block of literals only (RFC 1951 3.2.6),
+    which every inflater reads and which, unlike stored blocks, does not show the text."""
+    acc, n = 0b011, 3  # BFINAL=1, BTYPE=01; fields are packed from the low bit up
+    for sym in (*data, 256):  # 256: end of block
+        code, width = ((0x30 + sym, 8) if sym < 144 else (0x190 + sym - 144, 9)
+                       if sym < 256 else (0, 7))
+        acc |= int(f"{code:0{width}b}"[::-1], 2) << n  # Huffman codes go high bit first
+        n += width
+    deflate = acc.to_bytes((n + 7) // 8, "little")
+    return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + deflate
+            + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF))
 
 
 def exp(category: str, field: str, encoding: str = "plain") -> dict[str, str]:
@@ -506,7 +524,7 @@ def sdk_cases() -> None:
               {"crc": "1221385162", "gzip": "0", "data_list": plain},
               [exp("identifier.android_id", f"body.form.data_list.*0.{f}", "base64+json")
                for f in sensors_fields])
-    packed = b64(gzip.compress(json.dumps(events).encode(), mtime=0))
+    packed = b64(gzipped(json.dumps(events).encode()))
     form_case("sdk-sensorsdata-gzip", "sensorsdata",
               {"crc": "1221385162", "gzip": "1", "data_list": packed},
               [exp("identifier.android_id", f"body.form.data_list.*0.{f}", "base64+gzip+json")
@@ -676,7 +694,7 @@ def carrier_cases() -> None:
     doc = {"dev": {"imei": IMEI, "bat": 87}}
     case("carrier-gzip-body", "own", [{**imei, "encoding": "gzip"}], method="POST",
          content_type="application/octet-stream",
-         body_b64=b64(gzip.compress(json.dumps(doc).encode(), mtime=0)),
+         body_b64=b64(gzipped(json.dumps(doc).encode())),
          note="a gzip body the server did not announce with Content-Encoding")
     case("carrier-msgpack", "own", [{**imei, "encoding": "msgpack"}], method="POST",
          content_type="application/x-msgpack", body_b64=b64(msgpack.packb(doc)))
