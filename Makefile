@@ -1,4 +1,6 @@
-# Every target bootstraps .venv from nothing: a fresh machine needs only Python 3.11, pip and venv.
+# Every target bootstraps .venv from nothing: a fresh machine needs only Python 3.11 or newer,
+# pip and venv. Another interpreter gets its own venv, e.g. (as .ci/run does)
+#   make test PYTHON=python3.13 VENV=.venv-py3.13
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -28,4 +30,4 @@ bench: $(BIN)/kidaudit
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) reports/demo build *.egg-info
+	rm -rf .venv .venv-* reports/demo build *.egg-info
