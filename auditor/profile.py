@@ -4,6 +4,14 @@ Both files are read as YAML *nodes* (``yaml.compose``), never constructed object
 reasons: every error can name its line, and every value keeps the text the lab wrote. A
 constructed document would turn an IMEI into an int, ``0123`` into 83 (YAML 1.1 octal),
 ``+8613800138000`` into a number and ``jurisdiction: NO`` (Norway) into ``False``.
+
+A seeded value is checked twice. Its *format* (15 digits for an IMEI) always. Then whether
+it is *plausible*: an IMEI's and an ICCID's Luhn digit, an IMSI's country code, a phone
+number's numbering plan. A value failing those is nearly always a typo, and a typo is worse
+than an error: the value and its digests are looked for as written, and the leak of the
+real one is missed. Some devices do report irregular values (test SIMs, engineering IMEIs,
+lab numbers): the profile's ``irregular:`` lists the keys whose plausibility checks to skip,
+for example ``irregular: [identifiers.imei, contacts.phone]``.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn
 
+import phonenumbers
 import yaml
 
 from auditor.categories import (
@@ -33,6 +43,10 @@ from auditor.categories import (
     is_category_spec,
 )
 from auditor.model import ConsentEvent
+
+# The region a phone number written without ``+`` is read in when the profile names no
+# jurisdiction; the detectors read such numbers the same way (``profile.jurisdiction or "CN"``).
+DEFAULT_REGION = "CN"
 
 
 class ConfigError(Exception):
@@ -88,6 +102,9 @@ class Profile:
     credentials: tuple[Credential, ...] = ()
     first_party: tuple[str, ...] = ()
     jurisdiction: str = ""
+    # dotted keys (identifiers.imei, contacts.phone) the lab vouched for: their values passed
+    # the format checks but not the checksum / MCC / numbering-plan ones
+    irregular: frozenset[str] = frozenset()
     source: str = ""  # the file it came from
 
     def __hash__(self) -> int:
@@ -135,6 +152,8 @@ def load_profile(path: str) -> Profile:
     with _located(path):
         sections = _mapping(root, "", _PROFILE_SECTIONS)
         parsed = {key: _PROFILE_SECTIONS[key](node, key) for key, node in sections.items()}
+        _check_plausible(sections, parsed.get("irregular", frozenset()),
+                         parsed.get("jurisdiction", ""))
     return Profile(**parsed, source=path)
 
 
@@ -519,6 +538,126 @@ def _country(node: yaml.Node, path: str) -> str:
     return text.upper()
 
 
+# --------------------------------------------------------------------------- plausibility
+#
+# Checks beyond a value's format, run once the whole file is read: a phone number's depends
+# on the jurisdiction, and each one on ``irregular:``, wherever in the file those stand. They
+# walk the nodes the section readers have already accepted, so only these checks fail here.
+# Each returns what is wrong with the text ("" for nothing), given the jurisdiction ("" for
+# none); the format check has already passed.
+
+
+def _patterns() -> ModuleType:
+    """The pattern detector's own checks, so that the profile and the detector agree on what
+    a valid IMEI, ICCID and IMSI is. Imported when used: ``auditor.detect`` imports this
+    module."""
+    from auditor.detect import patterns
+    return patterns
+
+
+def _imei_problem(text: str, jurisdiction: str) -> str:
+    return "" if _patterns().luhn(text) else "fails the Luhn check (a typo?)"
+
+
+def _iccid_problem(text: str, jurisdiction: str) -> str:
+    """As the ICCID detector (``patterns.is_iccid``) checks: the Luhn digit over all of an
+    18-20 digit ICCID, a final F filler aside. Other lengths have no check digit to test."""
+    digits = text.rstrip("Ff")
+    if not 18 <= len(digits) <= 20 or _patterns().luhn(digits):
+        return ""
+    return "fails the Luhn check (a typo?)"
+
+
+def _imsi_problem(text: str, jurisdiction: str) -> str:
+    if int(text[:3]) in _patterns().MCC:  # the table the IMSI detector checks against
+        return ""
+    return f"starts with {text[:3]}, which is not a mobile country code (a typo?)"
+
+
+def _phone_problem(text: str, jurisdiction: str) -> str:
+    """``phonenumbers``' verdict on the number read as the detectors read it: a number
+    without + in the jurisdiction's numbering plan, or in DEFAULT_REGION's if none is set."""
+    region = jurisdiction or DEFAULT_REGION
+    try:
+        valid = phonenumbers.is_valid_number(phonenumbers.parse(text, region))
+    except phonenumbers.NumberParseException:
+        valid = False
+    if valid:
+        return ""
+    if text.lstrip().startswith("+"):
+        return "is not a valid phone number (a typo?)"
+    read_in = "the jurisdiction" if jurisdiction else "assumed when no jurisdiction is set"
+    return (f"is not a valid phone number in {region}, {read_in} (a typo? a number from "
+            "elsewhere needs + and its country code)")
+
+
+# dotted key -> (its plausibility check, who would vouch for an irregular value). The keys
+# are what ``irregular:`` may list; a list entry's key has no index (contacts.phone).
+_PLAUSIBLE: dict[str, tuple[Callable[[str, str], str], str]] = {
+    "identifiers.imei": (_imei_problem, "the device really reports it"),
+    "identifiers.imsi": (_imsi_problem, "the SIM really reports it"),
+    "identifiers.iccid": (_iccid_problem, "the SIM really reports it"),
+    "identifiers.phone": (_phone_problem, "the SIM really has that number"),
+    "contacts.phone": (_phone_problem, "the number is really in use"),
+}
+
+
+# Seeded keys with no more than a format check: nothing for ``irregular:`` to skip.
+_UNCHECKED = frozenset({
+    *(f"identifiers.{key}" for key in IDENTIFIER_KEYS), *(f"child.{key}" for key in CHILD_KEYS),
+    "contacts.name", "credentials.password", "location.wifi",
+}) - _PLAUSIBLE.keys()
+
+
+def _irregular(node: yaml.Node, path: str) -> frozenset[str]:
+    """The dotted keys whose plausibility checks the lab asks to skip (one or a list); any
+    other entry is an error, a typo above all, as with any other key."""
+    out = set()
+    for item, where in _items(node, path):
+        text = _nonempty(item, where)
+        if text in _UNCHECKED:
+            _fail(item, where, f"{_show(text)} has no checksum, MCC or numbering-plan check to "
+                               f"skip (keys that have one: {_allowed(_PLAUSIBLE)})")
+        if text not in _PLAUSIBLE:
+            # ``imei`` for identifiers.imei: too short a word for difflib to call it close
+            ends = [key for key in _PLAUSIBLE if key.endswith("." + text)]
+            hint = _did_you_mean(text, _PLAUSIBLE) or (
+                f"; did you mean {ends[0]}?" if len(ends) == 1 else "")
+            _fail(item, where, f"{_show(text)} is not a key with checks to skip{hint} "
+                               f"(allowed: {_allowed(_PLAUSIBLE)})")
+        out.add(text)
+    return frozenset(out)
+
+
+def _values_of(sections: Mapping[str, yaml.Node], key: str) -> Iterator[tuple[yaml.Node, str]]:
+    """(node, path) of every value a dotted key names: each of identifiers.imei's values,
+    the phone of each entry of contacts."""
+    section, name = key.split(".")
+    if section not in sections:
+        return
+    node = sections[section]
+    entries = _list(node, section) if isinstance(node, yaml.SequenceNode) else [(node, section)]
+    for entry, where in entries:
+        for key_node, value in entry.value:
+            if key_node.value == name:
+                yield from _items(value, _join(where, name))
+
+
+def _check_plausible(sections: Mapping[str, yaml.Node], irregular: frozenset[str],
+                     jurisdiction: str) -> None:
+    """The first value in the file failing its plausibility check, as an error that names
+    the way to accept it."""
+    checked = sorted(((node, where, key) for key in _PLAUSIBLE if key not in irregular
+                      for node, where in _values_of(sections, key)),
+                     key=lambda one: one[0].start_mark.index)
+    for node, where, key in checked:
+        check, who = _PLAUSIBLE[key]
+        problem = check(node.value, jurisdiction)
+        if problem:
+            _fail(node, where, f"{_show(node.value)} {problem}; if {who}, "
+                               f"list {key} under irregular:")
+
+
 _PROFILE_SECTIONS: dict[str, Callable[[yaml.Node, str], Any]] = {
     "device": _read_device,
     "identifiers": _seeded(IDENTIFIER_KEYS),
@@ -528,6 +667,7 @@ _PROFILE_SECTIONS: dict[str, Callable[[yaml.Node, str], Any]] = {
     "credentials": _each(_read_credential),
     "first_party": _domains,
     "jurisdiction": _country,
+    "irregular": _irregular,
 }
 
 

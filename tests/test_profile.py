@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from auditor.categories import CATEGORIES
+from auditor.detect import patterns
 from auditor.model import ConsentEvent
 from auditor.profile import (
     Cell,
@@ -36,7 +37,7 @@ MAPPED_AS_IN_A_PCAP = _ip6(ipaddress.IPv6Address("::ffff:10.0.0.1").packed)
 PROFILE = """\
 device: {name: "Acme Kids Watch K2", kind: smartwatch, firmware: "1.4.2", ca_trusted: false,
          ip: ["192.168.50.23", "FE80:0:0::1"]}
-identifiers: {imei: 860000000000001, imsi: 460001234567890, iccid: 8986001234567890123F,
+identifiers: {imei: 860000000000009, imsi: 460001234567890, iccid: 8986001234567890120F,
               serial: AK2-0001, mac: "aa:bb:cc:dd:ee:ff", android_id: 9774d56d682e549c,
               advertising_id: "38400000-8cf0-11bd-b23e-10b96e40000d",
               phone: +8613800138000}
@@ -92,9 +93,9 @@ def test_profile_example_loads_as_written(tmp_path, monkeypatch):
         device=Device(name="Acme Kids Watch K2", kind="smartwatch", firmware="1.4.2",
                       ca_trusted=False, ip=("192.168.50.23", "fe80::1")),
         identifiers={
-            "imei": ("860000000000001",),
+            "imei": ("860000000000009",),
             "imsi": ("460001234567890",),
-            "iccid": ("8986001234567890123F",),
+            "iccid": ("8986001234567890120F",),
             "serial": ("AK2-0001",),
             "mac": ("aa:bb:cc:dd:ee:ff",),
             "android_id": ("9774d56d682e549c",),
@@ -128,9 +129,9 @@ def test_empty_mapping_is_a_profile_with_defaults(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("text", "attribute", "expected"), [
     # a list of values for one key, and YAML that would otherwise change the value
-    ("identifiers: {imei: [860000000000001, '860000000000019']}", "identifiers",
-     {"imei": ("860000000000001", "860000000000019")}),
-    ("identifiers: {imei: 012345678901234}", "identifiers", {"imei": ("012345678901234",)}),
+    ("identifiers: {imei: [860000000000009, '860000000000017']}", "identifiers",
+     {"imei": ("860000000000009", "860000000000017")}),
+    ("identifiers: {imei: 012345678901237}", "identifiers", {"imei": ("012345678901237",)}),
     ("identifiers: {mac: [aabbccddeeff, aabb.ccdd.eeff, AA-BB-CC-DD-EE-FF]}", "identifiers",
      {"mac": ("aabbccddeeff", "aabb.ccdd.eeff", "AA-BB-CC-DD-EE-FF")}),
     ("identifiers: {phone: '(010) 6275-1234'}", "identifiers", {"phone": ("(010) 6275-1234",)}),
@@ -216,9 +217,9 @@ def test_plan_defaults(tmp_path, monkeypatch):
 PROFILE_ERRORS = [
     ("device: {name: K2}\nidentifiers:\n  imei: 12345\n",
      'profile.yaml, line 3: identifiers.imei "12345" is not 15 digits'),
-    ("identifiers:\n  imei:\n    - 860000000000001\n    - 86000000000000A\n",
+    ("identifiers:\n  imei:\n    - 860000000000009\n    - 86000000000000A\n",
      'profile.yaml, line 4: identifiers.imei[1] "86000000000000A" is not 15 digits'),
-    ("identifiers: {imie: 860000000000001}\n",
+    ("identifiers: {imie: 860000000000009}\n",
      "profile.yaml, line 1: identifiers.imie is not a known key; did you mean imei? (allowed: "
      "imei, imsi, iccid, serial, mac, android_id, advertising_id, phone)"),
     ("identifiers: {imsi: 4600012345678}\n",
@@ -246,7 +247,7 @@ PROFILE_ERRORS = [
      "profile.yaml, line 1: identifiers.serial is a mapping; expected a single value"),
     ("identifiers: [imei]\n",
      "profile.yaml, line 1: identifiers is a list; expected a mapping of keys"),
-    ("identifiers:\n  imei: 860000000000001\n  imei: 860000000000019\n",
+    ("identifiers:\n  imei: 860000000000009\n  imei: 860000000000017\n",
      "profile.yaml, line 3: identifiers.imei appears twice (first on line 2)"),
     ("child: {birthdate: 2017-02-30}\n",
      'profile.yaml, line 1: child.birthdate "2017-02-30" is not an ISO date (YYYY-MM-DD)'),
@@ -305,7 +306,8 @@ PROFILE_ERRORS = [
      'profile.yaml, line 1: jurisdiction "CHN" is not a 2-letter ISO country code (like CN)'),
     ("device: {name: K2}\n\nidentifers: {}\n",
      "profile.yaml, line 3: identifers is not a known key; did you mean identifiers? (allowed: "
-     "device, identifiers, child, location, contacts, credentials, first_party, jurisdiction)"),
+     "device, identifiers, child, location, contacts, credentials, first_party, jurisdiction, "
+     "irregular)"),
     ("device: {name: K2}\nidentifiers: {imei: '1\n",
      "profile.yaml, line 3: is not valid YAML: while scanning a quoted scalar, "
      "found unexpected end of stream"),
@@ -327,6 +329,201 @@ def test_profile_errors_name_file_line_key_and_problem(tmp_path, monkeypatch, te
     with pytest.raises(ConfigError) as caught:
         load_profile(_write(tmp_path, monkeypatch, "profile.yaml", text))
     assert str(caught.value) == message
+
+
+# --------------------------------------------------------------------------- plausibility
+
+# Beyond its format, a seeded IMEI or ICCID must pass its Luhn check, an IMSI start with a
+# known MCC and a phone number fit its numbering plan, unless irregular: lists its key.
+SKIPPABLE = ("identifiers.imei, identifiers.imsi, identifiers.iccid, identifiers.phone, "
+             "contacts.phone")
+ELSEWHERE = "(a typo? a number from elsewhere needs + and its country code)"
+
+PLAUSIBILITY_ERRORS = [
+    # IMEI: the Luhn digit, whether the value is alone or one of a list
+    ("device: {name: K2}\nidentifiers:\n  imei: '864536040123450'\n",
+     'profile.yaml, line 3: identifiers.imei "864536040123450" fails the Luhn check (a typo?); '
+     "if the device really reports it, list identifiers.imei under irregular:"),
+    ("identifiers:\n  imei:\n    - 864536040123455\n    - 864536040123454\n",
+     'profile.yaml, line 4: identifiers.imei[1] "864536040123454" fails the Luhn check '
+     "(a typo?); if the device really reports it, list identifiers.imei under irregular:"),
+    # ICCID: the Luhn digit over all 18, 19 or 20 digits, a final F aside (as patterns.is_iccid)
+    ("identifiers: {iccid: '898600220912345678'}\n",
+     'profile.yaml, line 1: identifiers.iccid "898600220912345678" fails the Luhn check '
+     "(a typo?); if the SIM really reports it, list identifiers.iccid under irregular:"),
+    ("identifiers: {iccid: 8986002209123456780}\n",
+     'profile.yaml, line 1: identifiers.iccid "8986002209123456780" fails the Luhn check '
+     "(a typo?); if the SIM really reports it, list identifiers.iccid under irregular:"),
+    ("identifiers: {iccid: 89860022091234567890}\n",
+     'profile.yaml, line 1: identifiers.iccid "89860022091234567890" fails the Luhn check '
+     "(a typo?); if the SIM really reports it, list identifiers.iccid under irregular:"),
+    ("identifiers: {iccid: 8986001234567890123F}\n",
+     'profile.yaml, line 1: identifiers.iccid "8986001234567890123F" fails the Luhn check '
+     "(a typo?); if the SIM really reports it, list identifiers.iccid under irregular:"),
+    # IMSI: the MCC, 15 or 14 digits; 001 is the test network's, not a country's
+    ("identifiers:\n  imsi: '999001234567890'\n",
+     'profile.yaml, line 2: identifiers.imsi "999001234567890" starts with 999, which is not a '
+     "mobile country code (a typo?); if the SIM really reports it, list identifiers.imsi under "
+     "irregular:"),
+    ("identifiers: {imsi: '00101123456789'}\n",
+     'profile.yaml, line 1: identifiers.imsi "00101123456789" starts with 001, which is not a '
+     "mobile country code (a typo?); if the SIM really reports it, list identifiers.imsi under "
+     "irregular:"),
+    # phone numbers: with + by their own country code, a digit short or no country at all
+    ("identifiers: {phone: '+86 138 0013 800'}\njurisdiction: CN\n",
+     'profile.yaml, line 1: identifiers.phone "+86 138 0013 800" is not a valid phone number '
+     "(a typo?); if the SIM really has that number, list identifiers.phone under irregular:"),
+    ("identifiers: {phone: '+999 1234 5678'}\n",
+     'profile.yaml, line 1: identifiers.phone "+999 1234 5678" is not a valid phone number '
+     "(a typo?); if the SIM really has that number, list identifiers.phone under irregular:"),
+    # ... without +, in the jurisdiction's plan, wherever in the file the jurisdiction is
+    ("contacts:\n  - {name: Mum, phone: '+8613800138001'}\n  - {name: Dad, phone: '12345678'}\n"
+     "jurisdiction: CN\n",
+     'profile.yaml, line 3: contacts[1].phone "12345678" is not a valid phone number in CN, '
+     f"the jurisdiction {ELSEWHERE}; if the number is really in use, list contacts.phone under "
+     "irregular:"),
+    ("identifiers: {phone: '13800138000'}\njurisdiction: us\n",
+     'profile.yaml, line 1: identifiers.phone "13800138000" is not a valid phone number in US, '
+     f"the jurisdiction {ELSEWHERE}; if the SIM really has that number, list identifiers.phone "
+     "under irregular:"),
+    # ... and in CN's without one, as the detectors read them
+    ("contacts: [{name: Mum, phone: '12345678'}]\n",
+     'profile.yaml, line 1: contacts[0].phone "12345678" is not a valid phone number in CN, '
+     f"assumed when no jurisdiction is set {ELSEWHERE}; if the number is really in use, list "
+     "contacts.phone under irregular:"),
+    # the first failing value in the file, whichever check it fails
+    ("identifiers:\n  imsi: '999001234567890'\n  imei: '864536040123450'\n",
+     'profile.yaml, line 2: identifiers.imsi "999001234567890" starts with 999, which is not a '
+     "mobile country code (a typo?); if the SIM really reports it, list identifiers.imsi under "
+     "irregular:"),
+    ("contacts: [{name: Mum, phone: '12345678'}]\nidentifiers: {imei: '864536040123450'}\n",
+     'profile.yaml, line 1: contacts[0].phone "12345678" is not a valid phone number in CN, '
+     f"assumed when no jurisdiction is set {ELSEWHERE}; if the number is really in use, list "
+     "contacts.phone under irregular:"),
+    # irregular: skips the checks of the keys it lists, no others
+    ("identifiers: {imei: '864536040123450', imsi: '999001234567890'}\n"
+     "irregular: [identifiers.imei]\n",
+     'profile.yaml, line 1: identifiers.imsi "999001234567890" starts with 999, which is not a '
+     "mobile country code (a typo?); if the SIM really reports it, list identifiers.imsi under "
+     "irregular:"),
+    ("identifiers: {phone: '12345678'}\ncontacts: [{phone: '12345678'}]\n"
+     "irregular: contacts.phone\n",
+     'profile.yaml, line 1: identifiers.phone "12345678" is not a valid phone number in CN, '
+     f"assumed when no jurisdiction is set {ELSEWHERE}; if the SIM really has that number, list "
+     "identifiers.phone under irregular:"),
+    # ... and never the format checks
+    ("identifiers: {imei: '12345'}\nirregular: [identifiers.imei]\n",
+     'profile.yaml, line 1: identifiers.imei "12345" is not 15 digits'),
+    ("contacts: [{name: Mum, phone: mum}]\nirregular: [contacts.phone]\n",
+     'profile.yaml, line 1: contacts[0].phone "mum" is not a phone number '
+     "(6-15 digits; + spaces - ( ) allowed)"),
+    # irregular's own mistakes: typos as in any other key, keys with nothing to skip
+    ("irregular: [identifiers.imie]\n",
+     'profile.yaml, line 1: irregular[0] "identifiers.imie" is not a key with checks to skip; '
+     f"did you mean identifiers.imei? (allowed: {SKIPPABLE})"),
+    ("irregular:\n  - identifiers.imsi\n  - imei\n",
+     'profile.yaml, line 3: irregular[1] "imei" is not a key with checks to skip; '
+     f"did you mean identifiers.imei? (allowed: {SKIPPABLE})"),
+    ("irregular: ['contacts[0].phone']\n",
+     'profile.yaml, line 1: irregular[0] "contacts[0].phone" is not a key with checks to skip; '
+     f"did you mean contacts.phone? (allowed: {SKIPPABLE})"),
+    ("irregular: [phone]\n",  # two keys end in phone: no guess
+     'profile.yaml, line 1: irregular[0] "phone" is not a key with checks to skip '
+     f"(allowed: {SKIPPABLE})"),
+    ("irregular: [identifiers.mac]\n",
+     'profile.yaml, line 1: irregular[0] "identifiers.mac" has no checksum, MCC or '
+     f"numbering-plan check to skip (keys that have one: {SKIPPABLE})"),
+    ("irregular: []\n", "profile.yaml, line 1: irregular is an empty list"),
+    ("irregular: {identifiers.imei: true}\n",
+     "profile.yaml, line 1: irregular is a mapping; expected a single value"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), PLAUSIBILITY_ERRORS)
+def test_implausible_values_name_key_line_and_the_way_out(tmp_path, monkeypatch, text,
+                                                          message):
+    with pytest.raises(ConfigError) as caught:
+        load_profile(_write(tmp_path, monkeypatch, "profile.yaml", text))
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("text", "attribute", "expected"), [
+    ("identifiers: {imei: '864536040123455'}", "identifiers", {"imei": ("864536040123455",)}),
+    ("identifiers: {iccid: ['898600220912345670', 8986002209123456789, 8986002209123456789F,\n"
+     "                      89860022091234567893]}", "identifiers",
+     {"iccid": ("898600220912345670", "8986002209123456789", "8986002209123456789F",
+                "89860022091234567893")}),
+    # 21-22 digits: no check digit the detector knows of either
+    ("identifiers: {iccid: 8986001234567890123456}", "identifiers",
+     {"iccid": ("8986001234567890123456",)}),
+    ("identifiers: {imsi: [460001234567890, '31026012345678']}", "identifiers",
+     {"imsi": ("460001234567890", "31026012345678")}),
+    ("identifiers: {phone: '+8613800138000'}", "identifiers", {"phone": ("+8613800138000",)}),
+    ("identifiers: {phone: '13800138000'}\njurisdiction: CN", "identifiers",
+     {"phone": ("13800138000",)}),
+    ("identifiers: {phone: '+1 202 555 0100'}\njurisdiction: CN", "identifiers",
+     {"phone": ("+1 202 555 0100",)}),  # + and a country code: the jurisdiction does not apply
+    ("contacts: [{phone: '020 7946 0018'}]\njurisdiction: GB", "contacts",
+     (Contact(phone="020 7946 0018"),)),
+    ("jurisdiction: NO\ncontacts: [{phone: '22 22 22 22'}]", "contacts",
+     (Contact(phone="22 22 22 22"),)),
+    ("contacts: [{name: Mum, phone: '(010) 6275-1234'}]", "contacts",  # CN without jurisdiction
+     (Contact(name="Mum", phone="(010) 6275-1234"),)),
+])
+def test_plausible_values_load(tmp_path, monkeypatch, text, attribute, expected):
+    profile = load_profile(_write(tmp_path, monkeypatch, "profile.yaml", text + "\n"))
+    assert getattr(profile, attribute) == expected
+    assert profile.irregular == frozenset()
+
+
+@pytest.mark.parametrize(("text", "irregular", "attribute", "expected"), [
+    ("identifiers: {imei: '864536040123450'}\nirregular: [identifiers.imei]",
+     {"identifiers.imei"}, "identifiers", {"imei": ("864536040123450",)}),
+    ("identifiers: {iccid: 8986002209123456780}\nirregular: identifiers.iccid",  # one, no list
+     {"identifiers.iccid"}, "identifiers", {"iccid": ("8986002209123456780",)}),
+    ("irregular: [identifiers.imsi]\nidentifiers: {imsi: '001010123456789'}",  # a test SIM
+     {"identifiers.imsi"}, "identifiers", {"imsi": ("001010123456789",)}),
+    ("identifiers: {phone: '+86 138 0013 800'}\nirregular: [identifiers.phone]",
+     {"identifiers.phone"}, "identifiers", {"phone": ("+86 138 0013 800",)}),
+    ("contacts:\n  - {name: Lab, phone: '12345678'}\n  - {name: Mum, phone: '+8613800138001'}\n"
+     "  - {name: Desk, phone: '5550100'}\njurisdiction: CN\nirregular: [contacts.phone]",
+     {"contacts.phone"}, "contacts",
+     (Contact("Lab", "12345678"), Contact("Mum", "+8613800138001"), Contact("Desk", "5550100"))),
+    ("identifiers: {imei: ['864536040123450', '864536040123455'], imsi: '999001234567890'}\n"
+     "irregular: [identifiers.imsi, identifiers.imei, identifiers.imsi]",
+     {"identifiers.imei", "identifiers.imsi"}, "identifiers",
+     {"imei": ("864536040123450", "864536040123455"), "imsi": ("999001234567890",)}),
+])
+def test_irregular_accepts_the_values_of_the_keys_it_lists(tmp_path, monkeypatch, text,
+                                                           irregular, attribute, expected):
+    profile = load_profile(_write(tmp_path, monkeypatch, "profile.yaml", text + "\n"))
+    assert getattr(profile, attribute) == expected
+    assert profile.irregular == irregular
+
+
+@pytest.mark.parametrize("iccid", [
+    "898600220912345670", "898600220912345678", "8986002209123456789", "8986002209123456780",
+    "89860022091234567893", "89860022091234567890", "8986002209123456789F",
+    "8986001234567890123F",
+])
+def test_iccid_check_agrees_with_the_detector(tmp_path, monkeypatch, iccid):
+    name = _write(tmp_path, monkeypatch, "profile.yaml", f"identifiers: {{iccid: '{iccid}'}}\n")
+    try:
+        load_profile(name)
+    except ConfigError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == patterns.is_iccid(iccid)
+
+
+def test_mcc_table_is_the_imsi_detectors(tmp_path, monkeypatch):
+    """One table: an MCC the detector learns is one the profile accepts."""
+    name = _write(tmp_path, monkeypatch, "profile.yaml", "identifiers: {imsi: '999001234567890'}\n")
+    with pytest.raises(ConfigError):
+        load_profile(name)
+    monkeypatch.setattr(patterns, "MCC", patterns.MCC | {999})
+    assert load_profile(name).identifiers == {"imsi": ("999001234567890",)}
 
 
 PLAN_ERRORS = [
