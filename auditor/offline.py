@@ -9,7 +9,9 @@ copy of the input is kept under its own name next to the outputs.
 from __future__ import annotations
 
 import heapq
+import os
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import TypeVar
 
 from mitmproxy import http, io
 
+from auditor.folder import check_new
 from auditor.model import Transmission
 from auditor.profile import ConsentPlan, Profile
 from auditor.session import FLOWS_FILE, Outputs, Session
@@ -33,7 +36,6 @@ from auditor.sources.mitm import (
     transmission,
 )
 from auditor.sources.pcap import PcapSource, uninspected_reason
-from auditor.store import Store
 
 MITM_SUFFIXES = (".mitm", ".flows", ".dump")
 PCAP_SUFFIXES = (".pcap", ".pcapng", ".cap")
@@ -47,6 +49,11 @@ T = TypeVar("T")
 
 def check_inputs(inputs: list[Path]) -> None:
     for path in inputs:
+        if path.is_dir():
+            evidence = path / FLOWS_FILE
+            hint = (f"to analyse its evidence again, give {evidence}" if evidence.is_file()
+                    else "give the capture files in it")
+            raise InputError(f"{path}: is a folder, not a capture; {hint}")
         if path.suffix.lower() not in SUPPORTED:
             raise InputError(f"{path}: unknown capture type {path.suffix or '(no suffix)'!r}; "
                              f"expected one of {', '.join(SUPPORTED)}")
@@ -65,9 +72,7 @@ def check_inputs(inputs: list[Path]) -> None:
 def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out: Path, *,
             lang: str = "en", reveal: bool = False) -> Outputs:
     check_inputs(inputs)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(Store.FILE + "*"):
-        stale.unlink()  # a re-analysis starts from the evidence, not from the last run
+    check_new(out, option="--out")  # evidence never mixes: a new or empty folder
     notes: list[str] = []
     mitm_inputs = [p for p in inputs if p.suffix.lower() in MITM_SUFFIXES]
     session = Session(out, profile, plan, inputs=tuple(p.name for p in inputs))
@@ -123,6 +128,8 @@ def _flow_ts(flow: object) -> float:
 def _observe(session: Session, tx: Transmission) -> None:
     try:
         session.observe(tx)
+    except (sqlite3.Error, OSError):
+        raise  # the store or the disk failed (full?): the run fails, not one message
     except Exception as e:  # noqa: BLE001 - one bad message must not end the analysis
         session.record_error(tx.id, "analyze", e)
 
@@ -181,7 +188,18 @@ def _keep_input(path: Path, out: Path) -> None:
     """A pcap or HAR travels with the session under its own name: the evidence."""
     target = out / path.name
     if path.resolve() != target.resolve():
-        shutil.copyfile(path, target)
+        _private_copy(path, target)
+
+
+def _private_open(path: Path):
+    """A new file only the lab's user may read: it holds personal data from the start."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
+def _private_copy(source: Path, target: Path) -> None:
+    with open(source, "rb") as src, _private_open(target) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    os.chmod(target, 0o600)  # also when the file was there already
 
 
 class _Evidence:
@@ -193,9 +211,9 @@ class _Evidence:
         self._writer: io.FlowWriter | None = None
         if len(inputs) == 1:
             if inputs[0].resolve() != target.resolve():
-                shutil.copyfile(inputs[0], target)
+                _private_copy(inputs[0], target)
         elif inputs:
-            self._fh = open(target, "wb")  # noqa: SIM115 - closed in close()
+            self._fh = _private_open(target)
             self._writer = io.FlowWriter(self._fh)
 
     def add(self, flow: object) -> object:

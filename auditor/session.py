@@ -19,11 +19,13 @@ from auditor.pipeline import Pipeline
 from auditor.profile import ConsentPlan, Profile, load_consent_plan, load_profile
 from auditor.recipients import COUNTRY_SOURCE
 from auditor.report import detections_csv, document, findings_json
+from auditor.report.document import iso as iso_utc
 from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate
-from auditor.store import Store
+from auditor.store import Store, private_dir
 
 PROFILE_FILE, CONSENT_FILE, FLOWS_FILE = "profile.yaml", "consent.yaml", "flows.mitm"
 OUTPUTS = ("findings.json", "report.html", "detections.csv")
+LIVE_INPUT = "live capture"  # how a capture's session names its input in ``meta.inputs``
 
 
 def sha256_file(path: Path) -> str:
@@ -61,7 +63,7 @@ class Session:
             id=meta.get("id") or uuid.uuid4().hex[:12], device=profile.device.name,
             firmware=profile.device.firmware, kind=profile.device.kind,
             tool_version=__version__, ruleset=RULESET_VERSION,
-            inputs=",".join(inputs) or meta.get("inputs", "") or f"live capture ({FLOWS_FILE})")
+            inputs=",".join(inputs) or meta.get("inputs", "") or f"{LIVE_INPUT} ({FLOWS_FILE})")
         self.pipeline = Pipeline.for_profile(profile)
         stored = self.store.events()
         if not any(ev.source == "plan" for _, ev in stored):
@@ -120,6 +122,12 @@ class Session:
         self._own_events.clear()
         return [ev for _, ev in new]
 
+    def note_resumed(self, ts: float) -> None:
+        """``capture --resume``: the capture went on in this folder at ``ts`` (epoch s). The
+        report lists every resumption, so a reader knows the session had a gap."""
+        earlier = self.store.meta().get("resumed", "")
+        self.store.set_meta(resumed=",".join(filter(None, (earlier, iso_utc(ts)))))
+
     def record_error(self, tx_id: int | None, stage: str, exc: BaseException) -> None:
         self.store.add_error(tx_id, stage, f"{type(exc).__name__}: {exc}")
 
@@ -145,8 +153,10 @@ def _without_content(tx: Transmission) -> Transmission:
 
 
 def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledger, *,
-                  lang: str = "en", reveal: bool = False) -> Outputs:
-    """findings.json, detections.csv and report.html, recomputed from the store."""
+                  lang: str = "en", reveal: bool = False, out: Path | None = None) -> Outputs:
+    """findings.json, detections.csv and report.html, recomputed from the store, into the
+    session folder or into ``out`` (``kidaudit report DIR --out OTHER``: another language
+    beside the first, or the lab's unmasked copy, never in the folder that is sent out)."""
     from auditor.report import html
 
     observations = store.observations()
@@ -157,6 +167,7 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         "device": {"name": meta.get("device", ""), "kind": meta.get("kind", ""),
                    "firmware": meta.get("firmware", "")},
         "inputs": [i for i in meta.get("inputs", "").split(",") if i],
+        "resumed": [t for t in meta.get("resumed", "").split(",") if t],
         "tool_version": meta.get("tool_version", __version__),
         "ruleset": meta.get("ruleset", RULESET_VERSION),
         "profile_sha256": sha256_file(directory / PROFILE_FILE),
@@ -168,13 +179,14 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     coverage = {"uninspected": store.uninspected(), "errors": store.errors()}
     doc = document.build(session, observations, findings, ledger.events, coverage,
                          consent=judged_under(observations, ledger), reveal=reveal)
-    findings_json.render(doc, directory / "findings.json")
-    detections_csv.render(doc, directory / "detections.csv")
-    html.render(doc, directory / "report.html", lang=lang)
-    for name in (*OUTPUTS, FLOWS_FILE):
-        if (directory / name).exists():
-            os.chmod(directory / name, 0o600)  # the evidence copy holds personal data too
-    return Outputs(directory, findings)
+    target = private_dir(out) if out is not None else directory
+    findings_json.render(doc, target / "findings.json")
+    detections_csv.render(doc, target / "detections.csv")
+    html.render(doc, target / "report.html", lang=lang)
+    for path in [target / name for name in OUTPUTS] + [directory / FLOWS_FILE]:
+        if path.exists():
+            os.chmod(path, 0o600)  # the evidence copy holds personal data too
+    return Outputs(target, findings)
 
 
 def judged_under(observations: list[Observation], ledger: Ledger

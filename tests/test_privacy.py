@@ -126,11 +126,38 @@ def test_analyze_and_report_outputs_are_private(captured, tmp_path: Path) -> Non
     _assert_private(out)
     old = os.umask(0o022)
     try:
-        result = runner.invoke(app, ["report", str(out), "--lang", "zh", "--reveal"])
+        result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "copy"),
+                                     "--lang", "zh", "--reveal"])
     finally:
         os.umask(old)
     assert result.exit_code == 0, result.output
     _assert_private(out)
+    _assert_private(tmp_path / "copy")
+
+
+def test_a_copied_input_and_sqlites_side_files_are_private(tmp_path: Path) -> None:
+    from auditor.store import Store
+    from tests.test_sources_har import entry, har
+
+    capture = tmp_path / "in.har"
+    capture.write_text(json.dumps(har([entry(f"http://api.example.cn/bind?imei={IMEI}",
+                                             "2026-01-01T00:00:00Z")])))
+    os.chmod(capture, 0o644)
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f'identifiers: {{imei: "{IMEI}"}}\n')
+    _analyze(capture, profile, tmp_path / "out")
+    assert (tmp_path / "out" / "in.har").is_file()
+    _assert_private(tmp_path / "out")
+    old = os.umask(0o022)
+    try:
+        store = Store.open_existing(tmp_path / "out")  # while open: -wal and -shm beside it
+        store.set_meta(probe="1")
+        assert {"session.sqlite-wal", "session.sqlite-shm"} <= {
+            p.name for p in (tmp_path / "out").iterdir()}
+        _assert_private(tmp_path / "out")
+        store.close()
+    finally:
+        os.umask(old)
 
 
 # -- masking -------------------------------------------------------------------------
@@ -156,22 +183,27 @@ def test_reports_are_masked_by_default(captured) -> None:
     assert mask(IMEI, "identifier.imei") in json.dumps(doc)  # masked, not left out
 
 
-def test_analyze_masks_unless_reveal(captured, tmp_path: Path) -> None:
+def test_masked_unless_revealed_and_revealed_only_elsewhere(captured, tmp_path: Path) -> None:
     session, profile, _ = captured
     masked = _analyze(session / "flows.mitm", profile, tmp_path / "masked")
     assert not _leaks(masked.output)  # the terminal summary
     for name in REPORTS:
         assert not _leaks((tmp_path / "masked" / name).read_text()), name
 
-    _analyze(session / "flows.mitm", profile, tmp_path / "revealed", "--reveal")
-    for name in REPORTS:
-        assert IMEI in (tmp_path / "revealed" / name).read_text(), name
-
-    # --reveal does not stick: the next report of the same folder is masked again.
-    result = runner.invoke(app, ["report", str(tmp_path / "revealed")])
+    refused = runner.invoke(app, ["report", str(tmp_path / "masked"), "--reveal"])
+    assert refused.exit_code == 2  # never an unmasked copy in the folder that is sent out
+    result = runner.invoke(app, ["report", str(tmp_path / "masked"), "--out",
+                                 str(tmp_path / "revealed"), "--reveal"])
     assert result.exit_code == 0, result.output
     for name in REPORTS:
-        assert not _leaks((tmp_path / "revealed" / name).read_text()), name
+        assert IMEI in (tmp_path / "revealed" / name).read_text(), name
+        assert not _leaks((tmp_path / "masked" / name).read_text()), name
+
+    # --reveal does not stick: the next report of the session is masked again.
+    result = runner.invoke(app, ["report", str(tmp_path / "masked")])
+    assert result.exit_code == 0, result.output
+    for name in REPORTS:
+        assert not _leaks((tmp_path / "masked" / name).read_text()), name
 
 
 # -- no network ----------------------------------------------------------------------

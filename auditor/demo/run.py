@@ -17,6 +17,7 @@ from mitmproxy.tools.dump import DumpMaster
 
 from auditor.demo.cloud import LocalCloud
 from auditor.demo.devices import HOSTS, Proxy, run_session
+from auditor.folder import FolderError, check_new, is_running, is_session_of
 from auditor.rules import RuleContext, evaluate
 from auditor.session import Outputs, reopen
 from auditor.sources.mitm import load_addon_class
@@ -74,10 +75,17 @@ def run_through_proxy(confdir: Path, settings: dict[str, str],
 
 
 def run_demo(out: Path) -> Outputs:
-    """A fresh demo session in ``out``; returns what the addon wrote there."""
-    if out.exists():
-        shutil.rmtree(out)  # a demo folder is always regenerated whole
+    """A fresh demo session in ``out``; returns what the addon wrote there. A previous
+    demo's folder is regenerated whole; any other folder that holds something is refused
+    (``FolderError``), never deleted."""
     demo = resources.files("auditor.demo")
+    device = yaml.safe_load(demo.joinpath("profile.yaml").read_text())["device"]["name"]
+    try:
+        check_new(out, option="--out")
+    except FolderError:
+        if not is_session_of(out, device) or is_running(out):
+            raise
+        shutil.rmtree(out)  # the last demo's session: a demo folder is regenerated whole
     with tempfile.TemporaryDirectory(prefix="kidaudit-demo-") as tmp:
         tmpdir = Path(tmp)
         profile_path, consent_path = tmpdir / "profile.yaml", tmpdir / "consent.yaml"

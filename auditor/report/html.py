@@ -245,6 +245,7 @@ def _summary(doc: dict, session: dict, t: dict[str, str]) -> dict[str, Any]:
         "ruleset": _or_dash(session.get("ruleset")),
         "schema": _or_dash(doc.get("schema")),
         "inputs": [_text(i) for i in _list(session.get("inputs")) if _text(i)],
+        "resumed": [fmt_ts(r) for r in _list(session.get("resumed")) if _text(r)],
         "clock": _text(session.get("clock_note")) or t["clock_default"],
         "country_source": _text(session.get("country_source")) or t["country_unknown_source"],
         "revealed": session.get("masked") is False,

@@ -27,6 +27,10 @@ LABELS: dict[str, dict[str, str]] = {
         "device_kind": "Kind",
         "session_id": "Session",
         "session_window": "Session window (UTC)",
+        "resumed": "Capture resumed (UTC)",
+        "resumed_note": "The capture was interrupted and continued in the same folder with the "
+                        "same profile and plan (capture --resume): traffic during the gap was "
+                        "not seen.",
         "tool_version": "Tool version",
         "ruleset": "Ruleset",
         "schema": "Schema",
@@ -144,6 +148,9 @@ LABELS: dict[str, dict[str, str]] = {
         "device_kind": "类型",
         "session_id": "会话",
         "session_window": "会话时间（UTC）",
+        "resumed": "抓包续接时间（UTC）",
+        "resumed_note": "抓包曾中断，并以相同的设备配置文件和同意计划在同一文件夹中继续"
+                        "（capture --resume）：中断期间的流量未被观察到。",
         "tool_version": "工具版本",
         "ruleset": "规则集",
         "schema": "数据格式",

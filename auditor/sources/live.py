@@ -91,6 +91,7 @@ class Settings:
     consent: str = ""
     marks: bool = True  # send every result back to mark its flow (a UI shows the flows);
     #                     otherwise only results with alerts or errors come back
+    resume: bool = False  # ``capture --resume``: continue an interrupted capture's folder
 
 
 def error_text(e: BaseException) -> str:
@@ -115,6 +116,8 @@ class Core:
         profile = load_profile(settings.profile)
         plan = load_consent_plan(settings.consent) if settings.consent else None
         self.session = Session(Path(settings.directory), profile, plan)
+        if settings.resume and not resume:  # once per resumed capture, not per take-over
+            self.session.note_resumed(time.time())
         flows = self.session.directory / FLOWS_FILE
         self.resumed = self._resume(flows) if resume else 0
         self._flows = open(flows, "ab")  # noqa: SIM115 - closed in close()
