@@ -65,6 +65,7 @@ from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy import server_hooks
 
 from auditor.extract.payload import ClientHello, parse_client_hello
+from auditor.folder import FolderError, check_new, check_resumable
 from auditor.marks import MARK_HOST, parse_words
 from auditor.model import Transmission
 from auditor.profile import ConfigError, load_consent_plan, load_profile
@@ -96,7 +97,10 @@ from auditor.sources.worker import Worker, WorkerError, WorkerUnavailable
 logger = logging.getLogger("kidaudit")
 
 OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang",
-           "kidaudit_worker")
+           "kidaudit_worker", "kidaudit_resume")
+SESSION_OPTIONS = {"kidaudit_profile", "kidaudit_session", "kidaudit_consent",
+                   "kidaudit_worker", "kidaudit_resume"}
+EXIT_USAGE, EXIT_FAILED = 2, 3  # kidaudit's exit codes: the user's input; the run itself
 MAX_NAMES = 10_000  # DNS answers remembered to name raw-IP destinations
 PINNED = "client rejected the interception certificate (pinned or CA not trusted)"
 PASSED = "passed through uninspected: the client rejected interception before"
@@ -118,6 +122,9 @@ class KidAudit:
         self._passthrough: set[str] = set()  # hosts whose clients rejected our certificate
         self._names: dict[str, str] = {}  # address -> the name a DNS answer gave it
         self._conns = ConnectionStates()  # connections' states, serialised once per change
+        self._running = False  # mitmproxy has started: option errors go to its UI from now
+        self._opened: set[Path] = set()  # session folders this proxy has written to
+        self._lost = ""  # why analysis stopped for good (the capture then exits with 3)
 
     def load(self, loader: Loader) -> None:
         loader.add_option("kidaudit_profile", str, "",
@@ -130,15 +137,32 @@ class KidAudit:
         loader.add_option("kidaudit_worker", bool, True,
                           "kidaudit: analyse in a worker process, off the proxy's event loop "
                           "(false: in the proxy's own process).")
+        loader.add_option("kidaudit_resume", bool, False,
+                          "kidaudit: continue an interrupted capture in kidaudit_session "
+                          "(same profile and plan); otherwise the folder must be new or empty.")
+
+    def running(self) -> None:
+        self._running = True
 
     def configure(self, updated: set[str]) -> None:
+        """Options are checked here. At start-up under mitmdump or mitmweb a bad option is
+        one line and exit code 2, as for ``kidaudit capture`` (mitmproxy would print the
+        script's traceback and exit 1); once running, it is an option error for the UI."""
+        try:
+            self._configure(updated)
+        except OptionsError as e:
+            if self._running or ctx.master.addons.get("errorcheck") is None:
+                raise  # a running proxy's UI (or the test harness) shows it
+            print(f"kidaudit: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
+
+    def _configure(self, updated: set[str]) -> None:
         if not updated & set(OPTIONS):
             return
         opts = ctx.options
         if opts.kidaudit_lang not in ("en", "zh"):
             raise OptionsError(f"kidaudit_lang: {opts.kidaudit_lang!r} is not one of en, zh")
-        if not (updated & {"kidaudit_profile", "kidaudit_session", "kidaudit_consent",
-                           "kidaudit_worker"}):
+        if not updated & SESSION_OPTIONS:
             return
         if not opts.kidaudit_profile and not opts.kidaudit_session:
             return  # loaded but not configured: stay out of the way
@@ -149,13 +173,15 @@ class KidAudit:
             plan = load_consent_plan(opts.kidaudit_consent) if opts.kidaudit_consent else None
             signals = Signals(plan)
         except ConfigError as e:
-            raise OptionsError(str(e)) from e
+            raise OptionsError(str(e)) from None
+        self._check_folder(Path(opts.kidaudit_session), opts)
         self._close()
         self._ui = ctx.master.addons.get("view") is not None
         loop = ctx.master.event_loop
         worker = opts.kidaudit_worker and loop.is_running()
         settings = Settings(opts.kidaudit_session, opts.kidaudit_profile, opts.kidaudit_consent,
-                            marks=self._ui or not worker)  # in-process, marking is free
+                            marks=self._ui or not worker,  # in-process, marking is free
+                            resume=opts.kidaudit_resume)
         try:
             if worker:
                 try:
@@ -168,9 +194,25 @@ class KidAudit:
         except (WorkerError, OSError) as e:
             raise OptionsError(f"kidaudit_session: {e}") from e
         self._settings, self.signals = settings, signals
+        self._opened.add(Path(settings.directory).resolve())
         where = "worker process" if isinstance(self.analysis, Worker) else "in-process"
         logger.info(f"kidaudit: session {settings.directory} "
                     f"({self.analysis.patterns} known-value patterns, analysis {where})")
+
+    def _check_folder(self, folder: Path, opts) -> None:
+        """A session folder holds one session: a new or empty one, or, with
+        ``kidaudit_resume``, an interrupted capture with the same profile and plan. The folder
+        this proxy already writes to may be configured again (another plan, say)."""
+        if folder.resolve() in self._opened:
+            return
+        try:
+            if opts.kidaudit_resume:
+                check_resumable(folder, Path(opts.kidaudit_profile),
+                                Path(opts.kidaudit_consent) if opts.kidaudit_consent else None)
+            else:
+                check_new(folder, option="kidaudit_session")
+        except FolderError as e:
+            raise OptionsError(str(e)) from None
 
     # -- traffic ------------------------------------------------------------------------
     def request(self, flow: http.HTTPFlow) -> None:
@@ -289,6 +331,9 @@ class KidAudit:
         self._conns.forget(data.server)
 
     def done(self) -> None:
+        if self._lost:  # nothing more can be written: the run failed, and says so
+            print(f"kidaudit: {self._lost}", file=sys.stderr)
+            raise SystemExit(EXIT_FAILED)
         if self.analysis is None or self._settings is None:
             return
         lang = ctx.options.kidaudit_lang
@@ -296,6 +341,9 @@ class KidAudit:
         if finished is None:  # the worker died while writing: take over, then write them here
             assert isinstance(self.analysis, Worker)
             self._worker_died(self.analysis.exit_code, " while writing the reports")
+            if self.analysis is None:
+                self.done()  # lost for good: says so, exit code 3
+                return
             finished = self.analysis.finish(lang)
         _, count, report = finished
         logger.info(f"kidaudit: {count} findings; report {report}")
@@ -414,7 +462,16 @@ class KidAudit:
     def _worker_died(self, code: int, during: str = "") -> None:
         """Take over, and say so under the report's coverage as well as in the log: a lab
         reading only the report must see that the analysis changed process."""
-        again = self._take_over()
+        try:
+            again = self._take_over()
+        except Exception as e:  # noqa: BLE001 - the proxy keeps serving the device
+            self._lost = (f"analysis lost for good: the worker exited with code {code}{during}"
+                          f" and the proxy could not take over ({error_text(e)}); traffic "
+                          f"after that was forwarded but not recorded; what was committed is "
+                          f"in {self._settings.directory if self._settings else '?'}")
+            self.analysis = None
+            logger.error(f"kidaudit: {self._lost}")
+            return
         text = (f"analysis worker exited with code {code}{during}; analysis continues in the "
                 f"proxy's process, from the {again} messages the worker had not committed")
         logger.error(f"kidaudit: {text}")

@@ -1,13 +1,21 @@
 """The ``kidaudit`` command: thin commands over the core (parse, call one function, write).
 
-Bad input (an invalid profile, an unreadable capture) exits 2 with one line naming the file
-and the problem; never a traceback for a user's mistake.
+One exit-code contract for every command (docs/design.md): 0 done, whatever was found; 1 only
+for ``--fail-on`` (with the findings that crossed the line); 2 the user's input or usage, one
+line naming the file, the place and the problem; 3 the run itself failed (port in use, disk
+full, worker lost for good), one line. Never a traceback for a user's mistake:
+``KIDAUDIT_DEBUG=1`` shows the traceback of a failed run.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
+import socket
+import sqlite3
+import subprocess
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -20,8 +28,9 @@ from auditor.categories import SEVERITIES, severity_rank
 from auditor.profile import ConfigError, load_consent_plan, load_profile
 
 SETTLE_S = 30.0  # how long `report` waits for a session's writer to let go
+EXIT_FAIL_ON, EXIT_USAGE, EXIT_FAILED = 1, 2, 3
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="kidaudit: audit the network traffic of children's devices.")
 
 
@@ -38,9 +47,13 @@ class Severity(StrEnum):
     info = "info"
 
 
+class RunFailed(Exception):
+    """The run itself failed, not the user's input: exit 3 with this one line."""
+
+
 def fail(message: str) -> typer.Exit:
     typer.echo(f"kidaudit: {message}", err=True)
-    return typer.Exit(2)
+    return typer.Exit(EXIT_USAGE)
 
 
 def _load(profile: Path, consent: Path | None):
@@ -51,10 +64,30 @@ def _load(profile: Path, consent: Path | None):
         raise fail(str(e)) from None
 
 
+def _gate(findings, fail_on: Severity | None) -> None:
+    """``--fail-on``: exit 1, naming every finding at or above the line (for CI logs)."""
+    if fail_on is None:
+        return
+    crossed = [f for f in findings if severity_rank(f.severity) <= severity_rank(fail_on.value)]
+    if not crossed:
+        return
+    typer.echo(f"kidaudit: --fail-on {fail_on.value}: {len(crossed)} finding"
+               f"{'s' if len(crossed) != 1 else ''} at or above {fail_on.value}:", err=True)
+    for f in sorted(crossed, key=lambda f: (severity_rank(f.severity), f.rule)):
+        typer.echo(f"  [{f.severity.upper()}] {f.rule} -> {f.recipient or '?'} "
+                   f"({', '.join(f.categories) or '-'}), {f.count} transmission"
+                   f"{'s' if f.count != 1 else ''}", err=True)
+    raise typer.Exit(EXIT_FAIL_ON)
+
+
 ProfileOpt = Annotated[Path, typer.Option("--profile", "-p", help="Device profile YAML.")]
 ConsentOpt = Annotated[Path | None, typer.Option("--consent", "-c", help="Consent plan YAML.")]
 LangOpt = Annotated[Lang, typer.Option("--lang", help="Report language.")]
-RevealOpt = Annotated[bool, typer.Option("--reveal", help="Show unmasked values (internal copy).")]
+RevealOpt = Annotated[bool, typer.Option(
+    "--reveal", help="Show unmasked values (the lab's internal copy; needs --out).")]
+FailOnOpt = Annotated[Severity | None, typer.Option(
+    "--fail-on", case_sensitive=False,
+    help="Exit 1 when a finding at or above this severity exists (any case).")]
 
 
 @app.command()
@@ -62,40 +95,57 @@ def analyze(
     inputs: Annotated[list[Path], typer.Argument(
         help="Saved captures (.mitm, .pcap, .pcapng, .har).")],
     profile: ProfileOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="A new or empty output folder.")],
     consent: ConsentOpt = None,
     lang: LangOpt = Lang.en,
-    reveal: RevealOpt = False,
-    fail_on: Annotated[Severity | None, typer.Option(
-        "--fail-on", help="Exit 1 when a finding at or above this severity exists.")] = None,
+    reveal: Annotated[bool, typer.Option("--reveal", hidden=True)] = False,
+    fail_on: FailOnOpt = None,
 ) -> None:
     """Rebuild findings.json, report.html and detections.csv from saved captures."""
+    from auditor.folder import FolderError
     from auditor.offline import analyze as run
     from auditor.sources.mitm import InputError
 
+    if reveal:
+        raise fail(f"{out}: --reveal would write unmasked values into the session folder; "
+                   f"analyze, then write the unmasked copy elsewhere with: kidaudit report "
+                   f"{out} --out OTHER --reveal")
     prof, plan = _load(profile, consent)
     try:
-        result = run(list(inputs), prof, plan, out, lang=lang.value, reveal=reveal)
-    except (InputError, ConfigError) as e:
+        result = run(list(inputs), prof, plan, out, lang=lang.value)
+    except (InputError, ConfigError, FolderError) as e:
         raise fail(str(e)) from None
     for note in result.notes:
         typer.echo(f"kidaudit: note: {note}", err=True)
     typer.echo(f"{len(result.findings)} findings; report: {result.report}")
-    if fail_on is not None and any(
-            severity_rank(f.severity) <= severity_rank(fail_on.value) for f in result.findings):
-        raise typer.Exit(1)
+    _gate(result.findings, fail_on)
 
 
 @app.command()
 def report(
     session: Annotated[Path, typer.Argument(help="A session folder (capture or analyze).")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write the reports into this new or empty folder instead.")] = None,
     lang: LangOpt = Lang.en,
     reveal: RevealOpt = False,
+    fail_on: FailOnOpt = None,
 ) -> None:
-    """Write the reports of a session folder again (another language, or unmasked)."""
+    """Write the reports of a session folder again: in place, or elsewhere with --out
+    (another language beside the first; --reveal, the unmasked copy, only there)."""
+    from auditor.folder import FolderError, check_new
     from auditor.session import reopen, write_outputs
     from auditor.sources.live import settled
 
+    if not session.is_dir():
+        raise fail(f"{session}: no such session folder")
+    if reveal and out is None:
+        raise fail(f"{session}: --reveal needs --out OTHER, so that an unmasked copy never "
+                   "lands in the session folder that is sent out")
+    if out is not None:
+        try:
+            check_new(out, option="--out")
+        except FolderError as e:
+            raise fail(str(e)) from None
     if not settled(session, SETTLE_S):  # a crashed proxy's worker finishing its last commits
         typer.echo(f"kidaudit: {session}: a capture is still writing to this session; "
                    "reporting what it has committed so far", err=True)
@@ -103,9 +153,13 @@ def report(
         store, prof, ledger = reopen(session)
     except (FileNotFoundError, ConfigError) as e:
         raise fail(str(e)) from None
-    result = write_outputs(Path(session), store, prof, ledger, lang=lang.value, reveal=reveal)
-    store.close()
+    try:
+        result = write_outputs(Path(session), store, prof, ledger, lang=lang.value,
+                               reveal=reveal, out=out)
+    finally:
+        store.close()
     typer.echo(f"{len(result.findings)} findings; report: {result.report}")
+    _gate(result.findings, fail_on)
 
 
 @app.command()
@@ -122,6 +176,7 @@ def mark(
     """Record a consent event on a running capture (the addon picks it up)."""
     import time
 
+    from auditor.folder import is_running
     from auditor.marks import parse_words
     from auditor.store import Store
 
@@ -129,9 +184,15 @@ def mark(
     extra += [f"recipients={r}" for r in recipients or []]
     try:
         ev = parse_words(action, [*(words or []), *extra], time.time(), "cli")
-        store = Store.open_existing(session)
-    except (ValueError, FileNotFoundError) as e:
+    except ValueError as e:
         raise fail(str(e)) from None
+    if not (session / Store.FILE).is_file():
+        raise fail(f"{session}: no {Store.FILE} here (not a kidaudit session)")
+    if not is_running(session):  # a finished session's timeline is its evidence: fixed
+        raise fail(f"{session}: no capture is running on this folder; a mark is recorded "
+                   "live only (for a finished session, put the event in the consent plan "
+                   "and analyze its flows.mitm into a new folder)")
+    store = Store.open_existing(session)
     store.add_event(ev)
     store.close()
     typer.echo(f"recorded {ev.action} {ev.name or ','.join(ev.categories)} in {session}")
@@ -141,7 +202,9 @@ def mark(
 def capture(
     ctx: typer.Context,
     profile: ProfileOpt,
-    session: Annotated[Path, typer.Option("--session", "-s", help="Session folder to write.")],
+    session: Annotated[Path, typer.Option(
+        "--session", "-s", help="A new or empty session folder (or, with --resume, an "
+        "interrupted capture's).")],
     consent: ConsentOpt = None,
     mode: Annotated[list[str] | None, typer.Option(
         help="mitmproxy mode, repeatable: regular, transparent, wireguard, socks5, "
@@ -153,21 +216,82 @@ def capture(
     port: Annotated[int, typer.Option(help="Listen port.")] = 8080,
     listen_host: Annotated[str, typer.Option(help="Listen address.")] = "",
     web: Annotated[bool, typer.Option("--web", help="Run mitmweb instead of mitmdump.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue an interrupted capture in --session, with the same "
+        "profile and plan (checked by their SHA-256); the report says it was resumed.")
+    ] = False,
 ) -> None:
     """Run mitmproxy with the kidaudit addon until Ctrl-C, then write the reports.
 
     Arguments after ``--`` go to mitmproxy as they are (``-- --set block_global=false``)."""
+    from auditor.folder import FolderError, check_new, check_resumable
+
     _load(profile, consent)  # fail early, with one clear line
-    argv = capture_argv(profile, session, consent, modes=mode or ["regular"],
+    try:
+        if resume:
+            check_resumable(session, profile, consent)
+        else:
+            check_new(session, option="--session", resume_hint=True)
+    except FolderError as e:
+        raise fail(str(e)) from None
+    modes = mode or ["regular"]
+    _check_ports(listen_host, [port, *mode_ports(modes)])
+    argv = capture_argv(profile, session, consent, modes=modes,
                         tcp_hosts=tcp_host or [], port=port, listen_host=listen_host, web=web,
-                        extra=ctx.args)
+                        extra=ctx.args, resume=resume)
     typer.echo(" ".join(argv), err=True)
-    os.execv(argv[0], argv)
+    code = _run_proxy(argv)
+    if code in (0, EXIT_USAGE, EXIT_FAILED):
+        if code == 0 and (session / "findings.json").is_file():
+            typer.echo(f"report: {session / 'report.html'}")
+        raise typer.Exit(code)
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    raise RunFailed(f"{Path(argv[0]).name} {how} (its own message, if any, is above); what "
+                    f"was committed is in {session}: continue with capture --resume, or "
+                    f"kidaudit report {session}")
+
+
+def mode_ports(modes: list[str]) -> list[int]:
+    """The listen ports a mode names itself (``reverse:tcp://10.0.0.5:5900@5900``)."""
+    return [int(m.rsplit("@", 1)[1]) for m in modes
+            if "@" in m and m.rsplit("@", 1)[1].isdigit()]
+
+
+def _check_ports(host: str, ports: list[int]) -> None:
+    """A port already in use is the run failing, said in one line before mitmproxy starts
+    (mitmproxy itself would print its own error and exit 1)."""
+    for p in ports:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, p))
+            except OSError as e:
+                raise RunFailed(f"port {p} on {host or 'all addresses'}: "
+                                f"{e.strerror or e}; stop whatever listens there, or choose "
+                                "another with --port (or the mode's @PORT)") from None
+
+
+def _run_proxy(argv: list[str]) -> int:
+    """Run mitmproxy as a child and return its exit code (negative: the signal that killed
+    it). Ctrl-C at the terminal reaches both processes; a SIGINT or SIGTERM sent to this
+    one alone is passed on, so the proxy shuts down cleanly and writes the reports."""
+    proc = subprocess.Popen(argv)
+
+    def forward(signum: int, _frame: object) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: list[str],
                  tcp_hosts: list[str], port: int, listen_host: str, web: bool,
-                 extra: list[str]) -> list[str]:
+                 extra: list[str], resume: bool = False) -> list[str]:
     """The mitmdump (or mitmweb) command line ``capture`` runs. Raw TCP stays on
     (``rawtcp``), so a watch's ``[3G*...]`` socket is seen as TCP messages."""
     tool = Path(sys.executable).with_name("mitmweb" if web else "mitmdump")
@@ -182,6 +306,8 @@ def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: l
         argv += ["--listen-host", listen_host]
     if consent:
         argv += ["--set", f"kidaudit_consent={consent}"]
+    if resume:
+        argv += ["--set", "kidaudit_resume=true"]
     return argv + list(extra)
 
 
@@ -205,8 +331,9 @@ def validate() -> None:
 
     report = run_suite()
     typer.echo(format_report(report, __version__), nl=False)
-    if not report.targets_met:
-        raise typer.Exit(1)
+    if not report.targets_met:  # the detectors fail their own suite: this build is unfit
+        raise RunFailed("the validation suite missed its targets (see above); do not use "
+                        "this build's findings")
 
 
 @app.command("diff")
@@ -240,14 +367,85 @@ def demo(
 ) -> None:
     """A whole simulated lab session on loopback, through real mitmproxy."""
     from auditor.demo.run import run_demo
+    from auditor.folder import FolderError
 
-    result = run_demo(out)
+    try:
+        result = run_demo(out)
+    except FolderError as e:
+        raise fail(str(e)) from None
     typer.echo(f"{len(result.findings)} findings")
     typer.echo(f"report: {result.report.resolve()}")
 
 
 def main() -> None:
-    app()
+    """The exit-code contract, for every command. Files are created private (umask 077):
+    session folders and reports hold personal data, SQLite's side files included."""
+    os.umask(0o077)
+    if len(sys.argv) == 1:
+        sys.argv.append("--help")
+    try:
+        code = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        print("kidaudit: interrupted", file=sys.stderr)
+        code = 130
+    except RunFailed as e:
+        print(f"kidaudit: {e}", file=sys.stderr)
+        code = EXIT_FAILED
+    except sqlite3.OperationalError as e:  # SQLite's own words for a full or failing disk
+        print(f"kidaudit: the session store could not be written ({e}; is the disk full?); "
+              "what was committed before stays readable", file=sys.stderr)
+        code = EXIT_FAILED
+        _debug_traceback()
+    except OSError as e:
+        print(f"kidaudit: {_os_error(e)}", file=sys.stderr)
+        code = EXIT_USAGE if isinstance(e, USER_OS_ERRORS) else EXIT_FAILED
+        _debug_traceback()
+    except Exception as e:  # noqa: BLE001 - a failed run is one line, never a traceback
+        if _usage_error(e):
+            return _exit_usage(e)
+        if type(e).__name__ == "Abort":  # click's (or typer's) Ctrl-C at a prompt
+            print("kidaudit: interrupted", file=sys.stderr)
+            sys.exit(130)
+        print(f"kidaudit: the run failed: {type(e).__name__}: {e} (KIDAUDIT_DEBUG=1 shows the "
+              "traceback; please report it)", file=sys.stderr)
+        code = EXIT_FAILED
+        _debug_traceback()
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(e: Exception) -> bool:
+    """click's usage and parameter errors (typer may bring its own copy of click, so they
+    are known by what they carry, not by their class)."""
+    return callable(getattr(e, "format_message", None)) and getattr(e, "exit_code", 0) == 2
+
+
+def _exit_usage(e: Exception) -> None:
+    ctx = getattr(e, "ctx", None)
+    where = getattr(ctx, "command_path", "") or "kidaudit"
+    print(f"{where}: {e.format_message()} (see {where} --help)",  # type: ignore[attr-defined]
+          file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+# An OSError on a path the user named is theirs to fix; any other (disk full, I/O error, a
+# file grown past its limit) is the run failing.
+USER_OS_ERRORS = (PermissionError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                  IsADirectoryError)
+
+
+def _os_error(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    what = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        what += " (the reports may be incomplete: free some space and run kidaudit report)"
+    return where + what
+
+
+def _debug_traceback() -> None:
+    if os.environ.get("KIDAUDIT_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
-"""The kidaudit command line, through typer's CliRunner."""
+"""The kidaudit command line: through typer's CliRunner, and its exit-code contract through
+the installed command and through ``mitmdump -s``."""
 
 from __future__ import annotations
 
 import json
 import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,20 +62,93 @@ def test_analyze_writes_the_three_outputs_and_applies_signals(files):
     assert [e["source"] for e in doc["events"]] == ["signal"]
 
 
-@pytest.mark.parametrize(("fail_on", "code"), [("critical", 1), ("info", 1), (None, 0)])
-def test_fail_on_gates_the_exit_code(files, fail_on, code):
+@pytest.mark.parametrize(("fail_on", "code"), [
+    ("critical", 1), ("CRITICAL", 1), ("Info", 1), ("info", 1), (None, 0)])
+def test_fail_on_gates_the_exit_code_in_any_case_and_names_what_crossed(files, fail_on, code):
     result, _ = _analyze(files, *(["--fail-on", fail_on] if fail_on else []))
     assert result.exit_code == code, result.output
+    if code:
+        assert f"--fail-on {fail_on.lower()}: " in result.output
+        assert "[CRITICAL] PRE_CONSENT_PI -> acme-watch.example (identifier.imei)" in (
+            result.output)
+    else:
+        assert "--fail-on" not in result.output
 
 
-def test_report_rerenders_a_session_in_chinese_and_unmasked(files):
+def test_report_writes_another_language_and_the_unmasked_copy_elsewhere(files):
     _, out = _analyze(files)
-    result = runner.invoke(app, ["report", str(out), "--lang", "zh", "--reveal"])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    zh, revealed = files["tmp"] / "zh", files["tmp"] / "revealed"
+    assert runner.invoke(app, ["report", str(out), "--out", str(zh), "--lang", "zh"]
+                         ).exit_code == 0
+    result = runner.invoke(app, ["report", str(out), "--out", str(revealed), "--reveal"])
     assert result.exit_code == 0, result.output
-    doc = json.loads((out / "findings.json").read_text())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the folder sent out
+    assert 'lang="zh' in (zh / "report.html").read_text()
+    assert 'lang="en' in (out / "report.html").read_text()
+    doc = json.loads((revealed / "findings.json").read_text())
     assert IMEI in {d["value"] for d in doc["detections"]}
     assert doc["session"]["masked"] is False
-    assert 'lang="zh' in (out / "report.html").read_text()
+    assert IMEI not in (out / "findings.json").read_text()
+    assert IMEI not in (out / "detections.csv").read_text()
+    assert sorted(p.name for p in revealed.iterdir()) == [
+        "detections.csv", "findings.json", "report.html"]
+
+
+@pytest.mark.parametrize("args", [
+    ["--reveal"], ["--lang", "zh", "--reveal"], ["--out", "{out}", "--reveal"],
+    ["--out", "{plan}"]])
+def test_report_refuses_to_write_unmasked_in_place_or_over_anything(files, args):
+    _, out = _analyze(files)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    args = [a.format(out=out, plan=files["plan"]) for a in args]
+    result = runner.invoke(app, ["report", str(out), *args])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize(("prepare", "expected"), [
+    (lambda out: out.mkdir() or (out / "notes.txt").write_text("lab notes"),
+     "already holds other files"),
+    (lambda out: out.write_text("a file"), "is a file"),
+])
+def test_analyze_refuses_an_output_folder_that_holds_anything(files, prepare, expected):
+    out = files["tmp"] / "out"
+    prepare(out)
+    before = sorted((p.name, p.read_bytes()) for p in out.iterdir()) if out.is_dir() else (
+        out.read_bytes())
+    result, _ = _analyze(files)
+    assert result.exit_code == 2 and expected in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    after = sorted((p.name, p.read_bytes()) for p in out.iterdir()) if out.is_dir() else (
+        out.read_bytes())
+    assert after == before
+
+
+def test_analyze_refuses_a_second_analysis_into_the_same_session(files):
+    first, out = _analyze(files)
+    assert first.exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again, _ = _analyze(files)
+    assert again.exit_code == 2 and "already holds a kidaudit session" in again.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_analyze_of_a_session_folder_points_at_its_evidence(files):
+    _, out = _analyze(files)
+    result = runner.invoke(app, ["analyze", str(out), "--profile", str(files["profile"]),
+                                 "--out", str(files["tmp"] / "again")])
+    assert result.exit_code == 2
+    assert f"{out}: is a folder, not a capture; to analyse its evidence again, give " \
+           f"{out / 'flows.mitm'}" in result.output
+
+
+def test_analyze_refuses_reveal_and_says_where_the_unmasked_copy_goes(files):
+    result, out = _analyze(files, "--reveal")
+    assert result.exit_code == 2 and f"kidaudit report {out} --out OTHER --reveal" in (
+        result.output)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(("setup", "expected"), [
@@ -101,18 +180,32 @@ def test_truncated_capture_is_analysed_up_to_the_cut(files):
     assert doc["coverage"]["errors"][0]["stage"] == "input"
 
 
-def test_mark_writes_an_event_into_the_session(files):
+def test_mark_writes_an_event_while_a_capture_runs(files):
+    from auditor.sources.live import hold_lock
+
     _, out = _analyze(files)
-    result = runner.invoke(app, ["mark", "--session", str(out), "withdraw", "location.precise",
-                                 "--recipient", "amap.com"])
+    lock = hold_lock(out)  # what a running capture's analysis holds
+    try:
+        result = runner.invoke(app, ["mark", "--session", str(out), "withdraw",
+                                     "location.precise", "--recipient", "amap.com"])
+        bad = runner.invoke(app, ["mark", "--session", str(out), "grant", "locaton"])
+    finally:
+        lock.close()
     assert result.exit_code == 0, result.output
     store = Store.open_existing(out)
     (_, ev), = [e for e in store.events() if e[1].source == "cli"]
     store.close()
     assert (ev.action, ev.categories, ev.recipients) == (
         "withdraw", ("location.precise",), ("amap.com",))
-    bad = runner.invoke(app, ["mark", "--session", str(out), "grant", "locaton"])
     assert bad.exit_code == 2 and "unknown category" in bad.output
+
+
+def test_mark_refuses_a_finished_session_and_changes_nothing(files):
+    _, out = _analyze(files)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = runner.invoke(app, ["mark", "--session", str(out), "grant", "all-disclosed"])
+    assert result.exit_code == 2 and "no capture is running on this folder" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_rules_lists_every_rule_with_its_clauses():
@@ -142,3 +235,130 @@ def test_capture_command_line(modes, tcp_hosts, expected, tmp_path):
     assert "rawtcp=true" in argv and argv[-2:] == ["--set", "x=1"]
     joined = " ".join(argv)
     assert " ".join(expected) in joined
+
+
+# -- the exit-code contract, through the installed command, as a lab runs it -----------------
+# 0 done; 1 only for --fail-on (naming what crossed); 2 the user's input or usage, one line;
+# 3 the run itself failed, one line. Never a traceback.
+
+KIDAUDIT = Path(sys.executable).with_name("kidaudit")
+MITMDUMP = Path(sys.executable).with_name("mitmdump")
+ADDON = Path(__file__).resolve().parents[1] / "addons" / "kidaudit.py"
+
+
+def _busy_port() -> socket.socket:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s
+
+
+# Each case: the command's arguments (formatted with the fixture's paths; {port} is a port in
+# use), the expected exit code, a pattern the first line of stderr must match.
+CONTRACT = [
+    ([], 0, None),
+    (["frob"], 2, r"^kidaudit: No such command 'frob'"),
+    (["analyze", "{capture}"], 2, r"^kidaudit analyze: Missing option '--profile'"),
+    (["analyze", "{capture}", "-p", "{bad}", "-o", "{new}"], 2,
+     r"bad.yaml, line 1: identifiers.imei"),
+    (["analyze", "{session}", "-p", "{profile}", "-o", "{new}"], 2,
+     r"is a folder, not a capture; to analyse its evidence again, give .*flows.mitm"),
+    (["analyze", "{capture}", "-p", "{profile}", "-o", "{plan}"], 2, r"plan.yaml: is a file"),
+    (["analyze", "{capture}", "-p", "{profile}", "-o", "{session}"], 2,
+     r"already holds a kidaudit session"),
+    (["analyze", "{capture}", "-p", "{profile}", "-o", "{new}", "--fail-on", "HIGH"], 1,
+     r"^kidaudit: --fail-on high: 2 findings at or above high:"),
+    (["analyze", "{capture}", "-p", "{profile}", "-o", "{new}", "--fail-on", "loud"], 2,
+     r"Invalid value for '--fail-on'"),
+    (["report", "{new}"], 2, r"no such session folder"),
+    (["report", "{session}", "--reveal"], 2, r"--reveal needs --out OTHER"),
+    (["report", "{session}", "--out", "{session}"], 2, r"already holds a kidaudit session"),
+    (["report", "{session}", "--out", "{new}", "--fail-on", "critical"], 1,
+     r"^kidaudit: --fail-on critical: 2 findings at or above critical:"),
+    (["mark", "--session", "{session}", "grant", "all-disclosed"], 2,
+     r"no capture is running on this folder"),
+    (["mark", "--session", "{new}", "grant", "all-disclosed"], 2, r"not a kidaudit session"),
+    (["capture", "-p", "{bad}", "--session", "{new}"], 2, r"bad.yaml, line 1"),
+    (["capture", "-p", "{profile}", "--session", "{plan}"], 2, r"plan.yaml: is a file"),
+    (["capture", "-p", "{profile}", "--session", "{session}"], 2,
+     r"already holds a kidaudit session .* add --resume"),
+    (["capture", "-p", "{profile}", "--session", "{session}", "--resume"], 2,
+     r"made by analyze .* --resume only continues a capture"),
+    (["capture", "-p", "{profile}", "--session", "{new}", "--resume"], 2,
+     r"holds no kidaudit session to resume"),
+    (["capture", "-p", "{profile}", "--session", "{new}", "--listen-host", "127.0.0.1",
+      "--port", "{port}"], 3, r"^kidaudit: port \d+ on 127.0.0.1: Address already in use"),
+    (["diff", "{session}", "{new}"], 2, r"findings.json: No such file"),
+    (["demo", "--out", "{tmp}"], 2, r"already holds other files"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "first_line"), CONTRACT,
+                         ids=[" ".join(c[0][:3]) or "(none)" for c in CONTRACT])
+def test_every_command_keeps_the_exit_code_contract(files, args, code, first_line):
+    _, session = _analyze(files)
+    bad = files["tmp"] / "bad.yaml"
+    bad.write_text("identifiers: {imei: '12345'}\n")
+    with _busy_port() as busy:
+        paths = {**files, "session": session, "new": files["tmp"] / "new", "bad": bad,
+                 "port": busy.getsockname()[1]}
+        before = sorted(p.name for p in files["tmp"].iterdir())
+        run = subprocess.run([str(KIDAUDIT), *(a.format(**paths) for a in args)],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert run.returncode == code, run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    if code == 0:
+        assert "Usage: kidaudit" in run.stdout
+        return
+    lines = run.stderr.splitlines()
+    assert re.search(first_line, lines[0]), lines[0]
+    if code == 1:
+        assert all(line.startswith("  [") for line in lines[1:]) and len(lines) > 1
+    else:
+        assert len(lines) == 1, run.stderr
+        assert sorted(p.name for p in files["tmp"].iterdir()) == before  # nothing touched
+
+
+@pytest.mark.parametrize("limit_kb", [40, 60, 100])  # the store fills up at 40 and 60 KB,
+def test_a_disk_that_fills_up_is_the_run_failing(files, limit_kb):  # its WAL at 100
+    """Never a report that silently lacks what the disk could not hold: exit 3, one line."""
+    out = files["tmp"] / "out"
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, as a full disk gives ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_kb * 1024, limit_kb * 1024))
+
+    run = subprocess.run(
+        [str(KIDAUDIT), "analyze", str(files["capture"]), "-p", str(files["profile"]),
+         "-o", str(out)], capture_output=True, text=True, timeout=60, preexec_fn=limit)
+    assert run.returncode == 3, run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) == 1, run.stderr
+    assert re.search(r"^kidaudit: .*(File too large|disk is full|disk I/O error)",
+                     run.stderr), run.stderr
+
+
+@pytest.mark.parametrize(("sets", "expected"), [
+    (["kidaudit_profile={bad}", "kidaudit_session={new}"], r"bad.yaml, line 1"),
+    (["kidaudit_profile={profile}"], r"needs both kidaudit_profile and kidaudit_session"),
+    (["kidaudit_profile={profile}", "kidaudit_session={session}"],
+     r"already holds a kidaudit session"),
+    (["kidaudit_profile={profile}", "kidaudit_session={plan}"], r"plan.yaml: is a file"),
+    (["kidaudit_profile={profile}", "kidaudit_session={new}", "kidaudit_lang=fr"],
+     r"kidaudit_lang: 'fr' is not one of en, zh"),
+])
+def test_the_addon_started_by_hand_gives_one_line_and_exit_2(files, sets, expected):
+    _, session = _analyze(files)
+    bad = files["tmp"] / "bad.yaml"
+    bad.write_text("identifiers: {imei: '12345'}\n")
+    paths = {**files, "session": session, "new": files["tmp"] / "new", "bad": bad}
+    argv = [str(MITMDUMP), "-q", "--listen-host", "127.0.0.1", "--listen-port", "0",
+            "--set", f"confdir={files['tmp'] / 'conf'}", "-s", str(ADDON)]
+    for s in sets:
+        argv += ["--set", s.format(**paths)]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    assert len(run.stderr.splitlines()) == 1 and run.stderr.startswith("kidaudit: ")
+    assert re.search(expected, run.stderr), run.stderr
+    assert not (files["tmp"] / "new").exists()

@@ -346,6 +346,7 @@ def _step_aside() -> None:
 def main() -> int:
     """Read messages until EOF (the proxy is gone) or ``finish``/``close``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the proxy decides when we stop
+    os.umask(0o077)  # everything it writes holds personal data: the lab's user's alone
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed by accident goes to stderr, not into the protocol
     _step_aside()
