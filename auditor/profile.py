@@ -146,14 +146,19 @@ class ConsentPlan:
 # --------------------------------------------------------------------------- public API
 
 
-def load_profile(path: str) -> Profile:
-    """The device profile at ``path``; any mistake in it raises a one-line ConfigError."""
+def load_profile(path: str, *, plausible: bool = True) -> Profile:
+    """The device profile at ``path``; any mistake in it raises a one-line ConfigError.
+
+    ``plausible=False`` skips the checksum, country-code and numbering-plan checks: for the
+    copy a finished session keeps, which was taken as it stands when the session was made
+    (by an older version, perhaps) and is the evidence the report must be rebuilt from."""
     root = _read(path)
     with _located(path):
         sections = _mapping(root, "", _PROFILE_SECTIONS)
         parsed = {key: _PROFILE_SECTIONS[key](node, key) for key, node in sections.items()}
-        _check_plausible(sections, parsed.get("irregular", frozenset()),
-                         parsed.get("jurisdiction", ""))
+        if plausible:
+            _check_plausible(sections, parsed.get("irregular", frozenset()),
+                             parsed.get("jurisdiction", ""))
     return Profile(**parsed, source=path)
 
 

@@ -209,7 +209,7 @@ def reopen(directory: Path) -> tuple[Store, Profile, Ledger]:
     """A finished session folder (from ``capture`` or ``analyze``) ready to report again."""
     directory = Path(directory)
     store = Store.open_existing(directory)
-    profile = load_profile(str(directory / PROFILE_FILE)) if (
+    profile = load_profile(str(directory / PROFILE_FILE), plausible=False) if (
         directory / PROFILE_FILE).is_file() else Profile()
     plan = load_consent_plan(str(directory / CONSENT_FILE)) if (
         directory / CONSENT_FILE).is_file() else None

@@ -3,6 +3,7 @@ message the pipeline fails on is still committed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,31 @@ def test_the_reports_let_go_of_the_live_timeline_and_judge_from_the_store(tmp_pa
     assert session.aggregator.findings() == []  # the live copy is gone
     assert {f.rule for f in out.findings} == {f.rule for f in opened}
     session.close()
+
+
+def test_a_kept_profile_is_reopened_as_it_was_taken(tmp_path: Path):
+    """A session made before the plausibility checks (or with a value the lab vouched for)
+    still reports: its profile copy is the evidence, not a new form to check."""
+    from auditor.profile import ConfigError, load_profile
+    from auditor.session import reopen
+
+    Session(tmp_path / "s", Profile(), None).close()
+    kept = tmp_path / "s" / "profile.yaml"
+    kept.write_text('identifiers: {imei: "864536040123450"}\n')  # fails its Luhn check
+    with pytest.raises(ConfigError, match="fails the Luhn check"):
+        load_profile(str(kept))
+    store, profile, _ = reopen(tmp_path / "s")
+    store.close()
+    assert profile.identifiers["imei"] == ("864536040123450",)
+
+
+def test_each_resumption_is_listed_in_the_report(tmp_path: Path):
+    session = Session(tmp_path / "s", Profile(), None)
+    session.note_resumed(1_790_000_000.0)
+    session.note_resumed(1_790_000_600.0)
+    out = session.write_outputs()
+    session.close()
+    doc = json.loads((out.directory / "findings.json").read_text())
+    assert doc["session"]["resumed"] == ["2026-09-21T14:13:20.000Z", "2026-09-21T14:23:20.000Z"]
+    html = (out.directory / "report.html").read_text()
+    assert "Capture resumed (UTC)" in html and "2026-09-21 14:23:20" in html
