@@ -159,6 +159,38 @@ def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_p
     assert len(doc["transmissions"]) == 3  # each message once: committed or sent again
 
 
+def test_analysis_lost_for_good_ends_the_capture_with_exit_3(tmp_path, profile, capsys):
+    """The worker dies and the proxy cannot take over (another process holds the folder):
+    the device's traffic still passes, the log says so at once, and the capture ends with
+    one line and exit code 3 instead of reports that silently lack the rest."""
+    from auditor.sources.live import hold_lock
+
+    async def main() -> int:
+        addon = load_addon_class()()
+        with taddons.context(addon) as tctx:
+            _configured(tctx, addon, profile, tmp_path / "s")
+            worker = addon.analysis
+            assert isinstance(worker, Worker)
+            _through(addon, _flow(json.dumps({"imei": IMEI}).encode()))
+            os.kill(worker.proc.pid, signal.SIGKILL)
+            worker.proc.wait(timeout=30)
+            intruder = hold_lock(tmp_path / "s")
+            try:
+                with pytest.raises(SystemExit) as ended:
+                    addon.done()
+            finally:
+                intruder.close()
+            later = _flow(json.dumps({"imei": IMEI}).encode())
+            _through(addon, later)  # still forwarded, untouched
+            assert not later.marked
+            return ended.value.code
+
+    assert asyncio.run(main()) == 3
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("kidaudit: analysis lost for good: the worker exited with code -9")
+    assert "another capture is writing to this session folder" in line
+
+
 # -- raw transports: TCP, UDP, WebSocket, DNS, TLS ------------------------------------------
 
 LK = b"[3G*8645360401*0009*LK,0,0,53]"
