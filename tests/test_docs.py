@@ -1,5 +1,6 @@
 """Docs that cannot drift (datasette's test_docs.py): every command, rule and addon option
-is in the README, and the README shows the two commands."""
+is in the README, the README shows the two commands, docs/rules.md is generated from the
+catalogue, and every relative link in the docs leads to a file of the repository."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from auditor.cli import app
 from auditor.rules import CATALOGUE
+from auditor.rules.markdown import REGENERATE, render
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -42,3 +44,51 @@ def test_readme_shows_the_two_commands_and_a_real_screenshot() -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_rules_md_is_generated_from_the_catalogue() -> None:
+    page = ROOT / "docs" / "rules.md"
+    written = page.read_text(encoding="utf-8") if page.is_file() else ""
+    assert written == render(CATALOGUE), \
+        f"docs/rules.md is not what the rule catalogue generates; run: {REGENERATE}"
+
+
+DOCS = sorted([ROOT / "README.md", ROOT / "lab-setup.md", *(ROOT / "docs").glob("*.md")])
+_FENCED = re.compile(r"^```.*?^```", re.S | re.M)
+_CODE = re.compile(r"`[^`\n]*`")
+_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)"
+                   r"|^\s{0,3}\[[^\]]+\]:\s+<?(\S+?)>?(?:\s|$)", re.M)
+
+
+def _links(text: str) -> list[str]:
+    """Targets of inline links, images and reference definitions, outside code."""
+    text = _CODE.sub("", _FENCED.sub("", text))
+    return [a or b for a, b in _LINK.findall(text)]
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#{1,6}\s+(.+?)\s*#*$", _FENCED.sub("", text), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+RELATIVE = [pytest.param(doc, target, id=f"{doc.relative_to(ROOT)}->{target}")
+            for doc in DOCS for target in _links(doc.read_text(encoding="utf-8"))
+            if not re.match(r"[a-z][a-z0-9+.-]*:", target)]
+
+
+def test_the_docs_have_relative_links() -> None:
+    assert {doc.name for doc in DOCS} >= {"README.md", "lab-setup.md", "design.md",
+                                          "findings-schema.md", "rules.md"}
+    assert len(RELATIVE) >= 5  # README's own links at least: a broken _LINK finds none
+
+
+@pytest.mark.parametrize(("doc", "target"), RELATIVE)
+def test_every_relative_link_leads_to_a_file_of_the_repository(doc: Path, target: str) -> None:
+    path, _, anchor = target.partition("#")
+    dest = (doc.parent / path).resolve() if path else doc
+    assert dest.is_relative_to(ROOT) and dest.exists(), \
+        f"{doc.relative_to(ROOT)}: {target} leads to no file of the repository"
+    if anchor and dest.suffix == ".md":
+        assert anchor in _anchors(dest.read_text(encoding="utf-8")), \
+            f"{doc.relative_to(ROOT)}: {target}: no heading #{anchor} in {dest.name}"
