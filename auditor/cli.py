@@ -312,10 +312,19 @@ def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: l
 
 
 @app.command()
-def rules() -> None:
+def rules(
+    markdown: Annotated[bool, typer.Option(
+        "--markdown", help="The catalogue as Markdown (what docs/rules.md is made from).")
+    ] = False,
+) -> None:
     """The rule catalogue with the clauses each rule rests on (* = unverified)."""
     from auditor.rules import CATALOGUE
 
+    if markdown:
+        from auditor.rules.markdown import render
+
+        sys.stdout.buffer.write(render(CATALOGUE).encode("utf-8"))
+        return
     typer.echo(f"kidaudit {__version__}, ruleset {RULESET_VERSION}")
     for rule in sorted(CATALOGUE, key=lambda r: (SEVERITIES.index(r.severity), r.id)):
         typer.echo(f"\n{rule.id}  [{rule.severity}]  {rule.title}")

@@ -47,10 +47,14 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_rules_md_is_generated_from_the_catalogue() -> None:
+    from typer.testing import CliRunner
+
     page = ROOT / "docs" / "rules.md"
     written = page.read_text(encoding="utf-8") if page.is_file() else ""
     assert written == render(CATALOGUE), \
         f"docs/rules.md is not what the rule catalogue generates; run: {REGENERATE}"
+    printed = CliRunner().invoke(app, ["rules", "--markdown"])
+    assert printed.exit_code == 0 and printed.stdout == written
 
 
 DOCS = sorted([ROOT / "README.md", ROOT / "lab-setup.md", *(ROOT / "docs").glob("*.md")])

@@ -8,15 +8,14 @@ Pure: ``render`` takes the catalogue and returns the text. ``tests/test_docs.py`
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 
 from auditor import RULESET_VERSION
 from auditor.categories import severity_rank
 from auditor.report.i18n import RULE_TEXT
-from auditor.rules.catalogue import CATALOGUE, Rule
+from auditor.rules.catalogue import Rule
 
-REGENERATE = "python -m auditor.rules.markdown > docs/rules.md"
+REGENERATE = "kidaudit rules --markdown > docs/rules.md"
 
 # The sources the clauses cite, in the short forms the catalogue uses.
 ABBREVIATIONS: tuple[tuple[str, str], ...] = (
@@ -92,7 +91,3 @@ def render(rules: Iterable[Rule], *, ruleset: str = RULESET_VERSION,
     out += ["", "## Abbreviations", "", "| short form | source |", "|---|---|"]
     out += [f"| {short} | {_cell(source)} |" for short, source in ABBREVIATIONS]
     return "\n".join(out) + "\n"
-
-
-if __name__ == "__main__":
-    sys.stdout.buffer.write(render(CATALOGUE).encode("utf-8"))
