@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 import phonenumbers
 import yaml
 
+from auditor.addresses import ip_text
 from auditor.categories import (
     ALL_DISCLOSED,
     CATEGORIES,
@@ -443,7 +444,7 @@ def _ips(node: yaml.Node, path: str) -> tuple[str, ...]:
     for item, where in _items(node, path):
         text = _nonempty(item, where)
         try:
-            out.append(str(ipaddress.ip_address(text.strip())))
+            out.append(ip_text(ipaddress.ip_address(text.strip())))
         except ValueError:
             _fail(item, where, f"{_show(text)} is not an IP address")
     return tuple(out)

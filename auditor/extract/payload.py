@@ -13,6 +13,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from auditor.addresses import ip_text
 from auditor.extract.watchproto import payload_fields
 from auditor.model import Field, Transmission
 
@@ -97,7 +98,7 @@ def parse_dns(data: bytes) -> tuple[list[str], list[tuple[str, str]]]:
             if rtype == 1 and rdlen == 4:
                 answers.append((name, str(ipaddress.IPv4Address(rdata))))
             elif rtype == 28 and rdlen == 16:
-                answers.append((name, str(ipaddress.IPv6Address(rdata))))
+                answers.append((name, ip_text(ipaddress.IPv6Address(rdata))))
             elif rtype == 5:
                 alias[_name(data, pos)[0]] = name
             pos += rdlen

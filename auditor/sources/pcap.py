@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from auditor.addresses import ip_text
 from auditor.extract.payload import (
     assemble_crypto,
     is_quic_initial,
@@ -121,7 +122,7 @@ def _ip4(b: bytes, _cache: dict[bytes, str] = _IP4) -> str:
 def _ip6(b: bytes, _cache: dict[bytes, str] = _IP6) -> str:
     s = _cache.get(b)
     if s is None:
-        s = _cache[b] = str(ipaddress.IPv6Address(b))
+        s = _cache[b] = ip_text(ipaddress.IPv6Address(b))
     return s
 
 
