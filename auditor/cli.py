@@ -236,6 +236,8 @@ def capture(
         raise fail(str(e)) from None
     modes = mode or ["regular"]
     _check_ports(listen_host, [port, *mode_ports(modes)])
+    if web:
+        _check_ports("127.0.0.1", [web_port(ctx.args)])
     argv = capture_argv(profile, session, consent, modes=modes,
                         tcp_hosts=tcp_host or [], port=port, listen_host=listen_host, web=web,
                         extra=ctx.args, resume=resume)
@@ -255,6 +257,17 @@ def mode_ports(modes: list[str]) -> list[int]:
     """The listen ports a mode names itself (``reverse:tcp://10.0.0.5:5900@5900``)."""
     return [int(m.rsplit("@", 1)[1]) for m in modes
             if "@" in m and m.rsplit("@", 1)[1].isdigit()]
+
+
+def web_port(extra: list[str]) -> int:
+    """mitmweb's own port: 8081 unless ``-- --set web_port=N`` (or ``--web-port N``) says."""
+    port = 8081
+    for i, arg in enumerate(extra):
+        value = arg.removeprefix("web_port=") if arg.startswith("web_port=") else (
+            extra[i + 1] if arg == "--web-port" and i + 1 < len(extra) else "")
+        if value.isdigit():
+            port = int(value)
+    return port
 
 
 def _check_ports(host: str, ports: list[int]) -> None:

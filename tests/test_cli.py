@@ -217,6 +217,15 @@ def test_rules_lists_every_rule_with_its_clauses():
     assert "unverified: COPPA 312.5(a)" in result.output
 
 
+@pytest.mark.parametrize(("extra", "port"), [
+    ([], 8081), (["--set", "web_port=9100"], 9100), (["--web-port", "9101"], 9101),
+    (["--set", "web_host=127.0.0.1", "--set", "web_port=x"], 8081)])
+def test_mitmwebs_own_port_is_read_from_the_mitmproxy_arguments(extra, port):
+    from auditor.cli import web_port
+
+    assert web_port(extra) == port
+
+
 @pytest.mark.parametrize(("modes", "tcp_hosts", "expected"), [
     (["regular"], [], ["--mode", "regular"]),
     (["regular", "reverse:tcp://203.0.113.5:9000@9000"], ["watch\\.example"],
@@ -288,6 +297,9 @@ CONTRACT = [
      r"holds no kidaudit session to resume"),
     (["capture", "-p", "{profile}", "--session", "{new}", "--listen-host", "127.0.0.1",
       "--port", "{port}"], 3, r"^kidaudit: port \d+ on 127.0.0.1: Address already in use"),
+    (["capture", "-p", "{profile}", "--session", "{new}", "--listen-host", "127.0.0.1",
+      "--port", "0", "--web", "--", "--set", "web_port={port}"], 3,
+     r"^kidaudit: port \d+ on 127.0.0.1: Address already in use"),
     (["diff", "{session}", "{new}"], 2, r"findings.json: No such file"),
     (["demo", "--out", "{tmp}"], 2, r"already holds other files"),
 ]
