@@ -263,9 +263,14 @@ def _busy_port() -> socket.socket:
 
 
 # Each case: the command's arguments (formatted with the fixture's paths; {port} is a port in
-# use), the expected exit code, a pattern the first line of stderr must match.
+# use), the expected exit code, a pattern the first line of stderr must match (of stdout for
+# exit 0).
 CONTRACT = [
-    ([], 0, None),
+    ([], 0, r"Usage: kidaudit"),
+    (["rules"], 0, r"AFTER_WITHDRAWAL  \[critical\]"),
+    (["validate"], 0, r"precision"),
+    (["analyze", "{capture}", "-p", "{profile}", "-o", "{new}", "--fail-on", "critical"], 1,
+     r"^kidaudit: --fail-on critical: 2 findings at or above critical:"),
     (["frob"], 2, r"^kidaudit: No such command 'frob'"),
     (["analyze", "{capture}"], 2, r"^kidaudit analyze: Missing option '--profile'"),
     (["analyze", "{capture}", "-p", "{bad}", "-o", "{new}"], 2,
@@ -320,7 +325,7 @@ def test_every_command_keeps_the_exit_code_contract(files, args, code, first_lin
     assert run.returncode == code, run.stderr
     assert "Traceback" not in run.stdout + run.stderr
     if code == 0:
-        assert "Usage: kidaudit" in run.stdout
+        assert re.search(first_line, run.stdout) and not run.stderr, run.stderr
         return
     lines = run.stderr.splitlines()
     assert re.search(first_line, lines[0]), lines[0]
