@@ -490,7 +490,16 @@ def test_every_tracker_protocol_is_recognised_with_what_it_carries(
     b"", b"hello world", b"\x78\x78", b"\x79\x79\x00", b"*HQ", b"IWXX#", b"S168#abc#",
     b'{"imei": ', b"@X#@|1|2|", b"41ZZ", b"GET / HTTP/1.1\r\n", b"[not a frame]",
     b"\x00\x01\x02\x10YX123|V1.0",
+    b"$GPRMC,081836,A,3751.65,S,14507.36,E,000.0,360.0,130998,011.3,E*62\r\n",  # NMEA, not H02
 ])
 def test_unknown_bytes_are_no_protocol(data: bytes) -> None:
     assert tracker_fields(data) == []
     assert payload_fields(data) == []
+
+
+@pytest.mark.parametrize("data", [
+    b'{"imei":"1","data":5}', b'{"imei":"1","data":{"ic":"8986"}}', b'{"imei":"1","data":null}',
+])
+def test_a_malformed_b2316_message_is_read_as_far_as_it_goes(data: bytes) -> None:
+    assert pairs(tracker_fields(data)) == {("payload.b2316.protocol", "protocol:b2316"),
+                                           ("payload.b2316.imei", "1")}

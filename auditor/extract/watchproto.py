@@ -355,6 +355,8 @@ def _h02_binary(data: bytes) -> list[Field]:
         return []
     h = data[1:22].hex()
     ident, lat, lon, flags = h[0:10], h[22:30], h[32:41], int(h[41], 16)
+    if not (h[0:30] + lon).isdigit():  # BCD or not H02: an NMEA "$GPRMC,..." is text
+        return []
     try:
         la = _ddmm(lat, "N" if flags & 4 else "S", 2)
         lo = _ddmm(lon, "E" if flags & 8 else "W", 3)
@@ -442,9 +444,12 @@ def _b2316(text: str) -> list[Field]:
         doc = json.loads(text)
     except ValueError:
         return []
+    if not isinstance(doc, dict):
+        return []
     out = [Field("tag", "payload.b2316.protocol", "protocol:b2316"),
            Field("payload", "payload.b2316.imei", str(doc.get("imei", "")))]
-    for n, entry in enumerate(doc.get("data") or []):
+    data = doc.get("data")
+    for n, entry in enumerate(data if isinstance(data, list) else []):
         if isinstance(entry, dict) and entry.get("ic"):
             out.append(Field("payload", f"payload.b2316.data[{n}].iccid", str(entry["ic"])))
     return out
