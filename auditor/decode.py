@@ -16,13 +16,21 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from auditor.extract import bodies
-from auditor.extract.bodies import Budget, Limit, NestedTooDeep, parse_json, walk_json
+from auditor.extract.bodies import (
+    LAYER_COST,
+    Budget,
+    Limit,
+    NestedTooDeep,
+    current_budget,
+    parse_json,
+    walk_json,
+)
 from auditor.model import Field
 
 MAX_DEPTH = 4  # layers peeled off one value
 MAX_VALUE = 256 * 1024  # a value longer than this is matched as is, not decoded
 MAX_DERIVED = 5_000  # derived fields per message
-MAX_WORK = bodies.MAX_WORK  # bytes decoded per message (decompression and binary scans)
+MAX_WORK = bodies.MAX_WORK  # work per message, shared with extraction (bodies.Budget)
 MAX_OUTPUT = bodies.MAX_OUTPUT  # bytes one decompression may produce
 MAX_RATIO = bodies.MAX_RATIO  # output:input of a decompression past bodies.RATIO_FLOOR
 
@@ -50,21 +58,31 @@ class _State:
             self.opaque.append(entry)
 
 
-def expand(fields: Iterable[Field], opaque: list[str] | None = None) -> list[Field]:
+def expand(fields: Iterable[Field], opaque: list[str] | None = None,
+           budget: Budget | None = None) -> list[Field]:
     """The fields plus every decoded layer found inside them.
 
     ``opaque`` collects ``"field: reason"`` for every value a limit stopped us reading (and
     every ``opaque`` field an extractor emitted), so the report can say what was not looked
-    into instead of claiming it was clean.
+    into instead of claiming it was clean. ``budget`` is the message's (by default the one
+    extraction drew on, ``bodies.message_budget``): every layer peeled and byte it gives
+    is charged; once it is used up the fields are still passed on, undecoded.
     """
-    state = _State(opaque=opaque if opaque is not None else [])
+    state = _State(opaque=opaque if opaque is not None else [],
+                   work=budget if budget is not None else current_budget())
     out: list[Field] = []
     for f in fields:
         if f.location == bodies.OPAQUE:
             state.note(f.path, f.value)
             continue
         out.append(f)
-        out.extend(_peel(f, 0, state))
+        if state.work.used_up:
+            continue
+        try:
+            for child in _peel(f, 0, state):
+                out.append(child)
+        except Limit as e:
+            state.note(e.path, e.reason)
     if state.derived <= 0:
         state.note("*", f"more than {MAX_DERIVED} decoded fields, the rest not decoded")
     return out
@@ -89,6 +107,7 @@ def _peel(f: Field, depth: int, state: _State) -> Iterator[Field]:
         if state.derived <= 0:  # one JSON-in-a-string can hold more leaves than the budget
             return
         state.derived -= 1
+        state.work.spend(LAYER_COST + len(child.value), child.path)
         yield child
         yield from _peel(child, depth + 1, state)
 
@@ -98,13 +117,13 @@ def _decodings(f: Field, state: _State) -> Iterator[Field]:
     media or a known compressed stream."""
     v = f.value.strip()
     if v[:1] in ("{", "[") and len(v) > 1:
-        yield from _text_child(f, "json", v)
+        yield from _text_child(f, "json", v, state)
         return
     if _PCT.search(v):
-        yield from _text_child(f, "url", unquote(v))
+        yield from _text_child(f, "url", unquote(v), state)
     m = _JWT.match(v)
     if m is not None:
-        yield from _jwt(f, m.group(1), m.group(2))
+        yield from _jwt(f, m.group(1), m.group(2), state)
         return
     if _B64.match(v) and not v.isdigit() and not _HEXCHARS.match(v):
         raw = _b64(v)
@@ -116,14 +135,16 @@ def _decodings(f: Field, state: _State) -> Iterator[Field]:
             yield from _bytes_child(f, "hex", raw, state, structured=False)
 
 
-def _text_child(parent: Field, layer: str, text: str,
+def _text_child(parent: Field, layer: str, text: str, state: _State,
                 chain: tuple[str, ...] | None = None, path: str | None = None
                 ) -> Iterator[Field]:
-    """Decoded text as one field, or as a JSON document's leaves when it is one."""
+    """Decoded text as one field, or as a JSON document's leaves when it is one (its
+    parse and every node of its walk charged to the message's budget)."""
     chain = chain if chain is not None else (*parent.encoding, layer)
     path = path if path is not None else f"{parent.path}.{layer}"
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
+        state.work.spend(len(text), path)
         try:
             doc = parse_json(text)
         except NestedTooDeep as e:
@@ -132,13 +153,13 @@ def _text_child(parent: Field, layer: str, text: str,
             pass
         else:
             json_chain = chain if chain[-1:] == ("json",) else (*chain, "json")
-            yield from walk_json(doc, path, parent.location, json_chain)
+            yield from walk_json(doc, path, parent.location, json_chain, budget=state.work)
             return
     if layer != "json":
         yield Field(parent.location, path, text, chain)
 
 
-def _jwt(f: Field, header: str, payload: str) -> Iterator[Field]:
+def _jwt(f: Field, header: str, payload: str, state: _State) -> Iterator[Field]:
     """A JWS's payload claims (RFC 7519 3), once its header reads as a JOSE header."""
     head, body = _b64(header), _b64(payload)
     if head is None or body is None:
@@ -149,7 +170,8 @@ def _jwt(f: Field, header: str, payload: str) -> Iterator[Field]:
     except (ValueError, UnicodeDecodeError):
         return
     if isinstance(jose, dict) and ("alg" in jose or "typ" in jose):
-        yield from walk_json(claims, f"{f.path}.jwt", f.location, (*f.encoding, "jwt", "json"))
+        yield from walk_json(claims, f"{f.path}.jwt", f.location, (*f.encoding, "jwt", "json"),
+                             budget=state.work)
 
 
 def _bytes_child(f: Field, layer: str, raw: bytes, state: _State, structured: bool = True
@@ -173,7 +195,7 @@ def _bytes_child(f: Field, layer: str, raw: bytes, state: _State, structured: bo
         return
     text = _readable(raw)
     if text is not None:
-        yield from _text_child(f, layer, text, chain, path)
+        yield from _text_child(f, layer, text, state, chain, path)
         return
     mime = bodies.sniff_media(raw)
     if mime is not None:
@@ -188,7 +210,7 @@ def _bytes_child(f: Field, layer: str, raw: bytes, state: _State, structured: bo
                 return
             text = _readable(out) if out is not None else None
             if text is not None:
-                yield from _text_child(f, layer, text, (*chain, trial), path)
+                yield from _text_child(f, layer, text, state, (*chain, trial), path)
                 return
     if structured or chain[-1] != layer:
         yield from bodies.fields_from_bytes(raw, path, f.location, chain, strict=True,

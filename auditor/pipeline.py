@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from auditor import decode
 from auditor.detect import Detector
 from auditor.extract import extract
+from auditor.extract.bodies import message_budget
 from auditor.model import Field, Observation, Transmission
 from auditor.profile import Profile
 from auditor.recipients import Recipients
@@ -28,7 +29,8 @@ class Pipeline:
         if not tx.inspected:
             return Observation(tx, recipient)
         opaque: list[str] = []
-        fields = decode.expand(extract(tx), opaque)
+        with message_budget():  # one work budget for the message's readers and layers
+            fields = decode.expand(extract(tx), opaque)
         detections = self.detector.detect(tx, fields)
         return Observation(tx, recipient, tuple(detections), tuple(opaque), tags(fields))
 

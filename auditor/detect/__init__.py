@@ -31,8 +31,11 @@ MAX_SCAN = 64 * 1024
 POINT = frozenset({"location.precise", "location.coarse"})
 # A field's pattern and key readings depend on the field alone, and a device sends the same
 # fields message after message (its headers, identifiers and settings): the readings of
-# short fields are remembered, per session and bounded.
+# short fields are remembered, per session and bounded. A field is remembered whole (its
+# path is its key too), so both its value and its path must be short: the memo then holds
+# at most MEMO_SIZE * (MEMO_VALUE + MEMO_PATH) characters, whatever a message carries.
 MEMO_VALUE = 256  # characters
+MEMO_PATH = 512  # characters
 MEMO_SIZE = 8192  # fields
 Reading = tuple[str, str, str, float]  # method, category, value, confidence
 
@@ -59,7 +62,7 @@ class Detector:
         found.extend(find_media(tx.id, fields))
         found.extend(find_coordinate_pairs(tx.id, short))
         for f in short:
-            read = self._remembered(f) if len(f.value) <= MEMO_VALUE else self.readings(f)
+            read = self._remembered(f) if _memorable(f) else self.readings(f)
             found += [Detection(tx.id, category, method, f.location, f.path, f.encoding, "",
                                 value, confidence)
                       for method, category, value, confidence in read]
@@ -72,6 +75,12 @@ class Detector:
         out += [("key", category, value, keys.KEY_CONFIDENCE)
                 for category, value in keys.by_key(f)]
         return tuple(out)
+
+
+def _memorable(f: Field) -> bool:
+    """Short enough to remember: a long value is rarely sent twice, and a long path (a
+    hostile key repeated over every leaf) would make the memo hold megabytes per field."""
+    return len(f.value) <= MEMO_VALUE and len(f.path) <= MEMO_PATH
 
 
 def _core(value: str) -> str:

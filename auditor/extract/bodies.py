@@ -19,6 +19,8 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_plus
 from xml.etree import ElementTree
@@ -37,10 +39,19 @@ MAX_NEST = 8  # formats inside formats: gzip in a multipart part in a msgpack by
 MAX_OUTPUT = 4 * 1024 * 1024  # bytes one decompression may produce
 MAX_RATIO = 100  # output:input of a decompression, checked once output passes RATIO_FLOOR
 RATIO_FLOOR = 1024 * 1024
-# Bytes decompressed or scanned per payload. It stands in for a time budget: the clock is
-# not read in the core (STYLE.md 1), and a byte budget gives the same report on every
-# machine, so ``kidaudit analyze`` stays reproducible.
+# Work per message, in units of one byte read or produced. It stands in for a time and
+# memory budget: the clock is not read in the core (STYLE.md 1), and counted work gives the
+# same report on every machine, so ``kidaudit analyze`` stays reproducible. Every reader,
+# tree walk and decoding layer of one message draws on the same budget (``message_budget``).
 MAX_WORK = 32 * 1024 * 1024
+# What a node of a document tree costs beyond its bytes: a walk over a structure that
+# shares or repeats itself (CBOR value sharing, empty containers, nulls) produces nothing
+# but still takes time, so visiting a node is charged like reading this many bytes.
+NODE_COST = 32
+LAYER_COST = 256  # one decoding layer peeled off a value (decode.py)
+# A key longer than this is shortened in paths (``segment``): every leaf under it repeats
+# its path, so a 1 MB key over 1,500 leaves would otherwise hold 1.5 GB of paths.
+MAX_SEGMENT = 256
 _CHUNK = 64 * 1024  # decompression output per step, so a bomb is stopped early
 _BROTLI_STEP = 4  # brotli input bytes per step: brotli 1.1 has no output limit of its own
 
@@ -59,14 +70,55 @@ class Limit(Exception):
 
 @dataclass
 class Budget:
-    """Work left for one payload (or, in ``decode``, one message)."""
+    """Work left for one message: bytes read and produced, nodes visited, layers peeled.
+    Plain integer arithmetic, so charging it costs nothing next to the work it counts."""
 
     work: int = MAX_WORK
 
     def spend(self, n: int, path: str) -> None:
+        """Charge ``n`` units; ``Limit`` (recorded as opaque at ``path``) once none are left."""
         self.work -= n
         if self.work < 0:
-            raise Limit(path, f"work budget of {MAX_WORK} bytes per message used up")
+            raise Limit(path, f"work budget of {MAX_WORK} units per message used up "
+                        "(bytes read and produced, nodes visited, layers peeled)")
+
+    @property
+    def used_up(self) -> bool:
+        """Nothing is left: later readers of the same message stop at once."""
+        return self.work < 0
+
+
+_MESSAGE: ContextVar[Budget | None] = ContextVar("kidaudit_message_budget", default=None)
+
+
+@contextmanager
+def message_budget() -> Iterator[Budget]:
+    """One budget for everything read out of one message (extraction and decoding), so
+    a message's parts and layers cannot each spend a budget of their own. Readers called
+    outside it get a fresh budget per call."""
+    budget = Budget()
+    token = _MESSAGE.set(budget)
+    try:
+        yield budget
+    finally:
+        _MESSAGE.reset(token)
+
+
+def current_budget() -> Budget:
+    """The budget of the message being read, or a fresh one outside ``message_budget``."""
+    budget = _MESSAGE.get()
+    return budget if budget is not None else Budget()
+
+
+def segment(key: str) -> str:
+    """``key`` as one path segment: a key longer than ``MAX_SEGMENT`` keeps its start,
+    its length and a CRC-32 of the whole (two long keys stay two paths), because every
+    field below it repeats its path and memory must not grow with the key times the
+    leaves."""
+    if len(key) <= MAX_SEGMENT:
+        return key
+    digest = zlib.crc32(key.encode("utf-8", errors="surrogatepass"))
+    return f"{key[:MAX_SEGMENT // 2]}…[{len(key)} characters, crc32 {digest:08x}]"
 
 
 # --- compression -------------------------------------------------------------------------
@@ -280,18 +332,29 @@ def _too_deep(path: str, encoding: tuple[str, ...]) -> Field:
 
 
 def walk_json(doc: object, prefix: str, location: str, encoding: tuple[str, ...],
-              depth: int = 0) -> Iterator[Field]:
-    """Leaves of a JSON document as fields with dotted paths (``body.json.dev.imei``)."""
+              depth: int = 0, budget: Budget | None = None) -> Iterator[Field]:
+    """Leaves of a JSON document as fields with dotted paths (``body.json.dev.imei``).
+    Each node visited and each leaf's path are charged to ``budget`` (the message's)."""
+    yield from _walk_json(doc, prefix, location, encoding, depth,
+                          budget if budget is not None else current_budget())
+
+
+def _walk_json(doc: object, prefix: str, location: str, encoding: tuple[str, ...],
+               depth: int, budget: Budget) -> Iterator[Field]:
+    budget.spend(NODE_COST, prefix)
     if depth > MAX_TREE_DEPTH:
         yield _too_deep(prefix, encoding)
         return
     if isinstance(doc, dict):
         for key, value in doc.items():
-            yield from walk_json(value, f"{prefix}.{key}", location, encoding, depth + 1)
+            yield from _walk_json(value, f"{prefix}.{segment(key)}", location, encoding,
+                                  depth + 1, budget)
     elif isinstance(doc, list):
         for i, value in enumerate(doc):
-            yield from walk_json(value, f"{prefix}.{i}", location, encoding, depth + 1)
+            yield from _walk_json(value, f"{prefix}.{i}", location, encoding, depth + 1,
+                                  budget)
     elif doc is not None and not isinstance(doc, bool):
+        budget.spend(len(prefix), prefix)
         yield Field(location, prefix, str(doc), encoding)
 
 
@@ -304,9 +367,10 @@ class _Ctx:
 
 
 def _key(key: object) -> str:
+    """A msgpack / CBOR map key as a path segment (any type may be a key there)."""
     if isinstance(key, bytes | bytearray):
-        return bytes(key).decode("utf-8", errors="replace")
-    return _scalar(key) or "?"
+        return segment(bytes(key).decode("utf-8", errors="replace"))
+    return segment(_scalar(key) or "?")
 
 
 def _scalar(value: object) -> str | None:
@@ -320,7 +384,9 @@ def _scalar(value: object) -> str | None:
 
 def _walk_tree(doc: object, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], nest: int,
                depth: int = 0) -> Iterator[Field]:
-    """Leaves of a decoded msgpack / CBOR document; bytes values are sniffed in turn."""
+    """Leaves of a decoded msgpack / CBOR document; bytes values are sniffed in turn. A
+    CBOR document may share one value in many places: each place is visited and charged."""
+    ctx.budget.spend(NODE_COST, prefix)
     if depth > MAX_TREE_DEPTH:
         yield _too_deep(prefix, encoding)
         return
@@ -342,6 +408,7 @@ def _walk_tree(doc: object, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], n
     else:
         text = _scalar(doc)
         if text is not None:
+            ctx.budget.spend(len(prefix) + len(text), prefix)
             ctx.text_leaves += isinstance(doc, str) and len(text) >= 4
             yield Field(ctx.location, prefix, text, encoding)
 
@@ -363,6 +430,7 @@ def _read_blob(data: bytes, path: str, ctx: _Ctx, encoding: tuple[str, ...],
     text = as_text(data)
     if text is not None:
         if text:
+            ctx.budget.spend(len(path) + len(text), path)
             yield Field(ctx.location, path, text, encoding)
         return
     if nest <= MAX_NEST:
@@ -372,6 +440,7 @@ def _read_blob(data: bytes, path: str, ctx: _Ctx, encoding: tuple[str, ...],
 
 def _msgpack(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], nest: int
              ) -> Iterator[Field] | None:
+    ctx.budget.spend(len(data), prefix)
     try:
         doc = msgpack.unpackb(data, raw=False, strict_map_key=False,
                               unicode_errors="replace", timestamp=3)
@@ -380,8 +449,106 @@ def _msgpack(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], nes
     return _walk_tree(doc, f"{prefix}.msgpack", ctx, encoding, nest)
 
 
+_CBOR_ARG = {24: 1, 25: 2, 26: 4, 27: 8}  # RFC 8949 3: additional information -> bytes
+_SHAREABLE, _SHARED_REF = 28, 29  # IANA CBOR tags: value sharing
+# An open item: [items left (-1: indefinite), nodes so far, kind]; kind is _CONTAINER,
+# _TAG, or the index of the tag 28 value it is.
+_Frame = list[int]
+_CONTAINER, _TAG = -1, -2
+
+
+def _cbor_head(data: bytes, pos: int) -> tuple[int, int, int, int]:
+    """(major type, additional information, argument, next position) of the item at
+    ``pos`` (RFC 8949 3); IndexError when the data ends, ValueError when malformed."""
+    first = data[pos]
+    major, info = first >> 5, first & 0x1F
+    size = _CBOR_ARG.get(info, 0)
+    if 28 <= info <= 30 or (info == 31 and major in (0, 1, 6)):
+        raise ValueError("reserved additional information")
+    if pos + 1 + size > len(data):
+        raise IndexError("cut short")
+    arg = info if size == 0 else int.from_bytes(data[pos + 1:pos + 1 + size], "big")
+    return major, info, arg, pos + 1 + size
+
+
+def cbor_nodes(data: bytes, limit: int, path: str) -> int | None:
+    """How many nodes the CBOR document in ``data`` decodes to once every shared value
+    (tag 29, a reference to a tag 28 value) is expanded in each place it is used, read
+    from the bytes before cbor2 builds anything; None when ``data`` is not one whole
+    CBOR item. Raises ``Limit`` as soon as the count passes ``limit``, or on a reference
+    to a value that holds it (a cycle): a 260-byte document of 40 shared levels expands
+    to 2**40 nodes, and walking or hashing what cbor2 returns would never end."""
+    shared: list[int | None] = []  # nodes of each tag 28 value, None while still open
+    stack: list[_Frame] = [[1, 0, _TAG]]  # a root frame holding the one top-level item
+    pos, end = 0, len(data)
+    try:
+        while True:
+            major, info, arg, pos = _cbor_head(data, pos)
+            if major == 7 and info == 31:  # "break": ends an indefinite container
+                frame = stack.pop()
+                if frame[0] != -1 or not stack:
+                    return None
+                nodes = frame[1] + 1
+            elif major in (2, 3):
+                if info == 31:  # indefinite string: definite chunks up to a break
+                    while data[pos] != 0xFF:
+                        _, chunk_info, size, pos = _cbor_head(data, pos)
+                        if chunk_info == 31:
+                            return None
+                        pos += size
+                    pos += 1
+                else:
+                    pos += arg
+                if pos > end:
+                    return None
+                nodes = 1
+            elif major in (4, 5) and (arg or info == 31):
+                stack.append([-1 if info == 31 else arg * (major - 3), 0, _CONTAINER])
+                continue
+            elif major == 6 and arg == _SHAREABLE:
+                shared.append(None)
+                stack.append([1, 0, len(shared) - 1])
+                continue
+            elif major == 6 and arg == _SHARED_REF:
+                kind, _, index, pos = _cbor_head(data, pos)
+                if kind != 0 or index >= len(shared):
+                    return None
+                found = shared[index]
+                if found is None:
+                    raise Limit(path, "CBOR shared reference inside the value it refers to "
+                                "(a cycle), not expanded")
+                nodes = found
+            elif major == 6:
+                stack.append([1, 0, _TAG])
+                continue
+            else:
+                nodes = 1
+            while True:  # the item is whole: count it in its container, close full ones
+                frame = stack[-1]
+                frame[1] += nodes
+                if frame[1] > limit:
+                    raise Limit(path, f"CBOR document expands to more than {limit} nodes "
+                                "(shared values counted where used), not read")
+                if frame[0] == -1:
+                    break
+                frame[0] -= 1
+                if frame[0]:
+                    break
+                stack.pop()
+                if frame[2] >= 0:
+                    shared[frame[2]] = frame[1]
+                if not stack:
+                    return frame[1] if pos == end else None
+                nodes = frame[1] + (frame[2] == _CONTAINER)  # a container is a node too
+    except (IndexError, ValueError):
+        return None
+
+
 def _cbor(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], nest: int
           ) -> Iterator[Field] | None:
+    ctx.budget.spend(len(data), prefix)
+    if cbor_nodes(data, ctx.budget.work // NODE_COST, prefix) is None:
+        return None
     fp = io.BytesIO(data)
     try:
         doc = cbor2.CBORDecoder(fp).decode()
@@ -469,6 +636,7 @@ def _pb_fields(entries: list[tuple[int, int, int | bytes]], prefix: str, ctx: _C
                encoding: tuple[str, ...], nest: int, depth: int = 0) -> Iterator[Field]:
     for number, wire, value in entries:
         path = f"{prefix}.{number}"
+        ctx.budget.spend(NODE_COST + len(path), path)
         if isinstance(value, int):
             signed = value - (1 << 64) if value >= 1 << 63 else value
             yield Field(ctx.location, path, str(signed), encoding)
@@ -549,6 +717,7 @@ def _xml(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], nest: i
     siblings share a path. Entity declarations are never expanded (billion laughs)."""
     if re.search(rb"<!ENTITY", data, re.IGNORECASE):
         raise Limit(prefix, "XML with entity declarations, not expanded")
+    ctx.budget.spend(len(data), prefix)
     parser = ElementTree.XMLParser()
     try:
         parser.feed(data)
@@ -557,13 +726,15 @@ def _xml(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], nest: i
         return None
 
     def local(tag: object) -> str:
-        return tag.rpartition("}")[2] if isinstance(tag, str) else "?"
+        return segment(tag.rpartition("}")[2]) if isinstance(tag, str) else "?"
 
     def walk() -> Iterator[Field]:
         stack = [(root, f"{prefix}.xml.{local(root.tag)}", 0)]
         while stack:
             elem, path, depth = stack.pop()
+            ctx.budget.spend(NODE_COST + len(path), path)
             for name, value in elem.attrib.items():
+                ctx.budget.spend(NODE_COST + len(path), path)
                 yield Field(ctx.location, f"{path}.@{local(name)}", value, encoding)
             text = (elem.text or "").strip()
             if text:
@@ -623,7 +794,8 @@ def _multipart(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], n
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
             disp = _disposition(headers.get("content-disposition", ""))
-            path = f"{prefix}.multipart.{disp.get('name') or f'part{i}'}"
+            path = f"{prefix}.multipart.{segment(disp.get('name') or f'part{i}')}"
+            ctx.budget.spend(NODE_COST + len(path) + len(head), path)
             if disp.get("filename"):
                 yield Field(ctx.location, f"{path}.filename", disp["filename"], encoding)
             yield from _guarded(_read(body, path, ctx, encoding,
@@ -777,11 +949,11 @@ def _read_text(text: str, data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[s
                content_type: str, nest: int, text_path: str | None) -> Iterator[Field]:
     ctype = content_type.split(";")[0].strip().lower()
     if ctype == "application/x-www-form-urlencoded":
-        for name, value in form_pairs(text):
-            yield Field(ctx.location, f"{prefix}.form.{name}", value, encoding)
+        yield from _form(text, prefix, ctx, encoding)
         return
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
+        ctx.budget.spend(len(data), prefix)
         try:
             doc = parse_json(text)
         except NestedTooDeep as e:
@@ -791,7 +963,8 @@ def _read_text(text: str, data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[s
                 docs, cut = _json_sequence(text)
                 if docs:
                     for i, doc in enumerate(docs):
-                        yield from walk_json(doc, f"{prefix}.json.{i}", ctx.location, encoding)
+                        yield from walk_json(doc, f"{prefix}.json.{i}", ctx.location, encoding,
+                                             budget=ctx.budget)
                     if cut:
                         yield Field(OPAQUE, f"{prefix}.json", f"JSON cut short after "
                                     f"{len(text)} characters", encoding)
@@ -800,7 +973,8 @@ def _read_text(text: str, data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[s
                 yield Field(OPAQUE, f"{prefix}.json", f"JSON cut short after {len(text)} "
                             "characters; read as text", encoding)
         else:
-            yield from walk_json(doc, f"{prefix}.json", ctx.location, encoding)
+            yield from walk_json(doc, f"{prefix}.json", ctx.location, encoding,
+                                 budget=ctx.budget)
             return
     if stripped[:1] == "<":
         found = _xml(data, prefix, ctx, encoding, nest)
@@ -808,12 +982,20 @@ def _read_text(text: str, data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[s
             yield from found
             return
     if "=" in text and _FORM.fullmatch(stripped.rstrip()):
-        for name, value in form_pairs(stripped.rstrip()):
-            yield Field(ctx.location, f"{prefix}.form.{name}", value, encoding)
+        yield from _form(stripped.rstrip(), prefix, ctx, encoding)
         return
     if ctx.strict:
         return
     yield Field(ctx.location, text_path or f"{prefix}.text", text, encoding)
+
+
+def _form(text: str, prefix: str, ctx: _Ctx, encoding: tuple[str, ...]) -> Iterator[Field]:
+    """Form pairs as fields, each charged as a node with its path (a million-key form
+    stops at the budget, not at the end of the body)."""
+    for name, value in form_pairs(text):
+        path = f"{prefix}.form.{segment(name)}"
+        ctx.budget.spend(NODE_COST + len(path), path)
+        yield Field(ctx.location, path, value, encoding)
 
 
 def fields_from_bytes(data: bytes, prefix: str, location: str,
@@ -828,7 +1010,7 @@ def fields_from_bytes(data: bytes, prefix: str, location: str,
     that was already decoded simply does not decompress again. ``strict`` (for bytes
     decoded out of a value) keeps only formats that were recognised and, for binary ones,
     held some text. Never raises on hostile input."""
-    ctx = _Ctx(location, budget if budget is not None else Budget(), strict)
+    ctx = _Ctx(location, budget if budget is not None else current_budget(), strict)
     out: list[Field] = []
     try:
         data, encoding = _undo_codings(data, content_encoding, ctx, prefix, encoding, out)
