@@ -149,13 +149,17 @@ def report(
     if not settled(session, SETTLE_S):  # a crashed proxy's worker finishing its last commits
         typer.echo(f"kidaudit: {session}: a capture is still writing to this session; "
                    "reporting what it has committed so far", err=True)
+    from auditor.store import StoreError
+
     try:
         store, prof, ledger = reopen(session)
-    except (FileNotFoundError, ConfigError) as e:
+    except (FileNotFoundError, ConfigError, StoreError) as e:
         raise fail(str(e)) from None
     try:
         result = write_outputs(Path(session), store, prof, ledger, lang=lang.value,
                                reveal=reveal, out=out)
+    except StoreError as e:  # damage further in than the first pages
+        raise fail(str(e)) from None
     finally:
         store.close()
     typer.echo(f"{len(result.findings)} findings; report: {result.report}")
@@ -366,16 +370,19 @@ def diff_sessions(
     lang: LangOpt = Lang.en,
 ) -> None:
     """Two sessions side by side (e.g. two firmware versions)."""
-    from auditor.diff import diff, format_text
+    from auditor.diff import DocumentError, check, diff, format_text
     from auditor.report import diff_html
 
     docs = []
     for folder in (old, new):
         path = folder / "findings.json"
         try:
-            docs.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as e:
-            raise fail(f"{path}: {getattr(e, 'strerror', None) or e}") from None
+            docs.append(check(json.loads(path.read_text(encoding="utf-8"))))
+        except RecursionError:  # JSON nested deeper than Python's stack
+            raise fail(f"{path}: is not a findings document (nested too deeply)") from None
+        except (OSError, ValueError) as e:  # DocumentError is a ValueError too
+            what = "" if isinstance(e, DocumentError | OSError) else "is not JSON: "
+            raise fail(f"{path}: {what}{getattr(e, 'strerror', None) or e}") from None
     result = diff(*docs)
     typer.echo(format_text(result), nl=False)
     if out is not None:

@@ -57,8 +57,38 @@ class SessionDiff:
                     or self.findings_fixed)
 
 
+class DocumentError(ValueError):
+    """A findings document diff cannot read: what is wrong with it, for one line naming the
+    file (exit 2)."""
+
+
+# The lists diff reads; any of them may be missing (an empty session), none of another shape.
+LISTS = ("findings", "transmissions", "detections")
+
+
+def check(doc: object) -> dict:
+    """``doc`` itself when diff can read it; DocumentError says where it is not a
+    ``kidaudit.findings/1`` document (``[]``, ``{"findings": 5}``), instead of a traceback
+    further in. Entries of the wrong shape inside the lists are skipped as before."""
+    if not isinstance(doc, dict):
+        raise DocumentError(f"is a JSON {_json_kind(doc)}, not a findings document (an object "
+                            "with findings, transmissions and detections)")
+    for key in LISTS:
+        if doc.get(key) is not None and not isinstance(doc[key], list):
+            raise DocumentError(f"{key} is a JSON {_json_kind(doc[key])}, not a list")
+    return doc
+
+
+def _json_kind(value: object) -> str:
+    kinds = ((dict, "object"), (list, "array"), (str, "string"), (bool, "boolean"),
+             (int | float, "number"))
+    return next((name for cls, name in kinds if isinstance(value, cls)), "null")
+
+
 def diff(old: dict, new: dict) -> SessionDiff:
-    """What changed from ``old`` to ``new``: recipients, categories per recipient, findings."""
+    """What changed from ``old`` to ``new``: recipients, categories per recipient, findings.
+    Both must pass ``check`` (DocumentError otherwise)."""
+    old, new = check(old), check(new)
     old_flows, new_flows = _flows(old), _flows(new)
     shared = old_flows.keys() & new_flows.keys()
     old_f, new_f = _findings(old), _findings(new)
@@ -111,6 +141,16 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _key(value: object) -> object:
+    """A document value usable as a dict key (an id written as a list is not one)."""
+    return value if isinstance(value, str | int | float | bool | None) else repr(value)
+
+
+def _strings(value: object) -> list[str]:
+    """A list's entries as text; anything that is not a list holds none."""
+    return [_text(v) for v in value] if isinstance(value, list) else []
+
+
 def _rank(severity: str) -> int:
     return _SEVERITIES.index(severity) if severity in _SEVERITIES else len(_SEVERITIES)
 
@@ -129,7 +169,7 @@ def _flows(doc: dict) -> dict[str, set[str]]:
     cats_by_tx: dict[object, set[str]] = defaultdict(set)
     for det in doc.get("detections") or []:
         if isinstance(det, dict) and det.get("category"):
-            cats_by_tx[det.get("transmission")].add(_text(det["category"]))
+            cats_by_tx[_key(det.get("transmission"))].add(_text(det["category"]))
     flows: dict[str, set[str]] = {}
     for tx in doc.get("transmissions") or []:
         if not isinstance(tx, dict) or tx.get("direction", "up") != "up":
@@ -137,7 +177,7 @@ def _flows(doc: dict) -> dict[str, set[str]]:
         rcp = tx.get("recipient") if isinstance(tx.get("recipient"), dict) else {}
         name = _text(rcp.get("domain")) or _text(tx.get("host")) or _text(tx.get("ip"))
         if name:
-            flows.setdefault(name, set()).update(cats_by_tx.get(tx.get("id"), ()))
+            flows.setdefault(name, set()).update(cats_by_tx.get(_key(tx.get("id")), ()))
     return flows
 
 
@@ -160,11 +200,11 @@ def _findings(doc: dict) -> dict[FindingKey, FindingRef]:
         txs = f.get("transmissions") if isinstance(f.get("transmissions"), list) else []
         try:
             count = int(f.get("count", len(txs)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             count = len(txs)
         ref = FindingRef(rule=_text(f.get("rule")), severity=_text(f.get("severity")),
                          title=_text(f.get("title")), recipient=_text(f.get("recipient")),
-                         categories=tuple(sorted(_text(c) for c in f.get("categories") or [])),
+                         categories=tuple(sorted(_strings(f.get("categories")))),
                          count=count)
         if ref.key in out:  # one per key by RULES.md; add up if a producer split one
             prev = out[ref.key]
@@ -190,4 +230,5 @@ def _finding_line(sign: str, f: FindingRef) -> str:
     return f"{sign} [{sev}] {f.rule} -> {f.recipient or '-'} ({cats}) x{f.count}"
 
 
-__all__ = ["FindingRef", "SessionDiff", "SessionRef", "diff", "format_text"]
+__all__ = ["DocumentError", "FindingRef", "SessionDiff", "SessionRef", "check", "diff",
+           "format_text"]

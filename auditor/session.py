@@ -160,7 +160,8 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     from auditor.report import html
 
     observations = store.observations()
-    findings = evaluate(observations, RuleContext(profile, ledger))
+    rule_errors: list[dict[str, object]] = []  # recomputed each time: never stored
+    findings = evaluate(observations, RuleContext(profile, ledger), errors=rule_errors)
     meta = store.meta()
     session = {
         "id": meta.get("id", ""),
@@ -176,17 +177,30 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         "rules_applied": [rule.id for rule in CATALOGUE],
         "country_source": COUNTRY_SOURCE,
     }
-    coverage = {"uninspected": store.uninspected(), "errors": store.errors()}
+    coverage = {"uninspected": store.uninspected(), "errors": store.errors() + rule_errors}
     doc = document.build(session, observations, findings, ledger.events, coverage,
                          consent=judged_under(observations, ledger), reveal=reveal)
     target = private_dir(out) if out is not None else directory
+    # A row a renderer could not write is listed under coverage errors in what is written
+    # after it: the CSV's in the page and findings.json, the page's in findings.json.
+    _add_errors(doc, detections_csv.render(doc, target / "detections.csv"))
+    _add_errors(doc, html.render(doc, target / "report.html", lang=lang))
     findings_json.render(doc, target / "findings.json")
-    detections_csv.render(doc, target / "detections.csv")
-    html.render(doc, target / "report.html", lang=lang)
     for path in [target / name for name in OUTPUTS] + [directory / FLOWS_FILE]:
         if path.exists():
             os.chmod(path, 0o600)  # the evidence copy holds personal data too
     return Outputs(target, findings)
+
+
+def _add_errors(doc: dict[str, object], errors: list[dict[str, object]]) -> None:
+    """Coverage errors found while rendering, added to the document's list and count."""
+    if not errors:
+        return
+    coverage = doc.setdefault("coverage", {})
+    assert isinstance(coverage, dict)
+    listed = [*coverage.get("errors", []), *errors]
+    coverage["errors"] = listed
+    coverage["analysis_errors"] = len(listed)
 
 
 def judged_under(observations: list[Observation], ledger: Ledger

@@ -1,23 +1,33 @@
-"""The session store: one SQLite file (WAL) per session, every transmission committed as it
+r"""The session store: one SQLite file (WAL) per session, every transmission committed as it
 arrives, so a capture killed at any moment keeps everything the proxy had finished.
 
 ``kidaudit mark`` writes consent events here from another process; the addon picks them up
 by polling ``events`` (WAL lets one writer and many readers work side by side).
+
+Every byte is kept. mitmproxy reads a Host header or path that is not UTF-8 with
+``surrogateescape``, and SQLite (like the UTF-8 reports) refuses such a string: the
+transmission and the IMEI in its query would be lost. Text is stored ``printable``
+instead: each undecodable byte as the visible escape ``\xNN`` (what Python's
+``backslashreplace`` writes for a bad byte), any other lone surrogate as ``\uXXXX``. The raw
+bytes stay in ``flows.mitm``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from auditor.model import ConsentEvent, Detection, Observation, Recipient, Transmission
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,23 +52,124 @@ CREATE INDEX IF NOT EXISTS detections_tx ON detections(transmission);
 """
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BYTE_ESCAPES = range(0xDC80, 0xDD00)  # what ``surrogateescape`` makes of bytes 0x80-0xff
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if code in _BYTE_ESCAPES else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    r"""``text`` as valid Unicode: a byte ``surrogateescape`` kept becomes ``\xNN``, any
+    other lone surrogate ``\uXXXX``. ASCII, most of what passes, is answered at once."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(_escape, text)
+    return text
+
+
+def _bindable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row SQLite accepts: every string in it printable."""
+    return tuple(printable(v) if isinstance(v, str) else v for v in row)
+
+
 def _json(items: tuple[str, ...]) -> str:
     """A tuple as a JSON list; most are empty, and json.dumps of nothing is not free."""
-    return json.dumps(list(items)) if items else "[]"
+    return json.dumps([printable(str(i)) for i in items]) if items else "[]"
 
 
 def private_dir(path: Path) -> Path:
-    """Session folders hold unmasked personal data: only the lab's own user may read them."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    """Session folders hold unmasked personal data: only the lab's own user may read them.
+
+    Every folder made on the way is 0700, the intermediate ones too (``mkdir -p`` would
+    leave them to the umask), and the folder itself is made 0700. Nothing outside is
+    touched: a folder that already existed on the way keeps its mode, and a symbolic link
+    as the folder is refused (``NotADirectoryError``: the CLI's exit 2, one line) rather
+    than followed, so a link to ``$HOME`` never gets its target chmodded."""
+    path = Path(path)
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_symlink() or folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile: checked below
+            os.mkdir(folder, 0o700)
+        if folder != path:
+            _chmod_private(folder)
+    _chmod_private(path)
     return path
+
+
+def _chmod_private(folder: Path) -> None:
+    """0700 on ``folder`` itself, opened without following a link (no race with a link
+    swapped in after a check)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as e:
+        if folder.is_symlink():
+            raise NotADirectoryError(
+                e.errno, "is a symbolic link; kidaudit writes only into a real folder (it "
+                "makes its folders private, and never changes a link's target); give the "
+                "folder it points to, or a new one", str(folder)) from None
+        raise
+    try:
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+class StoreError(ValueError):
+    """A session store that is not one kidaudit can read (damaged, or another program's
+    SQLite file): the user's input, one line naming the file (the CLI's exit 2)."""
+
+
+@functools.cache
+def layout() -> dict[str, tuple[str, ...]]:
+    """Table -> its columns in order, as SCHEMA makes them. Rows are read by position, so a
+    file whose tables have other columns is another program's, and is refused."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA)
+        return {table: _columns(db, table) for (table,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        db.close()
+
+
+def _columns(db: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    return tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
+
+
+def _damaged(method: Callable[P, T]) -> Callable[P, T]:
+    """A read that meets a damaged file (SQLite's "malformed", a value of the wrong type)
+    raises StoreError; a failing disk (``OperationalError``) stays the run failing."""
+    @functools.wraps(method)
+    def read(*args: P.args, **kwargs: P.kwargs) -> T:
+        store = args[0]
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError:
+            raise
+        except (sqlite3.DatabaseError, ValueError, TypeError, IndexError, KeyError) as e:
+            raise StoreError(f"{store.path}: is damaged or not a kidaudit session store "  # type: ignore[attr-defined]
+                             f"({type(e).__name__}: {e}); analyze its flows.mitm into a new "
+                             "folder to rebuild it") from None
+    return read
 
 
 class Store:
     FILE = "session.sqlite"
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = private_dir(Path(directory))
+    def __init__(self, directory: Path, *, existing: bool = False) -> None:
+        """``existing``: a session folder kidaudit made already (``report``, ``mark``),
+        opened as it is, through a link too; a new store's folder is made private."""
+        self.directory = Path(directory) if existing else private_dir(Path(directory))
         self.path = self.directory / self.FILE
         fresh = not self.path.exists()
         self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
@@ -74,7 +185,24 @@ class Store:
     def open_existing(cls, directory: Path) -> Store:
         if not (Path(directory) / cls.FILE).is_file():
             raise FileNotFoundError(f"{directory}: no {cls.FILE} here (not a kidaudit session)")
-        return cls(directory)
+        try:
+            store = cls(directory, existing=True)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as e:  # "file is not a database", "malformed"
+            raise StoreError(f"{Path(directory) / cls.FILE}: is damaged or not a kidaudit "
+                             f"session store ({e}); analyze its flows.mitm into a new folder "
+                             "to rebuild it") from None
+        store.check_layout()
+        return store
+
+    @_damaged
+    def check_layout(self) -> None:
+        """Every table has the columns this version reads, in order."""
+        for table, columns in layout().items():
+            found = _columns(self.db, table)
+            if found != columns:
+                raise ValueError(f"table {table} has columns {', '.join(found)}")
 
     def close(self) -> None:
         self.db.close()
@@ -99,12 +227,14 @@ class Store:
     def set_meta(self, **values: str) -> None:
         with self._commit():
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                [(k, str(v)) for k, v in values.items()])
+                                [(k, printable(str(v))) for k, v in values.items()])
 
+    @_damaged
     def meta(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT key, value FROM meta"))
 
     # -- transmissions ------------------------------------------------------------------
+    @_damaged
     def next_id(self) -> int:
         (last,) = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM transmissions").fetchone()
         return int(last) + 1
@@ -116,18 +246,19 @@ class Store:
         with self._commit():
             self.db.execute(
                 f"INSERT INTO transmissions VALUES ({','.join('?' * 25)})",
-                (tx.id, tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port, tx.method,
-                 tx.url, int(tx.inspected), tx.size, tx.flow_id, tx.content_type,
-                 r.domain, r.organization, r.party, r.country,
-                 tx.sni, int(tx.decrypted), _json(tx.tls_versions),
-                 _json(tx.tls_ciphers), r.sdk, r.sdk_type,
-                 _json(obs.opaque), _json(obs.tags)))
+                _bindable((tx.id, tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port,
+                           tx.method, tx.url, int(tx.inspected), tx.size, tx.flow_id,
+                           tx.content_type, r.domain, r.organization, r.party, r.country,
+                           tx.sni, int(tx.decrypted), _json(tx.tls_versions),
+                           _json(tx.tls_ciphers), r.sdk, r.sdk_type,
+                           _json(obs.opaque), _json(obs.tags))))
             self.db.executemany(
                 "INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
-                [(d.transmission, d.category, d.method, d.location, d.field,
-                  _json(d.encoding), d.profile_key, d.value, d.confidence)
+                [_bindable((d.transmission, d.category, d.method, d.location, d.field,
+                            _json(d.encoding), d.profile_key, d.value, d.confidence))
                  for d in obs.detections])
 
+    @_damaged
     def observations(self) -> list[Observation]:
         """Everything recorded, without bodies: what rules and reports need.
 
@@ -170,11 +301,11 @@ class Store:
             cur = self.db.execute(
                 "INSERT INTO events (ts, action, categories, recipients, separate, name, source)"
                 " VALUES (?,?,?,?,?,?,?)",
-                (ev.ts, ev.action, json.dumps(list(ev.categories)),
-                 json.dumps(list(ev.recipients)), json.dumps(list(ev.separate)), ev.name,
-                 ev.source))
+                _bindable((ev.ts, ev.action, _json(ev.categories), _json(ev.recipients),
+                           _json(ev.separate), ev.name, ev.source)))
         return int(cur.lastrowid or 0)
 
+    @_damaged
     def events(self, since: int = 0) -> list[tuple[int, ConsentEvent]]:
         rows = self.db.execute("SELECT * FROM events WHERE id > ? ORDER BY id", (since,))
         return [(r[0], ConsentEvent(r[1], r[2], tuple(json.loads(r[3])),
@@ -185,16 +316,19 @@ class Store:
     def add_error(self, transmission: int | None, stage: str, message: str) -> None:
         with self._commit():
             self.db.execute("INSERT INTO errors (transmission, stage, message) VALUES (?,?,?)",
-                            (transmission, stage, message[:500]))
+                            (transmission, printable(stage), printable(message[:500])))
 
+    @_damaged
     def errors(self) -> list[dict[str, object]]:
         rows = self.db.execute("SELECT transmission, stage, message FROM errors ORDER BY id")
         return [{"transmission": r[0], "stage": r[1], "message": r[2]} for r in rows]
 
     def add_uninspected(self, host: str, reason: str) -> None:
         with self._commit():
-            self.db.execute("INSERT OR IGNORE INTO uninspected VALUES (?, ?)", (host, reason))
+            self.db.execute("INSERT OR IGNORE INTO uninspected VALUES (?, ?)",
+                            (printable(host), printable(reason)))
 
+    @_damaged
     def uninspected(self) -> list[dict[str, str]]:
         rows = self.db.execute("SELECT host, reason FROM uninspected ORDER BY host")
         return [{"host": r[0], "reason": r[1]} for r in rows]

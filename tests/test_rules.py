@@ -672,3 +672,56 @@ def test_evaluate_is_deterministic_and_live_agrees_with_offline() -> None:
     assert late.findings() == offline
     assert [f.severity for f in offline] == sorted(
         (f.severity for f in offline), key=("critical", "high", "medium", "low", "info").index)
+
+
+# -- hostile input: one rule failing on one message (issue 13) ---------------------------
+
+def _fails_on_two(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
+    if obs.transmission.id == 2:
+        raise ValueError("Invalid IPv6 URL")
+    return frozenset({IMEI_C})
+
+
+def _step_fails_on_two(obs: Observation, memo: dict, ctx: RuleContext) -> list[Hit]:
+    if obs.transmission.id == 2:
+        raise ValueError("Invalid IPv6 URL")
+    return [Hit(obs.transmission.id, frozenset({IMEI_C}))]
+
+
+@pytest.mark.parametrize("failing", [
+    dataclasses.replace(by_id("CLEARTEXT_PI"), id="FAILS", check=_fails_on_two),
+    dataclasses.replace(by_id("CROSS_SERVICE_LINKING"), id="FAILS", step=_step_fails_on_two),
+], ids=["message rule", "session rule"])
+def test_a_rule_failing_on_one_message_loses_only_that_judgement(failing) -> None:
+    errors: list[dict[str, object]] = []
+    observations = [_obs(i, i, (IMEI_C,), "http") for i in (1, 2, 3)]
+    findings = evaluate(observations, Case().context(), (failing, TWO[1]), errors=errors)
+    by_rule = {f.rule: f.transmissions for f in findings}
+    assert by_rule == {"FAILS": (1, 3), "CLEARTEXT_PI": (1, 2, 3)}
+    assert errors == [{"transmission": 2, "stage": "rule FAILS",
+                       "message": "ValueError: Invalid IPv6 URL"}]
+
+
+def test_a_rule_failing_on_a_late_message_is_listed_once_after_replays() -> None:
+    failing = dataclasses.replace(by_id("CROSS_SERVICE_LINKING"), id="FAILS",
+                                  step=_step_fails_on_two)
+    agg = Aggregator(Case().context(), (failing,))
+    for tx_id, at in ((1, 1), (3, 3), (2, 2)):  # 2 arrives late: the timeline is replayed
+        agg.add(_obs(tx_id, at, (IMEI_C,)))
+    assert [e["transmission"] for e in agg.errors()] == [2]
+    assert [f.transmissions for f in agg.findings()] == [(1, 3)]
+
+
+@pytest.mark.parametrize("url, rules", [
+    ("http://[bad/x?password=hunter2", {"CREDENTIALS_EXPOSED", "CLEARTEXT_PI"}),  # hit
+    ("http://[bad/fota/image.bin", {"INSECURE_UPDATE", "CLEARTEXT_PI"}),          # hit
+    ("https://[bad/x?q=1", set()),                                                  # ok
+    ("http://api.acme-watch.example/x?q=1", {"CLEARTEXT_PI"}),                     # ok
+])
+def test_a_url_urlsplit_refuses_is_still_judged_by_its_parts(url: str, rules: set) -> None:
+    """A Host header holding ``[`` makes ``urlsplit`` raise: the rules cut the URL by hand."""
+    obs = Msg((IMEI_C,), transport="https", url=url, method="GET").observation(1)
+    errors: list[dict[str, object]] = []
+    fired = {f.rule for f in evaluate([obs], Case(events=(GRANT,)).context(), errors=errors)}
+    watched = {"CREDENTIALS_EXPOSED", "CLEARTEXT_PI", "INSECURE_UPDATE"}
+    assert fired & watched == rules and errors == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from auditor.model import ConsentEvent, Detection, Observation, Recipient, Transmission
-from auditor.store import Store
+from auditor.store import Store, StoreError
 
 
 def _obs(tx_id: int) -> Observation:
@@ -82,3 +82,105 @@ def test_a_batch_is_committed_whole_when_it_ends(tmp_path: Path) -> None:
     assert [o.transmission.id for o in reader.observations()] == [1, 2]
     reader.close()
     writer.close()
+
+
+# -- hostile input (issue 13): every byte kept, folders private, damaged stores refused ----
+
+@pytest.mark.parametrize("text, stored", [
+    ("host.example", "host.example"),                    # ok: ASCII as it is
+    ("北京.example", "北京.example"),                      # ok: valid Unicode as it is
+    ("ho\udcffst.example", "ho\\xffst.example"),          # hit: a byte surrogateescape kept
+    ("/p\udcc3\udca9?imei=1", "/p\\xc3\\xa9?imei=1"),      # hit: two such bytes
+    ("lone \ud800 high", "lone \\ud800 high"),            # hit: another lone surrogate
+])
+def test_text_that_is_not_unicode_is_stored_with_visible_escapes(
+        tmp_path: Path, text: str, stored: str) -> None:
+    store = Store(tmp_path / "s")
+    obs = _obs(1)
+    tx = replace(obs.transmission, host=text, url="http://" + text, sni=text)
+    det = replace(obs.detections[0], value=text, field="query." + text)
+    store.add_observation(Observation(tx, obs.recipient, (det,), (text,), (text,)))
+    store.add_error(1, "analyze", text)
+    store.add_uninspected(text, text)
+    (back,) = store.observations()
+    assert (back.transmission.host, back.transmission.url, back.transmission.sni) == (
+        stored, "http://" + stored, stored)
+    assert (back.detections[0].value, back.detections[0].field) == (stored, "query." + stored)
+    assert back.opaque == back.tags == (stored,)
+    assert store.errors()[0]["message"] == stored
+    assert store.uninspected() == [{"host": stored, "reason": stored}]
+    store.close()
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_every_folder_made_on_the_way_is_private(tmp_path: Path, depth: int) -> None:
+    parent = tmp_path / "existing"
+    parent.mkdir(mode=0o755)
+    os.chmod(parent, 0o755)
+    made = [parent.joinpath(*(f"d{i}" for i in range(n + 1))) for n in range(depth)]
+    Store(made[-1]).close()
+    assert [os.stat(d).st_mode & 0o777 for d in made] == [0o700] * depth
+    assert os.stat(parent).st_mode & 0o777 == 0o755  # existed before: left alone
+
+
+@pytest.mark.parametrize("target_files", [[], ["notes.txt"]])
+def test_a_symlinked_folder_is_refused_and_its_target_left_alone(
+        tmp_path: Path, target_files: list[str]) -> None:
+    target = tmp_path / "home"
+    target.mkdir()
+    os.chmod(target, 0o755)
+    for name in target_files:
+        (target / name).write_text("mine")
+    link = tmp_path / "out"
+    link.symlink_to(target)
+    with pytest.raises(NotADirectoryError) as err:
+        Store(link)
+    assert err.value.filename == str(link) and "symbolic link" in err.value.strerror
+    assert os.stat(target).st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in target.iterdir()) == target_files
+
+
+def test_an_existing_session_reached_through_a_link_is_opened_as_it_is(tmp_path: Path) -> None:
+    Store(tmp_path / "s").close()
+    (tmp_path / "link").symlink_to(tmp_path / "s")
+    store = Store.open_existing(tmp_path / "link")
+    assert store.observations() == []
+    store.close()
+
+
+def _damaged_files(good: bytes) -> dict[str, bytes]:
+    return {"not a database": b"hello world" * 10, "cut in half": good[: len(good) // 2],
+            "header only": good[:100]}
+
+
+@pytest.mark.parametrize("case", ["not a database", "cut in half", "header only",
+                                  "another program's tables"])
+def test_a_damaged_store_is_refused_in_one_line(tmp_path: Path, case: str) -> None:
+    good = Store(tmp_path / "good")
+    for i in range(1, 200):
+        good.add_observation(_obs(i))
+    good.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    good.close()
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    if case == "another program's tables":
+        import sqlite3
+
+        db = sqlite3.connect(folder / Store.FILE)
+        db.execute("CREATE TABLE transmissions (a)")
+        db.commit()
+        db.close()
+    else:
+        (folder / Store.FILE).write_bytes(_damaged_files(
+            (tmp_path / "good" / Store.FILE).read_bytes())[case])
+    with pytest.raises(StoreError) as err:
+        Store.open_existing(folder).observations()
+    assert str(folder / Store.FILE) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_good_store_passes_the_layout_check(tmp_path: Path) -> None:
+    Store(tmp_path / "s").close()
+    store = Store.open_existing(tmp_path / "s")
+    store.check_layout()
+    assert store.meta() == {}
+    store.close()

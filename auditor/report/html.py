@@ -9,20 +9,30 @@ The page reads no clock, so the same document always renders the same bytes (inv
 A session may hold tens of thousands of transmissions: every list the page prints is capped
 (the rest counted, never silently dropped) and the timeline draws binned marks, so the page
 stays a few megabytes at most and renders in seconds.
+
+A part of the document the page cannot show (a finding, a transmission, an event, a
+coverage row, the timeline drawing) is left out alone and listed under coverage errors
+instead, with stage ``report report.html``; the rest of the page is written. ``render``
+returns those errors so the session records them in ``findings.json`` too.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 
 from auditor import RULESET_VERSION, __version__
 from auditor.report.i18n import LABELS, RULE_TEXT, TERMS, rule_text
+from auditor.store import printable
+
+T = TypeVar("T")
+STAGE = "report report.html"
 
 SCHEMA = "kidaudit.findings/1"
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
@@ -49,16 +59,21 @@ _ENV = jinja2.Environment(
 )
 
 
-def render(doc: dict, out: Path, *, lang: str = "en") -> None:
-    """Write the report for ``doc`` (a ``kidaudit.findings/1`` document) to ``out``."""
-    page = render_string(doc, lang=lang)
+def render(doc: dict, out: Path, *, lang: str = "en") -> list[dict[str, object]]:
+    """Write the report for ``doc`` (a ``kidaudit.findings/1`` document) to ``out``; return
+    the parts left out of it, as coverage errors."""
+    errors: list[dict[str, object]] = []
+    page = render_string(doc, lang=lang, errors=errors)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    out.write_text(printable(page), encoding="utf-8")
+    return errors
 
 
-def render_string(doc: dict, *, lang: str = "en") -> str:
-    return _ENV.get_template("report.html.j2").render(**build_view(doc, lang=lang))
+def render_string(doc: dict, *, lang: str = "en",
+                  errors: list[dict[str, object]] | None = None) -> str:
+    view = build_view(doc, lang=lang, errors=errors)
+    return _ENV.get_template("report.html.j2").render(**view)
 
 
 def environment() -> jinja2.Environment:
@@ -71,34 +86,43 @@ def check_lang(lang: str) -> None:
         raise ValueError(f"unknown report language {lang!r}; choose one of {sorted(LABELS)}")
 
 
-def build_view(doc: dict, *, lang: str = "en") -> dict[str, Any]:
-    """The template's whole input: plain strings, numbers, lists and dicts."""
+def build_view(doc: dict, *, lang: str = "en",
+               errors: list[dict[str, object]] | None = None) -> dict[str, Any]:
+    """The template's whole input: plain strings, numbers, lists and dicts. What could not
+    be shown is appended to ``errors`` and to the page's own coverage errors."""
     check_lang(lang)
+    failed: list[dict[str, object]] = []
     schema = doc.get("schema")
     if schema not in (None, SCHEMA):
         raise ValueError(f"findings document has schema {schema!r}; this renderer reads {SCHEMA}")
     t, terms = LABELS[lang], TERMS[lang]
     session = _dict(doc.get("session"))
-    transmissions = {tx.get("id"): tx for tx in _records(doc.get("transmissions"))}
+    transmissions = {_key(tx.get("id")): tx for tx in _records(doc.get("transmissions"))}
     detections: dict[Any, list[dict]] = defaultdict(list)
     for det in _records(doc.get("detections")):
-        detections[det.get("transmission")].append(det)
+        detections[_key(det.get("transmission"))].append(det)
     findings = sorted(_records(doc.get("findings")), key=_finding_order)
     titles = RuleTitles(lang)
-    return {
+    shown = _each(enumerate(findings, 1), lambda pair: _finding(
+        pair[0], pair[1], transmissions, detections, t, terms, titles), failed,
+        lambda pair: f"finding {_text(pair[1].get('id')) or pair[0]}")
+    view = {
         "t": t,
         "summary": _summary(doc, session, t),
         "verdict": _verdict(findings, session, t, terms, titles),
-        "findings": [_finding(i, f, transmissions, detections, t, terms, titles)
-                     for i, f in enumerate(findings, 1)],
-        "flows": _flows(transmissions.values(), detections, t, terms),
+        "findings": shown,
+        "flows": _flows(transmissions.values(), detections, t, terms, failed),
         "timeline": _timeline(doc, session, transmissions.values(), detections, findings,
-                              t, terms),
-        "coverage": _coverage(_dict(doc.get("coverage")), transmissions, t),
+                              t, terms, failed),
         "rules": _rules(findings, terms, titles),
         "footer": t["footer"].format(version=_text(session.get("tool_version")) or __version__,
                                      ruleset=_text(session.get("ruleset")) or RULESET_VERSION),
     }
+    # coverage last: it lists what the sections above could not show
+    view["coverage"] = _coverage(_dict(doc.get("coverage")), transmissions, t, failed)
+    if errors is not None:
+        errors.extend(failed)
+    return view
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -119,6 +143,30 @@ class RuleTitles:
 
     def explanation(self, rule: str) -> str:
         return rule_text(rule, self.lang, "")[1]
+
+
+def _each(items: Iterable[T], build: Callable[[T], Any], failed: list[dict[str, object]],
+          name: Callable[[T], str]) -> list[Any]:
+    """``build`` of each item; an item it fails on is left out and recorded in ``failed``."""
+    out = []
+    for item in items:
+        try:
+            out.append(build(item))
+        except Exception as e:  # noqa: BLE001 - one row of the page, never the page
+            _failed(failed, name(item), e, item)
+    return out
+
+
+def _failed(failed: list[dict[str, object]], what: str, e: Exception, item: Any = None) -> None:
+    """A coverage error row for a part of the page left out."""
+    tx_id = item.get("id") if isinstance(item, dict) else None
+    failed.append({"transmission": tx_id if isinstance(tx_id, int) else None, "stage": STAGE,
+                   "message": f"{what} left out ({type(e).__name__}: {e})"})
+
+
+def _key(value: Any) -> Any:
+    """A document value usable as a dict key (an id written as a list is not one)."""
+    return value if isinstance(value, str | int | float | bool | None) else repr(value)
 
 
 def _dict(value: Any) -> dict:
@@ -145,7 +193,7 @@ def _or_dash(value: Any) -> str:
 def _int(value: Any, default: int = 0) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
 
 
@@ -162,9 +210,9 @@ def _parse_ts(value: Any) -> datetime | None:
         return None
     try:
         ts = datetime.fromisoformat(value)
-    except ValueError:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (ValueError, OverflowError):  # year 1 at +01:00 is before year 1 in UTC
         return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def fmt_ts(value: Any) -> str:
@@ -316,7 +364,7 @@ def _request_text(tx: dict) -> str:
 
 def _finding(index: int, f: dict, transmissions: dict, detections: dict, t: dict[str, str],
              terms: dict, titles: RuleTitles) -> dict[str, Any]:
-    tx_ids = _list(f.get("transmissions"))
+    tx_ids = [_key(tid) for tid in _list(f.get("transmissions"))]
     count = _int(f.get("count"), len(tx_ids))
     categories = [_text(c) for c in _list(f.get("categories"))]
     wanted = set(categories)
@@ -368,7 +416,8 @@ def _finding(index: int, f: dict, transmissions: dict, detections: dict, t: dict
     }
 
 
-def _flows(transmissions, detections: dict, t: dict[str, str], terms: dict) -> dict[str, Any]:
+def _flows(transmissions, detections: dict, t: dict[str, str], terms: dict,
+           failed: list[dict[str, object]] | None = None) -> dict[str, Any]:
     """Recipient × category: how many device-sent messages carried the category, and for each
     pair when it was first seen, over which transports, to which countries, in which
     encodings. The recipient's party and SDK identity sit beside it."""
@@ -377,39 +426,54 @@ def _flows(transmissions, detections: dict, t: dict[str, str], terms: dict) -> d
     for tx in transmissions:
         if tx.get("direction", "up") != "up":
             continue
-        rcp = _dict(tx.get("recipient"))
-        domain = _text(rcp.get("domain")) or _text(tx.get("host")) or _text(tx.get("ip")) or DASH
-        row = rows.setdefault(domain, {
-            "domain": domain, "organization": _text(rcp.get("organization")),
-            "party_key": _text(rcp.get("party")) or "unknown",
-            "sdk": _text(rcp.get("sdk")), "sdk_type": _text(rcp.get("sdk_type")),
-            "countries": set(), "messages": 0, "cells": Counter(),
-        })
-        for key in ("organization", "sdk", "sdk_type"):
-            row[key] = row[key] or _text(rcp.get(key))
-        country = _text(rcp.get("country"))
+        try:
+            _flow(tx, detections, t, rows, pairs)
+        except Exception as e:  # noqa: BLE001 - one transmission, never the table
+            if failed is not None:
+                _failed(failed, f"transmission {_text(tx.get('id'))} in the flow table", e, tx)
+    return _flow_table(rows, pairs, t, terms)
+
+
+def _flow(tx: dict, detections: dict, t: dict[str, str], rows: dict[str, dict[str, Any]],
+          pairs: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """One device-sent transmission counted into the recipient rows and category pairs."""
+    rcp = _dict(tx.get("recipient"))
+    domain = _text(rcp.get("domain")) or _text(tx.get("host")) or _text(tx.get("ip")) or DASH
+    row = rows.setdefault(domain, {
+        "domain": domain, "organization": _text(rcp.get("organization")),
+        "party_key": _text(rcp.get("party")) or "unknown",
+        "sdk": _text(rcp.get("sdk")), "sdk_type": _text(rcp.get("sdk_type")),
+        "countries": set(), "messages": 0, "cells": Counter(),
+    })
+    for key in ("organization", "sdk", "sdk_type"):
+        row[key] = row[key] or _text(rcp.get(key))
+    country = _text(rcp.get("country"))
+    if country:
+        row["countries"].add(country)
+    row["messages"] += 1
+    dets = detections.get(_key(tx.get("id")), [])
+    cats = {_text(d.get("category")) for d in dets}
+    cats.discard("")
+    row["cells"].update(cats)
+    ts, transport = _text(tx.get("ts")), _text(tx.get("transport"))
+    for cat in cats:
+        pair = pairs.setdefault((domain, cat), {"count": 0, "first": "", "transports": set(),
+                                                "countries": set(), "encodings": set()})
+        pair["count"] += 1
+        if ts and (not pair["first"] or ts < pair["first"]):
+            pair["first"] = ts
+        if transport:
+            pair["transports"].add(transport)
         if country:
-            row["countries"].add(country)
-        row["messages"] += 1
-        dets = detections.get(tx.get("id"), [])
-        cats = {_text(d.get("category")) for d in dets}
-        cats.discard("")
-        row["cells"].update(cats)
-        ts, transport = _text(tx.get("ts")), _text(tx.get("transport"))
-        for cat in cats:
-            pair = pairs.setdefault((domain, cat), {"count": 0, "first": "", "transports": set(),
-                                                    "countries": set(), "encodings": set()})
-            pair["count"] += 1
-            if ts and (not pair["first"] or ts < pair["first"]):
-                pair["first"] = ts
-            if transport:
-                pair["transports"].add(transport)
-            if country:
-                pair["countries"].add(country)
-        for d in dets:
-            cat = _text(d.get("category"))
-            if cat:
-                pairs[(domain, cat)]["encodings"].add(_encoding(d.get("encoding"), t))
+            pair["countries"].add(country)
+    for d in dets:
+        cat = _text(d.get("category"))
+        if cat:
+            pairs[(domain, cat)]["encodings"].add(_encoding(d.get("encoding"), t))
+
+
+def _flow_table(rows: dict[str, dict[str, Any]], pairs: dict[tuple[str, str], dict[str, Any]],
+                t: dict[str, str], terms: dict) -> dict[str, Any]:
     columns = sorted({cat for _, cat in pairs})
     party_order = {"third": 0, "unknown": 1, "first": 2}
     ordered = sorted(rows.values(), key=lambda r: (party_order.get(r["party_key"], 1),
@@ -441,24 +505,18 @@ def _flows(transmissions, detections: dict, t: dict[str, str], terms: dict) -> d
 
 
 def _timeline(doc: dict, session: dict, transmissions, detections: dict, findings: list[dict],
-              t: dict[str, str], terms: dict) -> dict[str, Any]:
-    events = []
-    for ev in _records(doc.get("events")):
-        action = _text(ev.get("action"))
-        events.append({
-            "ts": _parse_ts(ev.get("ts")),
-            "time": fmt_ts(ev.get("ts")),
-            "action_key": action if action in TERMS["en"]["action"] else "other",
-            "action": _term(terms, "action", action),
-            "name": _text(ev.get("name")),
-            "categories": [_text(c) for c in _list(ev.get("categories"))],
-            "recipients": [_text(r) for r in _list(ev.get("recipients"))],
-            "separate": [_text(s) for s in _list(ev.get("separate"))],
-            "source": _term(terms, "source", ev.get("source")) if ev.get("source") else DASH,
-        })
+              t: dict[str, str], terms: dict,
+              failed: list[dict[str, object]] | None = None) -> dict[str, Any]:
+    failed = [] if failed is None else failed
+    events = _each(_records(doc.get("events")), lambda ev: _event(ev, terms), failed,
+                   lambda ev: f"consent event at {_text(ev.get('ts')) or '?'}")
     far = datetime.max.replace(tzinfo=UTC)
     events.sort(key=lambda e: (e["ts"] or far, e["time"]))
-    svg = _timeline_svg(session, events, transmissions, detections, findings, t)
+    try:
+        svg = _timeline_svg(session, events, transmissions, detections, findings, t)
+    except Exception as e:  # noqa: BLE001 - the drawing, never the page
+        _failed(failed, "the timeline drawing", e)
+        svg = None
     if svg is not None:
         svg["states"] = [{"key": css, "label": _term(terms, "consent", state)}
                          for state, css in _STATE_CLASS.items()]
@@ -468,6 +526,22 @@ def _timeline(doc: dict, session: dict, transmissions, detections: dict, finding
     return {"events": [{k: v for k, v in e.items() if k != "ts"} for e in events], "svg": svg}
 
 
+def _event(ev: dict, terms: dict) -> dict[str, Any]:
+    """One consent event of the timeline table (``ts`` kept for ordering and drawing)."""
+    action = _text(ev.get("action"))
+    return {
+        "ts": _parse_ts(ev.get("ts")),
+        "time": fmt_ts(ev.get("ts")),
+        "action_key": action if action in TERMS["en"]["action"] else "other",
+        "action": _term(terms, "action", action),
+        "name": _text(ev.get("name")),
+        "categories": [_text(c) for c in _list(ev.get("categories"))],
+        "recipients": [_text(r) for r in _list(ev.get("recipients"))],
+        "separate": [_text(s) for s in _list(ev.get("separate"))],
+        "source": _term(terms, "source", ev.get("source")) if ev.get("source") else DASH,
+    }
+
+
 def _severity_per_tx_category(findings: list[dict]) -> dict[tuple[Any, str], str]:
     """(transmission, category) → the worst severity of a finding citing it. A finding
     without categories (uninspected traffic) marks the transmission as a whole ('*')."""
@@ -475,7 +549,7 @@ def _severity_per_tx_category(findings: list[dict]) -> dict[tuple[Any, str], str
     for f in findings:
         sev = _severity(f.get("severity"))
         cats = [_text(c) for c in _list(f.get("categories"))] or ["*"]
-        for tid in _list(f.get("transmissions")):
+        for tid in map(_key, _list(f.get("transmissions"))):
             for cat in cats:
                 key = (tid, cat)
                 if key not in worst or _sev_rank(sev) < _sev_rank(worst[key]):
@@ -517,7 +591,7 @@ def _timeline_svg(session: dict, events: list[dict], transmissions, detections: 
     lanes: dict[str, dict[int, list]] = defaultdict(dict)
     lane_total: Counter[str] = Counter()
     for ts, tx in timed:
-        tid, b = tx.get("id"), bin_of(ts)
+        tid, b = _key(tx.get("id")), bin_of(ts)
         consent = _dict(tx.get("consent"))
         whole = severity.get((tid, "*"))
         cats = _tx_categories(tx, detections.get(tid, [])) if tx.get(
@@ -597,9 +671,11 @@ def _axis_label(at: datetime, span: float) -> str:
     return at.strftime("%H:%M:%S" if span < 86400 else "%m-%d %H:%M")
 
 
-def _coverage(cov: dict, transmissions: dict, t: dict[str, str]) -> dict[str, Any]:
+def _coverage(cov: dict, transmissions: dict, t: dict[str, str],
+              failed: list[dict[str, object]] | None = None) -> dict[str, Any]:
+    """Coverage as the document has it, plus what this page itself had to leave out."""
     errors = []
-    for err in _list(cov.get("errors")):
+    for err in [*_list(cov.get("errors")), *(failed or [])]:
         err = err if isinstance(err, dict) else {"message": err}
         errors.append({"transmission": _or_dash(err.get("transmission")),
                        "stage": _or_dash(err.get("stage")),
@@ -611,7 +687,7 @@ def _coverage(cov: dict, transmissions: dict, t: dict[str, str]) -> dict[str, An
     opaque = []
     for o in _list(cov.get("opaque")):
         o = o if isinstance(o, dict) else {"fields": [o]}
-        tx = _dict(transmissions.get(o.get("transmission")))
+        tx = _dict(transmissions.get(_key(o.get("transmission"))))
         fields = [_text(f) for f in _list(o.get("fields")) if _text(f)]
         opaque.append({"transmission": _or_dash(o.get("transmission")),
                        "request": _request_text(tx) if tx else DASH,
@@ -626,10 +702,17 @@ def _coverage(cov: dict, transmissions: dict, t: dict[str, str]) -> dict[str, An
         "opaque_n": _or_dash(opaque_n if opaque_n is not None else (len(opaque) or None)),
         "opaque": opaque[:LIST_CAP],
         "opaque_more": _more(t, len(opaque) - LIST_CAP),
-        "analysis_errors": _or_dash(cov.get("analysis_errors", len(errors) if errors else None)),
+        "analysis_errors": _or_dash(_error_count(cov, len(errors), len(failed or []))),
         "errors": errors[:LIST_CAP],
         "errors_more": _more(t, len(errors) - LIST_CAP),
     }
+
+
+def _error_count(cov: dict, listed: int, left_out: int) -> int | None:
+    """The document's own count (it may count more than it lists), plus the page's."""
+    if "analysis_errors" not in cov:
+        return listed or None
+    return _int(cov.get("analysis_errors"), listed - left_out) + left_out
 
 
 def _rules(findings: list[dict], terms: dict, titles: RuleTitles) -> list[dict[str, Any]]:

@@ -5,6 +5,10 @@ in order with a memo per session; a hit on a message a session rule already hit 
 that message's categories (it moves to the finding for the larger set). A message that
 arrives out of time order replays the session rules over the sorted timeline, so live
 alerts and the offline ``evaluate`` of the same observations give the same findings.
+
+A rule that raises on one transmission loses that one judgement, never the session's: the
+engine catches it per rule and transmission and keeps it in ``errors`` (the report lists it
+under coverage). One hostile message must not stop every report of a session (issue 13).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from auditor.rules.catalogue import CATALOGUE, Memo, Rule, RuleContext, timeline
 
 Key = tuple[str, str, tuple[str, ...]]  # rule id, recipient, sorted categories
 _NONE: frozenset[str] = frozenset()
+RULE_STAGE = "rule"  # the coverage ``stage`` of a rule's error: ``rule RULE_ID``
 
 
 def finding_id(rule_id: str, recipient: str, categories: tuple[str, ...]) -> str:
@@ -84,6 +89,9 @@ class Aggregator:
         self._placed: dict[tuple[str, int], Key] = {}  # (session rule, tx) -> its finding
         self._newest: tuple[float, int] | None = None  # the last observation stepped
         self._states: dict[tuple[int, str], str] = {}  # (tx, category) -> status, per add
+        # (transmission, rule id) -> what the rule raised on it; a replay overwrites, so each
+        # failure is listed once however often the timeline is stepped again
+        self._errors: dict[tuple[int, str], str] = {}
 
     def add(self, obs: Observation) -> list[Finding]:
         """Apply every rule to one observation; return the findings it opened."""
@@ -106,21 +114,35 @@ class Aggregator:
         return sorted(out, key=lambda f: (severity_rank(f.severity), -f.count, f.rule,
                                           f.recipient, f.categories))
 
+    def errors(self) -> list[dict[str, object]]:
+        """Each rule that failed on a transmission, as coverage lists errors (``Store.errors``
+        rows): in transmission order, then by rule."""
+        return [{"transmission": tx_id, "stage": f"{RULE_STAGE} {rule_id}", "message": message}
+                for (tx_id, rule_id), message in sorted(self._errors.items())]
+
     # -- internals ---------------------------------------------------------------------------
+    def _failed(self, rule: Rule, obs: Observation, exc: Exception) -> None:
+        self._errors[(obs.transmission.id, rule.id)] = f"{type(exc).__name__}: {exc}"
+
     def _judge(self, rule: Rule, obs: Observation) -> Finding | None:
         assert rule.check is not None
-        cats = rule.check(obs, self.ctx)
-        return None if cats is None else self._record(rule, obs, cats)
+        try:
+            cats = rule.check(obs, self.ctx)
+            return None if cats is None else self._record(rule, obs, cats)
+        except Exception as e:  # noqa: BLE001 - one rule on one message, not the session
+            self._failed(rule, obs, e)
+            return None
 
     def _record(self, rule: Rule, obs: Observation, cats: frozenset[str]) -> Finding | None:
         """File one hit under its finding; the finding when this opened it."""
         tx = obs.transmission
         key = (rule.id, recipient_of(obs), tuple(sorted(cats)))
+        # the states first: the ledger raising leaves no finding without members behind
+        states = frozenset(self._state(obs, c) for c in cats) if self.consent else _NONE
         agg = self._open.get(key)
         is_new = agg is None
         if agg is None:
             agg = self._open[key] = _Open(rule, key[1], key[2])
-        states = frozenset(self._state(obs, c) for c in cats) if self.consent else _NONE
         agg.members[tx.id] = (tx.ts, states)
         return agg.finding() if is_new else None
 
@@ -141,8 +163,18 @@ class Aggregator:
         opened: list[Finding] = []
         for rule in self._session:
             assert rule.step is not None
-            for tx_id, cats in rule.step(obs, self._memo[rule.id], self.ctx):
-                if (found := self._place(rule, self._by_id[tx_id], cats)) is not None:
+            try:  # the hits as a list first: a step failing halfway places none of them
+                hits = list(rule.step(obs, self._memo[rule.id], self.ctx))
+            except Exception as e:  # noqa: BLE001 - one rule on one message, not the session
+                self._failed(rule, obs, e)
+                continue
+            for tx_id, cats in hits:
+                try:
+                    found = self._place(rule, self._by_id[tx_id], cats)
+                except Exception as e:  # noqa: BLE001 - as above, for the hit's message
+                    self._failed(rule, self._by_id.get(tx_id, obs), e)
+                    continue
+                if found is not None:
                     opened.append(found)
         return opened
 
@@ -175,8 +207,12 @@ class Aggregator:
 
 
 def evaluate(observations: Iterable[Observation], ctx: RuleContext,
-             rules: Iterable[Rule] = CATALOGUE) -> list[Finding]:
-    """Every finding of a session, the same for the same input whatever its order."""
+             rules: Iterable[Rule] = CATALOGUE, *,
+             errors: list[dict[str, object]] | None = None) -> list[Finding]:
+    """Every finding of a session, the same for the same input whatever its order. A rule
+    that failed on a transmission is appended to ``errors`` (coverage rows), when given."""
     agg = Aggregator(ctx, rules)
     agg.extend(observations)
+    if errors is not None:
+        errors.extend(agg.errors())
     return agg.findings()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from auditor.model import Observation, Transmission
 from auditor.rules.common import hit, sent
@@ -48,9 +48,36 @@ FIRMWARE_TAG = "firmware"
 LISTEN_COMMANDS = frozenset({"MONITOR"})
 
 
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+
+@lru_cache(maxsize=4096)
+def url_parts(url: str) -> SplitResult:
+    """``urlsplit`` of a captured URL. The URL is the device's (or an attacker's) text: a
+    Host header holding ``[`` makes ``urlsplit`` raise ``Invalid IPv6 URL``, and then the
+    URL is cut by hand at the same marks (``://``, the first ``/?#``, ``?``, ``#``), so
+    its scheme, path and query are still judged. Remembered: several rules ask per message."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        scheme, sep, rest = url.partition("://")
+        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+            scheme, rest = "", url
+        end = _AUTHORITY_END.search(rest) if sep else None
+        netloc, tail = (rest[:end.start()], rest[end.start():]) if end else (
+            (rest, "") if sep else ("", rest))
+        tail, _, fragment = tail.partition("#")
+        path, _, query = tail.partition("?")
+        return SplitResult(scheme.lower(), netloc, path, query, fragment)
+
+
+def scheme(tx: Transmission) -> str:
+    return url_parts(tx.url).scheme.lower()
+
+
 def cleartext(tx: Transmission) -> bool:
     """HTTP, plain TCP/UDP, MQTT, DNS, or a WebSocket opened with ``ws://``."""
-    return tx.cleartext or urlsplit(tx.url).scheme.lower() in CLEARTEXT_SCHEMES
+    return tx.cleartext or scheme(tx) in CLEARTEXT_SCHEMES
 
 
 def cleartext_pi(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
@@ -74,7 +101,7 @@ def credentials_exposed(obs: Observation, ctx: RuleContext) -> frozenset[str] | 
     if any((d.category == PASSWORD or _password_key(d.field.rsplit(".", 1)[-1]))
            and (in_clear or d.location in URL_LOCATIONS) for d in obs.detections):
         return frozenset({PASSWORD})
-    query = urlsplit(tx.url).query
+    query = url_parts(tx.url).query
     if any(value and _password_key(key) for key, value in parse_qsl(query)):
         return frozenset({PASSWORD})
     return None
@@ -100,7 +127,7 @@ def no_cert_validation(obs: Observation, ctx: RuleContext) -> frozenset[str] | N
     if ctx.profile.device.ca_trusted or tx.direction != "up":
         return None
     read_tls = tx.inspected and (tx.transport == "https"
-                                 or urlsplit(tx.url).scheme.lower() == "wss")
+                                 or scheme(tx) == "wss")
     return CONNECTION if tx.decrypted or read_tls else None
 
 
@@ -111,7 +138,7 @@ def is_update_fetch(obs: Observation) -> bool:
     tx = obs.transmission
     if tx.direction != "up" or tx.method.upper() != "GET":
         return False
-    path = urlsplit(tx.url).path.lower() or tx.path.split("?", 1)[0].lower()
+    path = url_parts(tx.url).path.lower() or tx.path.split("?", 1)[0].lower()
     segments = [s for s in path.split("/") if s]
     return path.endswith(UPDATE_SUFFIXES) or any(s in UPDATE_SEGMENTS for s in segments)
 
@@ -119,7 +146,7 @@ def is_update_fetch(obs: Observation) -> bool:
 def insecure_update(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
     """A firmware or app update fetched over plain HTTP: anyone on the path can swap it."""
     tx = obs.transmission
-    over_http = tx.transport == "http" or urlsplit(tx.url).scheme.lower() == "http"
+    over_http = tx.transport == "http" or scheme(tx) == "http"
     return CONNECTION if over_http and is_update_fetch(obs) else None
 
 

@@ -26,6 +26,7 @@ from auditor.extract.watchproto import FrameSplitter, looks_like_watch
 from auditor.marks import MARK_HOST, mark_path, parse_mark
 from auditor.model import ConsentEvent, Transmission
 from auditor.profile import ConfigError, ConsentPlan
+from auditor.store import printable
 
 
 class InputError(Exception):
@@ -95,14 +96,20 @@ def request_transmission(req: http.Request, tx_id: int, flow_id: str,
     host_header = ", ".join(hosts) if hosts else None
     if req.is_http2 or req.is_http3:
         host_header = req.authority or host_header
-    method, path = req.method, req.path
+    # Bytes that are not UTF-8 in the request line or Host header arrive as surrogates
+    # (mitmproxy's surrogateescape): made printable here (``\xNN``), so the transmission
+    # is analysed, stored and reported like any other.
+    method, path = printable(req.method), printable(req.path)
     host, prefix = _where(method == "CONNECT", req.authority, host_header, req.scheme,
                           req.host, req.port)
+    host = printable(host)
+    url_text = (prefix + ("" if path == "*" else path) if prefix is not None
+                else req.authority)
     return Transmission(
         id=tx_id, ts=req.timestamp_start, transport=req.scheme, host=host,
         port=req.port, ip=peer[0] if peer else "", method=method,
-        url=prefix + ("" if path == "*" else path) if prefix is not None else req.authority,
-        path=path, headers=headers, body=body, content_type=", ".join(types),
+        url=printable(url_text), path=path, headers=headers, body=body,
+        content_type=printable(", ".join(types)),
         size=sum(len(k) + len(v) + 4 for k, v in headers) + len(body),
         flow_id=flow_id, decrypted=tls, sni=sni)
 
@@ -225,8 +232,8 @@ def raw_transmission(flow: tcp.TCPFlow | udp.UDPFlow | http.HTTPFlow, tx_id: int
     if isinstance(flow, http.HTTPFlow):
         host = flow.request.pretty_host
     return Transmission(
-        id=tx_id, ts=ts, transport=transport, host=host, port=port, ip=ip,
-        direction="up" if from_client else "down", url=url, payload=payload,
+        id=tx_id, ts=ts, transport=transport, host=printable(host), port=port, ip=ip,
+        direction="up" if from_client else "down", url=printable(url), payload=payload,
         size=len(payload), flow_id=flow.id, decrypted=tls,
         sni=(flow.client_conn.sni or "") if flow.client_conn else "",
         tls_versions=hello.versions if hello else (),
