@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -231,6 +231,9 @@ def _read(path: str) -> yaml.Node:
         raise _error(path, line, f"is not valid YAML: {err.reason}") from None
     except yaml.YAMLError as err:  # any other PyYAML error: still one line, never a traceback
         raise _error(path, None, f"is not valid YAML: {err}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise _error(path, None, "is nested too deeply to be a profile or consent plan "
+                     "(lists or mappings inside each other hundreds of levels down)") from None
     if root is None:
         raise _error(path, 1, "is empty; expected a mapping of keys (write {} for none)")
     if not isinstance(root, yaml.MappingNode):
@@ -367,11 +370,18 @@ def _number(node: yaml.Node, path: str) -> float:
     return value
 
 
+# The most digits a whole number may have: an NR cell id (36 bits) has 11. Python refuses to
+# read an integer of more than 4300 digits at all, and no tower's number comes near this.
+_WHOLE_DIGITS = 18
+
+
 def _whole(node: yaml.Node, path: str) -> int:
     """A non-negative integer read as decimal digits: ``mnc: 01`` is 1, not YAML-octal."""
     text = _scalar(node, path)
     if not re.fullmatch(r"\d+", text):
         _fail(node, path, f"{_show(text)} is not a whole number")
+    if len(text.lstrip("0")) > _WHOLE_DIGITS:
+        _fail(node, path, f"{_show(text)} is too large (more than {_WHOLE_DIGITS} digits)")
     return int(text)
 
 
@@ -731,6 +741,10 @@ def _moment(node: yaml.Node, path: str) -> float:
                               "(like 2026-11-28T10:15:00Z)")
     if moment.tzinfo is None:
         _fail(node, path, f"{_show(text)} has no time zone (add Z or an offset like +08:00)")
+    try:  # reports write every time in UTC: it must be a date there too
+        datetime.fromtimestamp(moment.astimezone(UTC).timestamp(), UTC)
+    except (OverflowError, ValueError, OSError):
+        _fail(node, path, f"{_show(text)} is outside the years 1 to 9999 once in UTC")
     return moment.timestamp()
 
 
@@ -740,7 +754,7 @@ def _yaml_timestamp(node: yaml.Node) -> datetime | None:
         return None
     try:
         value = yaml.constructor.SafeConstructor().construct_yaml_timestamp(node)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     return value if isinstance(value, datetime) else None
 

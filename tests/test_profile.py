@@ -650,3 +650,51 @@ def test_messages_stay_on_one_line(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as caught:
         load_profile(name)
     assert str(caught.value) == r'profile.yaml, line 1: identifiers.imei "12\n345" is not 15 digits'
+
+
+# --------------------------------------------------------------------------- unrepresentable
+# Values that pass the format checks but could not be written later (issue 13): refused at
+# load, in one line, instead of a traceback when a report writes them.
+
+_CELL = "location: {{lat: 1, lon: 2, cell: [{{mcc: 460, mnc: 0, lac: {lac}, cid: 1}}]}}\n"
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("plan.yaml", 'events:\n  - {at: "0001-01-01T00:30:00+01:00", action: phase, name: idle}\n',
+     'plan.yaml, line 2: events[0].at "0001-01-01T00:30:00+01:00" is outside the years 1 to '
+     "9999 once in UTC"),
+    ("plan.yaml", "events:\n  - {at: 9999-12-31 23:30:00 -01:00, action: phase, name: idle}\n",
+     'plan.yaml, line 2: events[0].at "9999-12-31 23:30:00 -01:00" is outside the years 1 to '
+     "9999 once in UTC"),
+    ("profile.yaml", _CELL.format(lac="9" * 5000),
+     f'profile.yaml, line 1: location.cell[0].lac "{"9" * 60}..." is too large (more than 18 '
+     "digits)"),
+    ("profile.yaml", "device: " + "[" * 5000 + "]" * 5000 + "\n",
+     "profile.yaml: is nested too deeply to be a profile or consent plan (lists or mappings "
+     "inside each other hundreds of levels down)"),
+    ("plan.yaml", "events: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+     "plan.yaml: is nested too deeply to be a profile or consent plan (lists or mappings "
+     "inside each other hundreds of levels down)"),
+])
+def test_values_that_cannot_be_represented_are_refused_at_load(tmp_path, monkeypatch, name,
+                                                               text, message):
+    load = load_consent_plan if name == "plan.yaml" else load_profile
+    with pytest.raises(ConfigError) as caught:
+        load(_write(tmp_path, monkeypatch, name, text))
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("name", "text", "attribute", "expected"), [
+    ("plan.yaml", 'events:\n  - {at: "0001-01-01T00:30:00-01:00", action: phase, name: a}\n',
+     lambda plan: plan.events[0].ts, _at("0001-01-01T00:30:00-01:00")),
+    ("plan.yaml", 'events:\n  - {at: "9999-12-31T23:30:00+01:00", action: phase, name: a}\n',
+     lambda plan: plan.events[0].ts, _at("9999-12-31T23:30:00+01:00")),
+    ("profile.yaml", _CELL.format(lac="0" * 30 + "4286"),
+     lambda prof: prof.location.cell[0].lac, 4286),
+    ("profile.yaml", _CELL.format(lac="9" * 18),
+     lambda prof: prof.location.cell[0].lac, 10 ** 18 - 1),
+])
+def test_values_at_the_edge_of_what_can_be_represented_load(tmp_path, monkeypatch, name, text,
+                                                            attribute, expected):
+    load = load_consent_plan if name == "plan.yaml" else load_profile
+    assert attribute(load(_write(tmp_path, monkeypatch, name, text))) == expected
