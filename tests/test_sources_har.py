@@ -99,3 +99,75 @@ def test_analyze_a_har_end_to_end(tmp_path: Path) -> None:
     assert [t["transport"] for t in doc["transmissions"]] == ["http"]
     assert {d["category"] for d in doc["detections"]} == {"identifier.imei"}
     assert (out / "session.har").is_file() and not (out / "flows.mitm").exists()
+
+
+# -- hostile input (issue 13): a value of the wrong kind is exit 2, one line --------------
+
+def _with(field: str, value: object) -> dict:
+    """One good entry with ``field`` (dotted, from the entry) set to ``value``."""
+    e = entry("http://a.example/x", "2026-11-28T10:00:00Z", ws=[
+        {"type": "send", "time": 1795860011.5, "opcode": 1, "data": "hi"}])
+    *parents, last = field.split(".")
+    target = e
+    for name in parents:
+        target = target[name] if not name.isdigit() else target[int(name)]
+    if last.isdigit():
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return e
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    (lambda: {"log": {"entries": 5}}, "not a HAR file (log.entries is a number, not a list)"),
+    (lambda: har([_with("startedDateTime", 5)]),
+     "log.entries[0].startedDateTime is a number, not an ISO 8601 time"),
+    (lambda: har([_with("startedDateTime", "0001-01-01T00:30:00+01:00")]),
+     "log.entries[0].startedDateTime '0001-01-01T00:30:00+01:00' is not a time between the "
+     "years 1 and 9999"),
+    (lambda: har([_with("request.postData", [1])]),
+     "log.entries[0].request.postData is a list, not an object"),
+    (lambda: har([_with("request.postData", {"params": [1]})]),
+     "log.entries[0].request.postData.params[0] is a number, not an object"),
+    (lambda: har([_with("_webSocketMessages.0.time", 1e300)]),
+     "log.entries[0]._webSocketMessages[0].time 1e+300 is not a time between the years 1 "
+     "and 9999"),
+    (lambda: har([_with("_webSocketMessages.0.time", "soon")]),
+     "log.entries[0]._webSocketMessages[0].time is a string, not a number"),
+    (lambda: har([_with("request", [])]), "log.entries[0].request is a list, not an object"),
+    (lambda: har([7]), "log.entries[0] is a number, not an object"),
+])
+def test_a_value_of_the_wrong_kind_refuses_the_file_naming_the_place(tmp_path: Path, doc,
+                                                                      message: str) -> None:
+    path = _write(tmp_path, doc())
+    with pytest.raises(InputError) as err:
+        list(read_har(path, []))
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_json_nested_too_deeply_is_not_a_har(tmp_path: Path) -> None:
+    path = tmp_path / "deep.har"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match=r"deep\.har: not a HAR file \(JSON nested too deeply\)$"):
+        list(read_har(path, []))
+
+
+@pytest.mark.parametrize(("url", "host", "path"), [
+    ("http://[bad/bind?imei=1", "[bad", "/bind?imei=1"),       # hit: urlsplit refuses it
+    ("http://a.example:99999/bind?imei=1", "a.example", "/bind?imei=1"),  # hit: bad port
+    ("http://a.example/bind?imei=1", "a.example", "/bind?imei=1"),        # ok
+])
+def test_a_url_urlsplit_refuses_is_still_read(tmp_path: Path, url: str, host: str,
+                                               path: str) -> None:
+    e = entry(url, "2026-11-28T10:00:00Z")
+    e["request"]["headers"][0]["value"] = host
+    notes: list[str] = []
+    (tx,) = list(read_har(_write(tmp_path, har([e])), notes))
+    assert (tx.host, tx.path, tx.port, notes) == (host, path, 80, [])
+
+
+def test_a_lone_surrogate_in_a_body_is_kept(tmp_path: Path) -> None:
+    e = entry("http://a.example/up", "2026-11-28T10:00:00Z", "POST",
+              {"mimeType": "text/plain", "text": f"imei={IMEI}\udcff"})
+    (tx,) = list(read_har(_write(tmp_path, har([e])), []))
+    assert tx.body == f"imei={IMEI}".encode() + b"\xed\xb3\xbf"
