@@ -6,6 +6,7 @@ import gzip
 import json
 import struct
 import zlib
+from collections.abc import Mapping
 
 import brotli
 import cbor2
@@ -383,7 +384,8 @@ CTYPES = ["", "application/json", "application/x-www-form-urlencoded", "text/xml
           "multipart/form-data; boundary=x", "application/x-protobuf", "application/grpc",
           "application/msgpack", "application/cbor"]
 SEEDS = [b"", b"\x1f\x8b\x08\x00", b"\x28\xb5\x2f\xfd", b"\x78\x9c", b"--x\r\n", b"<a>",
-         b"{", b"\x0a\x05", b"\x82", b"\xa1", b"\xd9\xd9\xf7", b"#!AMR\n", b"RIFF"]
+         b"{", b"\x0a\x05", b"\x82", b"\xa1", b"\xd9\xd9\xf7", b"#!AMR\n", b"RIFF",
+         b"\xd8\x1c\x82", b"\x82\xd8\x1c\x81\x00\xd8\x1d\x00"]
 
 
 @settings(max_examples=200, deadline=None)
@@ -397,3 +399,247 @@ def test_any_bytes_never_raise_and_stay_bounded(seed: bytes, data: bytes, conten
     assert len(fields) <= MAX_FIELDS + 2
     assert all(isinstance(f.value, str) for f in fields)
     assert sum(len(f.value) for f in fields) <= 16 * (len(seed + data) + 64)
+
+
+# --- work budgets: hand-made bombs, each bounded by the budget itself ----------------------
+
+def cbor_uint(n: int, major: int = 0) -> bytes:
+    """An RFC 8949 head: major type and argument."""
+    if n < 24:
+        return bytes([major << 5 | n])
+    size = 1 if n < 1 << 8 else 2 if n < 1 << 16 else 4
+    return bytes([major << 5 | {1: 24, 2: 25, 4: 26}[size]]) + n.to_bytes(size, "big")
+
+
+SHAREABLE, SHARED = b"\xd8\x1c", b"\xd8\x1d"  # IANA CBOR tags 28 and 29 (value sharing)
+
+
+def cbor_shared_bomb(levels: int, fan_out: int = 2, leaf: bytes = b"\xf6") -> bytes:
+    """Each level a shared array of the next level and ``fan_out - 1`` references to it:
+    ``fan_out ** levels`` leaves from about six bytes a level. Shared values are numbered in
+    the order their tag 28 appears, so level i's is number i."""
+    item = SHAREABLE + leaf
+    for i in reversed(range(levels)):
+        item = (SHAREABLE + cbor_uint(fan_out, 4) + item
+                + (SHARED + cbor_uint(i + 1)) * (fan_out - 1))
+    return item
+
+
+def expanded_nodes(levels: int, fan_out: int) -> int:
+    """Nodes of ``cbor_shared_bomb`` once every reference is expanded: arrays and leaves."""
+    return sum(fan_out ** i for i in range(levels + 1))
+
+
+def test_the_cbor_bomb_is_a_few_hundred_bytes_for_2_to_the_40_leaves() -> None:
+    bomb = cbor_shared_bomb(40)
+    decoded = cbor2.loads(bomb)
+    assert len(bomb) < 300 and decoded[0] is decoded[1]  # cbor2 builds a DAG, not a tree
+
+
+def _msgpack_nested(depth: int) -> bytes:
+    return b"\x91" * depth + msgpack.packb(IMEI)
+
+
+def _pb_nested(depth: int) -> bytes:
+    msg = pb(2, IMEI)
+    for _ in range(depth):
+        msg = pb(1, msg)
+    return msg
+
+
+def _shared_text(size: int, uses: int) -> bytes:
+    """One text of ``size`` characters, shared, then referenced ``uses`` times."""
+    return (cbor_uint(uses + 1, 4) + SHAREABLE + cbor_uint(size, 3) + b"k" * size
+            + (SHARED + cbor_uint(0)) * uses)
+
+
+WORK = "work budget of"
+BOMB_CASES = [
+    pytest.param(cbor_shared_bomb(40), "application/cbor", "CBOR document expands to more "
+                 "than", id="cbor-shared-2**40-nulls"),
+    pytest.param(cbor_shared_bomb(12, fan_out=16), "application/cbor",
+                 "CBOR document expands to more than", id="cbor-shared-fan-out-16"),
+    pytest.param(SHAREABLE + b"\x82\x01" + SHARED + b"\x00", "application/cbor", "a cycle",
+                 id="cbor-shared-cycle"),
+    pytest.param(_shared_text(4096, 20_000), "application/cbor", WORK,
+                 id="cbor-one-text-shared-20000-times"),
+    pytest.param(b"[" + b"[]," * 1_300_000 + b"[]]", "application/json", WORK,
+                 id="json-1.3M-empty-arrays"),
+    pytest.param(b"[" + b'{"a":[[]]},' * 350_000 + b"0]", "application/json", WORK,
+                 id="json-350k-objects-of-nested-arrays"),
+    pytest.param(b"<a>" + b"<b/>" * 1_000_000 + b"</a>", "text/xml", WORK,
+                 id="xml-1M-empty-elements"),
+    pytest.param(b"&".join([b"k=v"] * 1_000_000), "application/x-www-form-urlencoded",
+                 "more than 20000 fields", id="form-1M-pairs"),
+    pytest.param(msgpack.packb([None] * 1_200_000), "application/msgpack", WORK,
+                 id="msgpack-1.2M-nils"),
+    pytest.param(_msgpack_nested(1000), "application/msgpack", "nested more than 64 deep",
+                 id="msgpack-1000-deep"),
+    pytest.param(_msgpack_nested(100_000), "application/msgpack", "in no known format",
+                 id="msgpack-past-the-unpacker-stack"),
+    pytest.param(_pb_nested(5000), "application/x-protobuf", "nested more than 64 deep",
+                 id="protobuf-5000-deep"),
+    pytest.param(pb(1, b"") * 1_000_000, "application/x-protobuf", "more than 20000 entries",
+                 id="protobuf-1M-empty-fields"),
+]
+
+
+@pytest.mark.parametrize(("data", "content_type", "reason"), BOMB_CASES)
+def test_a_bomb_ends_opaque_with_its_reason(data: bytes, content_type: str,
+                                            reason: str) -> None:
+    """Each bomb ends because the work it may do is bounded, not because a clock ran out:
+    what was read stays within the budget and the limit is named."""
+    with bodies.message_budget() as budget:
+        fields = fields_from_bytes(data, "body", "body", content_type=content_type)
+    opaque = [f.value for f in fields if f.location == bodies.OPAQUE]
+    assert any(reason in o for o in opaque), opaque
+    assert len(fields) <= MAX_FIELDS + 2
+    assert budget.work >= -bodies.MAX_BYTES  # overspent by at most one last charge
+
+
+@pytest.mark.parametrize("data", [p.values[0] for p in BOMB_CASES[:5]],
+                         ids=[p.id for p in BOMB_CASES[:5]])
+def test_a_bomb_in_one_part_leaves_the_parts_after_it_read(data: bytes) -> None:
+    """The budget is the message's: a bomb that spends it all still leaves the parts read
+    before it, and its own opaque note; one that stops early leaves the rest read too."""
+    body = multipart("b1", (form_part("before"), IMEI.encode()),
+                     (form_part("bomb", "x.cbor", "application/cbor"), data),
+                     (form_part("after"), CHILD_NAME.encode()))
+    fields = _fields(body, "multipart/form-data; boundary=b1")
+    assert fields[0] == ("body", "body.multipart.before", IMEI)
+    assert ("body", "body.multipart.bomb.filename", "x.cbor") in fields
+    assert any(loc == bodies.OPAQUE and path.startswith("body.multipart.bomb")
+               for loc, path, _ in fields)
+
+
+def test_shared_values_are_read_in_each_place_within_the_budget() -> None:
+    shared = {"imei": IMEI}
+    data = cbor2.dumps([shared, shared, {"again": shared}], value_sharing=True)
+    assert SHARED in data
+    assert _fields(data, "application/cbor") == [
+        ("body", "body.cbor.0.imei", IMEI), ("body", "body.cbor.1.imei", IMEI),
+        ("body", "body.cbor.2.again.imei", IMEI)]
+
+
+@pytest.mark.parametrize(("levels", "fan_out"), [(1, 2), (5, 2), (10, 2), (4, 5), (3, 16)])
+def test_cbor_nodes_counts_every_use_of_a_shared_value(levels: int, fan_out: int) -> None:
+    nodes = expanded_nodes(levels, fan_out)
+    assert bodies.cbor_nodes(cbor_shared_bomb(levels, fan_out), nodes, "p") == nodes
+    with pytest.raises(bodies.Limit, match="expands to more than"):
+        bodies.cbor_nodes(cbor_shared_bomb(levels, fan_out), nodes - 1, "p")
+
+
+def _tree_nodes(doc: object) -> int:
+    """Nodes of a decoded document as ``cbor_nodes`` counts them: containers, keys, leaves
+    (a tag is not a node of its own)."""
+    if isinstance(doc, cbor2.CBORTag):
+        return _tree_nodes(doc.value)
+    if isinstance(doc, Mapping):  # cbor2 gives a frozendict inside a tag
+        return 1 + sum(_tree_nodes(k) + _tree_nodes(v) for k, v in doc.items())
+    if isinstance(doc, list | tuple):
+        return 1 + sum(_tree_nodes(v) for v in doc)
+    return 1
+
+
+CBOR_DOCS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=20) | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=5)
+    | st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=5)
+    | st.builds(cbor2.CBORTag, st.integers(1000, 2000), inner),
+    max_leaves=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(doc=CBOR_DOCS, uses=st.integers(1, 6), sharing=st.booleans())
+def test_cbor_nodes_is_the_decoded_tree_with_each_shared_use_counted(
+        doc: object, uses: int, sharing: bool) -> None:
+    """Whatever cbor2 writes, with or without value sharing, the count read from the bytes
+    is the size of the tree the walk visits: a repeated value costs each time it is used."""
+    data = cbor2.dumps([doc] * uses, value_sharing=sharing)
+    assert bodies.cbor_nodes(data, 10**9, "p") == _tree_nodes(cbor2.loads(data))
+
+
+@settings(max_examples=100, deadline=None)
+@given(levels=st.integers(1, 200), fan_out=st.integers(2, 9),
+       leaf=st.sampled_from([b"\xf6", b"\x64imei", cbor_uint(8, 2) + b"\x01" * 8]),
+       ctype=st.sampled_from(["application/cbor", ""]))
+def test_any_shared_cbor_bomb_ends_within_the_budget(levels: int, fan_out: int, leaf: bytes,
+                                                     ctype: str) -> None:
+    """Bounded by construction: a document is read only when its expansion fits the budget,
+    so the walk is at most MAX_WORK / NODE_COST nodes, whatever the levels and fan-out."""
+    with bodies.message_budget() as budget:
+        fields = fields_from_bytes(cbor_shared_bomb(levels, fan_out, leaf), "body", "body",
+                                   content_type=ctype)
+    nodes = expanded_nodes(levels, fan_out)
+    if ctype and nodes * bodies.NODE_COST < bodies.MAX_WORK // 2 and leaf == b"\xf6":
+        assert fields == []  # small enough: read whole, and nulls are not values
+    assert len(fields) <= MAX_FIELDS + 2
+    assert budget.work >= -bodies.MAX_BYTES
+
+
+@settings(max_examples=100, deadline=None)
+@given(depth=st.integers(1, 3000), fmt=st.sampled_from(["msgpack", "protobuf", "json"]))
+def test_any_nesting_depth_ends_bounded(depth: int, fmt: str) -> None:
+    data, ctype = {
+        "msgpack": (_msgpack_nested(depth), "application/msgpack"),
+        "protobuf": (_pb_nested(depth), "application/x-protobuf"),
+        "json": (b"[" * depth + json.dumps(IMEI).encode() + b"]" * depth, "application/json"),
+    }[fmt]
+    with bodies.message_budget() as budget:
+        fields = fields_from_bytes(data, "body", "body", content_type=ctype)
+    if depth < bodies.MAX_TREE_DEPTH - 1:
+        assert [f.value for f in fields] == [IMEI]
+    else:  # cut at the walk's depth, or past msgpack's own stack read as (GB18030) text
+        assert any(f.location == bodies.OPAQUE or IMEI in f.value for f in fields)
+    assert budget.work > 0
+
+
+def test_one_message_one_budget() -> None:
+    """Readers inside one ``message_budget`` draw on it together: what one part spent is
+    gone for the next, so a message of many parts cannot spend a budget per part."""
+    spender = b"[" + b"[]," * 1_300_000 + b"[]]"
+    with bodies.message_budget():
+        first = fields_from_bytes(spender, "a", "body", content_type="application/json")
+        second = fields_from_bytes(DOC, "b", "body")
+    assert any(WORK in f.value for f in first if f.location == bodies.OPAQUE)
+    assert [f.location for f in second] == [bodies.OPAQUE]
+    assert WORK in second[0].value
+    assert [f.value for f in fields_from_bytes(DOC, "b", "body")] == [IMEI, CHILD_NAME]
+
+
+LONG_KEY = "k" * (1 << 20)
+
+
+@pytest.mark.parametrize(("data", "content_type"), [
+    pytest.param(json.dumps({LONG_KEY: [IMEI] * 1500}).encode(), "application/json",
+                 id="json"),
+    pytest.param(msgpack.packb({LONG_KEY: [IMEI] * 1500}), "application/msgpack",
+                 id="msgpack"),
+    pytest.param(cbor2.dumps({LONG_KEY: [IMEI] * 1500}), "application/cbor", id="cbor"),
+    pytest.param(f"<a><{LONG_KEY}>{IMEI}</{LONG_KEY}></a>".encode(), "text/xml", id="xml"),
+    pytest.param(f"{LONG_KEY}={IMEI}".encode(), "application/x-www-form-urlencoded",
+                 id="form"),
+    pytest.param(multipart("b1", (form_part(LONG_KEY), IMEI.encode())),
+                 "multipart/form-data; boundary=b1", id="multipart"),
+])
+def test_a_long_key_is_shortened_in_every_path_below_it(data: bytes,
+                                                        content_type: str) -> None:
+    """A 1 MB key over 1,500 leaves: each leaf's path keeps the key's start, its length
+    and its CRC-32, so the paths hold kilobytes, not 1.5 GB, and the values are all read."""
+    fields = fields_from_bytes(data, "body", "body", content_type=content_type)
+    values = [f for f in fields if f.location == "body"]
+    assert values and all(f.value == IMEI for f in values)
+    marker = f"…[{len(LONG_KEY)} characters, crc32 {zlib.crc32(LONG_KEY.encode()):08x}]"
+    assert all(marker in f.path and len(f.path) < 2 * bodies.MAX_SEGMENT for f in values)
+
+
+@pytest.mark.parametrize(("keys", "distinct"), [
+    pytest.param(["a" * 300, "a" * 300 + "b"], 2, id="same-start-other-key"),
+    pytest.param(["a" * bodies.MAX_SEGMENT, "b"], 2, id="at-the-limit-kept-whole"),
+])
+def test_shortened_keys_stay_distinct(keys: list[str], distinct: int) -> None:
+    fields = fields_from_bytes(json.dumps(dict.fromkeys(keys, IMEI)).encode(), "b", "body")
+    assert len({f.path for f in fields}) == distinct
+    assert f"b.json.{'a' * bodies.MAX_SEGMENT}" in {f.path for f in fields} \
+        or all("…[" in f.path for f in fields)

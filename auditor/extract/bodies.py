@@ -634,6 +634,10 @@ def _float_text(raw: bytes) -> str | None:
 
 def _pb_fields(entries: list[tuple[int, int, int | bytes]], prefix: str, ctx: _Ctx,
                encoding: tuple[str, ...], nest: int, depth: int = 0) -> Iterator[Field]:
+    if len(entries) > MAX_FIELDS:  # pb_parse stopped: entries that yield nothing (empty
+        entries = entries[:MAX_FIELDS]  # strings) would otherwise hide the cut
+        yield Field(OPAQUE, prefix, f"more than {MAX_FIELDS} entries in one message, the "
+                    "rest not read", encoding)
     for number, wire, value in entries:
         path = f"{prefix}.{number}"
         ctx.budget.spend(NODE_COST + len(path), path)
