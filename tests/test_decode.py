@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import zlib
+from urllib.parse import quote
 
 import brotli
 import msgpack
@@ -286,3 +287,102 @@ def test_any_value_never_raises_and_stays_bounded(value: str) -> None:
     assert out[0].value == value
     assert len(out) <= 1 + decode.MAX_DERIVED
     assert all(isinstance(f.value, str) and f.location != bodies.OPAQUE for f in out)
+
+
+# --- work budget: the message's, shared with extraction ------------------------------------
+
+def _b64_json(value: str) -> str:
+    """One wrap: the value inside a JSON document, the document in base64."""
+    return base64.b64encode(json.dumps({"d": value}).encode()).decode()
+
+
+BOMB_BYTES = 50 * 1024 * 1024
+LAYER_BOMBS = {
+    "gzip": lambda: gzip.compress(bytes(BOMB_BYTES), compresslevel=9),
+    "zlib": lambda: zlib.compress(bytes(BOMB_BYTES), 9),
+    "zstd": lambda: zstandard.ZstdCompressor(level=19).compress(bytes(BOMB_BYTES)),
+    "brotli": lambda: brotli.compress(bytes(BOMB_BYTES), quality=11),
+}
+
+
+@pytest.mark.parametrize("layer", LAYER_BOMBS)
+def test_a_compression_bomb_in_base64_beside_a_normal_field(layer: str) -> None:
+    """A ratio past 100:1 stops the layer (opaque, named), and the next field of the same
+    message is still decoded out of the budget that is left."""
+    bomb = base64.b64encode(LAYER_BOMBS[layer]()).decode()
+    plain = Field("query", "query.d", base64.b64encode(f"imei={IMEI}".encode()).decode())
+    opaque: list[str] = []
+    with bodies.message_budget() as budget:
+        out = decode.expand([Field("body", "body.json.blob", bomb), plain], opaque)
+    assert [o.partition(": ")[0] for o in opaque] == ["body.json.blob.base64"]
+    assert "ratio" in opaque[0] or "output" in opaque[0] or "no known format" in opaque[0]
+    assert ("query.d.base64", f"imei={IMEI}") in [(f.path, f.value) for f in out]
+    assert budget.work > 0
+
+
+@pytest.mark.parametrize(("wraps", "fan_out"), [(30, 1), (3, 40), (2, 2000)])
+def test_base64_in_json_in_base64_layers_end_bounded(wraps: int, fan_out: int) -> None:
+    """Nested layers with fan-out: each level a JSON document of ``fan_out`` keys, each a
+    base64 of the level below. Depth, derived-field and work limits end it, and say so."""
+    value = json.dumps({"imei": IMEI})
+    for _ in range(wraps):
+        inner = base64.b64encode(value.encode()).decode()
+        value = json.dumps({f"k{i}": inner for i in range(fan_out)})
+    value = base64.b64encode(value.encode()).decode()
+    opaque: list[str] = []
+    with bodies.message_budget() as budget:
+        out = decode.expand([Field("query", "query.d", value)], opaque)
+    assert len(out) <= 1 + decode.MAX_DERIVED
+    assert opaque and budget.work > -bodies.MAX_BYTES
+
+
+def test_a_used_up_budget_passes_the_rest_on_undecoded_with_one_note() -> None:
+    fields = [Field("query", f"query.k{i}", base64.b64encode(b"hello world %d" % i).decode())
+              for i in range(50)]
+    opaque: list[str] = []
+    budget = bodies.Budget(work=10 * bodies.LAYER_COST)
+    out = decode.expand(fields, opaque, budget)
+    assert out[:1] == fields[:1] and [f for f in out if f.encoding == ()] == fields
+    assert 0 < len(out) - len(fields) < 10
+    assert len(opaque) == 1 and "work budget" in opaque[0]
+
+
+def test_expand_draws_on_the_budget_extraction_used() -> None:
+    """Inside one ``message_budget`` the layers get what the body's readers left."""
+    value = base64.b64encode(b"hello world").decode()
+    with bodies.message_budget() as budget:
+        budget.spend(bodies.MAX_WORK, "body")
+        opaque: list[str] = []
+        out = decode.expand([Field("query", "query.d", value)], opaque)
+    assert out == [Field("query", "query.d", value)]
+    assert len(opaque) == 1 and "work budget" in opaque[0]
+
+
+WRAPS = {
+    "base64": lambda v: base64.b64encode(v.encode()).decode(),
+    "hex": lambda v: v.encode().hex(),
+    "url": lambda v: quote(v, safe=""),
+    "gzip+base64": lambda v: base64.b64encode(gzip.compress(v.encode(), mtime=0)).decode(),
+    "json": lambda v: json.dumps({"d": v}),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(wraps=st.lists(st.sampled_from(sorted(WRAPS)), max_size=12),
+       copies=st.integers(1, 30))
+def test_any_stack_of_layers_ends_bounded(wraps: list[str], copies: int) -> None:
+    """Any stack of encodings, many fields of it: bounded by depth, count and work by
+    construction; found when it is no more than MAX_DEPTH - 1 layers (the last layer
+    is the JSON document that holds the IMEI)."""
+    value = json.dumps({"imei": IMEI})
+    for wrap in wraps:
+        value = WRAPS[wrap](value)
+    fields = [Field("query", f"query.d{i}", value) for i in range(copies)]
+    opaque: list[str] = []
+    with bodies.message_budget() as budget:
+        out = decode.expand(fields, opaque)
+    assert out[0] == fields[0]
+    assert len(out) <= copies + decode.MAX_DERIVED
+    assert budget.work > -bodies.MAX_BYTES
+    if len(wraps) < decode.MAX_DEPTH:
+        assert IMEI in {f.value for f in out}
