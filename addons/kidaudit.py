@@ -32,14 +32,20 @@ wireguard                   yes  yes  yes  userspace; the device joins the tunne
 local                       --   --   --   does not work on Linux with mitmproxy 11
 ==========================  ===  ===  ===  ===============================================
 
-Where the work happens: the hooks hand each message to the analysis worker
+Where the work happens: the hooks append each message to the session's journal
+(``auditor.sources.journal``, one ``os.write``) for the analysis worker
 (``auditor.sources.worker``), a child process that runs the pipeline, the rules, SQLite and
 the flow file, so the proxy's event loop stays free for the device's traffic. An HTTP flow
-goes over once, as ``flow.get_state()``, when its response has gone to the device (or it
-failed); a raw message goes over as it passes. Results come back to mark and comment the
-flow and to log alerts. The worker outlives a killed proxy long enough to commit everything
-it was sent. Under mitmproxy's test harness (no running event loop), or with
-``kidaudit_worker=false``, the same analysis runs in the proxy's own process.
+goes over once, as ``flow.get_state()``, when its response is about to go to the device
+(or it failed); a raw message goes over as it passes. Results come back to mark and
+comment the flow and to log alerts. What the journal holds survives a kill of both
+processes: the worker, or the next session to open the folder, commits it. Under
+mitmproxy's test harness (no running event loop), or with ``kidaudit_worker=false``, the
+same analysis runs in the proxy's own process.
+
+Everything logged here passes through ``auditor.sources.live.clean``: a device's host name,
+a consent mark's name or an error's text never reaches the lab's terminal with control or
+bidi characters in it.
 
 TLS: the device's ClientHello gives its offered versions and suites (WEAK_TLS). When it
 rejects the interception certificate (pinning, or the lab CA is not trusted), the attempt
@@ -50,6 +56,7 @@ does) so the device keeps working.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -76,6 +83,7 @@ from auditor.sources.live import (
     Reply,
     Result,
     Settings,
+    clean,
     describe,
     error_text,
 )
@@ -92,9 +100,23 @@ from auditor.sources.mitm import (
     raw_transmission,
     tls_record_flow,
 )
-from auditor.sources.worker import Worker, WorkerError, WorkerUnavailable
+from auditor.sources.worker import JournalFailed, Worker, WorkerError, WorkerUnavailable
+
+
+class _Clean(logging.Filter):
+    """Every kidaudit log line made safe for a terminal (see ``clean``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        safe = clean(text)
+        if safe is not text or record.args:
+            record.msg, record.args = safe, None
+        return True
+
 
 logger = logging.getLogger("kidaudit")
+if not any(isinstance(f, _Clean) for f in logger.filters):  # the script may be reloaded
+    logger.addFilter(_Clean())
 
 OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang",
            "kidaudit_worker", "kidaudit_resume")
@@ -332,7 +354,7 @@ class KidAudit:
 
     def done(self) -> None:
         if self._lost:  # nothing more can be written: the run failed, and says so
-            print(f"kidaudit: {self._lost}", file=sys.stderr)
+            print(f"kidaudit: {clean(self._lost)}", file=sys.stderr)
             raise SystemExit(EXIT_FAILED)
         if self.analysis is None or self._settings is None:
             return
@@ -345,8 +367,16 @@ class KidAudit:
                 self.done()  # lost for good: says so, exit code 3
                 return
             finished = self.analysis.finish(lang)
-        _, count, report = finished
-        logger.info(f"kidaudit: {count} findings; report {report}")
+        if finished[0] == "detached":  # the worker is far behind: it goes on alone
+            _, pid, left = finished
+            logger.warning(
+                f"kidaudit: the analysis worker (pid {pid}) is still committing "
+                f"{left / 1e6:.1f} MB of messages and then writes the reports; it goes on after "
+                f"mitmproxy exits. `kidaudit report {self._settings.directory}` waits for it, "
+                "and analyses whatever it leaves in the journal")
+        else:
+            _, count, report = finished
+            logger.info(f"kidaudit: {count} findings; report {report}")
         self.analysis = None
 
     # -- consent marks ------------------------------------------------------------------
@@ -456,39 +486,51 @@ class KidAudit:
         assert self.analysis is not None
         try:
             self.analysis.send(msg)
+        except JournalFailed as e:  # a full disk: nothing more can be recorded
+            self._lose(f"the journal cannot be written ({e})")
         except WorkerError:  # died just now: ``_worker_died`` has put the analysis in-process
-            self.analysis.send(msg)
+            if self.analysis is not None:
+                self.analysis.send(msg)
 
     def _worker_died(self, code: int, during: str = "") -> None:
         """Take over, and say so under the report's coverage as well as in the log: a lab
         reading only the report must see that the analysis changed process."""
         try:
-            again = self._take_over()
+            again, quarantined = self._take_over()
         except Exception as e:  # noqa: BLE001 - the proxy keeps serving the device
-            self._lost = (f"analysis lost for good: the worker exited with code {code}{during}"
-                          f" and the proxy could not take over ({error_text(e)}); traffic "
-                          f"after that was forwarded but not recorded; what was committed is "
-                          f"in {self._settings.directory if self._settings else '?'}")
-            self.analysis = None
-            logger.error(f"kidaudit: {self._lost}")
+            self._lose(f"the worker exited with code {code}{during} and the proxy could not "
+                       f"take over ({error_text(e)})")
             return
         text = (f"analysis worker exited with code {code}{during}; analysis continues in the "
                 f"proxy's process, from the {again} messages the worker had not committed")
+        if quarantined:
+            text += (f" ({quarantined} it died analysing quarantined, not analysed again: "
+                     "see coverage)")
         logger.error(f"kidaudit: {text}")
         self._send(("error", "worker", text))
 
-    def _take_over(self) -> int:
+    def _lose(self, why: str) -> None:
+        """Analysis cannot go on: the proxy keeps forwarding, and exits with code 3."""
+        self._lost = (f"analysis lost for good: {why}; traffic after that was forwarded but "
+                      f"not recorded; what was committed is in "
+                      f"{self._settings.directory if self._settings else '?'}")
+        with contextlib.suppress(Exception):
+            if self.analysis is not None:
+                self.analysis.close()
+        self.analysis = None
+        logger.error(f"kidaudit: {self._lost}")
+
+    def _take_over(self) -> tuple[int, int]:
         """The worker is gone: analysis goes on in this process, starting with what the
-        worker had been sent but not committed (each message once: the stand-in reads how
-        far the worker's last commit got, and cuts ``flows.mitm`` back to it). Returns how
-        many messages it was sent again."""
+        journal holds beyond the worker's last commit (each message once: the stand-in
+        reads how far that commit got, and cuts ``flows.mitm`` back to it). A message the
+        worker was analysing when it died is quarantined, never run here: it may be what
+        killed it, and here it would stop the proxy. Returns how many messages were
+        analysed again, and how many quarantined."""
         assert self._settings is not None and isinstance(self.analysis, Worker)
-        acked, sent = self.analysis.uncommitted()
-        self.analysis = Inline(self._settings, self._reply, resume=True)
-        again = sent[max(0, self.analysis.core.resumed - acked):]
-        for msg in again:
-            self.analysis.send(msg)
-        return len(again)
+        self.analysis = None  # nothing is sent to the dead worker while the stand-in starts
+        self.analysis = Inline(self._settings, self._reply, take_over=True)
+        return self.analysis.core.recovered, self.analysis.core.quarantined
 
     def _analysis_error(self, e: Exception) -> None:
         text = error_text(e)

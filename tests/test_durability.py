@@ -29,7 +29,8 @@ from auditor.cli import app
 from auditor.demo.cloud import LocalCloud
 from auditor.rules import RuleContext, evaluate
 from auditor.session import reopen
-from auditor.sources.live import settled
+from auditor.sources.live import recover, settled
+from auditor.store import Store
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -253,6 +254,7 @@ def test_a_killed_worker_is_replaced_and_the_traffic_flows_on(tmp_path: Path) ->
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             statuses = [_post(conn, cloud.http_addr, i) for i in range(6)]
             (worker,) = _children(proc.pid)
+            _wait_committed(session, 6)  # idle when killed: nothing to quarantine
             os.kill(worker, signal.SIGKILL)
             deadline = time.monotonic() + 20
             while "analysis worker exited" not in log.read_text():
@@ -272,3 +274,60 @@ def test_a_killed_worker_is_replaced_and_the_traffic_flows_on(tmp_path: Path) ->
     analysed = sorted(_seq(t["url"]) for t in doc["transmissions"])
     assert analysed == list(range(len(statuses)))  # each request once, before and after
     assert any(f["rule"] == "PRE_CONSENT_PI" for f in doc["findings"])
+
+
+def _committed(session: Path) -> int:
+    store = Store.open_existing(session)
+    try:
+        return len(store.observations())
+    finally:
+        store.close()
+
+
+def _wait_committed(session: Path, n: int) -> None:
+    deadline = time.monotonic() + 60
+    while _committed(session) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} committed"
+        time.sleep(0.05)
+
+
+STALLED = 600  # requests completed while the worker is stopped
+
+
+def test_a_stalled_worker_then_both_killed_loses_nothing(tmp_path: Path) -> None:
+    """The worker stopped (SIGSTOP: what a CPU-starved nice 19 worker nearly is) while 600
+    requests complete through real mitmdump, then both processes killed at once (a
+    container stop): the journal kept every one, and the report has each exactly once."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text(PROFILE)
+    session, log = tmp_path / "session", tmp_path / "mitmdump.log"
+    mitmdump = Path(sys.executable).with_name("mitmdump")
+    with LocalCloud() as cloud, open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [str(mitmdump), "-s", str(ROOT / "addons" / "kidaudit.py"), "--listen-host",
+             "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path / 'conf'}",
+             "--set", "flow_detail=0", "--set", f"kidaudit_profile={profile}",
+             "--set", f"kidaudit_session={session}"],
+            stdout=fh, stderr=subprocess.STDOUT)
+        worker = None
+        try:
+            port = _wait_for_port(proc, log)
+            (worker,) = _children(proc.pid)
+            os.kill(worker, signal.SIGSTOP)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            statuses = [_post(conn, cloud.http_addr, i) for i in range(STALLED)]
+            conn.close()
+        finally:
+            for pid in (proc.pid, worker):
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    assert statuses == [200] * STALLED
+    assert settled(session, 10)  # nobody holds the folder: both are gone
+    assert recover(session) == STALLED
+    result = CliRunner().invoke(app, ["report", str(session)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((session / "findings.json").read_text())
+    assert sorted(_seq(t["url"]) for t in doc["transmissions"]) == list(range(STALLED))
+    assert [e for e in doc["coverage"]["errors"] if e["stage"] == "quarantine"] == []
+    assert len(_flows_in_file(session / "flows.mitm")) == STALLED

@@ -11,13 +11,16 @@ from mitmproxy import io
 from mitmproxy.io import tnetstring
 
 from auditor.marks import parse_words
+from auditor.sources import journal
 from auditor.sources.live import (
     Core,
     Inline,
     Result,
     SessionBusy,
     Settings,
+    clean,
     hold_lock,
+    recover,
     settled,
 )
 from auditor.sources.mitm import raw_transmission
@@ -184,43 +187,135 @@ def test_one_writer_per_session_folder_and_readers_wait_for_it(tmp_path: Path) -
     assert settled(tmp_path / "never-captured", 0.05) is True
 
 
-def test_a_worker_core_checkpoints_each_batch_in_its_transaction(settings) -> None:
-    core = Core(settings, checkpoints=True)
-    replies = core.handle_batch([_http({"imei": IMEI}, i) for i in range(1, 4)])
-    replies += core.handle_batch([_http({"imei": IMEI}, 4)])
+def _journal(directory: Path, messages: list[tuple]) -> list[int]:
+    """Messages appended as the proxy appends them; returns where each record starts."""
+    writer = journal.Writer(directory)
+    starts = []
+    for msg in messages:
+        starts.append(writer.end)
+        writer.append(msg)
+    writer.close()
+    return starts
+
+
+def _ids(directory: Path) -> list[int]:
+    store = Store.open_existing(directory)
+    try:
+        return [o.transmission.id for o in store.observations()]
+    finally:
+        store.close()
+
+
+def test_each_batch_checkpoints_the_journal_and_the_flow_file_in_its_transaction(settings
+                                                                                 ) -> None:
+    directory = Path(settings.directory)
+    core = Core(settings)
+    _journal(directory, [_http({"imei": IMEI}, i) for i in range(1, 5)])
+    (first, second) = journal.read(core.journal_path, 0, limit=1)[0], None
+    replies = core.handle_records(first)
+    rest, end, damaged = journal.read(core.journal_path, core.journal_offset)
+    replies += core.handle_records(rest)
     meta = core.session.store.meta()
     core.close()
-    assert [r for r in replies if r[0] == "committed"] == [("committed", 3), ("committed", 4)]
-    size = (Path(settings.directory) / "flows.mitm").stat().st_size
-    assert (meta["worker_handled"], meta["worker_flows_size"]) == ("4", str(size))
+    assert second is None and not damaged
+    assert [r for r in replies if r[0] == "committed"] == [("committed", first[-1].end),
+                                                          ("committed", end)]
+    size = (directory / "flows.mitm").stat().st_size
+    assert (meta["journal_offset"], meta["worker_flows_size"]) == (str(end), str(size))
 
 
-@pytest.mark.parametrize("torn", [b"", b"123:{4:imei;15:8645", b"\x00" * 5000])
-def test_a_stand_in_resumes_at_the_dead_workers_last_commit(settings, torn) -> None:
+TORN = [b"", b"123:{4:imei;15:8645", b"\x00" * 5000]
+
+
+@pytest.mark.parametrize("torn", TORN)
+def test_a_new_core_commits_the_journal_beyond_the_last_commit_once(settings, torn) -> None:
+    """Proxy and worker both killed: two messages committed, a third half-written to
+    ``flows.mitm`` in a batch that never committed, two more only in the journal."""
     directory = Path(settings.directory)
-    worker = Core(settings, checkpoints=True)
-    worker.handle_batch([_http({"imei": IMEI}, i) for i in (1, 2)])
-    worker.close()  # it died writing its next batch: part of a flow, never committed
+    worker = Core(settings)
+    _journal(directory, [_http({"imei": IMEI}, i) for i in (1, 2)])
+    worker.handle_records(journal.read(worker.journal_path, 0)[0])
+    worker.close()
     with open(directory / "flows.mitm", "ab") as fh:
         fh.write(torn)
-    stand_in = Core(settings, resume=True)
-    assert stand_in.resumed == 2
-    stand_in.handle(_http({"imei": IMEI}, 3))
-    stand_in.close()
-    assert [f.request.path for f in _saved(directory)] == ["/r", "/r", "/r"]
-    store = Store.open_existing(directory)
-    assert [o.transmission.id for o in store.observations()] == [1, 2, 3]
-    store.close()
-
-
-def test_a_plain_start_never_cuts_the_flow_file(settings) -> None:
-    directory = Path(settings.directory)
-    worker = Core(settings, checkpoints=True)
-    worker.handle_batch([_http({"imei": IMEI}, 1)])
-    worker.close()
-    inline = Core(settings)  # kidaudit_worker=false: no checkpoints after the worker's
-    inline.handle(_http({"imei": IMEI}, 2))
-    inline.close()
-    again = Core(settings)  # a later capture on the same folder
+    _journal(directory, [_http({"imei": IMEI}, i) for i in (3, 4, 5)])
+    again = Core(settings)
+    assert (again.recovered, again.quarantined) == (3, 0)
+    again.handle(_http({"imei": IMEI}, 6))
     again.close()
-    assert len(_saved(directory)) == 2
+    assert [f.request.timestamp_start for f in _saved(directory)] == [
+        1000.0 + i for i in range(1, 7)]
+    assert _ids(directory) == [1, 2, 3, 4, 5, 6]
+    assert Core(settings).recovered == 0  # committed: never analysed twice
+
+
+@pytest.mark.parametrize(("tail", "cut"), [
+    (b"KJ\x00\x00\x01\x00", True),  # a header promising more than was written
+    (b"KJ\x00\x00\x00\x03\x00\x00\x00\x00abc", True),  # a payload that fails its CRC
+    (b"", False),
+])
+def test_a_torn_tail_is_cut_off_before_anything_is_appended(settings, tail, cut) -> None:
+    directory = Path(settings.directory)
+    Core(settings).close()
+    _journal(directory, [_http({"imei": IMEI}, 1)])
+    with open(directory / journal.JOURNAL_FILE, "ab") as fh:
+        fh.write(tail)
+    core = Core(settings)
+    size = journal.size_of(core.journal_path)
+    errors = [e["stage"] for e in core.session.store.errors()]
+    core.close()
+    _journal(directory, [_http({"imei": IMEI}, 2)])  # the next capture appends cleanly
+    assert Core(settings).recovered == 1
+    assert (size, errors) == (core.journal_offset, ["journal"] if cut else [])
+    assert _ids(directory) == [1, 2]
+
+
+@pytest.mark.parametrize(("in_proxy", "attempts", "quarantined"), [
+    (True, 1, 1),  # the proxy's stand-in never runs what a worker died on
+    (False, 1, 0),  # elsewhere (a report, a resumed capture's worker) it gets a second chance
+    (False, 2, 1),  # ... but not a third
+])
+def test_a_message_an_analysis_died_on_is_quarantined(settings, in_proxy, attempts,
+                                                      quarantined) -> None:
+    directory = Path(settings.directory)
+    Core(settings).close()
+    starts = _journal(directory, [_http({"imei": IMEI}, i) for i in (1, 2, 3)])
+    marker = journal.BusyMarker(directory)
+    for _ in range(attempts):  # the analysis died in the second message, this many times
+        marker.start(starts[1])
+    marker.close()
+    core = Core(settings, in_proxy=in_proxy)
+    errors = [e["message"] for e in core.session.store.errors() if e["stage"] == "quarantine"]
+    core.close()
+    assert (core.recovered, core.quarantined, len(errors)) == (3 - quarantined, quarantined,
+                                                                quarantined)
+    assert len(_saved(directory)) == 3  # the evidence is kept either way
+    assert len(_ids(directory)) == 3 - quarantined
+    if quarantined:
+        assert f"journal offset {starts[1]}" in errors[0] and "not analysed again" in errors[0]
+
+
+def test_recover_commits_what_both_killed_processes_left(settings) -> None:
+    directory = Path(settings.directory)
+    Core(settings).close()
+    assert recover(directory) == 0
+    _journal(directory, [_http({"imei": IMEI}, i) for i in (1, 2)])
+    lock = hold_lock(directory)  # a capture still writes: not touched
+    assert recover(directory) is None
+    lock.close()
+    assert recover(directory) == 2
+    assert recover(directory) == 0
+    assert _ids(directory) == [1, 2]
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("phase idle", "phase idle"),
+    ("a\x1b[2J\x1b]0;pwned\x07b", "a\\x1b[2J\\x1b]0;pwned\\x07b"),
+    ("evil\u202egnp.exe", "evil\\u202egnp.exe"),
+    ("line\nforged", "line\\x0aforged"),
+    ("zero\u200bwidth\u2066iso", "zero\\u200bwidth\\u2066iso"),
+    ("tag\U000e0041", "tag\\U000e0041"),
+    ("北京 ünïcode", "北京 ünïcode"),
+])
+def test_clean_shows_control_and_bidi_characters_as_escapes(text, shown) -> None:
+    assert clean(text) == shown

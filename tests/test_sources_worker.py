@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from mitmproxy import io
 
+from auditor.sources import journal
 from auditor.sources.live import Settings, settled
 from auditor.sources.worker import HEADER, Frames, Worker, WorkerError, frame
 from auditor.store import Store
@@ -208,50 +209,43 @@ def test_closing_the_worker_is_not_mistaken_for_its_death(settings) -> None:
     assert settled(Path(settings.directory), 1)  # the lock is free for the next capture
 
 
-@pytest.mark.parametrize("acks_lost", [False, True])
-def test_what_a_dead_worker_had_not_committed_is_sent_again_exactly_once(settings, acks_lost
-                                                                         ) -> None:
-    """The worker commits 10 messages, then stops (SIGSTOP) with 5 more in its pipe and is
-    killed. With ``acks_lost`` it died before saying the 10 were committed (its replies
-    are swallowed here): the stand-in's checkpoint tells them apart from the 5."""
+def _committed(directory: Path) -> int:
+    db = sqlite3.connect(directory / "session.sqlite")
+    try:
+        return db.execute("SELECT COUNT(*) FROM transmissions").fetchone()[0]
+    finally:
+        db.close()
+
+
+def _wait_for(predicate, what: str) -> None:
+    for _ in range(3000):
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_what_a_dead_worker_had_not_committed_is_taken_over_once_from_the_journal(settings
+                                                                                  ) -> None:
+    """The worker commits 10 messages, then stops (SIGSTOP) with 5 more in the journal and
+    is killed: the stand-in analyses those 5 from the journal, each once."""
     from auditor.sources.live import Inline
 
     directory = Path(settings.directory)
-
-    def committed() -> int:
-        db = sqlite3.connect(directory / "session.sqlite")
-        try:
-            return db.execute("SELECT COUNT(*) FROM transmissions").fetchone()[0]
-        finally:
-            db.close()
 
     async def main():
         stand_in = []
 
         def take_over(code: int) -> None:
-            acked, sent = worker.uncommitted()
-            inline = Inline(settings, lambda r: None, resume=True)
-            for msg in sent[max(0, inline.core.resumed - acked):]:
-                inline.send(msg)
+            inline = Inline(settings, lambda r: None, take_over=True)
             inline.close()
-            stand_in.append((acked, len(sent), inline.core.resumed))
+            stand_in.append((code, inline.core.recovered, inline.core.quarantined))
 
         worker = Worker(settings, asyncio.get_running_loop(), lambda r: None, take_over)
         for i in range(1, 11):
             worker.send(_http(i))
-        for _ in range(1000):  # no await: the acks stay in the pipe
-            if committed() == 10:
-                break
-            time.sleep(0.01)
-        if acks_lost:  # swallow the replies up to the one saying all 10 are committed
-            swallowed, frames = [], Frames()
-            for _ in range(1000):
-                if ("committed", 10) in swallowed:
-                    break
-                try:
-                    swallowed += frames.feed(os.read(worker._rfd, 1 << 20))
-                except BlockingIOError:
-                    time.sleep(0.01)
+        _wait_for(lambda: _committed(directory) == 10, "10 commits")
+        await asyncio.sleep(0.3)  # the worker's last reply read, the worker idle again
         os.kill(worker.proc.pid, signal.SIGSTOP)
         for i in range(11, 16):
             worker.send(_http(i))
@@ -262,7 +256,7 @@ def test_what_a_dead_worker_had_not_committed_is_sent_again_exactly_once(setting
             await asyncio.sleep(0.01)
         return stand_in
 
-    assert _run(main) == [(0, 15, 10) if acks_lost else (10, 5, 10)]
+    assert _run(main) == [(-signal.SIGKILL, 5, 0)]
     store = Store.open_existing(directory)
     ids = [o.transmission.id for o in store.observations()]
     store.close()
@@ -270,3 +264,106 @@ def test_what_a_dead_worker_had_not_committed_is_sent_again_exactly_once(setting
     with open(directory / "flows.mitm", "rb") as fh:
         paths = [f.request.path for f in io.FlowReader(fh).stream()]
     assert paths == [f"/r/{i}" for i in range(1, 16)]
+
+
+def test_a_stopped_worker_never_stops_the_proxy_and_the_backlog_is_bounded(settings,
+                                                                           monkeypatch
+                                                                           ) -> None:
+    """The worker stopped (a CPU-starved nice 19 one is nearly that): every ``send``
+    returns; past the bound, messages are counted instead of kept, and the report says
+    how many."""
+    directory = Path(settings.directory)
+    monkeypatch.setattr(journal, "BACKLOG_MAX", 3 * len(journal.encode(_http(1))))
+
+    async def main():
+        replies = []
+        worker = Worker(settings, asyncio.get_running_loop(), replies.append, print)
+        os.kill(worker.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(1, 11):
+                worker.send(_http(i))
+            stalled = worker.backlog
+        finally:
+            os.kill(worker.proc.pid, signal.SIGCONT)
+        for _ in range(3000):  # until the worker says it caught up
+            if worker.backlog == 0:
+                break
+            await asyncio.sleep(0.01)
+        worker.send(_http(11))  # under the bound again: the count goes in first
+        finished = worker.finish("en")
+        return replies, stalled, finished
+
+    replies, stalled, finished = _run(main)
+    assert finished[0] == "finished" and stalled > 0
+    logged = [r[2] for r in replies if r[0] == "log"]
+    assert len(logged) == 1 and "behind" in logged[0]
+    store = Store.open_existing(directory)
+    kept = len(store.observations())
+    errors = [e["message"] for e in store.errors() if e["stage"] == "backlog"]
+    store.close()
+    assert len(errors) == 1
+    dropped = int(errors[0].split()[0])
+    assert dropped > 0 and kept - 1 + dropped == 10
+
+
+def test_done_waits_with_a_bound_and_leaves_the_rest_to_the_worker(settings, monkeypatch
+                                                                   ) -> None:
+    from auditor.sources import worker as worker_module
+
+    directory = Path(settings.directory)
+    monkeypatch.setattr(worker_module, "FINISH_S", 0.3)
+
+    async def main():
+        worker = Worker(settings, asyncio.get_running_loop(), print, print)
+        os.kill(worker.proc.pid, signal.SIGSTOP)
+        for i in range(1, 21):
+            worker.send(_http(i))
+        finished = worker.finish("en")
+        os.kill(worker.proc.pid, signal.SIGCONT)  # it goes on alone
+        return finished, worker.proc
+
+    (kind, pid, left), proc = _run(main)
+    assert (kind, pid) == ("detached", proc.pid) and left > 0
+    proc.wait(timeout=60)
+    assert settled(directory, 30)
+    assert _committed(directory) == 20
+    assert (directory / "report.html").is_file()
+
+
+SLOW_START = """#!{python}
+import os, sys, time
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    {work}
+os.execv({python!r}, [{python!r}, *sys.argv[1:]])
+"""
+
+
+@pytest.mark.parametrize(("work", "starts"), [
+    ("pass", True),  # busy for longer than the stall limit: slow but alive
+    ("time.sleep(0.05)", False),  # no CPU used: stuck, given up on
+])
+def test_a_slow_start_is_waited_for_while_it_makes_progress(settings, monkeypatch, tmp_path,
+                                                            work, starts) -> None:
+    import sys
+
+    from auditor.sources import worker as worker_module
+    from auditor.sources.worker import WorkerUnavailable
+
+    monkeypatch.setattr(worker_module, "STALL_S", 1.0)
+    monkeypatch.setattr(worker_module, "PROGRESS_S", 0.1)
+    python = tmp_path / "slow-python"
+    python.write_text(SLOW_START.format(python=sys.executable, seconds=3, work=work))
+    python.chmod(0o755)
+    monkeypatch.setattr("sys.executable", str(python))
+
+    async def main():
+        worker = Worker(settings, asyncio.get_running_loop(), print, print)
+        worker.close()
+        return worker.patterns
+
+    if starts:
+        assert _run(main) > 0
+    else:
+        with pytest.raises(WorkerUnavailable, match="did not start"):
+            _run(main)

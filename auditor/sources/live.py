@@ -41,6 +41,7 @@ import fcntl
 import logging
 import os
 import pickle
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -49,16 +50,17 @@ from pathlib import Path
 from auditor.extract.payload import ClientHello
 from auditor.model import ConsentEvent, Transmission
 from auditor.profile import load_consent_plan, load_profile
-from auditor.session import FLOWS_FILE, Session
-from auditor.sources import tnet
+from auditor.session import CONSENT_FILE, FLOWS_FILE, PROFILE_FILE, Session
+from auditor.sources import journal, tnet
 from auditor.sources.mitm import mark_flow, state_transmission, with_tls
-from auditor.store import private_dir
+from auditor.store import Store, private_dir
 
 LOCK_FILE = "session.lock"
 CONN_MEMO = 4096  # connections whose written state is kept; forgotten all at once past this
 PICKLE = pickle.HIGHEST_PROTOCOL
 MARKER = ":warning:"  # mitmproxy's emoji marker for flows carrying personal data
 COMMENT = "kidaudit: "
+RELEASE_ALIGN = 1 << 16  # committed journal bytes are given back to the disk in these steps
 POLL_S = 0.25  # how often marks from ``kidaudit mark`` are looked for, at most
 
 Message = tuple
@@ -104,42 +106,63 @@ class SessionBusy(OSError):
 
 
 class Core:
-    """One live session: the store, the rules' memo and ``flows.mitm``."""
+    """One live session: the store, the rules' memo and ``flows.mitm``.
+
+    Every Core opening a folder first analyses what the journal (``auditor.sources.journal``)
+    holds beyond the last commit: a worker starting a resumed capture, the proxy taking over
+    from a dead worker, ``recover`` for ``kidaudit report``. Each commit records, in its own
+    transaction, how far into the journal it got and how long ``flows.mitm`` then was, so a
+    batch that died half-written is cut off ``flows.mitm`` and analysed again, once."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
-                 *, checkpoints: bool = False, resume: bool = False) -> None:
-        """``checkpoints``: record with each batch how many messages are committed (the
-        worker does; see ``resume``). ``resume``: take over from a worker that died - cut
-        ``flows.mitm`` back to its last commit and say in ``resumed`` how many messages that
-        had committed, so the proxy sends the rest again, each exactly once."""
-        self._lock = hold_lock(Path(settings.directory))
-        profile = load_profile(settings.profile)
+                 *, in_proxy: bool = False, take_over: bool = False, plausible: bool = True
+                 ) -> None:
+        """``in_proxy``: this runs in mitmproxy's process, where a message that was being
+        analysed when a worker died is never run again (it may be what killed it; elsewhere
+        it gets a second chance). ``take_over``: a stand-in for a dead worker of the same
+        capture (not another resumption). ``plausible=False``: a kept profile, read as it was
+        taken (``recover``)."""
+        directory = Path(settings.directory)
+        self._lock = hold_lock(directory)
+        profile = load_profile(settings.profile, plausible=plausible)
         plan = load_consent_plan(settings.consent) if settings.consent else None
-        self.session = Session(Path(settings.directory), profile, plan)
-        if settings.resume and not resume:  # once per resumed capture, not per take-over
+        self.session = Session(directory, profile, plan)
+        if settings.resume and not take_over:  # once per resumed capture, not per take-over
             self.session.note_resumed(time.time())
-        flows = self.session.directory / FLOWS_FILE
-        self.resumed = self._resume(flows) if resume else 0
+        meta = self.session.store.meta()
+        flows = directory / FLOWS_FILE
+        if "worker_flows_size" in meta:  # a batch being written at a death never committed
+            _cut(flows, int(meta["worker_flows_size"]))
         self._flows = open(flows, "ab")  # noqa: SIM115 - closed in close()
         os.chmod(flows, 0o600)
-        self._checkpoints, self._handled = checkpoints, 0
-        if checkpoints:
-            self._checkpoint()
+        self.journal_path = directory / journal.JOURNAL_FILE
+        self.journal_offset = int(meta.get("journal_offset", "0"))
+        self._released = 0
+        self._journal_fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                   0o600)
+        os.fchmod(self._journal_fd, 0o600)
+        self._busy = journal.BusyMarker(directory)
         self._clock = clock
         self._last_poll = float("-inf")
         self._marks: dict[str, set[str]] = {}  # flow id -> categories, until it is saved
         self._conn_bytes: dict[object, tuple[dict, tnet.Encoded]] = {}  # id -> state, written
         self._all_results = settings.marks
         self._flush = True
+        self.replayed: list[Reply] = []  # what analysing the journal's backlog answered
+        self.recovered = self.quarantined = 0
+        self._replay(keep_tokens=take_over, second_chance=not in_proxy)
 
     @property
     def patterns(self) -> int:
         return len(self.session.pipeline.detector.known)
 
     def handle(self, msg: Message) -> list[Reply]:
-        """Replies to one message. A message that fails (other than ``finish``/``close``,
-        whose failure ends the session) is logged, counted under coverage and answered; the
-        session goes on."""
+        """Replies to one message, committed (with a checkpoint) before they are returned."""
+        return self.handle_batch([msg])
+
+    def _handle_safe(self, msg: Message) -> list[Reply]:
+        """A message that fails (other than ``finish``/``close``, whose failure ends the
+        session) is logged, counted under coverage and answered; the session goes on."""
         if msg[0] in ("finish", "close"):
             return self._handle(msg)
         try:
@@ -172,6 +195,10 @@ class Core:
             self._save(msg[1])
         elif kind == "finish":
             replies = self._poll(force=True)  # marks written since the last message count too
+            self._flows.flush()
+            self._checkpoint()
+            if journal.size_of(self.journal_path) == self.journal_offset:
+                self._release(self.journal_offset)  # all committed: none of it kept twice
             out = self.session.write_outputs(lang=msg[1])
             self.close()
             return [*replies, ("finished", len(out.findings), str(out.report))]
@@ -186,27 +213,97 @@ class Core:
         ``finish`` or ``close`` (always the last message) runs after the batch is
         committed."""
         last = messages[-1:] if messages and messages[-1][0] in ("finish", "close") else []
-        replies: list[Reply] = []
         body = messages[:len(messages) - len(last)]
+        replies = self._in_batch(lambda: [r for msg in body for r in self._handle_safe(msg)])
+        for msg in last:
+            replies += self._handle_safe(msg)
+        return replies
+
+    def handle_records(self, records: list[journal.Record], *, keep_tokens: bool = True,
+                       suspect: int = -1) -> list[Reply]:
+        """Journal records, in one transaction whose checkpoint says how far the journal is
+        committed; replies end with ``("committed", offset)``. ``suspect``: the offset of a
+        record to quarantine. ``keep_tokens=False``: the records come from another proxy,
+        whose handles mean nothing to this one."""
+        def body() -> list[Reply]:
+            out: list[Reply] = []
+            try:
+                for rec in records:
+                    out += self._record(rec, keep_tokens, rec.start == suspect)
+                    self.journal_offset = rec.end
+            finally:
+                self._busy.idle()
+            return out
+
+        replies = self._in_batch(body)
+        self._release(self.journal_offset // RELEASE_ALIGN * RELEASE_ALIGN)
+        return [*replies, ("committed", self.journal_offset)]
+
+    def _in_batch(self, body: Callable[[], list[Reply]]) -> list[Reply]:
         with self.session.store.batch():
             self._flush = False
             try:
-                for msg in body:
-                    replies += self.handle(msg)
+                replies = body()
             finally:
                 self._flush = True
                 self._flows.flush()
-            self._handled += len(body)
-            if self._checkpoints:  # in the batch's transaction: committed with it, or not
-                self._checkpoint()
-                replies.append(("committed", self._handled))
-        for msg in last:
-            replies += self.handle(msg)
+            self._checkpoint()  # in the batch's transaction: committed with it, or not
         return replies
+
+    def _record(self, rec: journal.Record, keep_tokens: bool, suspect: bool) -> list[Reply]:
+        try:
+            msg = rec.message()
+        except Exception as e:  # noqa: BLE001 - a record we cannot read, not the session
+            return self._failed(("journal",), e)
+        if suspect:
+            return self._quarantine(rec, msg)
+        if msg[0] in ("finish", "close"):  # control messages never travel in the journal
+            return []
+        if not keep_tokens and msg[0] in ("http", "tx"):
+            msg = (msg[0], None, *msg[2:])
+        self._busy.start(rec.start)
+        return self._handle_safe(msg)
+
+    def _quarantine(self, rec: journal.Record, msg: Message) -> list[Reply]:
+        """The message an analysis died on: not analysed again, listed under coverage; a
+        flow's state is still appended to ``flows.mitm`` (the evidence is kept)."""
+        self.quarantined += 1
+        text = (f"quarantined: the analysis died while analysing this {msg[0]} message "
+                f"({_subject(msg)}, journal offset {rec.start}); not analysed again")
+        self.session.store.add_error(None, "quarantine", text)
+        state = {"http": 2, "save": 1, "uninspected": 3}.get(msg[0])
+        if state is not None and isinstance(msg[state], dict):
+            self._save(msg[state])
+        return [("log", logging.ERROR, f"kidaudit: {text}")]
+
+    def _replay(self, *, keep_tokens: bool, second_chance: bool) -> None:
+        """Analyse what the journal holds beyond the last commit, in steps, then cut a torn
+        tail off so that the next record appended starts clean."""
+        busy = self._busy.last
+        suspect = busy.start if busy.busy and busy.start >= self.journal_offset and (
+            busy.attempts >= (2 if second_chance else 1)) else -1
+        start = self.journal_offset
+        for records in journal.records(self.journal_path, start):
+            self.recovered += len(records)
+            replies = self.handle_records(records, keep_tokens=keep_tokens, suspect=suspect)
+            self.replayed += [r for r in replies if r[0] != "committed"]
+        self.recovered -= self.quarantined
+        size = journal.size_of(self.journal_path)
+        if journal.cut_torn_tail(self.journal_path, self.journal_offset):
+            self.session.store.add_error(
+                None, "journal", f"{size - self.journal_offset} bytes at the end of the journal "
+                "were not a whole message (a write cut short by a kill); cut off")
+
+    def _release(self, upto: int) -> None:
+        if upto > self._released:
+            journal.release(self._journal_fd, upto)
+            self._released = upto
 
     def close(self) -> None:
         if not self._flows.closed:
             self._flows.close()
+            os.close(self._journal_fd)
+            self._busy.close()
             self.session.close()
             self._lock.close()  # settled: readers waiting in ``settled`` go on
 
@@ -237,20 +334,8 @@ class Core:
         return Result(token, tx.id, categories, alerts)
 
     def _checkpoint(self) -> None:
-        self.session.store.set_meta(worker_handled=str(self._handled),
+        self.session.store.set_meta(journal_offset=str(self.journal_offset),
                                     worker_flows_size=str(self._flows.tell()))
-
-    def _resume(self, flows: Path) -> int:
-        """The dead worker's last checkpoint: ``flows.mitm`` is cut back to it (a batch
-        being written when the worker died was never committed to SQLite either), and the
-        number of messages it covers is returned."""
-        meta = self.session.store.meta()
-        if "worker_handled" not in meta:
-            return 0
-        size = int(meta["worker_flows_size"])
-        if flows.exists() and flows.stat().st_size > size:
-            os.truncate(flows, size)
-        return int(meta["worker_handled"])
 
     def _error(self, token: int | None, tx_id: int | None, stage: str, e: Exception
                ) -> Result:
@@ -329,13 +414,20 @@ class Core:
 class Inline:
     """The ``Core`` in the proxy's own process: replies come back at once. Each message goes
     through pickle as it would to the worker, so both run on the same data (the ``Core``
-    takes flow states apart; the proxy's side shares connection states between flows)."""
+    takes flow states apart; the proxy's side shares connection states between flows).
+
+    ``take_over``: a dead worker's stand-in. It starts with what the worker had not
+    committed (from the journal, each message once), except a message the worker died
+    analysing: that one is quarantined, never run in the proxy's process."""
 
     def __init__(self, settings: Settings, on_reply: Callable[[Reply], None], *,
-                 resume: bool = False) -> None:
-        self.core = Core(settings, resume=resume)
+                 take_over: bool = False) -> None:
+        self.core = Core(settings, in_proxy=True, take_over=take_over)
         self._on_reply = on_reply
         self.patterns = self.core.patterns
+        for reply in self.core.replayed:
+            on_reply(reply)
+        self.core.replayed = []
 
     def send(self, msg: Message) -> None:
         for reply in self.core.handle(pickle.loads(pickle.dumps(msg, PICKLE))):
@@ -349,6 +441,34 @@ class Inline:
 
     def close(self) -> None:
         self.core.close()
+
+
+def recover(directory: Path) -> int | None:
+    """Analyse and commit what a session's journal holds beyond its last commit: the
+    messages a capture had finished when its proxy and worker were both killed (a container
+    stop, ``kill -9``). Returns how many were analysed (0: nothing was left), or None when a
+    capture is still writing to the folder. Call it before reading a session's store or its
+    ``flows.mitm`` (``kidaudit report``, ``analyze DIR/flows.mitm``), after ``settled``."""
+    directory = Path(directory)
+    path = directory / journal.JOURNAL_FILE
+    if not path.is_file() or not (directory / Store.FILE).is_file():
+        return 0
+    store = Store.open_existing(directory)
+    try:
+        offset = int(store.meta().get("journal_offset", "0"))
+    finally:
+        store.close()
+    if journal.tail(path, offset) == offset and journal.size_of(path) == offset:
+        return 0  # nothing beyond the last commit: no need to build the pipeline
+    consent = directory / CONSENT_FILE
+    settings = Settings(str(directory), str(directory / PROFILE_FILE),
+                        str(consent) if consent.is_file() else "")
+    try:
+        core = Core(settings, plausible=False)
+    except SessionBusy:
+        return None
+    core.close()
+    return core.recovered
 
 
 def hold_lock(directory: Path):
@@ -383,6 +503,50 @@ def settled(directory: Path, timeout: float) -> bool:
                     return False
                 time.sleep(0.02)
 
+
+
+def _cut(path: Path, size: int) -> None:
+    if path.exists() and path.stat().st_size > size:
+        os.truncate(path, size)
+
+
+def _subject(msg: Message) -> str:
+    """What a message was about, in a few words, for the quarantine's line."""
+    try:
+        if msg[0] == "http":
+            request = msg[2].get("request") or {}
+            return f"flow {msg[2].get('id', '?')} to {request.get('host', '?')}"
+        if msg[0] in ("tx", "uninspected"):
+            tx = msg[2] if msg[0] == "tx" else msg[1]
+            return f"{tx.transport} to {tx.host or tx.ip}"
+    except Exception:  # noqa: BLE001 - a message too odd to describe is still quarantined
+        pass
+    return str(msg[0])
+
+
+# Control, format (bidi overrides and isolates, zero-width), line and paragraph separators:
+# a device's text on the lab's terminal must not move the cursor, rewrite earlier lines,
+# reorder what follows or hide itself. Written out from Unicode's Cc, Cf, Zl and Zp
+# (3.11's tables, plus what 3.13 adds), so importing it costs nothing.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+    "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
+
+
+def clean(text: str) -> str:
+    r"""``text`` safe for a terminal: each control or format character shown as its escape
+    (``\x1b``, ``\u202e``), so the line still says what the device sent."""
+    if text.isprintable():
+        return text
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else (
+        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
 
 
 def describe(ev: ConsentEvent) -> str:
