@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from mitmproxy import http, io
+from mitmproxy.io import tnetstring
 from mitmproxy.test import tflow
 
 from auditor.model import ConsentEvent
@@ -231,3 +233,86 @@ def test_flow_state_reuses_connection_states_until_a_field_changes(change) -> No
     assert flow_state(f, conns) == f.get_state()  # the change shows at once
     assert f.client_conn.get_state() == flow_state(f, conns)["client_conn"]
     assert isinstance(f.client_conn, type(second.client_conn))  # the real one is back
+
+
+# -- hostile input (issue 13) -------------------------------------------------------------
+
+IMEI = "864536040123455"
+
+
+def _state_without(key: str) -> bytes:
+    state = tflow.tflow(resp=True).get_state()
+    del state[key]
+    return tnetstring.dumps(state)
+
+
+def _deep(levels: int) -> bytes:
+    inner = b"0:]"
+    for _ in range(levels):
+        inner = b"%d:%s]" % (len(inner), inner)
+    return inner
+
+
+def _timed(ts: float) -> bytes:
+    f = tflow.tflow(resp=True)
+    f.request.timestamp_start = ts
+    return tnetstring.dumps(f.get_state())
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (b"5:hello,", "ValueError: a bytes value, not a flow"),
+    (b"999999999999:x", "a record of 999999999999 bytes, and only 0 are left"),
+    (b"9999999999999:x", "not a tnetstring: missing or invalid length prefix"),
+    (_deep(5000), "nested too deeply"),
+    (_state_without("request"), "KeyError: 'request'"),
+    (_timed(1e300), "its time 1e+300 is not between the years 1 and 9999"),
+    (_timed(float("nan")), "its time nan is not between the years 1 and 9999"),
+    (b'{"log": {"entries": 5}}',
+     "FlowReadException: Unable to read HAR file. Please provide a valid HAR file"),
+])
+def test_a_first_record_that_is_not_a_flow_is_not_a_capture(tmp_path: Path, data: bytes,
+                                                             problem: str) -> None:
+    path = tmp_path / "x.mitm"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as err:
+        list(read_flows(path, []))
+    assert str(err.value) == f"{path}: not a mitmproxy flow file ({problem})"
+
+
+@pytest.mark.parametrize(("bad", "kept", "note"), [
+    (_state_without("request"), 2, "was skipped (KeyError: 'request')"),   # hit: skipped
+    (_timed(1e300), 2, "was skipped (its time 1e+300 is not between"),      # hit: skipped
+    (b"", 2, ""),                                                            # ok: no record
+])
+def test_a_later_record_that_is_not_a_flow_is_skipped_with_a_note(
+        tmp_path: Path, bad: bytes, kept: int, note: str) -> None:
+    good = write_flows(tmp_path / "g.mitm", [tflow.tflow(resp=True)]).read_bytes()
+    path = tmp_path / "x.mitm"
+    path.write_bytes(good + bad + good)
+    notes: list[str] = []
+    assert len(list(read_flows(path, notes))) == kept
+    assert [note in n for n in notes] == ([True] if note else [])
+
+
+def test_a_host_and_path_that_are_not_utf8_are_analysed_and_reported(tmp_path: Path) -> None:
+    """The IMEI in the query of a request whose Host and path hold bytes that are not UTF-8
+    reaches findings.json, with those bytes as ``\\xNN``; a Host holding ``[`` stops
+    nothing either."""
+    from auditor.offline import analyze
+    from tests.factories import profile
+
+    odd = http_flow(f"http://api.acme-watch.example/p?imei={IMEI}", 1000.0)
+    odd.request.headers["host"] = "ho\udcffst.example"
+    odd.request.path = f"/p\udcfe?imei={IMEI}"
+    bracket = http_flow(f"http://api.acme-watch.example/q?imei={IMEI}", 1001.0)
+    bracket.request.headers["host"] = "[bad"
+    path = write_flows(tmp_path / "x.mitm", [odd, bracket])
+    out = tmp_path / "out"
+    analyze([path], profile(source=""), None, out)
+    doc = json.loads((out / "findings.json").read_text(encoding="utf-8"))
+    assert [(t["host"], t["url"].split("?")[0]) for t in doc["transmissions"]] == [
+        ("ho\\xffst.example", "http://ho\\xffst.example/p\\xfe"), ("[bad", "http://[bad/q")]
+    assert [(d["transmission"], d["category"]) for d in doc["detections"]] == [
+        (1, "identifier.imei"), (2, "identifier.imei")]
+    assert doc["coverage"]["errors"] == []
+    assert {f["rule"] for f in doc["findings"] if f["transmissions"] == [2]} >= {"CLEARTEXT_PI"}

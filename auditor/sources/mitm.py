@@ -10,15 +10,18 @@ the same for a whole flow read back from a ``.mitm`` file, so both give the same
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 from mitmproxy import connection, dns, flowfilter, http, io, tcp, udp
-from mitmproxy.exceptions import FlowReadException
 from mitmproxy.flow import Flow
+from mitmproxy.io import compat, tnetstring
 from mitmproxy.net.http import url
 
 from auditor.extract.payload import ClientHello, parse_dns
@@ -350,23 +353,123 @@ class Signals:
 
 
 def read_flows(path: Path, notes: list[str]) -> Iterator[object]:
-    """Every flow in a ``.mitm`` file. A file cut mid-record is read up to the cut, and
-    ``notes`` gets one line saying where it stopped."""
+    """Every flow in a ``.mitm`` file, or in a HAR file given that name (mitmproxy reads
+    those too). A first record that is not a flow means the file is not a capture
+    (InputError: exit 2, one line). Later, a record that is not a readable flow is skipped
+    with a note, and a file cut mid-record is read up to the cut, ``notes`` saying where."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below, the generator may stop early
     except OSError as e:
         raise InputError(f"{path}: cannot open ({e.strerror})") from e
-    count = 0
     with fh:
-        reader = io.FlowReader(fh)
+        if fh.peek(4)[:4].lstrip(b"\xef\xbb\xbf").startswith(b"{"):
+            yield from _har_flows(path, fh)
+            return
+        yield from _records(path, fh, notes)
+
+
+def _har_flows(path: Path, fh: BinaryIO) -> Iterator[object]:
+    """A HAR file under a flow file's name, read by mitmproxy as it would."""
+    try:
+        flows = list(io.FlowReader(fh).stream())
+    except Exception as e:  # noqa: BLE001 - mitmproxy's HAR import raises anything
+        raise InputError(f"{path}: not a mitmproxy flow file ({type(e).__name__}: {e})"
+                         ) from None
+    yield from flows
+
+
+class _Cut(Exception):
+    """The file's framing ends here: a length prefix missing, or past the end of the file."""
+
+
+class _NotAFlow(Exception):
+    """A whole record that is not a flow this version can analyse."""
+
+
+def _records(path: Path, fh: BinaryIO, notes: list[str]) -> Iterator[object]:
+    size = os.fstat(fh.fileno()).st_size
+    count = 0
+    while True:
+        at = fh.tell()
         try:
-            for flow in reader.stream():
-                count += 1
-                yield flow
-        except FlowReadException as e:
+            record = _next_record(fh, size)
+            if record is None:
+                return
+            flow = _flow_of(record)
+        except (_Cut, _NotAFlow) as e:
             if count == 0:
-                raise InputError(f"{path}: not a mitmproxy flow file ({e})") from e
-            notes.append(f"{path}: stopped after {count} flows at byte {fh.tell()}: {e}")
+                raise InputError(f"{path}: not a mitmproxy flow file ({e})") from None
+            if isinstance(e, _Cut):
+                notes.append(f"{path}: stopped after {count} flows at byte {at}: {e}")
+                return
+            notes.append(f"{path}: the record at byte {at} was skipped ({e})")
+            continue
+        count += 1
+        yield flow
+
+
+_MAX_PREFIX = 12  # digits of a length prefix, as mitmproxy's tnetstring reader allows
+
+
+def _next_record(fh: BinaryIO, size: int) -> bytes | None:
+    """The next top-level tnetstring as bytes (None at the end of the file). Its length is
+    checked against what is left of the file before anything is read, so a prefix of
+    ``999999999999`` is a cut file, not a 1 TB allocation (MemoryError)."""
+    digits = b""
+    c = fh.read(1)
+    if c == b"":
+        return None
+    while c.isdigit() and len(digits) <= _MAX_PREFIX:
+        digits += c
+        c = fh.read(1)
+    if c != b":" or not digits or len(digits) > _MAX_PREFIX:
+        raise _Cut("not a tnetstring: missing or invalid length prefix")
+    length, left = int(digits), size - fh.tell()
+    if length + 1 > left:
+        raise _Cut(f"a record of {length} bytes, and only {max(left - 1, 0)} are left")
+    return digits + b":" + fh.read(length + 1)
+
+
+def _flow_of(record: bytes) -> Flow:
+    """A record as mitmproxy's FlowReader makes it a flow, or _NotAFlow saying why. A state
+    of any shape may come in (a bytes value, a flow without a request, nesting thousands
+    deep): every failure is that record's, never the run's."""
+    try:
+        state = tnetstring.loads(record)
+        if not isinstance(state, dict):
+            raise ValueError(f"a {type(state).__name__} value, not a flow")
+        flow = Flow.from_state(compat.migrate_flow(state))
+    except RecursionError:
+        raise _NotAFlow("nested too deeply") from None
+    except Exception as e:  # noqa: BLE001 - mitmproxy's from_state raises anything
+        raise _NotAFlow(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
+    _check_times(flow)
+    return flow
+
+
+def _check_times(flow: Flow) -> None:
+    """Every time a transmission or event takes from the flow is one a report can write
+    (a finite number of seconds within the years 1 to 9999, in UTC)."""
+    for ts in _times(flow):
+        try:
+            datetime.fromtimestamp(float(ts), UTC)
+        except (OverflowError, ValueError, OSError, TypeError):
+            raise _NotAFlow(f"its time {ts!r} is not between the years 1 and 9999") from None
+
+
+def _times(flow: Flow) -> Iterator[object]:
+    yield flow.timestamp_created
+    if isinstance(flow, http.HTTPFlow | dns.DNSFlow):
+        yield flow.request.timestamp_start if isinstance(flow, http.HTTPFlow) else (
+            flow.request.timestamp)
+    messages = (flow.messages if isinstance(flow, tcp.TCPFlow | udp.UDPFlow) else
+                flow.websocket.messages if isinstance(flow, http.HTTPFlow)
+                and flow.websocket is not None else [])
+    for m in messages:
+        yield m.timestamp
+    meta = flow.metadata.get(TLS_META)
+    if isinstance(meta, dict) and "ts" in meta:
+        yield meta["ts"]
 
 
 def now() -> float:
