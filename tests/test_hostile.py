@@ -20,6 +20,8 @@ import http.client
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -121,6 +123,22 @@ def _watch_frame_without_end() -> Iterator[bytes]:
     yield from _sized(8 * MB, b"281126,101500,A,39.98312,N,116.30791,E,0.00,0,0,9,100,")
 
 
+def _cbor_shared_bomb(levels: int = 40) -> bytes:
+    """260 bytes that cbor2 decodes into a DAG of 2**40 null leaves: each level a shared
+    (tag 28) array of the next level and a reference (tag 29) to it (RFC 8949, IANA tags)."""
+    item = b"\xd8\x1c\xf6"
+    for i in reversed(range(levels)):
+        index = bytes([i + 1]) if i + 1 < 24 else bytes([0x18, i + 1])
+        item = b"\xd8\x1c\x82" + item + b"\xd8\x1d" + index
+    return item
+
+
+def _json_long_key(leaves: int = 1500) -> bytes:
+    """A 1 MB key over ``leaves`` leaves, one of them the IMEI: every leaf's path repeats
+    the key."""
+    return json.dumps({"k" * MB: [IMEI] + [str(i) for i in range(leaves - 1)]}).encode()
+
+
 def _multipart_malformed() -> bytes:
     return (b"--XYZ\r\nContent-Disposition: form-data; name=\"imei\"\r\n\r\n" + IMEI.encode()
             + b"\r\n--XYZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\r\n"
@@ -159,6 +177,10 @@ CASES = [
     Case("base64_forever", "application/json", lambda: [_base64_forever()], "problem"),
     Case("watch_frame_without_end", "text/plain", _watch_frame_without_end, "problem",
          chunked=True),
+    Case("cbor_shared_bomb", "application/cbor", lambda: [_cbor_shared_bomb()], "problem"),
+    Case("json_1mb_key", "application/json", lambda: [_json_long_key()], "detect"),
+    Case("json_fan_out", "application/json", lambda: [b"[" + b"[]," * 1_300_000 + b"[]]"],
+         "problem"),
 ]
 
 
@@ -425,3 +447,54 @@ def test_no_traceback_anywhere(run: Run) -> None:
         assert "Addon error" not in text, text
     for e in run.doc["coverage"].get("errors", []):
         assert "Traceback" not in e["message"]
+
+
+# -- one message through the pipeline, in a process of its own -------------------------
+ROOT = Path(__file__).resolve().parent.parent
+PEAK_MB = 400  # one message's analysis may grow a process by at most this much
+OBSERVE = """
+import sys
+from auditor.pipeline import Pipeline
+from tests.factories import profile, tx
+from tests.test_hostile import {builder}
+obs = Pipeline.for_profile(profile()).observe(tx(
+    body={builder}(), content_type="{ctype}",
+    headers=(("Content-Type", "{ctype}"), ("X-Device-Id", "{imei}"))))
+print(sorted({{(d.category, d.field[:40]) for d in obs.detections}}))
+print(obs.opaque)
+"""
+
+
+def _observe_in_child(builder: str, ctype: str) -> tuple[str, float]:
+    """``Pipeline.observe`` of one message in a fresh interpreter: what it printed, and
+    that child's own peak resident set (``os.wait4``'s rusage of it alone, so no earlier
+    child of this process, such as an addon's worker, can stand in for it)."""
+    proc = subprocess.Popen([sys.executable, "-c",
+                             OBSERVE.format(builder=builder, ctype=ctype, imei=IMEI)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    out = proc.stdout.read().decode()
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, out
+    return out, usage.ru_maxrss / 1024
+
+
+@pytest.mark.parametrize(("builder", "ctype", "found", "reason"), [
+    pytest.param("_json_long_key", "application/json", "('identifier.imei', 'body.json.kkkk",
+                 None, id="1mb-key-over-1500-leaves"),
+    pytest.param("_cbor_shared_bomb", "application/cbor",
+                 "('identifier.imei', 'header.x-device-id')",
+                 "CBOR document expands to more than", id="cbor-shared-2**40"),
+])
+def test_one_hostile_message_stays_within_its_memory_and_work(
+        builder: str, ctype: str, found: str, reason: str | None) -> None:
+    """Through the public pipeline: the message ends (bounded by its work budget), its
+    peak memory stays under PEAK_MB (the 1 MB key once took 3 GB), the IMEI beside or
+    inside the bomb is still found, and what was not read is listed with its reason."""
+    out, peak_mb = _observe_in_child(builder, ctype)
+    detections, opaque = out.splitlines()[-2:]
+    assert found in detections
+    assert (reason in opaque) if reason else opaque == "()"
+    assert peak_mb < PEAK_MB, f"{builder}: peak {peak_mb:.0f} MB"
