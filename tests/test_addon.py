@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from mitmproxy.exceptions import OptionsError
 from mitmproxy.http import Headers
 from mitmproxy.test import taddons, tflow
 
+from auditor.sources import journal
 from auditor.sources.mitm import load_addon_class
 from auditor.sources.worker import Worker
 from auditor.store import Store
@@ -147,6 +149,7 @@ def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_p
             assert isinstance(worker, Worker)
             for i in range(3):
                 _through(addon, _flow(json.dumps({"imei": IMEI, "seq": i}).encode()))
+            _wait_committed(tmp_path / "s", 3)  # idle when killed: nothing to quarantine
             os.kill(worker.proc.pid, signal.SIGKILL)
             worker.proc.wait(timeout=30)  # dead; the loop has not run, so nothing has noticed
             addon.done()
@@ -157,6 +160,91 @@ def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_p
     errors = [(e["stage"], e["message"]) for e in doc["coverage"]["errors"]]
     assert [k for k, m in errors if "while writing the reports" in m] == ["worker"], errors
     assert len(doc["transmissions"]) == 3  # each message once: committed or sent again
+
+
+def _committed(session: Path) -> int:
+    store = Store.open_existing(session)
+    try:
+        return len(store.observations())
+    finally:
+        store.close()
+
+
+def _wait_committed(session: Path, n: int) -> None:
+    for _ in range(3000):
+        if _committed(session) >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the worker did not commit {n} messages")
+
+
+def test_the_message_a_worker_died_on_is_quarantined_never_run_in_the_proxy(tmp_path, profile,
+                                                                          caplog):
+    """The worker dies analysing a message (as a runaway one is killed by the lab): the
+    proxy's stand-in commits what came after it, and lists that one under coverage instead
+    of running it on mitmproxy's event loop."""
+    session = tmp_path / "s"
+
+    async def main() -> None:
+        addon = load_addon_class()()
+        with taddons.context(addon) as tctx:
+            _configured(tctx, addon, profile, session)
+            worker = addon.analysis
+            assert isinstance(worker, Worker)
+            for i in range(3):
+                _through(addon, _flow(json.dumps({"imei": IMEI}).encode(), path=f"/ok/{i}"))
+            _wait_committed(session, 3)
+            os.kill(worker.proc.pid, signal.SIGSTOP)
+            for path in ("/fatal", "/after"):
+                _through(addon, _flow(json.dumps({"imei": IMEI}).encode(), path=path))
+            store = Store.open_existing(session)
+            offset = int(store.meta()["journal_offset"])
+            store.close()
+            (fatal, _), _, _ = journal.read(session / journal.JOURNAL_FILE, offset)
+            marker = journal.BusyMarker(session)  # the worker was busy with it when it died
+            marker.start(fatal.start)
+            marker.close()
+            os.kill(worker.proc.pid, signal.SIGKILL)
+            for _ in range(3000):  # the event loop notices the death
+                if not isinstance(addon.analysis, Worker):
+                    break
+                await asyncio.sleep(0.01)
+            addon.done()
+
+    asyncio.run(main())
+    doc = json.loads((session / "findings.json").read_text())
+    paths = [t["url"].split("example")[-1] for t in doc["transmissions"]]
+    assert paths == ["/ok/0", "/ok/1", "/ok/2", "/after"]
+    quarantined = [e["message"] for e in doc["coverage"]["errors"] if e["stage"] == "quarantine"]
+    assert len(quarantined) == 1 and "not analysed again" in quarantined[0]
+    died = [r.getMessage() for r in caplog.records if "analysis worker exited" in r.getMessage()]
+    assert len(died) == 1 and "from the 1 messages" in died[0] and "1 it died" in died[0]
+
+
+# A consent mark's name comes from whoever reaches the magic host: on the lab's terminal
+# it must not clear the screen, retitle the window, forge a line or reverse the text.
+HOSTILE_NAMES = [
+    ("%1b%5b2J%1b%5d0%3bpwned%07", "\\x1b[2J\\x1b]0;pwned\\x07"),
+    ("evil%e2%80%aegnp", "evil\\u202egnp"),
+    ("idle%0akidaudit%3a%20forged", "idle\\x0akidaudit: forged"),
+    ("idle", "idle"),
+]
+
+
+@pytest.mark.parametrize(("name", "shown"), HOSTILE_NAMES)
+def test_device_text_reaches_the_log_with_its_control_characters_escaped(tmp_path, profile,
+                                                                        caplog, name, shown):
+    addon = load_addon_class()()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, profile, tmp_path / "s")
+        flow = tflow.tflow()
+        flow.request.host, flow.request.scheme, flow.request.port = "kidaudit.mark", "http", 80
+        flow.request.path = f"/phase?name={name}"
+        addon.request(flow)
+        assert flow.response is not None and flow.response.status_code == 200
+        addon.done()
+    lines = [r.getMessage() for r in caplog.records if "consent mark" in r.getMessage()]
+    assert lines == [f"kidaudit: consent mark phase {shown}"]
 
 
 def test_analysis_lost_for_good_ends_the_capture_with_exit_3(tmp_path, profile, capsys):
