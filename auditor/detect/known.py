@@ -1,20 +1,24 @@
 """Known values: the identifiers the lab seeded, found in every plausible form.
 
-One Aho-Corasick automaton per session over all variants of all seeded values (DESIGN.md
-"detect" 1): case and separator variants, phone formats, dates, and the MD5 / SHA-1 /
-SHA-256 / SHA-512 digests of each normalised form, and the base64 and hex of each form and
-digest. Matching is on the lowercased field value, so upper-case digests and identifiers
-match too (base64 keys are lowercased alike: a collision across case needs a 6+ character
-base64 string equal to a seeded one but for case, which random data does not produce).
+One Aho-Corasick automaton per session over the plain forms of all seeded values (DESIGN.md
+"detect" 1): case and separator variants, phone formats, dates. Matching is on the
+lowercased field value, so upper-case identifiers match too. What a device writes in hex or
+base64 (standard, URL-safe, unpadded) is found by decoding the hex- and base64-shaped tokens
+of the value and looking the bytes up: among the forms themselves, and among the MD5 /
+SHA-1 / SHA-256 / SHA-512 digests of each form (a dict). Only the plain forms are keys of
+the automaton, so a seed costs a few dozen keys whatever the writings: a 10,000-contact
+address book builds in seconds.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import ahocorasick
 import phonenumbers
@@ -23,18 +27,27 @@ from auditor.categories import CHILD_KEYS, IDENTIFIER_KEYS
 from auditor.model import Detection, Field
 from auditor.profile import Profile
 
-MIN_LEN = 4  # UTF-8 bytes; shorter variants would match all over the place
+# UTF-8 bytes of a plain form in the automaton: shorter ones would match all over the place
+# (bytes: a two-character Chinese name is specific). Their hex, base64 and digests are kept.
+MIN_LEN = 4
 DIGESTS: tuple[str, ...] = ("md5", "sha1", "sha256", "sha512")
-# How a form or a digest may be written out: layer name -> bytes to text (all of them kept).
-WRITINGS: dict[str, tuple[Callable[[bytes], str], ...]] = {
-    "base64": (lambda b: base64.b64encode(b).decode(),
-               lambda b: base64.b64encode(b).decode().rstrip("="),
-               lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")),
-    "hex": (lambda b: b.hex(),),
-}
+DIGEST_SIZES = frozenset(hashlib.new(name).digest_size for name in DIGESTS)
 CONFIDENCE = 0.99
 WINDOW = 64 * 1024  # characters of a value handed to the automaton at once
-
+# Runs of the base64 alphabet (hex is inside it): where a form or a digest written in hex
+# or base64 (standard, URL-safe, unpadded) may sit. The alphanumeric segments of a run are
+# the hex candidates; spans of up to MAX_SPLIT consecutive segments the base64 ones.
+_RUN = re.compile(r"[A-Za-z0-9+/_-]{4,}={0,2}")
+_SEGMENT = re.compile(r"[A-Za-z0-9]+")
+_HEXCHARS = re.compile(r"[0-9A-Fa-f]+")
+K = TypeVar("K", str, bytes)
+MAX_SPLIT = 8
+# A run longer than this is a blob, not a token, and a run of more than two segments
+# shorter than MIN_SEGMENT on average is no base64 text (whose +/ come about twice in 64
+# characters): only their alphanumeric segments are tried, which bounds the work per
+# character whatever a hostile message holds.
+LONG_RUN = 512
+MIN_SEGMENT = 10
 
 @dataclass(frozen=True)
 class Seed:
@@ -77,7 +90,7 @@ def forms(seed: Seed, region: str) -> set[str]:
     key = seed.profile_key.rsplit(".", 1)[-1]
     if key in ("mac",) or seed.category == "location.wifi":
         out |= _mac_forms(v)
-    elif key == "phone" or seed.category == "contacts.entry" and _looks_phone(v):
+    elif _is_phone(seed):
         out |= _phone_forms(v, region)
     elif key == "birthdate":
         out |= _date_forms(v)
@@ -136,50 +149,87 @@ def _date_forms(v: str) -> set[str]:
             f"{y}年{int(mo)}月{int(d)}日", f"{y}年{mo}月{d}日"}
 
 
-def written(form: str) -> Iterator[tuple[tuple[str, ...], str]]:
-    """(layers, text) for every way a device may send one form: its base64 and hex, each
-    digest in hex (matched in either case) and in base64, outermost layer first."""
+def _is_phone(seed: Seed) -> bool:
+    key = seed.profile_key.rsplit(".", 1)[-1]
+    return key == "phone" or seed.category == "contacts.entry" and _looks_phone(seed.value)
+
+
+def _digested(seed: Seed, form: str) -> bool:
+    """Whether to look for the digests of ``form``. A device hashes a phone number as
+    digits (E.164 with or without ``+``, national, with a trunk or an international
+    prefix), never as laid out for people (``138 0013 8000``): those forms are matched as
+    written only, which keeps a contact's digests to a third."""
+    return not _is_phone(seed) or re.fullmatch(r"\+?\d+", form) is not None
+
+
+def _digests(form: str) -> Iterator[tuple[str, bytes]]:
     raw = form.encode("utf-8")
-    for layer, writers in WRITINGS.items():
-        for write in writers:
-            yield (layer,), write(raw)
     for name in DIGESTS:
-        digest = hashlib.new(name, raw)
-        yield (name,), digest.hexdigest()
-        for write in WRITINGS["base64"]:
-            yield ("base64", name), write(digest.digest())
+        yield name, hashlib.new(name, raw).digest()
 
 
 class KnownValues:
-    """The automaton and what each of its keys stands for."""
+    """The automaton of the forms as written, and two tables for what a device writes in hex
+    or base64: the forms themselves and their digests (each written in hex or base64).
 
-    def __init__(self, variants: dict[str, list[Variant]]) -> None:
-        self._variants = variants
-        self._longest = max(map(len, variants), default=0)
+    Encoded writings are found by decoding the hex- and base64-shaped tokens of a field and
+    looking the bytes up, not by putting every writing of every form into the automaton:
+    that made each contact ~20 forms x 21 writings, and a 10,000-contact profile 2.7 M keys,
+    140 s and 4.9 GB to build. Now a seed costs its plain forms in the automaton and four
+    digests per form in a dict, and the haystack pays a regex pass instead."""
+
+    def __init__(self, texts: dict[str, list[Variant]],
+                 digests: dict[bytes, list[Variant]] | None = None) -> None:
+        """``texts``: lowercased form -> its seeds; ``digests``: raw digest -> its seeds
+        (layers: the digest's name)."""
+        self._texts = texts
+        self._digests = digests or {}
+        self._variants = {k: vs for k, vs in texts.items() if len(k.encode("utf-8")) >= MIN_LEN}
+        self._longest = max(map(len, self._variants), default=0)
+        # Byte lengths an encoded token may decode to: a token of another length is skipped
+        # before it is decoded (most words of a text are base64-shaped).
+        self._sizes = frozenset(len(k.encode("utf-8")) for k in self._variants) | (
+            DIGEST_SIZES if self._digests else frozenset())
+        most = max(self._sizes, default=0)
+        self._widest = -(-most * 4 // 3) + 4  # base64 characters of the longest key
+        self._widths = frozenset(w for n in self._sizes for w in _b64_widths(n))
+        # How the forms' hex and base64 begin (their first three bytes, in any ASCII case):
+        # a token beginning otherwise is not decoded, unless it is as long as a digest.
+        heads = {h.encode("utf-8") for k in self._variants for h in _cases(k[:3])}
+        self._hex_heads = frozenset(h[:3].hex() for h in heads)
+        self._b64_heads = frozenset(base64.b64encode(h[:3]).decode()[:4] for h in heads)
+        self._piece = re.compile(
+            rf"(?<![A-Za-z0-9])[A-Za-z0-9]{{6,{max(2 * most, self._widest, 6)}}}(?![A-Za-z0-9])")
         self._auto = ahocorasick.Automaton()
-        for key, vs in variants.items():
+        for key, vs in self._variants.items():
             self._auto.add_word(key, (key, vs))
-        if variants:
+        if self._variants:
             self._auto.make_automaton()
 
     @classmethod
     def from_profile(cls, profile: Profile) -> KnownValues:
         region = profile.jurisdiction or "CN"
-        table: dict[str, list[Variant]] = {}
+        texts: dict[str, list[Variant]] = {}
+        digests: dict[bytes, list[Variant]] = {}
         for seed in seeds(profile):
+            plain = Variant(seed, ())
+            hashed = {name: Variant(seed, (name,)) for name in DIGESTS}
             for form in forms(seed, region):
-                _add(table, form.lower(), Variant(seed, ()))
-                for layers, text in written(form):
-                    _add(table, text.lower(), Variant(seed, layers))
-        return cls(table)
+                _add(texts, form.lower(), plain)
+                for name, digest in _digests(form) if _digested(seed, form) else ():
+                    _add(digests, digest, hashed[name])
+        return cls(texts, digests)
 
     def __len__(self) -> int:
-        return len(self._variants)
+        """Keys held: plain forms (the automaton's and shorter ones) and digests."""
+        return len(self._texts) + len(self._digests)
 
     def _matches(self, text: str) -> Iterator[tuple[int, tuple[str, list[Variant]]]]:
         """The automaton's matches in windows: pyahocorasick copies the whole text it is given
         (four bytes a character), so a multi-MB value is fed a window at a time. Windows
         overlap by the longest key less one, and a match counts in the window it ends in."""
+        if not self._variants:
+            return
         if len(text) <= WINDOW:
             yield from self._auto.iter(text)
             return
@@ -190,16 +240,63 @@ class KnownValues:
                 if first + end >= begin:
                     yield first + end, hit
 
+    def _plain(self, value: str) -> Iterator[tuple[int, int, Variant]]:
+        text = value.lower()
+        for end, (key, variants) in self._matches(text):
+            start = end - len(key) + 1
+            if _bounded(text, start, end):
+                yield from ((start, end, v) for v in variants)
+
+    def _encoded(self, value: str) -> Iterator[tuple[int, int, Variant]]:
+        """Forms and digests written in hex or base64: each bounded token of that shape,
+        decoded and looked up."""
+        for start, end, layer, raw in self._tokens(value):
+            for v in self._digests.get(raw, ()) if len(raw) in DIGEST_SIZES else ():
+                yield start, end - 1, Variant(v.seed, v.layers if layer == "hex"
+                                              else (layer, *v.layers))
+            try:
+                text = raw.decode("utf-8").lower()
+            except UnicodeDecodeError:
+                continue
+            for v in self._variants.get(text, ()):
+                yield start, end - 1, Variant(v.seed, (layer,))
+
+    def _tokens(self, value: str) -> Iterator[tuple[int, int, str, bytes]]:
+        """(start, end, layer, bytes) for every bounded hex or base64 token of ``value`` that
+        decodes to as many bytes as some key has."""
+        sizes = self._sizes
+        for run in _RUN.finditer(value):
+            start, end = run.span()
+            if end - start > LONG_RUN:  # its alphanumeric pieces, found in C
+                spans = segments = [m.span() for m in self._piece.finditer(value, start, end)]
+            elif run.group().isalnum():
+                spans = segments = [(start, end)]
+            else:
+                segments = [m.span() for m in _SEGMENT.finditer(value, start, end)]
+                spans = segments
+                if (len(segments) - 2) * MIN_SEGMENT <= end - start:
+                    spans = _spans(value, segments, start, end, self._widths)
+            for s, e in segments:
+                n = e - s
+                if n % 2 == 0 and n // 2 in sizes and (
+                        n // 2 in DIGEST_SIZES or value[s:s + 6].lower() in self._hex_heads
+                        ) and _HEXCHARS.fullmatch(value, s, e):
+                    yield s, e, "hex", bytes.fromhex(value[s:e])
+            for s, e in spans:
+                body = e - s - (value[e - 1] == "=") - (e - s > 1 and value[e - 2] == "=")
+                size = body * 3 // 4
+                if body % 4 != 1 and size in sizes and (
+                        size in DIGEST_SIZES
+                        or value[s:s + 4].translate(_URLSAFE) in self._b64_heads):
+                    raw = _unbase64(value[s:e])
+                    if raw is not None:
+                        yield s, e, "base64", raw
+
     def scan(self, tx_id: int, fields: Iterable[Field]) -> Iterator[Detection]:
-        if not self._variants:
+        if not self._texts:
             return
         for f in fields:
-            text = f.value.lower()
-            spans: list[tuple[int, int, Variant]] = []
-            for end, (key, variants) in self._matches(text):
-                start = end - len(key) + 1
-                if _bounded(text, start, end):
-                    spans += [(start, end, v) for v in variants]
+            spans = [*self._plain(f.value), *self._encoded(f.value)]
             # The longest match of a seed stands for the shorter ones inside it: the padded
             # base64, the ``+86`` number around the national one.
             spans.sort(key=lambda s: s[0] - s[1])
@@ -213,9 +310,58 @@ class KnownValues:
                                 f.value[start:end + 1], CONFIDENCE)
 
 
-def _add(table: dict[str, list[Variant]], key: str, variant: Variant) -> None:
-    if len(key.encode("utf-8")) < MIN_LEN:  # bytes: a two-character Chinese name is specific
-        return
+def _spans(value: str, segments: list[tuple[int, int]], start: int, end: int, widths: frozenset[int]
+           ) -> list[tuple[int, int]]:
+    """Spans of up to MAX_SPLIT consecutive segments of the run ``start:end`` (a base64
+    text may hold ``+`` and ``/``, and a URL path is such a run) as wide as some key's
+    base64 (``widths``, padding included); the first may begin at the run's start (base64
+    may begin with ``/``), the last ends at the run's end when it is the run's last (its
+    ``=`` padding)."""
+    firsts = [s for s, _ in segments]
+    lasts = [e for _, e in segments]
+    firsts[0], lasts[-1] = start, end
+    return [(s, e) for i, s in enumerate(firsts) for e in lasts[i:i + MAX_SPLIT]
+            if e - s in widths]
+
+
+def _cases(text: str) -> set[str]:
+    """Every ASCII upper/lower-case spelling of a short text."""
+    out = {""}
+    for ch in text:
+        out = {o + c for o in out for c in {ch.lower(), ch.upper()}}
+    return out
+
+
+def _b64_widths(size: int) -> tuple[int, int]:
+    """Characters of the base64 of ``size`` bytes: unpadded, padded."""
+    return -(-size * 4 // 3), -(-size // 3) * 4
+
+
+def _unbase64(token: str) -> bytes | None:
+    """The bytes a base64 token (standard or URL-safe, padded or not) stands for; None
+    unless it is their canonical writing (so near-misses and truncations do not match)."""
+    body = token.rstrip("=")
+    n = len(body)
+    if n % 4 == 1 or len(token) - n > 2 or (len(token) - n and len(token) % 4):
+        return None
+    std = body.translate(_URLSAFE)
+    spare = _B64_INDEX.get(std[-1], 0) & (0xF if n % 4 == 2 else 0x3 if n % 4 == 3 else 0)
+    if spare:  # the last character's unused bits are set: not what an encoder writes
+        return None
+    try:
+        return binascii.a2b_base64(std + "=" * (-n % 4), strict_mode=True)
+    except binascii.Error:
+        return None
+
+
+_B64_INDEX = {c: i for i, c in enumerate(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+
+
+_URLSAFE = str.maketrans("-_", "+/")
+
+
+def _add(table: dict[K, list[Variant]], key: K, variant: Variant) -> None:
     bucket = table.setdefault(key, [])
     if not any(v.seed == variant.seed for v in bucket):
         bucket.append(variant)
