@@ -168,3 +168,49 @@ def test_diff_labels_match_across_languages():
 
     assert set(DIFF_LABELS) == set(LABELS)
     assert set(DIFF_LABELS["en"]) == set(DIFF_LABELS["zh"])
+
+
+# -- hostile input (issue 13): a findings.json diff cannot read is exit 2, one line ----------
+
+def _sessions(tmp_path: Path, old_text: str) -> tuple[Path, Path]:
+    import json
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder in (old, new):
+        folder.mkdir()
+    (old / "findings.json").write_text(old_text, encoding="utf-8")
+    (new / "findings.json").write_text(json.dumps(watch_doc()), encoding="utf-8")
+    return old, new
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[]", "is a JSON array, not a findings document (an object with findings, "
+           "transmissions and detections)"),
+    ('{"findings": 5}', "findings is a JSON number, not a list"),
+    ('{"transmissions": {"a": 1}}', "transmissions is a JSON object, not a list"),
+    ('"text"', "is a JSON string, not a findings document (an object with findings, "
+               "transmissions and detections)"),
+    ("[" * 100_000 + "]" * 100_000, "is not a findings document (nested too deeply)"),
+    ("{", "is not JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+          "(char 1)"),
+])
+def test_a_findings_json_diff_cannot_read_is_exit_2_in_one_line(tmp_path, text, problem):
+    from typer.testing import CliRunner
+
+    from auditor.cli import app
+
+    old, new = _sessions(tmp_path, text)
+    result = CliRunner().invoke(app, ["diff", str(old), str(new)])
+    assert (result.exit_code, result.output) == (
+        2, f"kidaudit: {old / 'findings.json'}: {problem}\n")
+
+
+@pytest.mark.parametrize("doc", [
+    {"findings": [{"categories": 5, "count": float("inf"), "transmissions": "x"}]},  # hit
+    {"detections": [{"transmission": [1], "category": "identifier.imei"}],
+     "transmissions": [{"id": [1], "host": "a.example"}]},                           # hit
+    {"findings": [], "transmissions": [], "detections": []},                         # ok
+])
+def test_odd_values_inside_the_lists_are_read_defensively(doc):
+    d = diff(doc, watch_doc())
+    assert d.recipients_new and format_text(d).endswith("\n")

@@ -636,3 +636,95 @@ def test_report_prints_to_pdf(tmp_path):
     pdf = browser.print_pdf(page, tmp_path / "report.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-"
     assert browser.pdf_pages(pdf) >= 2  # the appendix starts on a page of its own
+
+
+# -- hostile input (issue 13): a row that cannot be shown is left out alone -----------------
+
+def test_a_finding_the_page_cannot_show_is_listed_under_coverage(tmp_path, monkeypatch):
+    real = report_html._request_text
+
+    def fails_on_the_sdk(tx: dict) -> str:
+        if SDK in str(tx.get("url")):
+            raise ValueError("cannot show this one")
+        return real(tx)
+
+    monkeypatch.setattr(report_html, "_request_text", fails_on_the_sdk)
+    doc = watch_doc()
+    errors = report_html.render(doc, tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    left_out = {f["id"] for f in doc["findings"]
+                if any(SDK in doc["transmissions"][t - 1]["url"] for t in f["transmissions"])}
+    assert left_out and len(errors) == len(left_out)
+    assert {e["stage"] for e in errors} == {"report report.html"}
+    assert all("left out (ValueError: cannot show this one)" in e["message"] for e in errors)
+    assert page.count("cannot show this one") == len(left_out)  # under coverage errors
+    shown = {f["id"] for f in report_html.build_view(doc)["findings"]}
+    assert shown and shown == {f["id"] for f in doc["findings"]} - left_out
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("0001-01-01T00:30:00+01:00", "0001-01-01T00:30:00+01:00"),  # hit: before year 1 in UTC
+    ("9999-12-31T23:30:00-01:00", "9999-12-31T23:30:00-01:00"),  # hit: after year 9999
+    ("2026-11-28T10:00:00+08:00", "2026-11-28 02:00:00"),        # ok
+])
+def test_a_time_outside_utc_dates_is_shown_as_written(tmp_path, value, shown):
+    doc = watch_doc()
+    doc["events"].append({"action": "phase", "name": "odd", "ts": value})
+    doc["findings"][0]["first_seen"] = value
+    errors = report_html.render(doc, tmp_path / "r.html")
+    assert report_html.fmt_ts(value) == shown and errors == []
+    assert shown in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_text_that_is_not_unicode_is_written_escaped(tmp_path):
+    doc = watch_doc()
+    doc["transmissions"][0]["url"] = "http://ho\udcffst.example/p"
+    report_html.render(doc, tmp_path / "r.html")
+    assert "ho\\xffst.example" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+# -- detections.csv ------------------------------------------------------------------------
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("value, cell", [
+    ("=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"),  # hit
+    ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),                     # hit
+    ("-2+3", "'-2+3"),                                                       # hit
+    ("@SUM(A1)", "'@SUM(A1)"),                                               # hit
+    ("\t=1", "'\t=1"),                                                       # hit
+    ("\r=1", "'\r=1"),                                                       # hit
+    ("ho\udcffst", "ho\\xffst"),                                             # escaped
+    ("a=b", "a=b"),                                                          # ok
+    (IMEI_MASKED, IMEI_MASKED),                                              # ok
+])
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path, value, cell):
+    from auditor.report import detections_csv
+
+    doc = watch_doc()
+    doc["detections"][0]["value"] = value
+    doc["detections"][0]["field"] = value
+    doc["transmissions"][0]["host"] = value
+    assert detections_csv.render(doc, tmp_path / "d.csv") == []
+    first = _csv_rows(tmp_path / "d.csv")[0]
+    assert (first["value"], first["field"], first["host"]) == (cell, cell, cell)
+    assert first["confidence"] == "0.99"  # a number stays a number
+
+
+@pytest.mark.parametrize("bad", [
+    {"encoding": 5}, {"value": ["a", "list"]}, {"transmission": 1, "category": {"a": 1}},
+])
+def test_a_csv_row_that_cannot_be_written_is_left_out_alone(tmp_path, bad):
+    from auditor.report import detections_csv
+
+    doc = watch_doc()
+    doc["detections"][0].update(bad)
+    errors = detections_csv.render(doc, tmp_path / "d.csv")
+    assert len(_csv_rows(tmp_path / "d.csv")) == len(doc["detections"]) - 1
+    assert [(e["transmission"], e["stage"]) for e in errors] == [
+        (doc["detections"][0]["transmission"], "report detections.csv")]

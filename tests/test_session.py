@@ -101,3 +101,112 @@ def test_each_resumption_is_listed_in_the_report(tmp_path: Path):
     assert doc["session"]["resumed"] == ["2026-09-21T14:13:20.000Z", "2026-09-21T14:23:20.000Z"]
     html = (out.directory / "report.html").read_text()
     assert "Capture resumed (UTC)" in html and "2026-09-21 14:23:20" in html
+
+
+# -- hostile input (issue 13) ---------------------------------------------------------------
+
+def _session_with_imei(folder: Path) -> None:
+    from tests.factories import tx as message
+
+    session = Session(folder, Profile(), None)
+    for i in (1, 2, 3):
+        session.observe(message(id=i, ts=100.0 + i, path=f"/m{i}", transport="http"))
+    session.close()
+
+
+def _fails_on_two(obs, ctx):
+    if obs.transmission.id == 2:
+        raise ValueError("Invalid IPv6 URL")
+    return None
+
+
+@pytest.mark.parametrize("failing_on", [2, None])
+def test_a_rule_failing_on_one_transmission_is_listed_and_the_reports_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_on: int | None) -> None:
+    import dataclasses
+
+    import auditor.session as session_module
+    from auditor.rules import CATALOGUE, by_id
+    from auditor.session import reopen, write_outputs
+
+    failing = dataclasses.replace(by_id("WEAK_TLS"), id="FAILS", check=_fails_on_two)
+    real = session_module.evaluate
+    rules = (*CATALOGUE, failing) if failing_on else CATALOGUE
+    monkeypatch.setattr(session_module, "evaluate",
+                        lambda obs, ctx, errors=None: real(obs, ctx, rules, errors=errors))
+    _session_with_imei(tmp_path / "s")
+    store, profile, ledger = reopen(tmp_path / "s")
+    write_outputs(tmp_path / "s", store, profile, ledger)
+    write_outputs(tmp_path / "s", store, profile, ledger)  # listed once, never stored
+    store.close()
+    doc = json.loads((tmp_path / "s" / "findings.json").read_text(encoding="utf-8"))
+    expected = [{"transmission": 2, "stage": "rule FAILS",
+                 "message": "ValueError: Invalid IPv6 URL"}] if failing_on else []
+    assert doc["coverage"]["errors"] == expected
+    assert doc["coverage"]["analysis_errors"] == len(expected)
+    assert {2} <= {t for f in doc["findings"] for t in f["transmissions"]}  # still judged
+    page = (tmp_path / "s" / "report.html").read_text(encoding="utf-8")
+    assert ("rule FAILS" in page) == bool(failing_on)
+    assert (tmp_path / "s" / "detections.csv").is_file()
+
+
+def _main(args: list[str], monkeypatch: pytest.MonkeyPatch,
+          capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``kidaudit ARGS`` in this process, through main()'s exit-code mapping."""
+    import os
+    import sys
+
+    from auditor.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["kidaudit", *args])
+    umask = os.umask(0o022)
+    os.umask(umask)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            main()
+    finally:
+        os.umask(umask)  # main() sets 077 for the process
+    return ended.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, line", [
+    (lambda db: db.write_bytes(b"hello world" * 10), "file is not a database"),
+    (lambda db: db.write_bytes(db.read_bytes()[:100]), "database disk image is malformed"),
+    (lambda db: None, ""),  # ok: the store as written
+])
+def test_report_on_a_damaged_store_is_exit_2_in_one_line(tmp_path, monkeypatch, capsys,
+                                                          damage, line):
+    _session_with_imei(tmp_path / "s")
+    db = tmp_path / "s" / Store.FILE
+    store = Store.open_existing(tmp_path / "s")
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    damage(db)
+    code, err = _main(["report", str(tmp_path / "s")], monkeypatch, capsys)
+    if not line:
+        assert (code, err) == (0, "")
+        return
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"kidaudit: {db}: is damaged or not a kidaudit session store") and (
+        line in err)
+
+
+@pytest.mark.parametrize("linked", [True, False])
+def test_report_out_through_a_symlink_is_refused_and_its_target_untouched(
+        tmp_path, monkeypatch, capsys, linked):
+    import os
+
+    _session_with_imei(tmp_path / "s")
+    target = tmp_path / "home"
+    target.mkdir()
+    os.chmod(target, 0o755)
+    out = tmp_path / "out"
+    if linked:
+        out.symlink_to(target)
+    code, err = _main(["report", str(tmp_path / "s"), "--out", str(out)], monkeypatch, capsys)
+    if linked:
+        assert code == 2 and err.startswith(f"kidaudit: {out}: is a symbolic link;")
+        assert os.stat(target).st_mode & 0o777 == 0o755 and not any(target.iterdir())
+    else:
+        assert (code, err) == (0, "")
+        assert os.stat(out).st_mode & 0o777 == 0o700

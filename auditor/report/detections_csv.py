@@ -6,11 +6,12 @@ value of the wrong shape) is left out and returned as a coverage error, so the o
 are still written. A cell a spreadsheet would run as a formula (starting with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return: hosts, fields and values are the device's or an
 attacker's text) gets a leading ``'``, as OWASP's CSV-injection advice says, so Excel and
-LibreOffice show it as text.
+LibreOffice show it as text. Text cells are quoted, so a line break inside one stays in it.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -89,5 +90,7 @@ def frame(doc: dict, errors: list[dict[str, object]] | None = None) -> pd.DataFr
 def render(doc: dict, out: Path) -> list[dict[str, object]]:
     """Write the file; return the rows that could not be written, as coverage errors."""
     errors: list[dict[str, object]] = []
-    frame(doc, errors).to_csv(out, index=False)
+    # Every text cell quoted: with the minimal quoting a lone carriage return inside a value
+    # is written bare, and spreadsheets and csv readers start a new row there.
+    frame(doc, errors).to_csv(out, index=False, quoting=csv.QUOTE_NONNUMERIC)
     return errors
