@@ -367,3 +367,30 @@ def test_a_slow_start_is_waited_for_while_it_makes_progress(settings, monkeypatc
     else:
         with pytest.raises(WorkerUnavailable, match="did not start"):
             _run(main)
+
+
+def test_a_new_worker_commits_an_earlier_proxys_backlog_without_its_handles(settings
+                                                                          ) -> None:
+    """Both processes were killed with 5 messages in the journal (``capture --resume``
+    follows): the new worker commits them first, and its results carry no handle, since the
+    earlier proxy's handles would name this proxy's flows."""
+    from auditor.sources.live import Core
+
+    directory = Path(settings.directory)
+    Core(settings).close()
+    writer = journal.Writer(directory)
+    for i in range(1, 6):
+        writer.append(_http(i))
+    writer.close()
+
+    async def main():
+        replies = []
+        worker = Worker(settings, asyncio.get_running_loop(), replies.append, print)
+        worker.send(_http(6))
+        finished = worker.finish("en")
+        return [r[1].token for r in replies if r[0] == "result"], finished
+
+    tokens, finished = _run(main)
+    assert finished[0] == "finished"
+    assert tokens == [None] * 5 + [6]
+    assert _committed(directory) == 6

@@ -115,13 +115,14 @@ class Core:
     batch that died half-written is cut off ``flows.mitm`` and analysed again, once."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
-                 *, in_proxy: bool = False, take_over: bool = False, plausible: bool = True
-                 ) -> None:
+                 *, in_proxy: bool = False, take_over: bool = False, plausible: bool = True,
+                 replay: bool = True) -> None:
         """``in_proxy``: this runs in mitmproxy's process, where a message that was being
         analysed when a worker died is never run again (it may be what killed it; elsewhere
         it gets a second chance). ``take_over``: a stand-in for a dead worker of the same
         capture (not another resumption). ``plausible=False``: a kept profile, read as it was
-        taken (``recover``)."""
+        taken (``recover``). ``replay=False``: the journal's backlog is left for the caller
+        to read with ``handle_records`` (the worker, which says it is ready first)."""
         directory = Path(settings.directory)
         self._lock = hold_lock(directory)
         profile = load_profile(settings.profile, plausible=plausible)
@@ -150,7 +151,14 @@ class Core:
         self._flush = True
         self.replayed: list[Reply] = []  # what analysing the journal's backlog answered
         self.recovered = self.quarantined = 0
-        self._replay(keep_tokens=take_over, second_chance=not in_proxy)
+        busy = self._busy.last  # the record an analysis was busy with when it died, if any
+        self._suspect = busy.start if busy.busy and busy.start >= self.journal_offset and (
+            busy.attempts >= (1 if in_proxy else 2)) else -1
+        # Records before this offset were written by an earlier proxy (unless this is its own
+        # stand-in): its handles for flows to mark mean nothing to the proxy now running.
+        self._fresh_from = 0 if take_over else self._cut_tail()
+        if replay:
+            self._replay()
 
     @property
     def patterns(self) -> int:
@@ -219,17 +227,14 @@ class Core:
             replies += self._handle_safe(msg)
         return replies
 
-    def handle_records(self, records: list[journal.Record], *, keep_tokens: bool = True,
-                       suspect: int = -1) -> list[Reply]:
+    def handle_records(self, records: list[journal.Record]) -> list[Reply]:
         """Journal records, in one transaction whose checkpoint says how far the journal is
-        committed; replies end with ``("committed", offset)``. ``suspect``: the offset of a
-        record to quarantine. ``keep_tokens=False``: the records come from another proxy,
-        whose handles mean nothing to this one."""
+        committed; replies end with ``("committed", offset)``."""
         def body() -> list[Reply]:
             out: list[Reply] = []
             try:
                 for rec in records:
-                    out += self._record(rec, keep_tokens, rec.start == suspect)
+                    out += self._record(rec)
                     self.journal_offset = rec.end
             finally:
                 self._busy.idle()
@@ -250,16 +255,16 @@ class Core:
             self._checkpoint()  # in the batch's transaction: committed with it, or not
         return replies
 
-    def _record(self, rec: journal.Record, keep_tokens: bool, suspect: bool) -> list[Reply]:
+    def _record(self, rec: journal.Record) -> list[Reply]:
         try:
             msg = rec.message()
         except Exception as e:  # noqa: BLE001 - a record we cannot read, not the session
             return self._failed(("journal",), e)
-        if suspect:
+        if rec.start == self._suspect:
             return self._quarantine(rec, msg)
         if msg[0] in ("finish", "close"):  # control messages never travel in the journal
             return []
-        if not keep_tokens and msg[0] in ("http", "tx"):
+        if rec.start < self._fresh_from and msg[0] in ("http", "tx"):
             msg = (msg[0], None, *msg[2:])
         self._busy.start(rec.start)
         return self._handle_safe(msg)
@@ -276,23 +281,23 @@ class Core:
             self._save(msg[state])
         return [("log", logging.ERROR, f"kidaudit: {text}")]
 
-    def _replay(self, *, keep_tokens: bool, second_chance: bool) -> None:
-        """Analyse what the journal holds beyond the last commit, in steps, then cut a torn
-        tail off so that the next record appended starts clean."""
-        busy = self._busy.last
-        suspect = busy.start if busy.busy and busy.start >= self.journal_offset and (
-            busy.attempts >= (2 if second_chance else 1)) else -1
-        start = self.journal_offset
-        for records in journal.records(self.journal_path, start):
-            self.recovered += len(records)
-            replies = self.handle_records(records, keep_tokens=keep_tokens, suspect=suspect)
-            self.replayed += [r for r in replies if r[0] != "committed"]
-        self.recovered -= self.quarantined
+    def _replay(self) -> None:
+        """Analyse what the journal holds beyond the last commit, in steps."""
+        for records in journal.records(self.journal_path, self.journal_offset):
+            quarantined = self.quarantined
+            self.replayed += [r for r in self.handle_records(records) if r[0] != "committed"]
+            self.recovered += len(records) - (self.quarantined - quarantined)
+
+    def _cut_tail(self) -> int:
+        """Cut a torn tail (a write a kill cut short) off the journal, so that the next
+        record appended starts clean; returns where the journal now ends."""
+        end = journal.tail(self.journal_path, self.journal_offset)
         size = journal.size_of(self.journal_path)
-        if journal.cut_torn_tail(self.journal_path, self.journal_offset):
+        if journal.cut_torn_tail(self.journal_path, end):
             self.session.store.add_error(
-                None, "journal", f"{size - self.journal_offset} bytes at the end of the journal "
-                "were not a whole message (a write cut short by a kill); cut off")
+                None, "journal", f"{size - end} bytes at the end of the journal were not a "
+                "whole message (a write cut short by a kill); cut off")
+        return end
 
     def _release(self, upto: int) -> None:
         if upto > self._released:

@@ -406,7 +406,7 @@ def main() -> int:
     if not first:
         return 2
     try:
-        core = Core(first[0], take_over=False)
+        core = Core(first[0], replay=False)  # the backlog is read below, after "ready"
     except (ConfigError, OSError, ValueError, sqlite3.Error) as e:
         reply([("failed", str(e))])
         return 2
@@ -427,7 +427,7 @@ def _serve(core, frames: Frames, pending: list, reply: Callable[[list], None]) -
         control = pending or _control(0, frames, GATHER_S)
         pending = []
         for records in journal.records(core.journal_path, core.journal_offset):
-            reply(core.handle_records(records, keep_tokens=True))
+            reply(core.handle_records(records))
         if control is None:
             return 0
         for msg in control:
