@@ -21,6 +21,7 @@ from auditor.extract.bodies import (
     Budget,
     Limit,
     NestedTooDeep,
+    bounded,
     current_budget,
     parse_json,
     walk_json,
@@ -75,12 +76,13 @@ def expand(fields: Iterable[Field], opaque: list[str] | None = None,
         if f.location == bodies.OPAQUE:
             state.note(f.path, f.value)
             continue
+        f = bounded(f)
         out.append(f)
         if state.work.used_up:
             continue
         try:
             for child in _peel(f, 0, state):
-                out.append(child)
+                out.append(bounded(child))
         except Limit as e:
             state.note(e.path, e.reason)
     if state.derived <= 0:

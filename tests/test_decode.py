@@ -386,3 +386,15 @@ def test_any_stack_of_layers_ends_bounded(wraps: list[str], copies: int) -> None
     assert budget.work > -bodies.MAX_BYTES
     if len(wraps) < decode.MAX_DEPTH:
         assert IMEI in {f.value for f in out}
+
+
+@pytest.mark.parametrize("name", ["q" * (1 << 20), "a." * 600 + "imei"])
+def test_a_long_path_is_bounded_and_keeps_its_key(name: str) -> None:
+    """A name read as it came (a 1 MB query name) makes a path of at most MAX_PATH, with
+    the key at its end and the layers below it still under it."""
+    value = base64.b64encode(IMEI.encode()).decode()
+    out = decode.expand([Field("query", f"query.{name}", value)])
+    assert [f.value for f in out] == [value, IMEI]
+    assert all(len(f.path) <= bodies.MAX_PATH for f in out)
+    assert out[1].path == out[0].path + ".base64"
+    assert out[0].path.endswith(name[-bodies.MAX_PATH // 8:])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
-from auditor.detect import MEMO_SIZE, MEMO_VALUE, Detector
+from auditor.detect import MEMO_PATH, MEMO_SIZE, MEMO_VALUE, Detector
 from auditor.detect.patterns import (
     CONFIDENCE,
     CONFIDENCE_WITH_KEY,
@@ -184,6 +186,8 @@ MEMO_CASES = [
                  id="same-value-other-keys"),
     pytest.param([Field("body", "body.text", "x" * MEMO_VALUE + " " + IMEI)],
                  id="longer-than-remembered"),
+    pytest.param([Field("body", "body.json." + "k" * MEMO_PATH + ".imei", IMEI)],
+                 id="path-longer-than-remembered"),
 ]
 
 
@@ -205,3 +209,22 @@ def test_the_memo_keeps_short_fields_only_and_is_bounded() -> None:
     detector.detect(tx(), [long, Field("body", "body.json.imei", IMEI)])
     assert detector._remembered.cache_info().currsize == 1
     assert detector._remembered.cache_info().maxsize == MEMO_SIZE
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    pytest.param("body.json.{i}." + "k" * (1 << 20), "87", id="1mb-path-short-value"),
+    pytest.param("body.json.{i}.imei", "x" * (1 << 20), id="short-path-1mb-value"),
+])
+def test_the_memo_holds_nothing_of_a_long_field(path: str, value: str) -> None:
+    """Fields made and dropped one message at a time: whatever the detector keeps between
+    messages is all that stays allocated, and a long path or value is never kept (a
+    memo of whole fields once held 1 MB per field, 2.6 GB after one hostile message)."""
+    detector = Detector(Profile())
+    tracemalloc.start()
+    try:
+        for i in range(40):
+            detector.detect(tx(id=i), [Field("body", path.format(i=i), value)])
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < 4 << 20

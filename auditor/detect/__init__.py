@@ -15,6 +15,7 @@ from auditor.detect.cell import find_cells
 from auditor.detect.known import KnownValues
 from auditor.detect.location import find_coordinate_pairs, find_locations
 from auditor.detect.media import find_media
+from auditor.extract.bodies import bounded
 from auditor.model import Detection, Field, Transmission
 from auditor.profile import Profile
 
@@ -51,7 +52,9 @@ class Detector:
         self._remembered = lru_cache(maxsize=memo)(self.readings)
 
     def detect(self, tx: Transmission, fields: list[Field]) -> list[Detection]:
-        fields = [f for f in fields if f.location not in NOT_VALUES]
+        """Every reading of the fields, one per fact (``dedupe``). Paths are bounded first
+        (``bounded``): the readings and the key tables remember paths between messages."""
+        fields = [bounded(f) for f in fields if f.location not in NOT_VALUES]
         found: list[Detection] = []
         found.extend(self.known.scan(tx.id, fields))
         here = self.profile.location

@@ -52,6 +52,10 @@ LAYER_COST = 256  # one decoding layer peeled off a value (decode.py)
 # A key longer than this is shortened in paths (``segment``): every leaf under it repeats
 # its path, so a 1 MB key over 1,500 leaves would otherwise hold 1.5 GB of paths.
 MAX_SEGMENT = 256
+# A whole path longer than this (a long name the HTTP reader took as it came, segments piled
+# up by nesting) is shortened the same way (``bounded``), keeping its start and its end
+# (the key a field sits under), with room for the layers decoded below it.
+MAX_PATH = 1024
 _CHUNK = 64 * 1024  # decompression output per step, so a bomb is stopped early
 _BROTLI_STEP = 4  # brotli input bytes per step: brotli 1.1 has no output limit of its own
 
@@ -119,6 +123,20 @@ def segment(key: str) -> str:
         return key
     digest = zlib.crc32(key.encode("utf-8", errors="surrogatepass"))
     return f"{key[:MAX_SEGMENT // 2]}…[{len(key)} characters, crc32 {digest:08x}]"
+
+
+def bounded(f: Field) -> Field:
+    """``f`` with a path of at most ``MAX_PATH`` characters: a longer one keeps its first
+    and last few hundred characters, its length and a CRC-32 of the whole, so fields stay
+    apart and their key readable, and memory no longer grows with the path times the
+    fields (the detector's readings and key tables remember paths)."""
+    path = f.path
+    if len(path) <= MAX_PATH:
+        return f
+    digest = zlib.crc32(path.encode("utf-8", errors="surrogatepass"))
+    short = (f"{path[:MAX_PATH // 4]}…[{len(path)} characters, crc32 {digest:08x}]…"
+             f"{path[-MAX_PATH // 8:]}")
+    return Field(f.location, short, f.value, f.encoding)
 
 
 # --- compression -------------------------------------------------------------------------
