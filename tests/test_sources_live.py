@@ -319,3 +319,25 @@ def test_recover_commits_what_both_killed_processes_left(settings) -> None:
 ])
 def test_clean_shows_control_and_bidi_characters_as_escapes(text, shown) -> None:
     assert clean(text) == shown
+
+
+@pytest.mark.parametrize(("meta", "cut"), [
+    ({"worker_handled": "0", "worker_flows_size": "0"}, False),  # a session from before the
+    #   journal: its in-process commits recorded no length, so its file is never cut
+    ({"journal_offset": "0", "worker_flows_size": "0"}, True),  # every commit records it
+])
+def test_the_flow_file_is_cut_back_only_where_every_commit_records_its_length(settings, meta,
+                                                                            cut) -> None:
+    import sqlite3
+
+    directory = Path(settings.directory)
+    core = Core(settings)
+    core.handle(_http({"imei": IMEI}, 1))
+    core.close()
+    db = sqlite3.connect(directory / "session.sqlite")
+    with db:
+        db.execute("DELETE FROM meta WHERE key IN ('journal_offset', 'worker_flows_size')")
+        db.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+    db.close()
+    Core(settings).close()
+    assert len(_saved(directory)) == (0 if cut else 1)

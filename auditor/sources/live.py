@@ -131,11 +131,7 @@ class Core:
         if settings.resume and not take_over:  # once per resumed capture, not per take-over
             self.session.note_resumed(time.time())
         meta = self.session.store.meta()
-        flows = directory / FLOWS_FILE
-        if "worker_flows_size" in meta:  # a batch being written at a death never committed
-            _cut(flows, int(meta["worker_flows_size"]))
-        self._flows = open(flows, "ab")  # noqa: SIM115 - closed in close()
-        os.chmod(flows, 0o600)
+        self._flows = _open_flows(directory / FLOWS_FILE, meta)
         self.journal_path = directory / journal.JOURNAL_FILE
         self.journal_offset = int(meta.get("journal_offset", "0"))
         self._released = 0
@@ -510,9 +506,18 @@ def settled(directory: Path, timeout: float) -> bool:
 
 
 
-def _cut(path: Path, size: int) -> None:
-    if path.exists() and path.stat().st_size > size:
-        os.truncate(path, size)
+def _open_flows(path: Path, meta: dict[str, str]):
+    """``flows.mitm`` for appending, cut back to the last commit: a batch being written at
+    a death was never committed to SQLite either, and is analysed again from the journal.
+    (Only where every commit records the length: a session from before the journal has
+    commits that did not.)"""
+    if "journal_offset" in meta and "worker_flows_size" in meta:
+        size = int(meta["worker_flows_size"])
+        if path.exists() and path.stat().st_size > size:
+            os.truncate(path, size)
+    fh = open(path, "ab")  # noqa: SIM115 - closed in Core.close
+    os.chmod(path, 0o600)
+    return fh
 
 
 def _subject(msg: Message) -> str:
