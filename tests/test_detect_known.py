@@ -318,3 +318,43 @@ def test_a_ten_thousand_contact_profile_builds_small() -> None:
     assert 0 < built["keys"] <= KEYS_PER_CONTACT * BOOK, built
     assert built["found"] == [f"contacts[{BOOK - 1}].name", f"contacts[{BOOK - 1}].phone"]
     assert built["rss_mb"] < PEAK_RSS_MB, built
+
+
+# -- seeds used as names -------------------------------------------------------------
+def _observed(**overrides: object) -> list[tuple[str, str, str]]:
+    """(field, profile key, value) of the known detections of one request, read whole."""
+    from auditor.pipeline import Pipeline
+
+    obs = Pipeline.for_profile(SEEDED).observe(tx(**overrides))
+    return sorted((d.field, d.profile_key, d.value) for d in obs.detections
+                  if d.method == "known")
+
+
+IMEI_B64 = _b64(IMEI.encode())
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    pytest.param({"host": f"{IMEI}.t.example", "path": "/", "body": b""},
+                 [("url.host", "identifiers.imei", IMEI)], id="host-label"),
+    pytest.param({"host": f"{_digest('md5', IMEI)}.t.example", "path": "/", "body": b""},
+                 [("url.host", "identifiers.imei", _digest("md5", IMEI))], id="host-label-md5"),
+    pytest.param({"path": f"/r?{IMEI}=1", "body": b""},
+                 [(f"query.{IMEI}", "identifiers.imei", IMEI)], id="query-key"),
+    pytest.param({"json": {IMEI: 1}, "path": "/"},
+                 [(f"body.json.{IMEI}", "identifiers.imei", IMEI)], id="json-key"),
+    pytest.param({"json": {"book": {IMEI: {"a": 1, "b": 2}}}, "path": "/"},
+                 [(f"body.json.book.{IMEI}", "identifiers.imei", IMEI)],
+                 id="json-key-above-two-fields-once"),
+    pytest.param({"json": {IMEI_B64: 1}, "path": "/"},
+                 [(f"body.json.{IMEI_B64}", "identifiers.imei", IMEI_B64)],
+                 id="json-key-base64"),
+    pytest.param({"json": {"13800138000": "x"}, "path": "/"},
+                 [("body.json.13800138000", "identifiers.phone", "13800138000")],
+                 id="json-key-phone"),
+    pytest.param({"host": "api.acme-watch.example", "path": "/r?a=1", "json": {"b": 1}}, [],
+                 id="no-seed-anywhere"),
+    pytest.param({"host": f"9{IMEI}.t.example", "path": f"/r?{IMEI}0=1", "body": b""}, [],
+                 id="longer-digit-runs-are-other-numbers"),
+])
+def test_seeds_used_as_names(overrides: dict, expected: list) -> None:
+    assert _observed(**overrides) == expected

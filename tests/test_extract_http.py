@@ -21,8 +21,13 @@ IMEI_FORM = f"imei={IMEI}".encode()
 BASIC = base64.b64encode(f"{IMEI}:s3cret:pw".encode()).decode()
 
 
+def _http(t) -> list:
+    """The fields of ``t`` but its host name (``test_host_name_is_a_field`` is about that)."""
+    return [f for f in extract_http(t) if f.path != "url.host"]
+
+
 def _fields(t) -> list[tuple[str, str, str]]:
-    return [(f.location, f.path, f.value) for f in extract_http(t)]
+    return [(f.location, f.path, f.value) for f in _http(t)]
 
 
 NO_BODY = {"body": b"", "headers": ()}
@@ -115,7 +120,7 @@ def test_header_fields(headers: tuple, expected: list) -> None:
                  id="empty-and-nameless-pairs"),
 ])
 def test_cookie_fields(cookie: str, expected: list) -> None:
-    fields = extract_http(tx(path="/", headers=(("Cookie", cookie),), body=b""))
+    fields = _http(tx(path="/", headers=(("Cookie", cookie),), body=b""))
     assert all(f.location == "cookie" for f in fields)
     assert [(f.path, f.value) for f in fields] == expected
 
@@ -178,8 +183,8 @@ def test_huge_form_is_cut_at_max_fields() -> None:
     fields = extract_http(tx(path="/", headers=(), body=body,
                              content_type="application/x-www-form-urlencoded"))
     values = [f for f in fields if f.location != OPAQUE]
-    assert len(values) == MAX_FIELDS
-    assert values[-1].path == f"body.form.k{MAX_FIELDS - 1}"
+    assert len(values) == MAX_FIELDS  # the host name is one of them
+    assert values[-1].path == f"body.form.k{MAX_FIELDS - 2}"
     assert [f.location for f in fields[MAX_FIELDS:]] == [OPAQUE]
 
 
@@ -197,7 +202,7 @@ def test_huge_form_is_cut_at_max_fields() -> None:
                  [("body.pb.1", IMEI, ())], id="protobuf"),
 ])
 def test_body_formats(headers: tuple, body: bytes, content_type: str, expected: list) -> None:
-    fields = extract_http(tx(path="/", headers=headers, body=body, content_type=content_type))
+    fields = _http(tx(path="/", headers=headers, body=body, content_type=content_type))
     assert [(f.path, f.value, f.encoding) for f in fields if f.location != "header"] == expected
 
 
@@ -220,7 +225,7 @@ def test_any_body_and_headers_never_raise(body: bytes, content_type: str, auth: 
 ])
 def test_deeply_nested_json_is_noted_opaque_not_raised(depth: int, reason: str) -> None:
     body = b'{"a":' * depth + f'"{IMEI}"'.encode() + b"}" * depth
-    fields = extract_http(tx(path="/", headers=(), body=body))
+    fields = _http(tx(path="/", headers=(), body=body))
     assert [(f.location, f.value) for f in fields if f.location == OPAQUE] == [(OPAQUE, reason)]
     assert all(f.location in ("body", OPAQUE) for f in fields)
 
@@ -235,7 +240,7 @@ def test_deeply_nested_json_is_noted_opaque_not_raised(depth: int, reason: str) 
 ])
 def test_declared_content_encoding_is_undone_within_limits(coding: str, packed: bytes,
                                                            chain: tuple) -> None:
-    fields = extract_http(tx(path="/", headers=(("Content-Encoding", coding),), body=packed,
+    fields = _http(tx(path="/", headers=(("Content-Encoding", coding),), body=packed,
                              content_type="application/x-www-form-urlencoded"))
     assert [(f.path, f.value, f.encoding) for f in fields if f.location == "body"] == [
         ("body.form.imei", IMEI, chain)]
@@ -243,13 +248,28 @@ def test_declared_content_encoding_is_undone_within_limits(coding: str, packed: 
 
 def test_declared_brotli_bomb_is_opaque() -> None:
     bomb = brotli.compress(bytes(64 * 1024 * 1024), quality=1)
-    fields = extract_http(tx(path="/", headers=(("Content-Encoding", "br"),), body=bomb))
+    fields = _http(tx(path="/", headers=(("Content-Encoding", "br"),), body=bomb))
     assert [(f.location, f.path) for f in fields if f.location != "header"] == [
         (OPAQUE, "body")]
 
 
 def test_json_within_depth_limit_is_walked() -> None:
     body = b'{"a":' * 60 + f'"{IMEI}"'.encode() + b"}" * 60
-    (field,) = extract_http(tx(path="/", headers=(), body=body))
+    (field,) = _http(tx(path="/", headers=(), body=body))
     assert field.path == "body.json" + ".a" * 60
     assert field.value == IMEI
+
+
+@pytest.mark.parametrize(("host", "expected"), [
+    pytest.param(f"{IMEI}.t.example", [("url", "url.host", f"{IMEI}.t.example")],
+                 id="imei-label"),
+    pytest.param("API.acme-watch.example.", [("url", "url.host", "API.acme-watch.example")],
+                 id="trailing-dot-dropped"),
+    pytest.param("203.0.113.10", [], id="ipv4-literal-names-no-one"),
+    pytest.param("[2001:db8::1]", [], id="ipv6-literal-names-no-one"),
+    pytest.param("", [], id="no-host"),
+])
+def test_host_name_is_a_field(host: str, expected: list) -> None:
+    """A device may put a value in a label of the host it calls (a per-device subdomain)."""
+    fields = extract_http(tx(host=host, path="/", body=b"", headers=()))
+    assert [(f.location, f.path, f.value) for f in fields if f.path == "url.host"] == expected

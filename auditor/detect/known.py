@@ -293,21 +293,46 @@ class KnownValues:
                         yield s, e, "base64", raw
 
     def scan(self, tx_id: int, fields: Iterable[Field]) -> Iterator[Detection]:
+        """Seeded values in each field's value, and in the names its path is made of."""
         if not self._texts:
             return
+        named: set[tuple[str, Seed]] = set()
         for f in fields:
-            spans = [*self._plain(f.value), *self._encoded(f.value)]
-            # The longest match of a seed stands for the shorter ones inside it: the padded
-            # base64, the ``+86`` number around the national one.
-            spans.sort(key=lambda s: s[0] - s[1])
-            kept: list[tuple[int, int, Variant]] = []
-            for start, end, v in spans:
-                if any(k[2].seed == v.seed and k[0] <= start and end <= k[1] for k in kept):
-                    continue
-                kept.append((start, end, v))
+            for start, end, v in self._found(f.value):
                 yield Detection(tx_id, v.seed.category, "known", f.location, f.path,
                                 (*f.encoding, *v.layers), v.seed.profile_key,
                                 f.value[start:end + 1], CONFIDENCE)
+            yield from self._in_names(tx_id, f, named)
+
+    def _found(self, value: str) -> list[tuple[int, int, Variant]]:
+        """(start, end, variant) of every seed in ``value`` (``end`` inclusive). The longest
+        match of a seed stands for the shorter ones inside it: the padded base64, the
+        ``+86`` number around the national one."""
+        spans = sorted([*self._plain(value), *self._encoded(value)], key=lambda s: s[0] - s[1])
+        kept: list[tuple[int, int, Variant]] = []
+        for start, end, v in spans:
+            if not any(k[2].seed == v.seed and k[0] <= start and end <= k[1] for k in kept):
+                kept.append((start, end, v))
+        return kept
+
+    def _in_names(self, tx_id: int, f: Field, named: set[tuple[str, Seed]]
+                  ) -> Iterator[Detection]:
+        """A seed used as a name: a JSON key (``{"864...455": 1}``), a query or form key
+        (``?864...455=1``), a cookie or header name. A field's path spells every name above
+        it; a hit is reported once per message on the path that ends with that name (the
+        first field under it gives the layers), so siblings do not repeat it."""
+        for start, end, v in self._found(f.path):
+            stop = _NAME_END.search(f.path, end + 1)
+            owner = f.path[:stop.start()] if stop else f.path
+            if (owner, v.seed) in named:
+                continue
+            named.add((owner, v.seed))
+            yield Detection(tx_id, v.seed.category, "known", f.location, owner,
+                            (*f.encoding, *v.layers), v.seed.profile_key,
+                            f.path[start:end + 1], CONFIDENCE)
+
+
+_NAME_END = re.compile(r"[.\[+]")  # where a name in a field path ends
 
 
 def _spans(value: str, segments: list[tuple[int, int]], start: int, end: int, widths: frozenset[int]

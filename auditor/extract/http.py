@@ -8,6 +8,7 @@ inside values (base64, JSON inside strings, JWTs, ...) are peeled by ``auditor.d
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
@@ -57,6 +58,9 @@ def extract_http(tx: Transmission) -> list[Field]:
 
 
 def _iter_fields(tx: Transmission) -> Iterator[Field]:
+    host = _host_name(tx)
+    if host:
+        yield Field("url", "url.host", host)
     parts = urlsplit(tx.path if tx.path.startswith("/") else tx.url)
     for i, seg in enumerate(s for s in parts.path.split("/") if s):
         yield Field("url", f"url.path.{i}", unquote(seg))
@@ -73,6 +77,18 @@ def _iter_fields(tx: Transmission) -> Iterator[Field]:
         coding = ", ".join(v for k, v in tx.headers if k.lower() == "content-encoding")
         yield from fields_from_bytes(tx.body, "body", "body", content_type=tx.content_type,
                                      content_encoding=coding)
+
+
+def _host_name(tx: Transmission) -> str:
+    """The host name the request was sent to, as a value: a device may put its IMEI or a
+    hash of it in a label (``864...455.t.example``, a per-device subdomain). An IP literal
+    names no one and is left out."""
+    host = tx.host.strip().rstrip(".").strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return ""
 
 
 def _no_tokens(path: str, value: str) -> Iterator[Field]:
