@@ -76,13 +76,14 @@ def expand(fields: Iterable[Field], opaque: list[str] | None = None,
         if f.location == bodies.OPAQUE:
             state.note(f.path, f.value)
             continue
-        f = bounded(f)
+        if len(f.path) > bodies.MAX_PATH:
+            f = bounded(f)
         out.append(f)
         if state.work.used_up:
             continue
         try:
             for child in _peel(f, 0, state):
-                out.append(bounded(child))
+                out.append(child if len(child.path) <= bodies.MAX_PATH else bounded(child))
         except Limit as e:
             state.note(e.path, e.reason)
     if state.derived <= 0:

@@ -15,7 +15,7 @@ from auditor.detect.cell import find_cells
 from auditor.detect.known import KnownValues
 from auditor.detect.location import find_coordinate_pairs, find_locations
 from auditor.detect.media import find_media
-from auditor.extract.bodies import bounded
+from auditor.extract.bodies import MAX_PATH, bounded
 from auditor.model import Detection, Field, Transmission
 from auditor.profile import Profile
 
@@ -54,7 +54,8 @@ class Detector:
     def detect(self, tx: Transmission, fields: list[Field]) -> list[Detection]:
         """Every reading of the fields, one per fact (``dedupe``). Paths are bounded first
         (``bounded``): the readings and the key tables remember paths between messages."""
-        fields = [bounded(f) for f in fields if f.location not in NOT_VALUES]
+        fields = [f if len(f.path) <= MAX_PATH else bounded(f)
+                  for f in fields if f.location not in NOT_VALUES]
         found: list[Detection] = []
         found.extend(self.known.scan(tx.id, fields))
         here = self.profile.location

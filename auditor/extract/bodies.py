@@ -121,6 +121,10 @@ def segment(key: str) -> str:
     leaves."""
     if len(key) <= MAX_SEGMENT:
         return key
+    return _shortened(key)
+
+
+def _shortened(key: str) -> str:
     digest = zlib.crc32(key.encode("utf-8", errors="surrogatepass"))
     return f"{key[:MAX_SEGMENT // 2]}…[{len(key)} characters, crc32 {digest:08x}]"
 
@@ -359,14 +363,17 @@ def walk_json(doc: object, prefix: str, location: str, encoding: tuple[str, ...]
 
 def _walk_json(doc: object, prefix: str, location: str, encoding: tuple[str, ...],
                depth: int, budget: Budget) -> Iterator[Field]:
-    budget.spend(NODE_COST, prefix)
+    budget.work -= NODE_COST  # inline: this runs once per node of every JSON document
+    if budget.work < 0:
+        budget.spend(0, prefix)
     if depth > MAX_TREE_DEPTH:
         yield _too_deep(prefix, encoding)
         return
     if isinstance(doc, dict):
         for key, value in doc.items():
-            yield from _walk_json(value, f"{prefix}.{segment(key)}", location, encoding,
-                                  depth + 1, budget)
+            seg = key if len(key) <= MAX_SEGMENT else _shortened(key)
+            yield from _walk_json(value, f"{prefix}.{seg}", location, encoding, depth + 1,
+                                  budget)
     elif isinstance(doc, list):
         for i, value in enumerate(doc):
             yield from _walk_json(value, f"{prefix}.{i}", location, encoding, depth + 1,
