@@ -15,6 +15,8 @@ from auditor.extract.payload import (
     parse_dns,
 )
 from auditor.model import Transmission
+from auditor.pipeline import Pipeline
+from auditor.profile import Profile
 
 
 def client_hello(sni: str = "api.example.cn", ciphers: tuple[int, ...] = (0x1301, 0xC02F),
@@ -154,3 +156,27 @@ def test_a_quic_client_hello_is_read_out_of_its_initials() -> None:
     parsed = parse_client_hello(assemble_crypto(frames))
     assert parsed is not None and parsed.sni == "quic.example.cn"
     assert quic_crypto(first[:-1] + bytes([first[-1] ^ 1])) == []  # tampered: no plaintext
+
+
+def _cbor_shared_levels(levels: int) -> bytes:
+    """An array holding a CBOR value-sharing DAG (tags 28/29) of 2**levels null leaves:
+    the array's first byte is what makes undeclared bytes worth reading as CBOR."""
+    item = b"\xd8\x1c\xf6"
+    for i in reversed(range(levels)):
+        item = b"\xd8\x1c\x82" + item + b"\xd8\x1d" + bytes([0x18, i + 1])
+    return b"\x81" + item
+
+
+@pytest.mark.parametrize(("transport", "payload", "reason"), [
+    pytest.param("tcp", _cbor_shared_levels(40), "CBOR document expands", id="tcp-cbor-dag"),
+    pytest.param("websocket", b"[" + b"[]," * 1_300_000 + b"[]]", "work budget",
+                 id="websocket-json-fan-out"),
+    pytest.param("udp", b"\x91" * 1000 + b"\xa5hello", "nested more than 64 deep",
+                 id="udp-msgpack-1000-deep"),
+])
+def test_a_raw_payload_bomb_ends_opaque_with_its_reason(transport: str, payload: bytes,
+                                                        reason: str) -> None:
+    """Raw messages go through the same budgeted readers as bodies, within the pipeline's
+    one budget per message: the bomb ends, and the observation lists why it was not read."""
+    obs = Pipeline.for_profile(Profile()).observe(_tx(transport, payload))
+    assert any(reason in o for o in obs.opaque), obs.opaque

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from auditor.extract import bodies
 from auditor.extract.payload import (
     generic_fields,
     is_quic_initial,
@@ -75,3 +76,34 @@ def test_dns_name_compression_loops_are_bounded(depth: int) -> None:
     loop = b"\xc0\x0c" * depth  # every label a pointer back to offset 12 (itself)
     questions, _ = parse_dns(header + loop + b"\x00\x01\x00\x01")
     assert len(questions) <= 1
+
+
+def _shared_dag(levels: int, fan_out: int) -> bytes:
+    """A CBOR array holding ``levels`` shared (tag 28) arrays, each of the next one and
+    ``fan_out - 1`` references (tag 29) to it: fan_out ** levels leaves."""
+    item = b"\xd8\x1c\xf6"
+    for i in reversed(range(levels)):
+        item = (b"\xd8\x1c" + bytes([0x98, fan_out]) + item
+                + (b"\xd8\x1d" + bytes([0x18, i + 1])) * (fan_out - 1))
+    return b"\x81" + item
+
+
+RAW_BOMBS = st.one_of(
+    st.builds(_shared_dag, st.integers(1, 120), st.integers(2, 40)),
+    st.builds(lambda n, unit: b"[" + unit * n + b"0]", st.integers(0, 1_400_000),
+              st.sampled_from([b"[],", b"{},", b'{"a":[]},', b"null,"])),
+    st.builds(lambda n, tail: b"\x91" * n + tail, st.integers(0, 5000),
+              st.sampled_from([b"\xc0", b"\xa5hello", b"\x91"])),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=RAW_BOMBS, prefix=st.binary(max_size=4))
+def test_raw_payload_bombs_end_within_one_budget(data: bytes, prefix: bytes) -> None:
+    """Bounded by construction: whatever the shape, the readers stop where the message's
+    budget does (overspent by at most one last charge), and the fields stay bounded."""
+    with bodies.message_budget() as budget:
+        fields = generic_fields(prefix + data)
+    assert budget.work >= -bodies.MAX_BYTES
+    assert len(fields) <= 20_002
+    assert all(isinstance(f.value, str) for f in fields)
