@@ -44,6 +44,7 @@ from auditor.categories import (
     is_category_spec,
 )
 from auditor.model import ConsentEvent
+from auditor.store import printable
 
 # The region a phone number written without ``+`` is read in when the profile names no
 # jurisdiction; the detectors read such numbers the same way (``profile.jurisdiction or "CN"``).
@@ -202,7 +203,9 @@ def _located(path: str) -> Iterator[None]:
 def _error(path: str, line: int | None, message: str) -> ConfigError:
     """One line, whatever the message holds: the CLI prints it as-is and exits 2."""
     where = f"{path}, line {line}" if line is not None else path
-    return ConfigError(re.sub(r"\s*[\r\n]+\s*", " ", f"{where}: {message}"))
+    # one line, and text any terminal or log can write: a lone surrogate (YAML's "\ud800"
+    # escape allows one) is shown as an escape
+    return ConfigError(printable(re.sub(r"\s*[\r\n]+\s*", " ", f"{where}: {message}")))
 
 
 def _read(path: str) -> yaml.Node:

@@ -698,3 +698,19 @@ def test_values_at_the_edge_of_what_can_be_represented_load(tmp_path, monkeypatc
                                                             attribute, expected):
     load = load_consent_plan if name == "plan.yaml" else load_profile
     assert attribute(load(_write(tmp_path, monkeypatch, name, text))) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('contacts: [{"\\ud800": x}]\n',
+     "profile.yaml, line 1: contacts[0].\\ud800 is not a known key (allowed: name, phone)"),
+    ('identifiers: {imei: "\\udcff"}\n',
+     'profile.yaml, line 1: identifiers.imei "\\xff" is not 15 digits'),
+    ('identifiers: {imei: "1"}\n', 'profile.yaml, line 1: identifiers.imei "1" is not 15 digits'),
+])
+def test_a_lone_surrogate_in_a_message_is_shown_escaped(tmp_path, monkeypatch, text, message):
+    """YAML's ``"\\ud800"`` escape makes a lone surrogate, which a strict stream cannot
+    write: the one line shows it as an escape."""
+    with pytest.raises(ConfigError) as caught:
+        load_profile(_write(tmp_path, monkeypatch, "profile.yaml", text))
+    assert str(caught.value) == message
+    str(caught.value).encode("utf-8")  # writable anywhere

@@ -316,3 +316,19 @@ def test_a_host_and_path_that_are_not_utf8_are_analysed_and_reported(tmp_path: P
         (1, "identifier.imei"), (2, "identifier.imei")]
     assert doc["coverage"]["errors"] == []
     assert {f["rule"] for f in doc["findings"] if f["transmissions"] == [2]} >= {"CLEARTEXT_PI"}
+
+
+@pytest.mark.parametrize(("url", "method", "path"), [
+    ("http:///no-host", "GET", "/no-host"),          # hit: "No hostname given"
+    ("http://bad host/x?a=1", "GET", "/x?a=1"),      # hit: "Invalid Host"
+    ("http://a.example/x", "GÉT", "/x"),             # hit: a method that is not ASCII
+    ("http://a.example/y", "POST", "/y"),            # ok
+])
+def test_a_request_mitmproxy_cannot_parse_still_becomes_a_flow_for_signals(
+        url: str, method: str, path: str) -> None:
+    from tests.factories import T0
+    from tests.factories import tx as message
+
+    flow = http_flow_of(message(url=url, method=method, path=path, host="a.example"))
+    assert (flow.request.path, flow.request.timestamp_start) == (path, T0)
+    assert flow.request.method == method

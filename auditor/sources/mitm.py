@@ -326,10 +326,27 @@ def http_flow_of(tx: Transmission) -> http.HTTPFlow:
     flow = http.HTTPFlow(client, connection.Server(address=(tx.host or tx.ip, tx.port)))
     headers = [(k.encode("utf-8", "replace"), v.encode("utf-8", "replace"))
                for k, v in tx.headers]
-    flow.request = http.Request.make(tx.method or "GET", tx.url or f"http://{tx.host}/",
-                                     tx.body, headers)
+    try:
+        flow.request = http.Request.make(tx.method or "GET", tx.url or f"http://{tx.host}/",
+                                         tx.body, headers)
+    except ValueError:  # a URL or method mitmproxy refuses to parse ("No hostname given")
+        flow.request = _unparsed_request(tx, headers)
     flow.request.timestamp_start = tx.ts
     return flow
+
+
+def _unparsed_request(tx: Transmission, headers: list[tuple[bytes, bytes]]) -> http.Request:
+    """The request built from its parts, unchecked, so a signal's filter still sees the
+    method, path and headers of a request whose URL cannot be parsed."""
+    def raw(text: str) -> bytes:
+        return text.encode("utf-8", "surrogateescape")
+
+    return http.Request(
+        host=tx.host or tx.ip, port=tx.port or 0, method=raw(tx.method or "GET"),
+        scheme=raw(tx.transport if tx.transport in ("http", "https") else "http"),
+        authority=b"", path=raw(tx.path or "/"), http_version=b"HTTP/1.1",
+        headers=http.Headers(headers), content=tx.body, trailers=None,
+        timestamp_start=tx.ts, timestamp_end=tx.ts)
 
 
 class Signals:
