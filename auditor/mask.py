@@ -1,17 +1,170 @@
-"""Masking: values leave the tool masked unless the lab asks for ``--reveal``."""
+"""Masking: values leave the tool masked unless the lab asks for ``--reveal``.
+
+``mask`` hides one value. ``Masker`` hides the detected values inside any text the reports
+write out (a URL, a host, a field path, a coverage note), in every form a message may hold
+them: as found; percent-encoded in either case, character by character or not; in the
+base64 (standard, URL-safe, unpadded), hex and JSON-string forms of the layers the
+detection was found under; a position as each of its numbers. A text piece (a host label,
+a path segment, a query key or value) from which the decoders peel a detected value that
+does not stand in it as such (base64 of a whole JSON document, gzip, a JWT) is masked whole.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+from collections.abc import Callable, Iterable
+from urllib.parse import quote, quote_plus
+
+import ahocorasick
+
+from auditor.model import Detection, Field
+
 # Categories whose value is never shown even in part: a password fragment helps an attacker.
 FULLY_MASKED = frozenset({"credentials.password"})
+# Categories whose value is a position written as numbers ("39.98312,116.30791"): each
+# number is masked wherever it stands (``lat=39.98312&lon=116.30791``).
+NUMBERED = frozenset({"location.precise", "location.coarse"})
+MIN_NEEDLE = 4  # characters: a shorter text would be masked all over a URL
+MAX_FORMS = 256  # forms of one detected value
+MAX_PIECE = 64 * 1024  # characters of one piece handed to the decoders
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+# Pieces of a text that a device fills in on its own: between URL and path delimiters
+# (keeping dots, for JWTs and numbers), and between dots too (host labels, path names).
+_PIECES = (re.compile(r"[^/?&=#;,\s\"'<>{}|\\^\[\]()*]+"),
+           re.compile(r"[^/?&=#;,.:@+\s\"'<>{}|\\^\[\]()*]+"))
+_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}|[A-Za-z0-9+/_-]{8,}")
 
 
 def mask(value: str, category: str = "") -> str:
     """``8612345678900123`` -> ``8612********0123`` (DESIGN.md): enough to recognise, not to
     reuse. At most half of a value shows (a quarter at each end, four characters at most);
-    short values and passwords are masked whole."""
+    short values and passwords are masked whole. The length is kept, so a masked piece of
+    a text leaves every other piece where it was."""
     n = len(value)
     keep = min(4, n // 4)
     if category in FULLY_MASKED or n < 6:
         keep = 0
     return value[:keep] + "*" * (n - 2 * keep) + value[n - keep:] if keep else "*" * n
+
+
+def _b64(raw: bytes) -> set[str]:
+    std, url = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
+    return {std, std.rstrip("="), url, url.rstrip("=")}
+
+
+# How a value is written under one layer of its detection's chain; layers not here (the
+# digests, compression) leave the value as it was found, or cannot be redone.
+_WRITERS: dict[str, Callable[[str], set[str]]] = {
+    "base64": lambda v: _b64(v.encode("utf-8")),
+    "hex": lambda v: {v.encode("utf-8").hex()},  # matched in any case
+    "json": lambda v: {json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1]},
+    "url": lambda v: {quote(v, safe=""), quote_plus(v)},
+}
+
+
+def forms(d: Detection) -> set[str]:
+    """The texts in which ``d``'s value may stand in the message: as found (a position: each
+    of its numbers too), then layer by layer outwards along its chain, and percent-encoded
+    last (every value may sit in a URL). Percent-encoding of ASCII in any case and spelling
+    needs no form of its own: ``Masker`` reads ``%XX`` escapes as the character."""
+    out = {d.value}
+    if d.category in NUMBERED:
+        out |= set(_NUMBER.findall(d.value))
+    for layer in reversed(d.encoding):
+        writer = _WRITERS.get(layer)
+        if writer is not None and len(out) < MAX_FORMS:
+            out |= {w for v in out for w in writer(v)}
+    out |= {w for v in out for w in _WRITERS["url"](v)}
+    return {f for f in out if len(f) >= MIN_NEEDLE}
+
+
+class Masker:
+    """Hides every form of the given detections' values in a text (``__call__``)."""
+
+    def __init__(self, detections: Iterable[Detection], show: Callable[..., str] = mask
+                 ) -> None:
+        self._show = show
+        self._category: dict[str, str] = {}  # lowercased form -> category to mask it as
+        for d in detections:
+            for form in forms(d):
+                key = form.lower()
+                if self._category.get(key) not in FULLY_MASKED:
+                    self._category[key] = d.category
+        self._auto = ahocorasick.Automaton()
+        for key in self._category:
+            self._auto.add_word(key, key)
+        if self._category:
+            self._auto.make_automaton()
+
+    def __bool__(self) -> bool:
+        return bool(self._category)
+
+    def __call__(self, text: str) -> str:
+        if not self._category or not text:
+            return text
+        chars = list(text)
+        for start, end, category in [*self._found(text), *self._hidden(text)]:
+            chars[start:end] = self._show(text[start:end], category)
+        return "".join(chars)
+
+    def _found(self, text: str) -> list[tuple[int, int, str]]:
+        """Spans of ``text`` that spell a form, reading each ``%XX`` as its character."""
+        view, where = _unescaped(text)
+        out = []
+        for end, key in self._auto.iter(view):
+            start = end - len(key) + 1
+            out.append((where[start][0], where[end][1], self._category[key]))
+        return out
+
+    def _hidden(self, text: str) -> list[tuple[int, int, str]]:
+        """Pieces of ``text`` that the decoders turn into a text holding a form."""
+        out = []
+        seen: set[tuple[int, int]] = set()
+        for rx in _PIECES:
+            for m in rx.finditer(text):
+                if m.span() in seen or len(m.group()) > MAX_PIECE or not _ENCODED.search(
+                        m.group()):
+                    continue
+                seen.add(m.span())
+                category = self._inside(m.group())
+                if category is not None:
+                    out.append((m.start(), m.end(), category))
+        return out
+
+    def _inside(self, piece: str) -> str | None:
+        """The category of a form found in what the decoders peel off ``piece``, if any."""
+        from auditor import decode  # the decoders import the extractors: only when needed
+
+        for f in decode.expand([Field("url", "piece", piece)])[1:]:
+            for text in (f.value.lower(), f.path.lower()):
+                for _, key in self._auto.iter(text):
+                    return self._category[key]
+        return None
+
+
+def _unescaped(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` lowercased with every ASCII ``%XX`` read as its character (an escape of a
+    non-ASCII byte stays as written, as ``quote`` writes it), and for each character of
+    that view the span of ``text`` it came from."""
+    view: list[str] = []
+    where: list[tuple[int, int]] = []
+
+    def keep(piece: str, span: tuple[int, int]) -> None:
+        low = piece.lower()
+        piece = low if len(low) == len(piece) else piece
+        view.extend(piece)
+        where.extend([span] * len(piece))
+
+    i = 0
+    for m in _PCT.finditer(text):
+        for j in range(i, m.start()):
+            keep(text[j], (j, j + 1))
+        code = int(m.group(1), 16)
+        keep(chr(code) if code < 0x80 else m.group(), m.span())
+        i = m.end()
+    for j in range(i, len(text)):
+        keep(text[j], (j, j + 1))
+    return "".join(view), where

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from urllib.parse import quote, quote_plus
 
-from auditor.mask import mask
-from auditor.model import ConsentEvent, Finding, Observation
+from auditor.mask import Masker, mask
+from auditor.model import ConsentEvent, Detection, Finding, Observation
 
 SCHEMA = "kidaudit.findings/1"
 
@@ -30,26 +29,40 @@ def build(session: dict[str, object], observations: list[Observation],
           findings: Iterable[Finding], events: Iterable[ConsentEvent],
           coverage: dict[str, object], *, consent: dict[int, dict[str, str]] | None = None,
           reveal: bool = False) -> dict[str, object]:
-    show: Callable[..., str] = (lambda v, category="": v) if reveal else mask
+    """The document. Masked (unless ``reveal``): each transmission's URL, host, recipient,
+    field paths and coverage notes with its own detections' values hidden in every form
+    (``auditor.mask.Masker``), the session-wide texts with all of them. A transmission
+    whose rows cannot be built is left out and listed under coverage errors, and the rest
+    is written: one odd message must not cost the lab its report."""
+    show: Callable[..., str] = _same if reveal else mask
+    everywhere = _masker([d for o in observations for d in o.detections], reveal)
     times = [o.transmission.ts for o in observations]
     session = {**session, "masked": not reveal,
                "started": session.get("started") or iso(min(times, default=None)),
                "ended": session.get("ended") or iso(max(times, default=None))}
+    transmissions: list[dict[str, object]] = []
+    detections: list[dict[str, object]] = []
+    opaque: list[dict[str, object]] = []
+    failed: list[dict[str, object]] = []
+    for o in observations:
+        try:
+            row, rows, hidden = _rows(o, show, reveal, (consent or {}).get(o.transmission.id, {}))
+        except Exception as exc:  # noqa: BLE001 - any fault of one row, recorded below
+            failed.append({"transmission": o.transmission.id, "stage": "report",
+                           "message": everywhere(f"{type(exc).__name__}: {exc}")[:500]})
+            continue
+        transmissions.append(row)
+        detections += rows
+        if hidden:
+            opaque.append({"transmission": o.transmission.id, "fields": hidden})
     return {
         "schema": SCHEMA,
         "session": session,
-        "transmissions": [{**_transmission(o, show),
-                           "consent": (consent or {}).get(o.transmission.id, {})}
-                          for o in observations],
-        "detections": [
-            {"transmission": d.transmission, "category": d.category, "method": d.method,
-             "location": d.location, "field": d.field, "encoding": list(d.encoding),
-             "profile_key": d.profile_key, "value": show(d.value, d.category),
-             "confidence": d.confidence}
-            for o in observations for d in o.detections],
+        "transmissions": transmissions,
+        "detections": detections,
         "findings": [
             {"id": f.id, "rule": f.rule, "severity": f.severity, "title": f.title,
-             "categories": list(f.categories), "recipient": f.recipient,
+             "categories": list(f.categories), "recipient": everywhere(f.recipient),
              "transmissions": list(f.transmissions), "first_seen": iso(f.first_seen),
              "last_seen": iso(f.last_seen), "count": f.count,
              "references": list(f.references), "consent": list(f.consent)}
@@ -59,39 +72,58 @@ def build(session: dict[str, object], observations: list[Observation],
              "recipients": list(e.recipients), "separate": list(e.separate), "name": e.name,
              "source": e.source}
             for e in events],
-        "coverage": _coverage(observations, coverage),
+        "coverage": _coverage(observations, coverage, opaque, failed, everywhere),
     }
 
 
-def _transmission(o: Observation, show: Callable[..., str]) -> dict[str, object]:
+def _same(value: str, category: str = "") -> str:
+    return value
+
+
+def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
+    """What hides these detections' values in a text; nothing to hide when revealing."""
+    if reveal or not detections:
+        return lambda text: text
+    return Masker(detections)
+
+
+def _rows(o: Observation, show: Callable[..., str], reveal: bool, consent: dict[str, str]
+          ) -> tuple[dict[str, object], list[dict[str, object]], list[str]]:
+    """One transmission's row, its detections' rows and its opaque notes, masked."""
+    hide = _masker(list(o.detections), reveal)
+    rows = [{"transmission": d.transmission, "category": d.category, "method": d.method,
+             "location": d.location, "field": hide(d.field), "encoding": list(d.encoding),
+             "profile_key": d.profile_key, "value": show(d.value, d.category),
+             "confidence": d.confidence}
+            for d in o.detections]
+    return ({**_transmission(o, hide), "consent": consent}, rows,
+            [hide(note) for note in o.opaque])
+
+
+def _transmission(o: Observation, hide: Callable[[str], str]) -> dict[str, object]:
     tx, r = o.transmission, o.recipient
     return {"id": tx.id, "ts": iso(tx.ts), "transport": tx.transport,
-            "direction": tx.direction, "host": tx.host, "ip": tx.ip, "port": tx.port,
-            "method": tx.method, "url": mask_in(tx.url, o, show), "inspected": tx.inspected,
+            "direction": tx.direction, "host": hide(tx.host), "ip": tx.ip, "port": tx.port,
+            "method": tx.method, "url": hide(tx.url), "inspected": tx.inspected,
             "bytes": tx.size,
-            "recipient": {"domain": r.domain, "organization": r.organization or None,
+            "recipient": {"domain": hide(r.domain), "organization": r.organization or None,
                           "party": r.party, "country": r.country or None,
                           "sdk": r.sdk or None, "sdk_type": r.sdk_type or None}}
 
 
-def mask_in(text: str, o: Observation, show: Callable[..., str]) -> str:
-    """A URL carries the values found in it: mask them there too."""
-    for d in sorted(o.detections, key=lambda d: -len(d.value)):
-        for form in {d.value, quote(d.value, safe=""), quote_plus(d.value)}:
-            if form and form in text:
-                text = text.replace(form, show(form, d.category))
-    return text
-
-
-def _coverage(observations: list[Observation], extra: dict[str, object]) -> dict[str, object]:
-    errors = list(extra.get("errors", []))  # type: ignore[call-overload]
+def _coverage(observations: list[Observation], extra: dict[str, object],
+              opaque: list[dict[str, object]], failed: list[dict[str, object]],
+              hide: Callable[[str], str]) -> dict[str, object]:
+    errors = [{**e, "message": hide(str(e.get("message", "")))} if isinstance(e, dict) else e
+              for e in extra.get("errors", [])] + failed  # type: ignore[attr-defined]
+    uninspected = [{**u, "host": hide(str(u.get("host", "")))} if isinstance(u, dict) else u
+                   for u in extra.get("uninspected", [])]  # type: ignore[attr-defined]
     return {
         "connections": len(observations),
         "inspected": sum(o.transmission.inspected for o in observations),
-        "uninspected": list(extra.get("uninspected", [])),  # type: ignore[call-overload]
+        "uninspected": uninspected,
         "opaque_payloads": sum(bool(o.opaque) for o in observations),
-        "opaque": [{"transmission": o.transmission.id, "fields": list(o.opaque)}
-                   for o in observations if o.opaque],
+        "opaque": opaque,
         "analysis_errors": len(errors),
         "errors": errors,
     }
