@@ -728,3 +728,16 @@ def test_a_csv_row_that_cannot_be_written_is_left_out_alone(tmp_path, bad):
     assert len(_csv_rows(tmp_path / "d.csv")) == len(doc["detections"]) - 1
     assert [(e["transmission"], e["stage"]) for e in errors] == [
         (doc["detections"][0]["transmission"], "report detections.csv")]
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_folder_the_page_makes_is_private_and_an_existing_one_left_alone(tmp_path, existed):
+    import os
+
+    folder = tmp_path / "a" / "b"
+    if existed:
+        folder.mkdir(parents=True)
+        os.chmod(folder, 0o755)
+    report_html.render(watch_doc(), folder / "r.html")
+    assert os.stat(folder).st_mode & 0o777 == (0o755 if existed else 0o700)
+    assert (folder / "r.html").is_file()

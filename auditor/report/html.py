@@ -29,7 +29,7 @@ import jinja2
 
 from auditor import RULESET_VERSION, __version__
 from auditor.report.i18n import LABELS, RULE_TEXT, TERMS, rule_text
-from auditor.store import printable
+from auditor.store import printable, private_dir
 
 T = TypeVar("T")
 STAGE = "report report.html"
@@ -65,7 +65,8 @@ def render(doc: dict, out: Path, *, lang: str = "en") -> list[dict[str, object]]
     errors: list[dict[str, object]] = []
     page = render_string(doc, lang=lang, errors=errors)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.parent.exists():  # made private; a folder that exists is left as it is
+        private_dir(out.parent)
     out.write_text(printable(page), encoding="utf-8")
     return errors
 
