@@ -5,7 +5,11 @@ HTTP bodies, WebSocket messages and raw TCP payloads all go through ``fields_fro
 which sniffs the format (magic bytes first, then the declared content type, then the shape
 of the data). Everything is bounded: a limit that stops reading becomes a field with
 location ``opaque`` (path: where, value: why), which ``auditor.decode.expand`` moves into
-the observation's opaque list, so the report says what was not looked into.
+the observation's opaque list, so the report says what was not looked into. The limits
+count work, not only input: one budget per message (``Budget``, ``message_budget``) is
+charged for bytes read and produced, nodes visited and layers peeled, so a document that
+shares or repeats itself (CBOR tags 28/29, a million empty arrays) ends as early as a
+decompression bomb does.
 """
 
 from __future__ import annotations
@@ -1038,7 +1042,9 @@ def fields_from_bytes(data: bytes, prefix: str, location: str,
     a body passed as sent (``raw_content``) is decompressed here, within the limits; one
     that was already decoded simply does not decompress again. ``strict`` (for bytes
     decoded out of a value) keeps only formats that were recognised and, for binary ones,
-    held some text. Never raises on hostile input."""
+    held some text. ``budget`` is the work the message has left (by default that of the
+    ``message_budget`` around the call, or a fresh one): what runs it out is noted opaque
+    where it stopped. Never raises on hostile input."""
     ctx = _Ctx(location, budget if budget is not None else current_budget(), strict)
     out: list[Field] = []
     try:
