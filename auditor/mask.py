@@ -89,6 +89,8 @@ class Masker:
         self._show = show
         self._category: dict[str, str] = {}  # lowercased form -> category to mask it as
         for d in detections:
+            if not isinstance(d.value, str):  # a damaged row: its own build reports it
+                continue
             for form in forms(d):
                 key = form.lower()
                 if self._category.get(key) not in FULLY_MASKED:

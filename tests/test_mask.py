@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
-from auditor.mask import mask
+from auditor.mask import Masker, mask
+from auditor.model import Detection
 from tests.factories import ICCID, IMEI, MAC, PHONE
 
 
@@ -37,3 +41,59 @@ def test_mask_keeps_length_and_hides_the_middle(value: str) -> None:
     assert masked != value
     middle = len(value) // 2
     assert masked[middle] == "*"
+
+
+# -- Masker: every form of a detected value, in any text written out ----------------------
+def _det(value: str, encoding: tuple[str, ...] = (), category: str = "identifier.imei"
+         ) -> Detection:
+    return Detection(1, category, "known", "query", "query.d", encoding, "", value, 0.99)
+
+
+WRAPPED = base64.b64encode(json.dumps({"dev": {"imei": IMEI}}).encode()).decode()
+PCT_IMEI = "".join(f"%{b:02X}" for b in IMEI.encode())
+
+
+@pytest.mark.parametrize(("detection", "text", "secret", "kept"), [
+    pytest.param(_det(IMEI), f"https://h.example/r?imei={IMEI}&x=1", IMEI, "&x=1",
+                 id="as-found"),
+    pytest.param(_det(IMEI), f"/r?d={PCT_IMEI}&x=1", PCT_IMEI, "&x=1",
+                 id="percent-per-digit"),
+    pytest.param(_det(IMEI), f"/r?d={PCT_IMEI.lower()}&x=1", PCT_IMEI.lower(), "&x=1",
+                 id="percent-per-digit-lower"),
+    pytest.param(_det(PHONE, category="identity.phone"), "/b?tel=%2b8613800138000&x=1",
+                 "8613800138000", "&x=1", id="percent-lower-plus"),
+    pytest.param(_det("2017-03-09", category="identity.birthdate"), "/r?b=2017%2D03%2D09",
+                 "2017%2D03%2D09", "/r?b=", id="percent-dashes"),
+    pytest.param(_det("39.98312,116.30791", category="location.precise"),
+                 "/loc?lat=39.98312&lon=116.30791", "39.98312", "&lon=", id="latitude"),
+    pytest.param(_det("39.98312,116.30791", category="location.precise"),
+                 "/loc?lat=39.98312&lon=116.30791", "116.30791", "/loc?lat=", id="longitude"),
+    pytest.param(_det(IMEI, ("base64",)), f"/r?d={base64.b64encode(IMEI.encode()).decode()}",
+                 base64.b64encode(IMEI.encode()).decode(), "/r?d=", id="base64-layer"),
+    pytest.param(_det(IMEI, ("hex",)), f"/r?d={IMEI.encode().hex().upper()}",
+                 IMEI.encode().hex().upper(), "/r?d=", id="hex-layer-upper"),
+    pytest.param(_det(IMEI, ("base64", "json")), f"/r?p={WRAPPED}&x=1", WRAPPED, "&x=1",
+                 id="inside-a-base64-document-masked-whole"),
+    pytest.param(_det(IMEI), f"{IMEI}.t.example", IMEI, ".t.example", id="host-label"),
+    pytest.param(_det(IMEI), f"body.json.{IMEI}", IMEI, "body.json.", id="field-path"),
+    pytest.param(_det("Tr0ub4dor&3", category="credentials.password"), "/l?pw=Tr0ub4dor%263",
+                 "Tr0ub", "/l?pw=", id="password-whole"),
+])
+def test_masker_hides_every_form(detection: Detection, text: str, secret: str,
+                                 kept: str) -> None:
+    masked = Masker([detection])(text)
+    assert secret.lower() not in masked.lower()
+    assert kept in masked  # the rest of the text is still there to read
+    assert len(masked) == len(text) and "*" in masked
+
+
+@pytest.mark.parametrize(("detections", "text"), [
+    pytest.param([_det(IMEI)], "/r?imei=490154203237518&x=1", id="another-number"),
+    pytest.param([_det(IMEI)], f"/r?d={base64.b64encode(b'nothing seeded').decode()}",
+                 id="base64-of-something-else"),
+    pytest.param([_det(IMEI)], "", id="empty-text"),
+    pytest.param([], f"/r?imei={IMEI}", id="nothing-detected"),
+    pytest.param([_det("abc")], "/r?abc=abcabc", id="value-too-short-to-mask-in-text"),
+])
+def test_masker_leaves_other_text_alone(detections: list[Detection], text: str) -> None:
+    assert Masker(detections)(text) == text

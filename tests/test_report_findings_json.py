@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from auditor.report import findings_json
+from auditor.model import Detection, Observation, Recipient
+from auditor.report import document, findings_json
+from tests.factories import FIRST_PARTY, HOST, IMEI, tx
 
 
 def _doc(n: int) -> dict:
@@ -40,3 +42,61 @@ def test_written_without_holding_the_whole_text(tmp_path: Path) -> None:
     size = out.stat().st_size
     assert size > 4_000_000
     assert peak < size / 10, f"peak {peak} bytes for a {size}-byte file"
+
+
+# -- the document: masked in every form, built transmission by transmission --------------
+def _obs(tx_id: int, url: str, *detections: Detection, host: str = HOST) -> Observation:
+    return Observation(tx(id=tx_id, host=host, url=url), Recipient(FIRST_PARTY, party="first"),
+                       detections)
+
+
+def _imei(tx_id: int, field: str = "query.d", value: str = IMEI,
+          encoding: tuple[str, ...] = ()) -> Detection:
+    return Detection(tx_id, "identifier.imei", "known", "query", field, encoding,
+                     "identifiers.imei", value, 0.99)
+
+
+BROKEN = Detection(2, "identifier.imei", "known", "query", "query.d", (), "identifiers.imei",
+                   None, 0.99)  # type: ignore[arg-type]  # a row that cannot be built
+
+
+@pytest.mark.parametrize(("observations", "written", "failed"), [
+    pytest.param([_obs(1, f"https://{HOST}/a?d={IMEI}", _imei(1))], [1], [], id="one-row"),
+    pytest.param([_obs(1, f"https://{HOST}/a?d={IMEI}", _imei(1)),
+                  _obs(2, f"https://{HOST}/b?d={IMEI}", BROKEN),
+                  _obs(3, f"https://{HOST}/c?d={IMEI}", _imei(3))], [1, 3], [2],
+                 id="the-broken-row-is-an-error-the-rest-written"),
+    pytest.param([_obs(2, f"https://{HOST}/b", BROKEN)], [], [2], id="only-a-broken-row"),
+])
+def test_each_transmission_is_built_on_its_own(observations: list[Observation],
+                                               written: list[int], failed: list[int]) -> None:
+    doc = document.build({}, observations, [], [], {"errors": [{"transmission": 9,
+                                                                "stage": "detect",
+                                                                "message": "earlier"}]})
+    assert [t["id"] for t in doc["transmissions"]] == written
+    assert sorted({d["transmission"] for d in doc["detections"]}) == written
+    errors = doc["coverage"]["errors"]
+    assert [e["transmission"] for e in errors] == [9, *failed]
+    assert doc["coverage"]["analysis_errors"] == 1 + len(failed)
+    assert all(e["stage"] == "report" for e in errors[1:])
+
+
+PCT = "".join(f"%{b:02x}" for b in IMEI.encode())
+
+
+@pytest.mark.parametrize(("obs", "reveal", "raw"), [
+    pytest.param(_obs(1, f"https://{IMEI}.t.example/a", _imei(1, "url.host"),
+                      host=f"{IMEI}.t.example"), False, IMEI, id="host-label"),
+    pytest.param(_obs(1, f"https://{HOST}/a?d={PCT}", _imei(1)), False, PCT,
+                 id="percent-per-digit"),
+    pytest.param(_obs(1, f"https://{HOST}/a?{IMEI}=1", _imei(1, f"query.{IMEI}")), False,
+                 IMEI, id="query-key-and-field-path"),
+    pytest.param(_obs(1, f"https://{HOST}/a?d={PCT}", _imei(1)), True, PCT,
+                 id="revealed-stays-as-sent"),
+])
+def test_document_masks_every_form(obs: Observation, reveal: bool, raw: str) -> None:
+    doc = document.build({}, [obs], [], [], {}, reveal=reveal)
+    text = json.dumps(doc)
+    assert (raw in text) is reveal
+    assert doc["session"]["masked"] is not reveal
+    assert doc["transmissions"][0]["url"].startswith("https://")
