@@ -160,8 +160,8 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     from auditor.report import html
 
     observations = store.observations()
-    rule_errors: list[dict[str, object]] = []  # recomputed each time: never stored
-    findings = evaluate(observations, RuleContext(profile, ledger), errors=rule_errors)
+    judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
+    findings = evaluate(observations, RuleContext(profile, ledger), errors=judged)
     meta = store.meta()
     session = {
         "id": meta.get("id", ""),
@@ -177,9 +177,10 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         "rules_applied": [rule.id for rule in CATALOGUE],
         "country_source": COUNTRY_SOURCE,
     }
-    coverage = {"uninspected": store.uninspected(), "errors": store.errors() + rule_errors}
+    consent = judged_under(observations, ledger, judged)
+    coverage = {"uninspected": store.uninspected(), "errors": store.errors() + judged}
     doc = document.build(session, observations, findings, ledger.events, coverage,
-                         consent=judged_under(observations, ledger), reveal=reveal)
+                         consent=consent, reveal=reveal)
     target = private_dir(out) if out is not None else directory
     # A row a renderer could not write is listed under coverage errors in what is written
     # after it: the CSV's in the page and findings.json, the page's in findings.json.
@@ -203,20 +204,33 @@ def _add_errors(doc: dict[str, object], errors: list[dict[str, object]]) -> None
     coverage["analysis_errors"] = len(listed)
 
 
-def judged_under(observations: list[Observation], ledger: Ledger
-                 ) -> dict[int, dict[str, str]]:
+def judged_under(observations: list[Observation], ledger: Ledger,
+                 errors: list[dict[str, object]] | None = None) -> dict[int, dict[str, str]]:
     """For every transmission, the consent state of each category it carried, at its time:
-    what the report shows beside each piece of evidence."""
+    what the report shows beside each piece of evidence. A transmission the ledger fails on
+    is shown without states and appended to ``errors`` (coverage), never the reports' end."""
     out: dict[int, dict[str, str]] = {}
     for o in observations:
         tx = o.transmission
-        states = {}
-        for category in sorted(o.categories):
-            state = ledger.state(category, o.recipient, tx.ts, tx.host)
-            states[category] = state.status + (" (separate)" if state.separate else "")
+        try:
+            states = _states(o, ledger)
+        except Exception as e:  # noqa: BLE001 - one transmission, never the reports
+            if errors is not None:
+                errors.append({"transmission": tx.id, "stage": "consent",
+                               "message": f"{type(e).__name__}: {e}"})
+            continue
         if states:
             out[tx.id] = states
     return out
+
+
+def _states(o: Observation, ledger: Ledger) -> dict[str, str]:
+    tx = o.transmission
+    states = {}
+    for category in sorted(o.categories):
+        state = ledger.state(category, o.recipient, tx.ts, tx.host)
+        states[category] = state.status + (" (separate)" if state.separate else "")
+    return states
 
 
 def reopen(directory: Path) -> tuple[Store, Profile, Ledger]:

@@ -210,3 +210,25 @@ def test_report_out_through_a_symlink_is_refused_and_its_target_untouched(
     else:
         assert (code, err) == (0, "")
         assert os.stat(out).st_mode & 0o777 == 0o700
+
+
+def test_a_transmission_the_ledger_fails_on_is_listed_and_the_reports_written(tmp_path):
+    from auditor.session import reopen, write_outputs
+
+    _session_with_imei(tmp_path / "s")
+    store, profile, ledger = reopen(tmp_path / "s")
+    real = ledger.state
+
+    def fails_on_two(category, recipient, ts, host=""):
+        if ts == 102.0:
+            raise OverflowError("date value out of range")
+        return real(category, recipient, ts, host)
+
+    ledger.state = fails_on_two
+    write_outputs(tmp_path / "s", store, profile, ledger)
+    store.close()
+    doc = json.loads((tmp_path / "s" / "findings.json").read_text(encoding="utf-8"))
+    consent = [(e["transmission"], e["stage"]) for e in doc["coverage"]["errors"]
+               if e["stage"] == "consent"]
+    assert consent == [(2, "consent")]
+    assert [bool(t["consent"]) for t in doc["transmissions"]] == [True, False, True]
