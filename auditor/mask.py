@@ -15,6 +15,7 @@ import base64
 import json
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from urllib.parse import quote, quote_plus
 
 import ahocorasick
@@ -65,20 +66,25 @@ _WRITERS: dict[str, Callable[[str], set[str]]] = {
 }
 
 
-def forms(d: Detection) -> set[str]:
+def forms(d: Detection) -> frozenset[str]:
     """The texts in which ``d``'s value may stand in the message: as found (a position: each
     of its numbers too), then layer by layer outwards along its chain, and percent-encoded
     last (every value may sit in a URL). Percent-encoding of ASCII in any case and spelling
     needs no form of its own: ``Masker`` reads ``%XX`` escapes as the character."""
-    out = {d.value}
-    if d.category in NUMBERED:
-        out |= set(_NUMBER.findall(d.value))
-    for layer in reversed(d.encoding):
+    return _forms(d.value, d.category, d.encoding)
+
+
+@lru_cache(maxsize=4096)  # a session repeats its values message after message
+def _forms(value: str, category: str, encoding: tuple[str, ...]) -> frozenset[str]:
+    out = {value}
+    if category in NUMBERED:
+        out |= set(_NUMBER.findall(value))
+    for layer in reversed(encoding):
         writer = _WRITERS.get(layer)
         if writer is not None and len(out) < MAX_FORMS:
             out |= {w for v in out for w in writer(v)}
     out |= {w for v in out for w in _WRITERS["url"](v)}
-    return {f for f in out if len(f) >= MIN_NEEDLE}
+    return frozenset(f for f in out if len(f) >= MIN_NEEDLE)
 
 
 class Masker:
@@ -114,6 +120,10 @@ class Masker:
 
     def _found(self, text: str) -> list[tuple[int, int, str]]:
         """Spans of ``text`` that spell a form, reading each ``%XX`` as its character."""
+        view = text.lower()
+        if "%" not in text and len(view) == len(text):  # most texts: the view is the text
+            return [(end - len(key) + 1, end + 1, self._category[key])
+                    for end, key in self._auto.iter(view)]
         view, where = _unescaped(text)
         out = []
         for end, key in self._auto.iter(view):
