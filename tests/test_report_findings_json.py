@@ -10,7 +10,7 @@ import pytest
 
 from auditor.model import Detection, Observation, Recipient
 from auditor.report import document, findings_json
-from tests.factories import FIRST_PARTY, HOST, IMEI, tx
+from tests.factories import FIRST_PARTY, HOST, IMEI, LAT, tx
 
 
 def _doc(n: int) -> dict:
@@ -100,3 +100,17 @@ def test_document_masks_every_form(obs: Observation, reveal: bool, raw: str) -> 
     assert (raw in text) is reveal
     assert doc["session"]["masked"] is not reveal
     assert doc["transmissions"][0]["url"].startswith("https://")
+
+
+@pytest.mark.parametrize(("url", "seeded", "raw"), [
+    pytest.param(f"https://{HOST}/a?lat={LAT}", [("location.precise", str(LAT))], str(LAT),
+                 id="a-lone-seeded-latitude-is-masked"),
+    pytest.param(f"https://{HOST}/a?lat=12.34567", [("location.precise", str(LAT))], "",
+                 id="other-numbers-stay"),
+])
+def test_seeded_values_are_masked_without_a_detection(url: str, seeded: list, raw: str
+                                                      ) -> None:
+    doc = document.build({}, [_obs(1, url)], [], [], {}, seeded=seeded)
+    written = doc["transmissions"][0]["url"]
+    assert (written == url) is (not raw)
+    assert not raw or raw not in written

@@ -28,14 +28,18 @@ def iso(ts: float | None) -> str:
 def build(session: dict[str, object], observations: list[Observation],
           findings: Iterable[Finding], events: Iterable[ConsentEvent],
           coverage: dict[str, object], *, consent: dict[int, dict[str, str]] | None = None,
-          reveal: bool = False) -> dict[str, object]:
+          reveal: bool = False, seeded: Iterable[tuple[str, str]] = ()) -> dict[str, object]:
     """The document. Masked (unless ``reveal``): each transmission's URL, host, recipient,
     field paths and coverage notes with its own detections' values hidden in every form
     (``auditor.mask.Masker``), the session-wide texts with all of them. A transmission
     whose rows cannot be built is left out and listed under coverage errors, and the rest
-    is written: one odd message must not cost the lab its report."""
+    is written: one odd message must not cost the lab its report. ``seeded``: (category,
+    value) pairs masked in every text even where nothing detected them (the profile's
+    latitude and longitude: one coordinate alone pairs with nothing)."""
     show: Callable[..., str] = _same if reveal else mask
-    everywhere = _masker([d for o in observations for d in o.detections], reveal)
+    always = [Detection(0, category, "known", "", "", (), "", value, 1.0)
+              for category, value in seeded]
+    everywhere = _masker([*always, *(d for o in observations for d in o.detections)], reveal)
     times = [o.transmission.ts for o in observations]
     session = {**session, "masked": not reveal,
                "started": session.get("started") or iso(min(times, default=None)),
@@ -46,7 +50,8 @@ def build(session: dict[str, object], observations: list[Observation],
     failed: list[dict[str, object]] = []
     for o in observations:
         try:
-            row, rows, hidden = _rows(o, show, reveal, (consent or {}).get(o.transmission.id, {}))
+            row, rows, hidden = _rows(o, show, _masker([*always, *o.detections], reveal),
+                                      (consent or {}).get(o.transmission.id, {}))
         except Exception as exc:  # noqa: BLE001 - any fault of one row, recorded below
             failed.append({"transmission": o.transmission.id, "stage": "report",
                            "message": everywhere(f"{type(exc).__name__}: {exc}")[:500]})
@@ -87,10 +92,9 @@ def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
     return Masker(detections)
 
 
-def _rows(o: Observation, show: Callable[..., str], reveal: bool, consent: dict[str, str]
-          ) -> tuple[dict[str, object], list[dict[str, object]], list[str]]:
+def _rows(o: Observation, show: Callable[..., str], hide: Callable[[str], str],
+          consent: dict[str, str]) -> tuple[dict[str, object], list[dict[str, object]], list[str]]:
     """One transmission's row, its detections' rows and its opaque notes, masked."""
-    hide = _masker(list(o.detections), reveal)
     rows = [{"transmission": d.transmission, "category": d.category, "method": d.method,
              "location": d.location, "field": hide(d.field), "encoding": list(d.encoding),
              "profile_key": d.profile_key, "value": show(d.value, d.category),
