@@ -498,3 +498,81 @@ def test_one_hostile_message_stays_within_its_memory_and_work(
     assert found in detections
     assert (reason in opaque) if reason else opaque == "()"
     assert peak_mb < PEAK_MB, f"{builder}: peak {peak_mb:.0f} MB"
+
+
+# -- a request no rule or report may be stopped by (issue 13) ------------------------------
+ODD_REQUESTS = (
+    # (what it is, the raw request head; the proxy connects to the URL's address)
+    ("bracket host", b"POST http://{server}/bracket?imei=" + IMEI.encode()
+     + b" HTTP/1.1\r\nHost: [bad\r\nContent-Length: 0\r\n\r\n"),
+    ("host not utf-8", b"POST http://{server}/h?imei=" + IMEI.encode()
+     + b" HTTP/1.1\r\nHost: ho\xffst.example\r\nContent-Length: 0\r\n\r\n"),
+    ("canary", b"POST http://{server}/canary?imei=" + IMEI.encode()
+     + b" HTTP/1.1\r\nHost: {server}\r\nContent-Length: 0\r\n\r\n"),
+)
+
+
+def _raw_request(port: int, server: str, head: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(head.replace(b"{server}", server.encode()))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = conn.recv(65536)
+            if not piece:
+                break
+            answer += piece
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def odd_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bytes]]:
+    """A live capture (addon, worker) of the ODD_REQUESTS, ended as Ctrl-C ends one."""
+    tmp = tmp_path_factory.mktemp("odd")
+    (tmp / "p.yaml").write_text(PROFILE)
+    _Echo.received = {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    where = f"{host}:{port}"
+    statuses: list[bytes] = []
+
+    async def main() -> None:
+        opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(tmp / "conf"))
+        master = DumpMaster(opts, with_termlog=False, with_dumper=False)
+        master.addons.add(load_addon_class()())
+        master.options.update(kidaudit_profile=str(tmp / "p.yaml"),
+                              kidaudit_session=str(tmp / "session"))
+        task = asyncio.create_task(master.run())
+        try:
+            port = await asyncio.wait_for(listening_port(master), timeout=15)
+            for _, head in ODD_REQUESTS:
+                statuses.append(await asyncio.to_thread(_raw_request, port, where, head))
+        finally:
+            master.shutdown()
+            await asyncio.wait_for(task, timeout=60)
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.shutdown()
+        server.server_close()
+    return tmp / "session", statuses
+
+
+def test_odd_requests_reach_their_server_and_every_report_is_written(odd_session) -> None:
+    session, statuses = odd_session
+    assert statuses == [b"HTTP/1.1 200 OK"] * len(ODD_REQUESTS)
+    for name in ("findings.json", "report.html", "detections.csv"):
+        assert (session / name).is_file(), name
+
+
+def test_the_imei_of_each_odd_request_reaches_findings_json(odd_session) -> None:
+    session, _ = odd_session
+    doc = json.loads((session / "findings.json").read_text(encoding="utf-8"))
+    hosts = {t["id"]: t["host"] for t in doc["transmissions"]}
+    found = {hosts[d["transmission"]] for d in doc["detections"]
+             if d["category"] == "identifier.imei"}
+    assert {"[bad", "ho\\xffst.example"} <= found and len(found) == len(ODD_REQUESTS)
+    assert [e for e in doc["coverage"]["errors"] if e["stage"].startswith("rule")] == []
