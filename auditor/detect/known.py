@@ -28,7 +28,7 @@ from auditor.model import Detection, Field
 from auditor.profile import Profile
 
 # UTF-8 bytes of a plain form in the automaton: shorter ones would match all over the place
-# (bytes: a two-character Chinese name is specific). Their hex, base64 and digests are kept.
+# (bytes: a two-character Chinese name is specific). Their digests are still looked for.
 MIN_LEN = 4
 DIGESTS: tuple[str, ...] = ("md5", "sha1", "sha256", "sha512")
 DIGEST_SIZES = frozenset(hashlib.new(name).digest_size for name in DIGESTS)
@@ -48,6 +48,7 @@ MAX_SPLIT = 8
 # character whatever a hostile message holds.
 LONG_RUN = 512
 MIN_SEGMENT = 10
+
 
 @dataclass(frozen=True)
 class Seed:
@@ -175,7 +176,7 @@ class KnownValues:
     Encoded writings are found by decoding the hex- and base64-shaped tokens of a field and
     looking the bytes up, not by putting every writing of every form into the automaton:
     that made each contact ~20 forms x 21 writings, and a 10,000-contact profile 2.7 M keys,
-    140 s and 4.9 GB to build. Now a seed costs its plain forms in the automaton and four
+    over 100 s and 4.9 GB to build. Now a seed costs its plain forms in the automaton and four
     digests per form in a dict, and the haystack pays a regex pass instead."""
 
     def __init__(self, texts: dict[str, list[Variant]],
