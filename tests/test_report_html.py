@@ -656,8 +656,9 @@ def test_a_finding_the_page_cannot_show_is_listed_under_coverage(tmp_path, monke
                 if any(SDK in doc["transmissions"][t - 1]["url"] for t in f["transmissions"])}
     assert left_out and len(errors) == len(left_out)
     assert {e["stage"] for e in errors} == {"report report.html"}
-    assert all("left out (ValueError: cannot show this one)" in e["message"] for e in errors)
-    assert page.count("cannot show this one") == len(left_out)  # under coverage errors
+    assert all(e["message"].endswith("left out (ValueError)") for e in errors)
+    assert page.count("left out (ValueError)") == len(left_out)  # under coverage errors
+    assert "cannot show this one" not in page  # an exception's text may quote a value
     shown = {f["id"] for f in report_html.build_view(doc)["findings"]}
     assert shown and shown == {f["id"] for f in doc["findings"]} - left_out
 
@@ -726,8 +727,9 @@ def test_a_csv_row_that_cannot_be_written_is_left_out_alone(tmp_path, bad):
     doc["detections"][0].update(bad)
     errors = detections_csv.render(doc, tmp_path / "d.csv")
     assert len(_csv_rows(tmp_path / "d.csv")) == len(doc["detections"]) - 1
-    assert [(e["transmission"], e["stage"]) for e in errors] == [
-        (doc["detections"][0]["transmission"], "report detections.csv")]
+    assert [(e["transmission"], e["stage"], e["message"]) for e in errors] == [
+        (doc["detections"][0]["transmission"], "report detections.csv",
+         "detection 0 left out (TypeError)")]
 
 
 @pytest.mark.parametrize("existed", [False, True])

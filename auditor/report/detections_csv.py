@@ -78,8 +78,11 @@ def rows(doc: dict, errors: list[dict[str, object]] | None = None) -> list[dict[
         except Exception as e:  # noqa: BLE001 - one row, never the whole file
             if errors is not None:
                 tx_id = det.get("transmission") if isinstance(det, dict) else None
+                # the kind of error only: its text may quote a value, and the document's
+                # values were masked before this row was made
                 errors.append({"transmission": tx_id if isinstance(tx_id, int) else None,
-                               "stage": STAGE, "message": f"{type(e).__name__}: {e}"})
+                               "stage": STAGE, "message": f"detection {i} left out "
+                               f"({type(e).__name__})"})
     return out
 
 
