@@ -78,7 +78,8 @@ def test_each_transmission_is_built_on_its_own(observations: list[Observation],
     errors = doc["coverage"]["errors"]
     assert [e["transmission"] for e in errors] == [9, *failed]
     assert doc["coverage"]["analysis_errors"] == 1 + len(failed)
-    assert all(e["stage"] == "report" for e in errors[1:])
+    assert [(e["stage"], e["message"]) for e in errors[1:]] == [
+        ("report", "transmission left out (TypeError)")] * len(failed)
 
 
 PCT = "".join(f"%{b:02x}" for b in IMEI.encode())
