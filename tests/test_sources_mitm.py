@@ -332,3 +332,21 @@ def test_a_request_mitmproxy_cannot_parse_still_becomes_a_flow_for_signals(
     flow = http_flow_of(message(url=url, method=method, path=path, host="a.example"))
     assert (flow.request.path, flow.request.timestamp_start) == (path, T0)
     assert flow.request.method == method
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("~u /a[[[[" + "[" * 100, "'~u /a[[[[" + "[" * 51 + "...'"),   # hit: long, warns in re
+    ("~u /a\n~q(", "'~u /a\\n~q('"),                               # hit: a line break
+    ("~u /agree & ~m POST", ""),                                    # ok: compiles
+])
+def test_a_bad_signal_filter_is_one_line_and_nothing_else(tmp_path: Path, recwarn, text: str,
+                                                          shown: str) -> None:
+    plan = ConsentPlan(signals=(Signal(filter=text, action="grant",
+                                       categories=("all-disclosed",)),), source="p.yaml")
+    if not shown:
+        assert Signals(plan) is not None and len(recwarn) == 0
+        return
+    with pytest.raises(ConfigError) as err:
+        Signals(plan)
+    assert str(err.value).startswith(f"p.yaml: signals[0].filter {shown} is not a mitmproxy")
+    assert "\n" not in str(err.value) and len(recwarn) == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -356,10 +357,14 @@ class Signals:
         self._compiled = []
         for i, sig in enumerate(plan.signals if plan else ()):
             try:
-                matcher = flowfilter.parse(sig.filter)
+                with warnings.catch_warnings():  # re's FutureWarning on a "[[" in a filter
+                    warnings.simplefilter("ignore")  # would be a second line of output
+                    matcher = flowfilter.parse(sig.filter)
             except ValueError as e:
-                raise ConfigError(f"{plan.source}: signals[{i}].filter {sig.filter!r} "
-                                  f"is not a mitmproxy filter expression ({e})") from e
+                shown = sig.filter if len(sig.filter) <= 60 else sig.filter[:60] + "..."
+                problem = " ".join(printable(str(e)).split())  # one line, whatever it quotes
+                raise ConfigError(f"{plan.source}: signals[{i}].filter {shown!r} "
+                                  f"is not a mitmproxy filter expression ({problem})") from e
             self._compiled.append((sig, matcher))
 
     def events(self, flow: http.HTTPFlow) -> list[ConsentEvent]:
