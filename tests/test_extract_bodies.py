@@ -453,7 +453,7 @@ def _shared_text(size: int, uses: int) -> bytes:
             + (SHARED + cbor_uint(0)) * uses)
 
 
-WORK = "work budget of"
+WORK = "work budget used up"
 BOMB_CASES = [
     pytest.param(cbor_shared_bomb(40), "application/cbor", "CBOR document expands to more "
                  "than", id="cbor-shared-2**40-nulls"),
@@ -500,13 +500,14 @@ def test_a_bomb_ends_opaque_with_its_reason(data: bytes, content_type: str,
 @pytest.mark.parametrize("data", [p.values[0] for p in BOMB_CASES[:5]],
                          ids=[p.id for p in BOMB_CASES[:5]])
 def test_a_bomb_in_one_part_leaves_the_parts_after_it_read(data: bytes) -> None:
-    """The budget is the message's: a bomb that spends it all still leaves the parts read
-    before it, and its own opaque note; one that stops early leaves the rest read too."""
+    """A part reads with a share of the message's budget (half of what is left): a bomb
+    spends its share and is noted, and the parts before and after it are read."""
     body = multipart("b1", (form_part("before"), IMEI.encode()),
                      (form_part("bomb", "x.cbor", "application/cbor"), data),
                      (form_part("after"), CHILD_NAME.encode()))
     fields = _fields(body, "multipart/form-data; boundary=b1")
     assert fields[0] == ("body", "body.multipart.before", IMEI)
+    assert fields[-1] == ("body", "body.multipart.after", CHILD_NAME)
     assert ("body", "body.multipart.bomb.filename", "x.cbor") in fields
     assert any(loc == bodies.OPAQUE and path.startswith("body.multipart.bomb")
                for loc, path, _ in fields)
@@ -572,7 +573,7 @@ def test_any_shared_cbor_bomb_ends_within_the_budget(levels: int, fan_out: int, 
         fields = fields_from_bytes(cbor_shared_bomb(levels, fan_out, leaf), "body", "body",
                                    content_type=ctype)
     nodes = expanded_nodes(levels, fan_out)
-    if ctype and nodes * bodies.NODE_COST < bodies.MAX_WORK // 2 and leaf == b"\xf6":
+    if ctype and nodes * bodies.NODE_COST < bodies.MAX_WORK // 4 and leaf == b"\xf6":
         assert fields == []  # small enough: read whole, and nulls are not values
     assert len(fields) <= MAX_FIELDS + 2
     assert budget.work >= -bodies.MAX_BYTES
@@ -595,16 +596,30 @@ def test_any_nesting_depth_ends_bounded(depth: int, fmt: str) -> None:
     assert budget.work > 0
 
 
-def test_one_message_one_budget() -> None:
-    """Readers inside one ``message_budget`` draw on it together: what one part spent is
-    gone for the next, so a message of many parts cannot spend a budget per part."""
-    spender = b"[" + b"[]," * 1_300_000 + b"[]]"
-    with bodies.message_budget():
-        first = fields_from_bytes(spender, "a", "body", content_type="application/json")
+FAN_OUT = b"[" + b"[]," * 1_300_000 + b"[]]"
+
+
+@pytest.mark.parametrize("bombs", [1, 2, 10])
+def test_one_message_one_budget_shared_out_by_halves(bombs: int) -> None:
+    """Payloads read inside one ``message_budget`` draw on it together, each on half of
+    what is left: bombs one after another spend at most the message's budget between
+    them, and a normal payload after them is still read whole."""
+    with bodies.message_budget() as budget:
+        for _ in range(bombs):
+            first = fields_from_bytes(FAN_OUT, "a", "body", content_type="application/json")
+            assert any(WORK in f.value for f in first if f.location == bodies.OPAQUE)
+        spent = bodies.MAX_WORK - budget.work
         second = fields_from_bytes(DOC, "b", "body")
-    assert any(WORK in f.value for f in first if f.location == bodies.OPAQUE)
-    assert [f.location for f in second] == [bodies.OPAQUE]
-    assert WORK in second[0].value
+    assert [f.value for f in second] == [IMEI, CHILD_NAME]
+    assert bodies.MAX_WORK * (1 - 0.5 ** bombs) <= spent <= bodies.MAX_WORK
+
+
+def test_what_one_part_spent_is_gone_for_the_next() -> None:
+    with bodies.message_budget() as budget:
+        budget.spend(bodies.MAX_WORK - 100, "header")
+        fields = fields_from_bytes(DOC, "b", "body")
+    assert [f.location for f in fields] == [bodies.OPAQUE]
+    assert WORK in fields[0].value
     assert [f.value for f in fields_from_bytes(DOC, "b", "body")] == [IMEI, CHILD_NAME]
 
 

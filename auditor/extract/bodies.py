@@ -87,13 +87,27 @@ class Budget:
         """Charge ``n`` units; ``Limit`` (recorded as opaque at ``path``) once none are left."""
         self.work -= n
         if self.work < 0:
-            raise Limit(path, f"work budget of {MAX_WORK} units per message used up "
-                        "(bytes read and produced, nodes visited, layers peeled)")
+            raise Limit(path, f"work budget used up ({MAX_WORK} units a message, one part "
+                        "at most half of what is left; bytes read and produced, nodes "
+                        "visited, layers peeled)")
 
     @property
     def used_up(self) -> bool:
         """Nothing is left: later readers of the same message stop at once."""
         return self.work < 0
+
+    @contextmanager
+    def share(self) -> Iterator[Budget]:
+        """A budget for one part of the message (a payload, a multipart part, a value read
+        as a format of its own): half of what is left, so a bomb in one part spends its
+        share and stops, and the parts after it are still read with the rest. What the
+        part spent is charged here, so the message's total stays within its budget."""
+        given = max(self.work, 0) // 2
+        part = Budget(given)
+        try:
+            yield part
+        finally:  # a charge past the share was refused, not done: the share is the most
+            self.work -= given - max(part.work, 0)
 
 
 _MESSAGE: ContextVar[Budget | None] = ContextVar("kidaudit_message_budget", default=None)
@@ -442,15 +456,21 @@ def _walk_tree(doc: object, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], n
             yield Field(ctx.location, prefix, text, encoding)
 
 
-def _guarded(fields: Iterator[Field], path: str, encoding: tuple[str, ...]
+def _guarded(fields: Iterator[Field], path: str, encoding: tuple[str, ...], ctx: _Ctx
              ) -> Iterator[Field]:
-    """A nested reader whose limit marks only its own part opaque, not the parts after it."""
-    try:
-        yield from fields
-    except Limit as e:
-        yield Field(OPAQUE, e.path, e.reason, encoding)
-    except RecursionError:
-        yield Field(OPAQUE, path, "nested too deep", encoding)
+    """A nested reader (not started yet) whose limit marks only its own part opaque, not
+    the parts after it: it reads with a share of the budget (``Budget.share``)."""
+    outer = ctx.budget
+    with outer.share() as part:
+        ctx.budget = part
+        try:
+            yield from fields
+        except Limit as e:
+            yield Field(OPAQUE, e.path, e.reason, encoding)
+        except RecursionError:
+            yield Field(OPAQUE, path, "nested too deep", encoding)
+        finally:
+            ctx.budget = outer
 
 
 def _read_blob(data: bytes, path: str, ctx: _Ctx, encoding: tuple[str, ...],
@@ -464,7 +484,7 @@ def _read_blob(data: bytes, path: str, ctx: _Ctx, encoding: tuple[str, ...],
         return
     if nest <= MAX_NEST:
         yield from _guarded(_read(data, path, ctx, encoding, "", nest, text_path=path), path,
-                            encoding)
+                            encoding, ctx)
 
 
 def _msgpack(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], nest: int
@@ -706,7 +726,7 @@ def _pb_bytes(value: bytes, path: str, ctx: _Ctx, encoding: tuple[str, ...], nes
         yield Field(MEDIA, path, mime, encoding)
     elif nest < MAX_NEST and sniff_compression(value) is not None:
         yield from _guarded(_read(value, path, ctx, encoding, "", nest + 1, text_path=path),
-                            path, encoding)
+                            path, encoding, ctx)
 
 
 def _protobuf(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], nest: int
@@ -734,7 +754,8 @@ def _grpc(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], nest: 
         for compressed, frame in frames:
             if compressed:
                 yield from _guarded(_read(frame, prefix, ctx, encoding,
-                                          "application/x-protobuf", nest + 1), prefix, encoding)
+                                          "application/x-protobuf", nest + 1), prefix, encoding,
+                                    ctx)
             else:
                 it = _protobuf(frame, prefix, ctx, encoding, nest)
                 if it is not None:
@@ -833,7 +854,7 @@ def _multipart(data: bytes, prefix: str, ctx: _Ctx, encoding: tuple[str, ...], n
                 yield Field(ctx.location, f"{path}.filename", disp["filename"], encoding)
             yield from _guarded(_read(body, path, ctx, encoding,
                                       headers.get("content-type", ""), nest + 1,
-                                      text_path=path), path, encoding)
+                                      text_path=path), path, encoding, ctx)
     return walk()
 
 
@@ -1043,22 +1064,25 @@ def fields_from_bytes(data: bytes, prefix: str, location: str,
     that was already decoded simply does not decompress again. ``strict`` (for bytes
     decoded out of a value) keeps only formats that were recognised and, for binary ones,
     held some text. ``budget`` is the work the message has left (by default that of the
-    ``message_budget`` around the call, or a fresh one): what runs it out is noted opaque
-    where it stopped. Never raises on hostile input."""
-    ctx = _Ctx(location, budget if budget is not None else current_budget(), strict)
+    ``message_budget`` around the call, or a fresh one), of which the payload may spend
+    half (``Budget.share``): what runs it out is noted opaque where it stopped, and the
+    message's other parts and layers are still read. Never raises on hostile input."""
+    message = budget if budget is not None else current_budget()
     out: list[Field] = []
-    try:
-        data, encoding = _undo_codings(data, content_encoding, ctx, prefix, encoding, out)
-        for f in _read(data[:MAX_BYTES], prefix, ctx, encoding, content_type, 0):
-            if len(out) >= MAX_FIELDS:
-                out.append(Field(OPAQUE, prefix, f"more than {MAX_FIELDS} fields, the rest "
-                                 "not read", encoding))
-                break
-            out.append(f)
-    except Limit as e:
-        out.append(Field(OPAQUE, e.path, e.reason, encoding))
-    except RecursionError:
-        out.append(Field(OPAQUE, prefix, "nested too deep", encoding))
+    with message.share() as part:  # the rest is left for the message's other parts
+        ctx = _Ctx(location, part, strict)
+        try:
+            data, encoding = _undo_codings(data, content_encoding, ctx, prefix, encoding, out)
+            for f in _read(data[:MAX_BYTES], prefix, ctx, encoding, content_type, 0):
+                if len(out) >= MAX_FIELDS:
+                    out.append(Field(OPAQUE, prefix, f"more than {MAX_FIELDS} fields, the "
+                                     "rest not read", encoding))
+                    break
+                out.append(f)
+        except Limit as e:
+            out.append(Field(OPAQUE, e.path, e.reason, encoding))
+        except RecursionError:
+            out.append(Field(OPAQUE, prefix, "nested too deep", encoding))
     if len(data) > MAX_BYTES:
         out.append(Field(OPAQUE, prefix, f"{len(data)} bytes, only the first {MAX_BYTES} "
                          "read", encoding))
