@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from auditor import decode
 from auditor.extract import bodies
 from auditor.model import Field
-from tests.factories import CHILD_NAME, IMEI
+from auditor.pipeline import Pipeline
+from tests.factories import CHILD_NAME, IMEI, profile, tx
 
 # A document whose standard base64 contains "+" or "/", so url-safe differs from it.
 DOC = json.dumps({"imei": IMEI, "lat": 39.98312, "note": "??>>~~"}).encode()
@@ -398,3 +399,18 @@ def test_a_long_path_is_bounded_and_keeps_its_key(name: str) -> None:
     assert all(len(f.path) <= bodies.MAX_PATH for f in out)
     assert out[1].path == out[0].path + ".base64"
     assert out[0].path.endswith(name[-bodies.MAX_PATH // 8:])
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(b"[" + b"[]," * 1_300_000 + b"[]]", id="json-fan-out"),
+    pytest.param(gzip.compress(bytes(64 * 1024 * 1024)), id="gzip-bomb"),
+])
+def test_a_body_bomb_leaves_the_other_fields_layers_decoded(body: bytes) -> None:
+    """Through the pipeline: the body spends at most its share of the message's budget,
+    so a base64 header beside it is still decoded and its IMEI found there."""
+    token = base64.b64encode(f"imei={IMEI}".encode()).decode()
+    obs = Pipeline.for_profile(profile()).observe(tx(
+        body=body, headers=(("Content-Type", "application/json"), ("X-Token", token))))
+    assert ("identifier.imei", "header.x-token.base64") in {
+        (d.category, d.field) for d in obs.detections}
+    assert any(o.startswith("body") for o in obs.opaque), obs.opaque
