@@ -175,7 +175,7 @@ class KidAudit:
         except OptionsError as e:
             if self._running or ctx.master.addons.get("errorcheck") is None:
                 raise  # a running proxy's UI (or the test harness) shows it
-            print(f"kidaudit: {e}", file=sys.stderr)
+            print(f"kidaudit: {clean(str(e))}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
 
     def _configure(self, updated: set[str]) -> None:

@@ -294,26 +294,32 @@ def _wait_committed(session: Path, n: int) -> None:
 STALLED = 600  # requests completed while the worker is stopped
 
 
-def test_a_stalled_worker_then_both_killed_loses_nothing(tmp_path: Path) -> None:
-    """The worker stopped (SIGSTOP: what a CPU-starved nice 19 worker nearly is) while 600
-    requests complete through real mitmdump, then both processes killed at once (a
-    container stop): the journal kept every one, and the report has each exactly once."""
+def _mitmdump(tmp_path: Path, profile: Path, session: Path, log) -> subprocess.Popen:
+    mitmdump = Path(sys.executable).with_name("mitmdump")
+    return subprocess.Popen(
+        [str(mitmdump), "-s", str(ROOT / "addons" / "kidaudit.py"), "--listen-host",
+         "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path / 'conf'}",
+         "--set", "flow_detail=0", "--set", f"kidaudit_profile={profile}",
+         "--set", f"kidaudit_session={session}"],
+        stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.parametrize("stalled", [True, False], ids=["worker-stopped", "worker-busy"])
+def test_both_processes_killed_at_once_lose_nothing(tmp_path: Path, stalled: bool) -> None:
+    """600 requests complete through real mitmdump, the worker stopped (SIGSTOP: what a
+    CPU-starved nice 19 worker nearly is) or working, then both processes are killed at
+    once (a container stop): the journal kept every one, and the report has each once."""
     profile = tmp_path / "p.yaml"
     profile.write_text(PROFILE)
     session, log = tmp_path / "session", tmp_path / "mitmdump.log"
-    mitmdump = Path(sys.executable).with_name("mitmdump")
     with LocalCloud() as cloud, open(log, "w") as fh:
-        proc = subprocess.Popen(
-            [str(mitmdump), "-s", str(ROOT / "addons" / "kidaudit.py"), "--listen-host",
-             "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path / 'conf'}",
-             "--set", "flow_detail=0", "--set", f"kidaudit_profile={profile}",
-             "--set", f"kidaudit_session={session}"],
-            stdout=fh, stderr=subprocess.STDOUT)
+        proc = _mitmdump(tmp_path, profile, session, fh)
         worker = None
         try:
             port = _wait_for_port(proc, log)
             (worker,) = _children(proc.pid)
-            os.kill(worker, signal.SIGSTOP)
+            if stalled:
+                os.kill(worker, signal.SIGSTOP)
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             statuses = [_post(conn, cloud.http_addr, i) for i in range(STALLED)]
             conn.close()
@@ -324,10 +330,46 @@ def test_a_stalled_worker_then_both_killed_loses_nothing(tmp_path: Path) -> None
             proc.wait(timeout=10)
     assert statuses == [200] * STALLED
     assert settled(session, 10)  # nobody holds the folder: both are gone
-    assert recover(session) == STALLED
+    recovered = recover(session)
+    assert recovered == STALLED if stalled else recovered is not None
     result = CliRunner().invoke(app, ["report", str(session)])
     assert result.exit_code == 0, result.output
     doc = json.loads((session / "findings.json").read_text())
     assert sorted(_seq(t["url"]) for t in doc["transmissions"]) == list(range(STALLED))
     assert [e for e in doc["coverage"]["errors"] if e["stage"] == "quarantine"] == []
     assert len(_flows_in_file(session / "flows.mitm")) == STALLED
+
+
+def test_ctrl_c_with_a_stalled_worker_ends_the_proxy_and_the_worker_finishes_alone(
+        tmp_path: Path) -> None:
+    """Ctrl-C while the worker is far behind: mitmdump waits a bounded time, says what it
+    leaves behind, and exits; the worker commits everything and writes the reports."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text(PROFILE)
+    session, log = tmp_path / "session", tmp_path / "mitmdump.log"
+    with LocalCloud() as cloud, open(log, "w") as fh:
+        proc = _mitmdump(tmp_path, profile, session, fh)
+        try:
+            port = _wait_for_port(proc, log)
+            (worker,) = _children(proc.pid)
+            os.kill(worker, signal.SIGSTOP)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            statuses = [_post(conn, cloud.http_addr, i) for i in range(30)]
+            conn.close()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=90)  # without a bound, it waited for ever
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.kill(worker, signal.SIGCONT)
+    assert code == 0 and statuses == [200] * 30
+    text = log.read_text()
+    assert "goes on after mitmproxy exits" in text and f"kidaudit report {session}" in text
+    deadline = time.monotonic() + 60
+    while not (session / "report.html").exists():  # the worker, alone, writes it
+        assert time.monotonic() < deadline, "the worker did not write the reports"
+        time.sleep(0.1)
+    assert settled(session, 30)
+    doc = json.loads((session / "findings.json").read_text())
+    assert sorted(_seq(t["url"]) for t in doc["transmissions"]) == list(range(30))

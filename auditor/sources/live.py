@@ -132,13 +132,6 @@ class Core:
             self.session.note_resumed(time.time())
         meta = self.session.store.meta()
         self._flows = _open_flows(directory / FLOWS_FILE, meta)
-        self.journal_path = directory / journal.JOURNAL_FILE
-        self.journal_offset = int(meta.get("journal_offset", "0"))
-        self._released = 0
-        self._journal_fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                                   0o600)
-        os.fchmod(self._journal_fd, 0o600)
-        self._busy = journal.BusyMarker(directory)
         self._clock = clock
         self._last_poll = float("-inf")
         self._marks: dict[str, set[str]] = {}  # flow id -> categories, until it is saved
@@ -147,14 +140,29 @@ class Core:
         self._flush = True
         self.replayed: list[Reply] = []  # what analysing the journal's backlog answered
         self.recovered = self.quarantined = 0
-        busy = self._busy.last  # the record an analysis was busy with when it died, if any
-        self._suspect = busy.start if busy.busy and busy.start >= self.journal_offset and (
+        self._open_journal(directory, int(meta.get("journal_offset", "0")), in_proxy,
+                           take_over)
+        if replay:
+            self._replay()
+
+    def _open_journal(self, directory: Path, offset: int, in_proxy: bool, take_over: bool
+                      ) -> None:
+        """The journal from the last commit on: which record to quarantine (the one an
+        analysis was busy with when it died, if it used up its chances), and where the
+        records of the proxy now running begin."""
+        self.journal_path = directory / journal.JOURNAL_FILE
+        self.journal_offset = offset
+        self._released = 0
+        self._journal_fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                   0o600)
+        os.fchmod(self._journal_fd, 0o600)
+        self._busy = journal.BusyMarker(directory)
+        busy = self._busy.last
+        self._suspect = busy.start if busy.busy and busy.start >= offset and (
             busy.attempts >= (1 if in_proxy else 2)) else -1
         # Records before this offset were written by an earlier proxy (unless this is its own
         # stand-in): its handles for flows to mark mean nothing to the proxy now running.
         self._fresh_from = 0 if take_over else self._cut_tail()
-        if replay:
-            self._replay()
 
     @property
     def patterns(self) -> int:

@@ -67,6 +67,7 @@ PROGRESS_S = 1.0  # how often a starting worker's CPU time is read
 # 1.23 / 0.98 ms of worker CPU per request. A live alert comes at most this much later;
 # nothing waits on it, and what is in the journal is committed even if the proxy dies.
 GATHER_S = 0.1
+IDLE_S = 0.8  # the longest look-again interval of an idle worker (a first alert's delay)
 # ``done`` waits this long for the worker to commit the backlog and write the reports;
 # after that the proxy exits and the worker finishes alone (``kidaudit report`` waits for
 # it), so a Ctrl-C never leaves mitmproxy hanging on a worker that is far behind.
@@ -412,8 +413,7 @@ def main() -> int:
         return 2
     gc.collect()
     gc.freeze()  # the pipeline's tables live as long as we do: never scanned for garbage
-    reply([("ready", core.patterns, core.journal_offset), *core.replayed])
-    core.replayed = []
+    reply([("ready", core.patterns, core.journal_offset)])
     try:
         return _serve(core, frames, first[1:], reply)
     finally:
@@ -422,12 +422,17 @@ def main() -> int:
 
 def _serve(core, frames: Frames, pending: list, reply: Callable[[list], None]) -> int:
     """Every GATHER_S: commit what the journal gained; at ``finish``, ``close`` or EOF,
-    commit it to its end first (the proxy wrote every record before it said so)."""
+    commit it to its end first (the proxy wrote every record before it said so). Runs for
+    as long as the proxy does; each step is bounded by the journal's length when it began.
+    While nothing comes, it looks less often (up to IDLE_S): an idle worker costs nothing."""
+    wait = GATHER_S
     while True:
-        control = pending or _control(0, frames, GATHER_S)
+        control = pending or _control(0, frames, wait)
         pending = []
+        wait = min(wait * 2, IDLE_S)
         for records in journal.records(core.journal_path, core.journal_offset):
             reply(core.handle_records(records))
+            wait = GATHER_S
         if control is None:
             return 0
         for msg in control:
