@@ -13,8 +13,10 @@ same ``Core`` runs in one of two places:
 - in the proxy's own process (``Inline``), for mitmproxy's test harness and as the fallback
   when the worker dies.
 
-Messages are plain tuples, so they pickle across the pipe unchanged. The analysis side
-numbers the transmissions; ``token`` is the proxy's own handle to find the flow to mark.
+Messages are plain tuples, so they pickle unchanged into the session's journal
+(``auditor.sources.journal``), which the worker reads; ``finish`` and ``close`` go over its
+pipe. The analysis side numbers the transmissions; ``token`` is the proxy's own handle to
+find the flow to mark.
 
 ==========================================  =============================================
 message                                     effect, reply
@@ -31,8 +33,13 @@ message                                     effect, reply
 ``("close",)``                              close without reports
 ==========================================  =============================================
 
-Replies may also carry ``("log", level, text)`` lines for the proxy's own log: a consent
-mark written by ``kidaudit mark`` from another process is noticed here.
+Replies may also carry ``("log", level, text)`` lines for the proxy's own log (a consent
+mark written by ``kidaudit mark`` from another process is noticed here), and, from journal
+records, ``("committed", offset)``: how far into the journal the store now holds.
+
+``recover`` commits what a journal holds beyond the last commit when no capture runs any
+more (both processes were killed), for ``kidaudit report``; ``clean`` makes a device's text
+safe for the lab's terminal.
 """
 
 from __future__ import annotations
