@@ -514,8 +514,10 @@ class KidAudit:
         self._lost = (f"analysis lost for good: {why}; traffic after that was forwarded but "
                       f"not recorded; what was committed is in "
                       f"{self._settings.directory if self._settings else '?'}")
-        with contextlib.suppress(Exception):
-            if self.analysis is not None:
+        with contextlib.suppress(Exception):  # the worker commits what it has, unwaited for
+            if isinstance(self.analysis, Worker):
+                self.analysis.detach()
+            elif self.analysis is not None:
                 self.analysis.close()
         self.analysis = None
         logger.error(f"kidaudit: {self._lost}")

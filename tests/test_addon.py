@@ -221,6 +221,39 @@ def test_the_message_a_worker_died_on_is_quarantined_never_run_in_the_proxy(tmp_
     assert len(died) == 1 and "from the 1 messages" in died[0] and "1 it died" in died[0]
 
 
+def test_a_journal_that_cannot_be_written_ends_the_capture_with_exit_3(tmp_path, profile,
+                                                                      capsys):
+    """A full disk: the device's traffic still passes, the worker commits what it has, and
+    the capture ends with one line and exit code 3."""
+    import errno
+
+    async def main() -> int:
+        addon = load_addon_class()()
+        with taddons.context(addon) as tctx:
+            _configured(tctx, addon, profile, tmp_path / "s")
+            worker = addon.analysis
+            assert isinstance(worker, Worker)
+            _through(addon, _flow(json.dumps({"imei": IMEI}).encode()))
+
+            def full(msg):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            worker._journal.append = full
+            later = _flow(json.dumps({"imei": IMEI}).encode())
+            _through(addon, later)  # forwarded, untouched
+            assert addon.analysis is None and not later.marked
+            with pytest.raises(SystemExit) as ended:
+                addon.done()
+            worker.proc.wait(timeout=30)  # it let go by itself
+            return ended.value.code
+
+    assert asyncio.run(main()) == 3
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("kidaudit: analysis lost for good: the journal cannot be written")
+    assert "No space left on device" in line
+    assert _committed(tmp_path / "s") == 1
+
+
 # A consent mark's name comes from whoever reaches the magic host: on the lab's terminal
 # it must not clear the screen, retitle the window, forge a line or reverse the text.
 HOSTILE_NAMES = [

@@ -217,6 +217,13 @@ class Worker:
         has not been reaped."""
         return -1 if self.proc.returncode is None else self.proc.returncode
 
+    def detach(self) -> None:
+        """Let go without waiting: the worker sees the end of its pipe, commits what the
+        journal holds, and exits by itself."""
+        if self.alive:
+            self._ending = True
+            self._stop(wait=False)
+
     def close(self) -> None:
         if self.alive:
             self._ending = True
