@@ -26,6 +26,7 @@ import typer
 from auditor import RULESET_VERSION, __version__
 from auditor.categories import SEVERITIES, severity_rank
 from auditor.profile import ConfigError, load_consent_plan, load_profile
+from auditor.store import StoreError
 
 SETTLE_S = 30.0  # how long `report` waits for a session's writer to let go
 EXIT_FAIL_ON, EXIT_USAGE, EXIT_FAILED = 1, 2, 3
@@ -149,8 +150,6 @@ def report(
     if not settled(session, SETTLE_S):  # a crashed proxy's worker finishing its last commits
         typer.echo(f"kidaudit: {session}: a capture is still writing to this session; "
                    "reporting what it has committed so far", err=True)
-    from auditor.store import StoreError
-
     try:
         store, prof, ledger = reopen(session)
     except (FileNotFoundError, ConfigError, StoreError) as e:
@@ -420,6 +419,9 @@ def main() -> None:
     except RunFailed as e:
         print(f"kidaudit: {e}", file=sys.stderr)
         code = EXIT_FAILED
+    except StoreError as e:  # a damaged session store, wherever a command meets it
+        print(f"kidaudit: {e}", file=sys.stderr)
+        code = EXIT_USAGE
     except sqlite3.OperationalError as e:  # SQLite's own words for a full or failing disk
         print(f"kidaudit: the session store could not be written ({e}; is the disk full?); "
               "what was committed before stays readable", file=sys.stderr)

@@ -27,6 +27,9 @@ class FolderError(ValueError):
 
 def check_new(path: Path, *, option: str, resume_hint: bool = False) -> None:
     """``path`` does not exist yet or is an empty folder."""
+    if path.is_symlink():  # never followed: its target's mode is not ours to change
+        raise FolderError(f"{path}: is a symbolic link; give {option} the folder it points "
+                          "to (or a new one)")
     if path.exists() and not path.is_dir():
         raise FolderError(f"{path}: is a file; {option} needs a new or empty folder")
     if not path.is_dir() or not any(path.iterdir()):

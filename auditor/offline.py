@@ -61,6 +61,8 @@ def check_inputs(inputs: list[Path]) -> None:
             raise InputError(f"{path}: no such file")
         if path.suffix.lower() in MITM_SUFFIXES:
             next(iter(read_flows(path, [])), None)  # not a flow file: say so before starting
+        if path.suffix.lower() in HAR_SUFFIXES:
+            next(iter(read_har(path, [])), None)  # a HAR is read whole: refused before --out
         if path.suffix.lower() in PCAP_SUFFIXES:
             with open(path, "rb") as fh:
                 magic = fh.read(4)

@@ -179,8 +179,12 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     }
     consent = judged_under(observations, ledger, judged)
     coverage = {"uninspected": store.uninspected(), "errors": store.errors() + judged}
+    # The profile's position is masked wherever it stands, a latitude alone included: one
+    # coordinate pairs with nothing, so no detection names it.
+    seeded = [("location.precise", str(v)) for v in (
+        profile.location.lat, profile.location.lon)] if profile.location else []
     doc = document.build(session, observations, findings, ledger.events, coverage,
-                         consent=consent, reveal=reveal)
+                         consent=consent, reveal=reveal, seeded=seeded)
     target = private_dir(out) if out is not None else directory
     # A row a renderer could not write is listed under coverage errors in what is written
     # after it: the CSV's in the page and findings.json, the page's in findings.json.

@@ -306,6 +306,10 @@ CONTRACT = [
       "--port", "0", "--web", "--", "--set", "web_port={port}"], 3,
      r"^kidaudit: port \d+ on 127.0.0.1: Address already in use"),
     (["diff", "{session}", "{new}"], 2, r"findings.json: No such file"),
+    (["analyze", "{badhar}", "-p", "{profile}", "-o", "{new}"], 2,
+     r"bad.har: not a HAR file \(log.entries is a number, not a list\)"),
+    (["analyze", "{capture}", "-p", "{profile}", "-o", "{link}"], 2, r"is a symbolic link"),
+    (["report", "{session}", "--out", "{link}"], 2, r"is a symbolic link"),
     (["demo", "--out", "{tmp}"], 2, r"already holds other files"),
 ]
 
@@ -316,9 +320,14 @@ def test_every_command_keeps_the_exit_code_contract(files, args, code, first_lin
     _, session = _analyze(files)
     bad = files["tmp"] / "bad.yaml"
     bad.write_text("identifiers: {imei: '12345'}\n")
+    badhar = files["tmp"] / "bad.har"
+    badhar.write_text('{"log": {"entries": 5}}')
+    elsewhere = files["tmp"].parent / f"{files['tmp'].name}-elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    (files["tmp"] / "link").symlink_to(elsewhere)
     with _busy_port() as busy:
         paths = {**files, "session": session, "new": files["tmp"] / "new", "bad": bad,
-                 "port": busy.getsockname()[1]}
+                 "port": busy.getsockname()[1], "badhar": badhar, "link": files["tmp"] / "link"}
         before = sorted(p.name for p in files["tmp"].iterdir())
         run = subprocess.run([str(KIDAUDIT), *(a.format(**paths) for a in args)],
                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -334,6 +343,7 @@ def test_every_command_keeps_the_exit_code_contract(files, args, code, first_lin
     else:
         assert len(lines) == 1, run.stderr
         assert sorted(p.name for p in files["tmp"].iterdir()) == before  # nothing touched
+        assert not any(elsewhere.iterdir()) and elsewhere.stat().st_mode & 0o777 == 0o755
 
 
 @pytest.mark.parametrize("limit_kb", [40, 60, 100])  # the store fills up at 40 and 60 KB,

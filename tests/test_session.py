@@ -232,3 +232,25 @@ def test_a_transmission_the_ledger_fails_on_is_listed_and_the_reports_written(tm
                if e["stage"] == "consent"]
     assert consent == [(2, "consent")]
     assert [bool(t["consent"]) for t in doc["transmissions"]] == [True, False, True]
+
+
+def test_the_profiles_position_is_masked_even_where_a_coordinate_stands_alone(tmp_path: Path):
+    """A latitude alone in a URL pairs with nothing, so no detection names it; the profile's
+    own position is masked wherever it stands all the same."""
+    from auditor.profile import Location
+    from auditor.session import reopen, write_outputs
+
+    profile = Profile(location=Location(lat=39.98312, lon=116.30791))
+    session = Session(tmp_path / "s", profile, None)
+    session.observe(Transmission(id=1, ts=5.0, transport="https", host="t.example", port=443,
+                                 method="GET", url="https://t.example/p?la=39.98312&z=1",
+                                 path="/p?la=39.98312&z=1"))
+    out = session.write_outputs()
+    session.close()
+    store, kept, ledger = reopen(tmp_path / "s")
+    revealed = write_outputs(tmp_path / "s", store, kept, ledger, reveal=True,
+                             out=tmp_path / "revealed")
+    store.close()
+    for name in ("findings.json", "report.html", "detections.csv"):
+        assert "39.98312" not in (out.directory / name).read_text(), name
+    assert "39.98312" in (revealed.directory / "findings.json").read_text()
