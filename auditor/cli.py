@@ -105,6 +105,9 @@ def analyze(
     """Rebuild findings.json, report.html and detections.csv from saved captures."""
     from auditor.folder import FolderError
     from auditor.offline import analyze as run
+    from auditor.session import FLOWS_FILE
+    from auditor.sources.journal import JOURNAL_FILE
+    from auditor.sources.live import settled
     from auditor.sources.mitm import InputError
 
     if reveal:
@@ -112,6 +115,10 @@ def analyze(
                    f"analyze, then write the unmasked copy elsewhere with: kidaudit report "
                    f"{out} --out OTHER --reveal")
     prof, plan = _load(profile, consent)
+    for path in inputs:  # a capture's own evidence: first what its journal still holds
+        if path.name == FLOWS_FILE and (path.parent / JOURNAL_FILE).is_file():
+            settled(path.parent, SETTLE_S)
+            _recover(path.parent)
     try:
         result = run(list(inputs), prof, plan, out, lang=lang.value)
     except (InputError, ConfigError, FolderError) as e:
@@ -150,6 +157,7 @@ def report(
     if not settled(session, SETTLE_S):  # a crashed proxy's worker finishing its last commits
         typer.echo(f"kidaudit: {session}: a capture is still writing to this session; "
                    "reporting what it has committed so far", err=True)
+    _recover(session)
     try:
         store, prof, ledger = reopen(session)
     except (FileNotFoundError, ConfigError, StoreError) as e:
@@ -247,13 +255,34 @@ def capture(
     typer.echo(" ".join(argv), err=True)
     code = _run_proxy(argv)
     if code in (0, EXIT_USAGE, EXIT_FAILED):
-        if code == 0 and (session / "findings.json").is_file():
-            typer.echo(f"report: {session / 'report.html'}")
+        if code == 0:
+            from auditor.sources.live import settled
+
+            if not settled(session, SETTLE_S):  # a worker far behind goes on alone
+                typer.echo(f"kidaudit: the analysis is still committing the backlog; it "
+                           f"writes the reports when done (kidaudit report {session} waits "
+                           "for it)", err=True)
+            elif (session / "findings.json").is_file():
+                typer.echo(f"report: {session / 'report.html'}")
         raise typer.Exit(code)
     how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
     raise RunFailed(f"{Path(argv[0]).name} {how} (its own message, if any, is above); what "
                     f"was committed is in {session}: continue with capture --resume, or "
                     f"kidaudit report {session}")
+
+
+def _recover(folder: Path) -> None:
+    """A capture killed with its worker (``kill -9`` of both, a container stop) left what
+    the proxy had finished in ``journal.kidaudit``: analysed and committed before reading."""
+    from auditor.sources.live import recover
+
+    try:
+        recovered = recover(folder)
+    except ConfigError as e:
+        raise fail(str(e)) from None
+    if recovered:
+        typer.echo(f"kidaudit: note: {folder}: {recovered} messages the capture had finished "
+                   "but not committed were recovered from its journal", err=True)
 
 
 def mode_ports(modes: list[str]) -> list[int]:
