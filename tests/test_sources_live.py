@@ -11,6 +11,7 @@ from mitmproxy import io
 from mitmproxy.io import tnetstring
 
 from auditor.marks import parse_words
+from auditor.mask import mask
 from auditor.sources import journal
 from auditor.sources.live import (
     Core,
@@ -100,6 +101,18 @@ def test_no_alert_twice_and_no_reply_without_a_ui(settings) -> None:
     again = core.handle(_http({"imei": IMEI}, 2))
     core.close()
     assert [r[0] for r in first] == ["result"] and again == []
+
+
+def test_an_alerts_recipient_is_masked_when_the_device_put_a_seeded_value_there(
+        settings) -> None:
+    """An IMEI as a host label is the recipient's domain: the terminal shows it masked."""
+    core = Core(settings)
+    msg = ("http", 1, http_flow(f"http://{IMEI}.cn/r", 1001.0, {"n": 1}).get_state(), None)
+    (reply,) = core.handle(msg)
+    core.close()
+    alerts = reply[1].alerts
+    assert alerts and all(IMEI not in a for a in alerts)
+    assert any(f"-> {mask(IMEI, 'identifier.imei')}.cn " in a for a in alerts), alerts
 
 
 def test_a_batch_is_one_transaction_and_ends_with_finish(settings) -> None:

@@ -55,6 +55,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from auditor.extract.payload import ClientHello
+from auditor.mask import Masker
 from auditor.model import ConsentEvent, Transmission
 from auditor.profile import load_consent_plan, load_profile
 from auditor.session import CONSENT_FILE, FLOWS_FILE, PROFILE_FILE, Session
@@ -342,7 +343,10 @@ class Core:
             obs, opened = self.session.observe(tx)
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
             return self._error(token, tx.id, "analyze", e)
-        alerts = tuple(f"[{f.severity.upper()}] {f.rule} -> {f.recipient or '?'} "
+        # The recipient is device-controlled (an IMEI as a host label): masked in the
+        # alert as in the reports, by this message's own detections.
+        hide = Masker(obs.detections) if opened else str
+        alerts = tuple(f"[{f.severity.upper()}] {f.rule} -> {hide(f.recipient) or '?'} "
                        f"({', '.join(f.categories)}) tx #{tx.id}" for f in opened)
         categories = tuple(sorted(obs.categories)) if obs.detections else ()
         if categories and tx.flow_id:
