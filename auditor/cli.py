@@ -53,7 +53,7 @@ class RunFailed(Exception):
 
 
 def fail(message: str) -> typer.Exit:
-    typer.echo(f"kidaudit: {message}", err=True)
+    say(f"kidaudit: {message}")
     return typer.Exit(EXIT_USAGE)
 
 
@@ -65,20 +65,33 @@ def _load(profile: Path, consent: Path | None):
         raise fail(str(e)) from None
 
 
-def _gate(findings, fail_on: Severity | None) -> None:
-    """``--fail-on``: exit 1, naming every finding at or above the line (for CI logs)."""
+def _gate(folder: Path, fail_on: Severity | None) -> None:
+    """``--fail-on``: exit 1, naming every finding at or above the line (for CI logs). The
+    lines come from the findings.json just written, so they are masked as the report is
+    (a device controls its host names: an IMEI as a host label is a recipient)."""
     if fail_on is None:
         return
-    crossed = [f for f in findings if severity_rank(f.severity) <= severity_rank(fail_on.value)]
+    doc = json.loads((folder / "findings.json").read_text(encoding="utf-8"))
+    crossed = [f for f in doc.get("findings", [])
+               if severity_rank(f["severity"]) <= severity_rank(fail_on.value)]
     if not crossed:
         return
-    typer.echo(f"kidaudit: --fail-on {fail_on.value}: {len(crossed)} finding"
-               f"{'s' if len(crossed) != 1 else ''} at or above {fail_on.value}:", err=True)
-    for f in sorted(crossed, key=lambda f: (severity_rank(f.severity), f.rule)):
-        typer.echo(f"  [{f.severity.upper()}] {f.rule} -> {f.recipient or '?'} "
-                   f"({', '.join(f.categories) or '-'}), {f.count} transmission"
-                   f"{'s' if f.count != 1 else ''}", err=True)
+    say(f"kidaudit: --fail-on {fail_on.value}: {len(crossed)} finding"
+        f"{'s' if len(crossed) != 1 else ''} at or above {fail_on.value}:")
+    for f in sorted(crossed, key=lambda f: (severity_rank(f["severity"]), f["rule"])):
+        count = f.get("count", len(f.get("transmissions", [])))
+        say(f"  [{f['severity'].upper()}] {f['rule']} -> {f.get('recipient') or '?'} "
+            f"({', '.join(f.get('categories', [])) or '-'}), {count} transmission"
+            f"{'s' if count != 1 else ''}")
     raise typer.Exit(EXIT_FAIL_ON)
+
+
+def say(text: str) -> None:
+    """One line to stderr, with control and bidi characters shown as escapes: notes and
+    errors can quote what a device sent, and the lab's terminal must not obey it."""
+    from auditor.sources.live import clean
+
+    typer.echo(clean(text), err=True)
 
 
 ProfileOpt = Annotated[Path, typer.Option("--profile", "-p", help="Device profile YAML.")]
@@ -124,9 +137,9 @@ def analyze(
     except (InputError, ConfigError, FolderError) as e:
         raise fail(str(e)) from None
     for note in result.notes:
-        typer.echo(f"kidaudit: note: {note}", err=True)
+        say(f"kidaudit: note: {note}")
     typer.echo(f"{len(result.findings)} findings; report: {result.report}")
-    _gate(result.findings, fail_on)
+    _gate(result.directory, fail_on)
 
 
 @app.command()
@@ -170,7 +183,7 @@ def report(
     finally:
         store.close()
     typer.echo(f"{len(result.findings)} findings; report: {result.report}")
-    _gate(result.findings, fail_on)
+    _gate(result.directory, fail_on)
 
 
 @app.command()
@@ -446,18 +459,18 @@ def main() -> None:
         print("kidaudit: interrupted", file=sys.stderr)
         code = 130
     except RunFailed as e:
-        print(f"kidaudit: {e}", file=sys.stderr)
+        say(f"kidaudit: {e}")
         code = EXIT_FAILED
     except StoreError as e:  # a damaged session store, wherever a command meets it
-        print(f"kidaudit: {e}", file=sys.stderr)
+        say(f"kidaudit: {e}")
         code = EXIT_USAGE
     except sqlite3.OperationalError as e:  # SQLite's own words for a full or failing disk
-        print(f"kidaudit: the session store could not be written ({e}; is the disk full?); "
-              "what was committed before stays readable", file=sys.stderr)
+        say(f"kidaudit: the session store could not be written ({e}; is the disk full?); "
+            "what was committed before stays readable")
         code = EXIT_FAILED
         _debug_traceback()
     except OSError as e:
-        print(f"kidaudit: {_os_error(e)}", file=sys.stderr)
+        say(f"kidaudit: {_os_error(e)}")
         code = EXIT_USAGE if isinstance(e, USER_OS_ERRORS) else EXIT_FAILED
         _debug_traceback()
     except Exception as e:  # noqa: BLE001 - a failed run is one line, never a traceback
@@ -466,8 +479,8 @@ def main() -> None:
         if type(e).__name__ == "Abort":  # click's (or typer's) Ctrl-C at a prompt
             print("kidaudit: interrupted", file=sys.stderr)
             sys.exit(130)
-        print(f"kidaudit: the run failed: {type(e).__name__}: {e} (KIDAUDIT_DEBUG=1 shows the "
-              "traceback; please report it)", file=sys.stderr)
+        say(f"kidaudit: the run failed: {type(e).__name__}: {e} (KIDAUDIT_DEBUG=1 shows the "
+            "traceback; please report it)")
         code = EXIT_FAILED
         _debug_traceback()
     sys.exit(code if isinstance(code, int) else 0)
@@ -482,8 +495,7 @@ def _usage_error(e: Exception) -> bool:
 def _exit_usage(e: Exception) -> None:
     ctx = getattr(e, "ctx", None)
     where = getattr(ctx, "command_path", "") or "kidaudit"
-    print(f"{where}: {e.format_message()} (see {where} --help)",  # type: ignore[attr-defined]
-          file=sys.stderr)
+    say(f"{where}: {e.format_message()} (see {where} --help)")  # type: ignore[attr-defined]
     sys.exit(EXIT_USAGE)
 
 

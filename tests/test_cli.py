@@ -389,3 +389,16 @@ def test_the_addon_started_by_hand_gives_one_line_and_exit_2(files, sets, expect
     assert len(run.stderr.splitlines()) == 1 and run.stderr.startswith("kidaudit: ")
     assert re.search(expected, run.stderr), run.stderr
     assert not (files["tmp"] / "new").exists()
+
+
+def test_a_note_or_an_error_cannot_write_to_the_labs_terminal(files):
+    """A file name or a value a device chose can hold escape sequences and bidi overrides;
+    whatever kidaudit prints shows them as escapes."""
+    hostile = files["tmp"] / "cap\x1b[2J\u202e.txt"
+    hostile.write_bytes(b"x")
+    run = subprocess.run([str(KIDAUDIT), "analyze", str(hostile), "-p", str(files["profile"]),
+                          "-o", str(files["tmp"] / "out")], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2
+    assert "\x1b" not in run.stderr and "\u202e" not in run.stderr
+    assert "\\x1b[2J\\u202e.txt" in run.stderr
