@@ -128,3 +128,47 @@ def write_flows(path: Path, flows: list) -> Path:
         for f in flows:
             writer.add(f)
     return path
+
+
+# -- a session's store and the command line, as the tests read them -------------------------
+def committed(session: Path) -> int:
+    """How many transmissions the session's store holds (read through the public Store)."""
+    from auditor.store import Store
+
+    store = Store.open_existing(session)
+    try:
+        return len(store.observations())
+    finally:
+        store.close()
+
+
+def wait_committed(session: Path, n: int, tries: int = 3000) -> None:
+    """Until the worker has committed ``n`` messages: bounded in count (and so in time)."""
+    import time
+
+    for _ in range(tries):
+        if committed(session) >= n:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {n} committed")
+
+
+def run_main(args: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """``kidaudit ARGS`` in this process, through main()'s exit-code mapping: the exit code
+    and what it printed to stderr. main() sets umask 077 for the process; it is put back."""
+    import os
+    import sys
+
+    import pytest
+
+    from auditor.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["kidaudit", *args])
+    umask = os.umask(0o022)
+    os.umask(umask)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            main()
+    finally:
+        os.umask(umask)
+    return ended.value.code, capsys.readouterr().err

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from auditor.sources import journal
 from auditor.sources.mitm import load_addon_class
 from auditor.sources.worker import Worker
 from auditor.store import Store
+from tests.factories import committed, wait_committed
 
 IMEI = "864536040123455"
 PROFILE = f'identifiers: {{imei: "{IMEI}"}}\nfirst_party: [acme-watch.example]\n'
@@ -149,7 +149,7 @@ def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_p
             assert isinstance(worker, Worker)
             for i in range(3):
                 _through(addon, _flow(json.dumps({"imei": IMEI, "seq": i}).encode()))
-            _wait_committed(tmp_path / "s", 3)  # idle when killed: nothing to quarantine
+            wait_committed(tmp_path / "s", 3)  # idle when killed: nothing to quarantine
             os.kill(worker.proc.pid, signal.SIGKILL)
             worker.proc.wait(timeout=30)  # dead; the loop has not run, so nothing has noticed
             addon.done()
@@ -160,22 +160,6 @@ def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_p
     errors = [(e["stage"], e["message"]) for e in doc["coverage"]["errors"]]
     assert [k for k, m in errors if "while writing the reports" in m] == ["worker"], errors
     assert len(doc["transmissions"]) == 3  # each message once: committed or sent again
-
-
-def _committed(session: Path) -> int:
-    store = Store.open_existing(session)
-    try:
-        return len(store.observations())
-    finally:
-        store.close()
-
-
-def _wait_committed(session: Path, n: int) -> None:
-    for _ in range(3000):
-        if _committed(session) >= n:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"the worker did not commit {n} messages")
 
 
 def test_the_message_a_worker_died_on_is_quarantined_never_run_in_the_proxy(tmp_path, profile,
@@ -193,7 +177,7 @@ def test_the_message_a_worker_died_on_is_quarantined_never_run_in_the_proxy(tmp_
             assert isinstance(worker, Worker)
             for i in range(3):
                 _through(addon, _flow(json.dumps({"imei": IMEI}).encode(), path=f"/ok/{i}"))
-            _wait_committed(session, 3)
+            wait_committed(session, 3)
             os.kill(worker.proc.pid, signal.SIGSTOP)
             for path in ("/fatal", "/after"):
                 _through(addon, _flow(json.dumps({"imei": IMEI}).encode(), path=path))
@@ -251,7 +235,7 @@ def test_a_journal_that_cannot_be_written_ends_the_capture_with_exit_3(tmp_path,
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("kidaudit: analysis lost for good: the journal cannot be written")
     assert "No space left on device" in line
-    assert _committed(tmp_path / "s") == 1
+    assert committed(tmp_path / "s") == 1
 
 
 # A consent mark's name comes from whoever reaches the magic host: on the lab's terminal

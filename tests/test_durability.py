@@ -30,7 +30,7 @@ from auditor.demo.cloud import LocalCloud
 from auditor.rules import RuleContext, evaluate
 from auditor.session import reopen
 from auditor.sources.live import recover, settled
-from auditor.store import Store
+from tests.factories import wait_committed
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -254,7 +254,7 @@ def test_a_killed_worker_is_replaced_and_the_traffic_flows_on(tmp_path: Path) ->
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             statuses = [_post(conn, cloud.http_addr, i) for i in range(6)]
             (worker,) = _children(proc.pid)
-            _wait_committed(session, 6)  # idle when killed: nothing to quarantine
+            wait_committed(session, 6)  # idle when killed: nothing to quarantine
             os.kill(worker, signal.SIGKILL)
             deadline = time.monotonic() + 20
             while "analysis worker exited" not in log.read_text():
@@ -274,21 +274,6 @@ def test_a_killed_worker_is_replaced_and_the_traffic_flows_on(tmp_path: Path) ->
     analysed = sorted(_seq(t["url"]) for t in doc["transmissions"])
     assert analysed == list(range(len(statuses)))  # each request once, before and after
     assert any(f["rule"] == "PRE_CONSENT_PI" for f in doc["findings"])
-
-
-def _committed(session: Path) -> int:
-    store = Store.open_existing(session)
-    try:
-        return len(store.observations())
-    finally:
-        store.close()
-
-
-def _wait_committed(session: Path, n: int) -> None:
-    deadline = time.monotonic() + 60
-    while _committed(session) < n:
-        assert time.monotonic() < deadline, f"fewer than {n} committed"
-        time.sleep(0.05)
 
 
 STALLED = 600  # requests completed while the worker is stopped

@@ -14,18 +14,15 @@ interpreter start each.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from mitmproxy.test import tflow
 
-from auditor.cli import main
-from tests.factories import IMEI, http_flow, write_flows
+from tests.factories import IMEI, http_flow, run_main, write_flows
 from tests.test_sources_pcap import _watch_capture
 
 CASES = 150  # per kind of input; each is one whole analyze
@@ -144,20 +141,6 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return data
 
 
-def kidaudit(args: list[str], monkeypatch: pytest.MonkeyPatch,
-             capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """``kidaudit ARGS`` in this process, through main()'s exit-code mapping."""
-    monkeypatch.setattr(sys, "argv", ["kidaudit", *args])
-    umask = os.umask(0o022)
-    os.umask(umask)
-    try:
-        with pytest.raises(SystemExit) as ended:
-            main()
-    finally:
-        os.umask(umask)  # main() sets 077 for the process
-    return ended.value.code, capsys.readouterr().err
-
-
 # kind -> (the file mutated, its seed bytes, where it goes in the command)
 Seed = Callable[[Path], bytes]
 KINDS: dict[str, tuple[str, Seed]] = {
@@ -187,7 +170,7 @@ def test_the_seed_inputs_are_analysed(tmp_path, monkeypatch, capsys, seeds, kind
     """The unmutated inputs: exit 0, so the mutations start from something that works."""
     for name, data in seeds.items():
         (tmp_path / name).write_bytes(data)
-    code, err = kidaudit(_command(kind, tmp_path, tmp_path / "out"), monkeypatch, capsys)
+    code, err = run_main(_command(kind, tmp_path, tmp_path / "out"), monkeypatch, capsys)
     notes = [line for line in err.splitlines() if not line.startswith("kidaudit: note: ")]
     assert (code, notes) == (0, []) and (tmp_path / "out" / "findings.json").is_file()
 
@@ -204,7 +187,7 @@ def test_mutated_inputs_get_exit_0_or_2_and_never_a_traceback(tmp_path, monkeypa
         rng = random.Random(f"{kind}-{seed}")
         mutated = mutate(seeds[name], rng)
         (tmp_path / name).write_bytes(mutated)
-        code, err = kidaudit(_command(kind, tmp_path, tmp_path / f"out{seed}"),
+        code, err = run_main(_command(kind, tmp_path, tmp_path / f"out{seed}"),
                              monkeypatch, capsys)
         where = f"{kind} seed {seed}: {mutated[:200]!r}"
         assert code in (0, 2), f"{where}\n{err}"

@@ -12,6 +12,7 @@ from auditor.model import ConsentEvent, Transmission
 from auditor.profile import Profile
 from auditor.session import Session
 from auditor.store import Store
+from tests.factories import run_main
 
 
 def test_a_mark_from_another_process_is_not_skipped_by_a_later_own_mark(tmp_path: Path):
@@ -150,25 +151,6 @@ def test_a_rule_failing_on_one_transmission_is_listed_and_the_reports_written(
     assert (tmp_path / "s" / "detections.csv").is_file()
 
 
-def _main(args: list[str], monkeypatch: pytest.MonkeyPatch,
-          capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """``kidaudit ARGS`` in this process, through main()'s exit-code mapping."""
-    import os
-    import sys
-
-    from auditor.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["kidaudit", *args])
-    umask = os.umask(0o022)
-    os.umask(umask)
-    try:
-        with pytest.raises(SystemExit) as ended:
-            main()
-    finally:
-        os.umask(umask)  # main() sets 077 for the process
-    return ended.value.code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("damage, line", [
     (lambda db: db.write_bytes(b"hello world" * 10), "file is not a database"),
     (lambda db: db.write_bytes(db.read_bytes()[:100]), "database disk image is malformed"),
@@ -182,7 +164,7 @@ def test_report_on_a_damaged_store_is_exit_2_in_one_line(tmp_path, monkeypatch, 
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     damage(db)
-    code, err = _main(["report", str(tmp_path / "s")], monkeypatch, capsys)
+    code, err = run_main(["report", str(tmp_path / "s")], monkeypatch, capsys)
     if not line:
         assert (code, err) == (0, "")
         return
@@ -203,7 +185,7 @@ def test_report_out_through_a_symlink_is_refused_and_its_target_untouched(
     out = tmp_path / "out"
     if linked:
         out.symlink_to(target)
-    code, err = _main(["report", str(tmp_path / "s"), "--out", str(out)], monkeypatch, capsys)
+    code, err = run_main(["report", str(tmp_path / "s"), "--out", str(out)], monkeypatch, capsys)
     if linked:
         assert code == 2 and err.startswith(f"kidaudit: {out}: is a symbolic link;")
         assert os.stat(target).st_mode & 0o777 == 0o755 and not any(target.iterdir())
