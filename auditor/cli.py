@@ -259,6 +259,7 @@ def capture(
     except FolderError as e:
         raise fail(str(e)) from None
     modes = mode or ["regular"]
+    _check_modes(modes)
     _check_ports(listen_host, [port, *mode_ports(modes)])
     if web:
         _check_ports("127.0.0.1", [web_port(ctx.args)])
@@ -296,6 +297,19 @@ def _recover(folder: Path) -> None:
     if recovered:
         typer.echo(f"kidaudit: note: {folder}: {recovered} messages the capture had finished "
                    "but not committed were recovered from its journal", err=True)
+
+
+def _check_modes(modes: list[str]) -> None:
+    """A mode mitmproxy would refuse is the user's to fix: one line and exit 2 here, not
+    mitmproxy's own error and exit 1 after it has started."""
+    from mitmproxy.proxy.mode_specs import ProxyMode
+
+    for spec in modes:
+        try:
+            ProxyMode.parse(spec)
+        except ValueError as e:
+            raise fail(f"--mode {spec!r}: {e} (see lab-setup.md for the modes and their "
+                       "forms)") from None
 
 
 def mode_ports(modes: list[str]) -> list[int]:

@@ -32,6 +32,10 @@ def check_new(path: Path, *, option: str, resume_hint: bool = False) -> None:
                           "to (or a new one)")
     if path.exists() and not path.is_dir():
         raise FolderError(f"{path}: is a file; {option} needs a new or empty folder")
+    holder = _session_above(path)
+    if holder is not None:  # e.g. an unmasked copy inside the folder that is sent out
+        raise FolderError(f"{path}: is inside the session folder {holder} (a session folder "
+                          f"holds one session); give {option} a folder outside it")
     if not path.is_dir() or not any(path.iterdir()):
         return
     if is_running(path):
@@ -70,6 +74,14 @@ def check_resumable(path: Path, profile: Path, consent: Path | None) -> None:
             raise FolderError(f"{given}: differs from the {what} {path} was captured with "
                               f"(sha256 {sha256_file(kept)[:12]}...); resume needs the same "
                               f"{what} ({kept})")
+
+
+def _session_above(path: Path) -> Path | None:
+    """The session folder ``path`` would sit inside, if any."""
+    for folder in path.resolve().parents:
+        if (folder / STORE_FILE).is_file():
+            return folder
+    return None
 
 
 def is_running(path: Path) -> bool:

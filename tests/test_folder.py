@@ -39,6 +39,8 @@ def _capture_session(tmp_path: Path) -> Path:
     (lambda p: p.write_text("x"), "is a file; --out needs a new or empty folder"),
     (lambda p: p.mkdir() or (p / ".hidden").write_text("x"), "already holds other files"),
     (lambda p: Store(p).close(), "already holds a kidaudit session"),
+    (lambda p: Store(p.parent).close(), "is inside the session folder"),
+    (lambda p: Store(p.parent).close() or p.mkdir(), "is inside the session folder"),
 ])
 def test_only_a_new_or_empty_folder_is_taken(tmp_path: Path, prepare, expected) -> None:
     folder = tmp_path / "f"
