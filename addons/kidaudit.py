@@ -62,6 +62,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 if __package__ in (None, ""):  # loaded by path (`mitmdump -s`) from a source checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -353,9 +354,8 @@ class KidAudit:
         self._conns.forget(data.server)
 
     def done(self) -> None:
-        if self._lost:  # nothing more can be written: the run failed, and says so
-            print(f"kidaudit: {clean(self._lost)}", file=sys.stderr)
-            raise SystemExit(EXIT_FAILED)
+        if self._lost:
+            self._exit_lost()
         if self.analysis is None or self._settings is None:
             return
         lang = ctx.options.kidaudit_lang
@@ -363,9 +363,8 @@ class KidAudit:
         if finished is None:  # the worker died while writing: take over, then write them here
             assert isinstance(self.analysis, Worker)
             self._worker_died(self.analysis.exit_code, " while writing the reports")
-            if self.analysis is None:
-                self.done()  # lost for good: says so, exit code 3
-                return
+            if self.analysis is None:  # the take-over failed too: lost for good
+                self._exit_lost()
             finished = self.analysis.finish(lang)
         if finished[0] == "detached":  # the worker is far behind: it goes on alone
             _, pid, left = finished
@@ -521,6 +520,11 @@ class KidAudit:
                 self.analysis.close()
         self.analysis = None
         logger.error(f"kidaudit: {self._lost}")
+
+    def _exit_lost(self) -> NoReturn:
+        """Nothing more can be written: the run failed, and says so in one line (exit 3)."""
+        print(f"kidaudit: {clean(self._lost)}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED)
 
     def _take_over(self) -> tuple[int, int]:
         """The worker is gone: analysis goes on in this process, starting with what the

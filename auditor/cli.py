@@ -259,8 +259,7 @@ def capture(
     except FolderError as e:
         raise fail(str(e)) from None
     modes = mode or ["regular"]
-    _check_modes(modes)
-    _check_ports(listen_host, [port, *mode_ports(modes)])
+    _check_ports(listen_host, [port, *_mode_ports(modes)])
     if web:
         _check_ports("127.0.0.1", [web_port(ctx.args)])
     argv = capture_argv(profile, session, consent, modes=modes,
@@ -295,27 +294,26 @@ def _recover(folder: Path) -> None:
     except ConfigError as e:
         raise fail(str(e)) from None
     if recovered:
-        typer.echo(f"kidaudit: note: {folder}: {recovered} messages the capture had finished "
-                   "but not committed were recovered from its journal", err=True)
+        say(f"kidaudit: note: {folder}: {recovered} messages the capture had finished but "
+            "not committed were recovered from its journal")
 
 
-def _check_modes(modes: list[str]) -> None:
-    """A mode mitmproxy would refuse is the user's to fix: one line and exit 2 here, not
-    mitmproxy's own error and exit 1 after it has started."""
+def _mode_ports(modes: list[str]) -> list[int]:
+    """The listen ports the modes name themselves (``reverse:tcp://10.0.0.5:5900@5900``),
+    read with mitmproxy's own parser. A mode it would refuse is the user's to fix: one line
+    and exit 2 here, not mitmproxy's own error and exit 1 after it has started."""
     from mitmproxy.proxy.mode_specs import ProxyMode
 
+    ports = []
     for spec in modes:
         try:
-            ProxyMode.parse(spec)
+            parsed = ProxyMode.parse(spec)
         except ValueError as e:
             raise fail(f"--mode {spec!r}: {e} (see lab-setup.md for the modes and their "
                        "forms)") from None
-
-
-def mode_ports(modes: list[str]) -> list[int]:
-    """The listen ports a mode names itself (``reverse:tcp://10.0.0.5:5900@5900``)."""
-    return [int(m.rsplit("@", 1)[1]) for m in modes
-            if "@" in m and m.rsplit("@", 1)[1].isdigit()]
+        if parsed.custom_listen_port is not None:
+            ports.append(parsed.custom_listen_port)
+    return ports
 
 
 def web_port(extra: list[str]) -> int:

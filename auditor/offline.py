@@ -9,8 +9,6 @@ copy of the input is kept under its own name next to the outputs.
 from __future__ import annotations
 
 import heapq
-import os
-import shutil
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -36,6 +34,7 @@ from auditor.sources.mitm import (
     transmission,
 )
 from auditor.sources.pcap import PcapSource, uninspected_reason
+from auditor.store import private_copy, private_open
 
 MITM_SUFFIXES = (".mitm", ".flows", ".dump")
 PCAP_SUFFIXES = (".pcap", ".pcapng", ".cap")
@@ -72,7 +71,7 @@ def check_inputs(inputs: list[Path]) -> None:
 
 
 def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out: Path, *,
-            lang: str = "en", reveal: bool = False) -> Outputs:
+            lang: str = "en") -> Outputs:
     check_inputs(inputs)
     check_new(out, option="--out")  # evidence never mixes: a new or empty folder
     notes: list[str] = []
@@ -112,7 +111,7 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
         evidence.close()
     for note in notes:
         session.store.add_error(None, "input", note)
-    result = session.write_outputs(lang=lang, reveal=reveal)
+    result = session.write_outputs(lang=lang)  # masked: the unmasked copy is report --out
     session.close()
     result.notes = notes + [
         f"{p.path.name}: {p.stats.packets} packets, {p.stats.connections} connections, "
@@ -190,18 +189,7 @@ def _keep_input(path: Path, out: Path) -> None:
     """A pcap or HAR travels with the session under its own name: the evidence."""
     target = out / path.name
     if path.resolve() != target.resolve():
-        _private_copy(path, target)
-
-
-def _private_open(path: Path):
-    """A new file only the lab's user may read: it holds personal data from the start."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-
-
-def _private_copy(source: Path, target: Path) -> None:
-    with open(source, "rb") as src, _private_open(target) as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-    os.chmod(target, 0o600)  # also when the file was there already
+        private_copy(path, target)
 
 
 class _Evidence:
@@ -213,9 +201,9 @@ class _Evidence:
         self._writer: io.FlowWriter | None = None
         if len(inputs) == 1:
             if inputs[0].resolve() != target.resolve():
-                _private_copy(inputs[0], target)
+                private_copy(inputs[0], target)
         elif inputs:
-            self._fh = _private_open(target)
+            self._fh = private_open(target)
             self._writer = io.FlowWriter(self._fh)
 
     def add(self, flow: object) -> object:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from auditor.recipients import COUNTRY_SOURCE
 from auditor.report import detections_csv, document, findings_json
 from auditor.report.document import iso as iso_utc
 from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate
-from auditor.store import Store, private_dir
+from auditor.store import Store, private_copy, private_dir
 
 PROFILE_FILE, CONSENT_FILE, FLOWS_FILE = "profile.yaml", "consent.yaml", "flows.mitm"
 OUTPUTS = ("findings.json", "report.html", "detections.csv")
@@ -82,8 +81,7 @@ class Session:
         """The profile and plan used travel with the session: a report is reproducible."""
         target = self.directory / name
         if source and Path(source).resolve() != target.resolve():
-            shutil.copyfile(source, target)
-            os.chmod(target, 0o600)
+            private_copy(source, target)
 
     # -- while traffic flows ----------------------------------------------------------------
     def next_id(self) -> int:

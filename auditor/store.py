@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,6 +105,19 @@ def private_dir(path: Path) -> Path:
             _chmod_private(folder)
     _chmod_private(path)
     return path
+
+
+def private_open(path: Path):
+    """A file only the lab's user may read, from its first byte (not chmodded after)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
+def private_copy(source: Path | str, target: Path) -> None:
+    """A copy of an input into a session folder (a HAR, a pcap, the profile and plan used):
+    0600, also when ``target`` was there already."""
+    with open(source, "rb") as src, private_open(target) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    os.chmod(target, 0o600)
 
 
 def _chmod_private(folder: Path) -> None:
