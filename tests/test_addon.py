@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,17 @@ def _through(addon, flow) -> None:
 
 def _configured(tctx, addon, profile: Path, session: Path) -> None:
     tctx.configure(addon, kidaudit_profile=str(profile), kidaudit_session=str(session))
+
+
+@contextlib.contextmanager
+def _with_worker(profile: Path, session: Path) -> Iterator[tuple[object, Worker]]:
+    """The addon configured under a running loop, so it starts its real worker process."""
+    addon = load_addon_class()()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, profile, session)
+        worker = addon.analysis
+        assert isinstance(worker, Worker)
+        yield addon, worker
 
 
 def test_flow_with_personal_data_is_marked_commented_and_committed(tmp_path, profile):
@@ -142,11 +155,7 @@ def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_p
     """The worker killed after its last message and before ``done``: the proxy notices only
     when it asks for the reports. It writes them itself, and the report says why."""
     async def main() -> tuple[str, int]:
-        addon = load_addon_class()()
-        with taddons.context(addon) as tctx:  # a running loop: the addon starts its worker
-            _configured(tctx, addon, profile, tmp_path / "s")
-            worker = addon.analysis
-            assert isinstance(worker, Worker)
+        with _with_worker(profile, tmp_path / "s") as (addon, worker):
             for i in range(3):
                 _through(addon, _flow(json.dumps({"imei": IMEI, "seq": i}).encode()))
             wait_committed(tmp_path / "s", 3)  # idle when killed: nothing to quarantine
@@ -170,11 +179,7 @@ def test_the_message_a_worker_died_on_is_quarantined_never_run_in_the_proxy(tmp_
     session = tmp_path / "s"
 
     async def main() -> None:
-        addon = load_addon_class()()
-        with taddons.context(addon) as tctx:
-            _configured(tctx, addon, profile, session)
-            worker = addon.analysis
-            assert isinstance(worker, Worker)
+        with _with_worker(profile, session) as (addon, worker):
             for i in range(3):
                 _through(addon, _flow(json.dumps({"imei": IMEI}).encode(), path=f"/ok/{i}"))
             wait_committed(session, 3)
@@ -212,11 +217,7 @@ def test_a_journal_that_cannot_be_written_ends_the_capture_with_exit_3(tmp_path,
     import errno
 
     async def main() -> int:
-        addon = load_addon_class()()
-        with taddons.context(addon) as tctx:
-            _configured(tctx, addon, profile, tmp_path / "s")
-            worker = addon.analysis
-            assert isinstance(worker, Worker)
+        with _with_worker(profile, tmp_path / "s") as (addon, worker):
             _through(addon, _flow(json.dumps({"imei": IMEI}).encode()))
 
             def full(msg):
@@ -271,11 +272,7 @@ def test_analysis_lost_for_good_ends_the_capture_with_exit_3(tmp_path, profile, 
     from auditor.sources.live import hold_lock
 
     async def main() -> int:
-        addon = load_addon_class()()
-        with taddons.context(addon) as tctx:
-            _configured(tctx, addon, profile, tmp_path / "s")
-            worker = addon.analysis
-            assert isinstance(worker, Worker)
+        with _with_worker(profile, tmp_path / "s") as (addon, worker):
             _through(addon, _flow(json.dumps({"imei": IMEI}).encode()))
             os.kill(worker.proc.pid, signal.SIGKILL)
             worker.proc.wait(timeout=30)
