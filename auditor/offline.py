@@ -60,8 +60,6 @@ def check_inputs(inputs: list[Path]) -> None:
             raise InputError(f"{path}: no such file")
         if path.suffix.lower() in MITM_SUFFIXES:
             next(iter(read_flows(path, [])), None)  # not a flow file: say so before starting
-        if path.suffix.lower() in HAR_SUFFIXES:
-            next(iter(read_har(path, [])), None)  # a HAR is read whole: refused before --out
         if path.suffix.lower() in PCAP_SUFFIXES:
             with open(path, "rb") as fh:
                 magic = fh.read(4)
@@ -75,6 +73,10 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
     check_inputs(inputs)
     check_new(out, option="--out")  # evidence never mixes: a new or empty folder
     notes: list[str] = []
+    # A HAR is one JSON document, read whole anyway: read before the folder is made, so a
+    # bad one is refused with the folder untouched.
+    hars = {path: list(read_har(path, notes)) for path in inputs
+            if path.suffix.lower() in HAR_SUFFIXES}
     mitm_inputs = [p for p in inputs if p.suffix.lower() in MITM_SUFFIXES]
     session = Session(out, profile, plan, inputs=tuple(p.name for p in inputs))
     evidence = _Evidence(mitm_inputs, out / FLOWS_FILE)
@@ -95,7 +97,7 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
             pcaps.append(source)
             sources.append((tx.ts, 1, tx) for tx in source)
         elif suffix in HAR_SUFFIXES:
-            sources.append((tx.ts, 1, tx) for tx in read_har(path, notes))
+            sources.append((tx.ts, 1, tx) for tx in hars[path])
     names: dict[str, str] = {}
     ids = iter(session.next_id, None)
     try:
