@@ -11,8 +11,7 @@ import bisect
 from dataclasses import dataclass
 
 from auditor.categories import ALL_DISCLOSED, expand
-from auditor.model import ConsentEvent, Recipient
-from auditor.profile import ConsentPlan
+from auditor.model import ConsentEvent, ConsentPlan, Recipient
 from auditor.recipients import matches_domain
 
 NONE, GRANTED, REFUSED, WITHDRAWN = "none", "granted", "refused", "withdrawn"

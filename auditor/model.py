@@ -1,4 +1,9 @@
-"""The plain values every stage passes along: frozen, hashable, free of mitmproxy types."""
+"""The plain values every stage passes along: frozen, hashable, free of mitmproxy types.
+
+What the lab seeds (``Profile`` and its parts) and what it plans (``ConsentPlan``) are
+types here too, apart from the loader that reads them from YAML (``auditor.profile``), so
+that the core can take a profile without importing a module that opens files.
+"""
 
 from __future__ import annotations
 
@@ -122,3 +127,102 @@ class Finding:
     @property
     def count(self) -> int:
         return len(self.transmissions)
+
+
+# The region a phone number written without ``+`` is read in when the profile names no
+# jurisdiction: the profile's checks and the detectors read such numbers the same way.
+DEFAULT_REGION = "CN"
+
+
+@dataclass(frozen=True)
+class Cell:
+    mcc: int
+    mnc: int
+    lac: int
+    cid: int
+
+
+@dataclass(frozen=True)
+class Location:
+    lat: float
+    lon: float
+    cell: tuple[Cell, ...] = ()
+    wifi: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class Credential:
+    username: str = ""
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str = ""
+    kind: str = ""
+    firmware: str = ""
+    ca_trusted: bool = True
+    ip: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    device: Device = field(default_factory=Device)
+    # key -> seeded values (a profile may list several values for one key)
+    identifiers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    child: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    location: Location | None = None
+    contacts: tuple[Contact, ...] = ()
+    credentials: tuple[Credential, ...] = ()
+    first_party: tuple[str, ...] = ()
+    jurisdiction: str = ""
+    # dotted keys (identifiers.imei, contacts.phone) the lab vouched for: their values passed
+    # the format checks but not the checksum / MCC / numbering-plan ones
+    irregular: frozenset[str] = frozenset()
+    source: str = ""  # the file it came from
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    @property
+    def region(self) -> str:
+        """Where a phone number without ``+`` is read: the jurisdiction, or DEFAULT_REGION."""
+        return self.jurisdiction or DEFAULT_REGION
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    recipient: str
+    categories: tuple[str, ...]  # expanded to category ids
+    purpose: str = ""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Traffic that is itself a consent event: a mitmproxy filter expression plus an event."""
+
+    filter: str
+    action: str
+    categories: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+    separate: tuple[str, ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ConsentPlan:
+    disclosed: tuple[Disclosure, ...] = ()
+    events: tuple[ConsentEvent, ...] = ()
+    signals: tuple[Signal, ...] = ()
+    limits: dict[str, dict[str, float]] = field(default_factory=dict)
+    withdrawal_grace_s: float = 60.0
+    source: str = ""
+
+    def __hash__(self) -> int:
+        return hash(self.source)

@@ -18,8 +18,7 @@ from typing import TypeVar
 from mitmproxy import http, io
 
 from auditor.folder import check_new
-from auditor.model import Transmission
-from auditor.profile import ConsentPlan, Profile
+from auditor.model import ConsentPlan, Profile, Transmission
 from auditor.session import FLOWS_FILE, Outputs, Session
 from auditor.sources.har import read_har
 from auditor.sources.mitm import (

@@ -8,8 +8,7 @@ from auditor import decode
 from auditor.detect import Detector
 from auditor.extract import extract
 from auditor.extract.bodies import message_budget
-from auditor.model import Field, Observation, Transmission
-from auditor.profile import Profile
+from auditor.model import Field, Observation, Profile, Transmission
 from auditor.recipients import Recipients
 
 

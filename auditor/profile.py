@@ -1,5 +1,8 @@
 """Device profile and consent plan (DESIGN.md "Contracts"): load, validate, clear errors.
 
+This is the edge that reads the lab's files; the types it builds (``Profile``,
+``ConsentPlan`` and their parts) live in ``auditor.model``, which the core imports instead.
+
 Both files are read as YAML *nodes* (``yaml.compose``), never constructed objects, for two
 reasons: every error can name its line, and every value keeps the text the lab wrote. A
 constructed document would turn an IMEI into an int, ``0123`` into 83 (YAML 1.1 octal),
@@ -24,10 +27,8 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any, NoReturn
 
 import phonenumbers
@@ -43,106 +44,26 @@ from auditor.categories import (
     expand,
     is_category_spec,
 )
-from auditor.model import ConsentEvent
+from auditor.detect import patterns
+from auditor.model import (
+    DEFAULT_REGION,
+    Cell,
+    ConsentEvent,
+    ConsentPlan,
+    Contact,
+    Credential,
+    Device,
+    Disclosure,
+    Location,
+    Profile,
+    Signal,
+)
 from auditor.store import printable
-
-# The region a phone number written without ``+`` is read in when the profile names no
-# jurisdiction; the detectors read such numbers the same way (``profile.jurisdiction or "CN"``).
-DEFAULT_REGION = "CN"
 
 
 class ConfigError(Exception):
     """A user's file is wrong. ``str(err)`` is the one line the CLI prints before exiting 2:
     ``profile.yaml, line 7: identifiers.imei "12345" is not 15 digits``."""
-
-
-@dataclass(frozen=True)
-class Cell:
-    mcc: int
-    mnc: int
-    lac: int
-    cid: int
-
-
-@dataclass(frozen=True)
-class Location:
-    lat: float
-    lon: float
-    cell: tuple[Cell, ...] = ()
-    wifi: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Contact:
-    name: str = ""
-    phone: str = ""
-
-
-@dataclass(frozen=True)
-class Credential:
-    username: str = ""
-    password: str = ""
-
-
-@dataclass(frozen=True)
-class Device:
-    name: str = ""
-    kind: str = ""
-    firmware: str = ""
-    ca_trusted: bool = True
-    ip: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Profile:
-    device: Device = field(default_factory=Device)
-    # key -> seeded values (a profile may list several values for one key)
-    identifiers: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    child: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    location: Location | None = None
-    contacts: tuple[Contact, ...] = ()
-    credentials: tuple[Credential, ...] = ()
-    first_party: tuple[str, ...] = ()
-    jurisdiction: str = ""
-    # dotted keys (identifiers.imei, contacts.phone) the lab vouched for: their values passed
-    # the format checks but not the checksum / MCC / numbering-plan ones
-    irregular: frozenset[str] = frozenset()
-    source: str = ""  # the file it came from
-
-    def __hash__(self) -> int:
-        return hash(self.source)
-
-
-@dataclass(frozen=True)
-class Disclosure:
-    recipient: str
-    categories: tuple[str, ...]  # expanded to category ids
-    purpose: str = ""
-
-
-@dataclass(frozen=True)
-class Signal:
-    """Traffic that is itself a consent event: a mitmproxy filter expression plus an event."""
-
-    filter: str
-    action: str
-    categories: tuple[str, ...] = ()
-    recipients: tuple[str, ...] = ()
-    separate: tuple[str, ...] = ()
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class ConsentPlan:
-    disclosed: tuple[Disclosure, ...] = ()
-    events: tuple[ConsentEvent, ...] = ()
-    signals: tuple[Signal, ...] = ()
-    limits: dict[str, dict[str, float]] = field(default_factory=dict)
-    withdrawal_grace_s: float = 60.0
-    source: str = ""
-
-    def __hash__(self) -> int:
-        return hash(self.source)
 
 
 # --------------------------------------------------------------------------- public API
@@ -563,32 +484,25 @@ def _country(node: yaml.Node, path: str) -> str:
 # on the jurisdiction, and each one on ``irregular:``, wherever in the file those stand. They
 # walk the nodes the section readers have already accepted, so only these checks fail here.
 # Each returns what is wrong with the text ("" for nothing), given the jurisdiction ("" for
-# none); the format check has already passed.
-
-
-def _patterns() -> ModuleType:
-    """The pattern detector's own checks, so that the profile and the detector agree on what
-    a valid IMEI, ICCID and IMSI is. Imported when used: ``auditor.detect`` imports this
-    module."""
-    from auditor.detect import patterns
-    return patterns
+# none); the format check has already passed. The IMEI, ICCID and IMSI checks are the pattern
+# detector's own, so that the profile and the detector agree on what a valid one is.
 
 
 def _imei_problem(text: str, jurisdiction: str) -> str:
-    return "" if _patterns().luhn(text) else "fails the Luhn check (a typo?)"
+    return "" if patterns.luhn(text) else "fails the Luhn check (a typo?)"
 
 
 def _iccid_problem(text: str, jurisdiction: str) -> str:
     """As the ICCID detector (``patterns.is_iccid``) checks: the Luhn digit over all of an
     18-20 digit ICCID, a final F filler aside. Other lengths have no check digit to test."""
     digits = text.rstrip("Ff")
-    if not 18 <= len(digits) <= 20 or _patterns().luhn(digits):
+    if not 18 <= len(digits) <= 20 or patterns.luhn(digits):
         return ""
     return "fails the Luhn check (a typo?)"
 
 
 def _imsi_problem(text: str, jurisdiction: str) -> str:
-    if int(text[:3]) in _patterns().MCC:  # the table the IMSI detector checks against
+    if int(text[:3]) in patterns.MCC:  # the table the IMSI detector checks against
         return ""
     return f"starts with {text[:3]}, which is not a mobile country code (a typo?)"
 

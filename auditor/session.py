@@ -13,9 +13,9 @@ from pathlib import Path
 
 from auditor import RULESET_VERSION, __version__
 from auditor.consent import Ledger
-from auditor.model import ConsentEvent, Finding, Observation, Transmission
+from auditor.model import ConsentEvent, ConsentPlan, Finding, Observation, Profile, Transmission
 from auditor.pipeline import Pipeline
-from auditor.profile import ConsentPlan, Profile, load_consent_plan, load_profile
+from auditor.profile import load_consent_plan, load_profile
 from auditor.recipients import COUNTRY_SOURCE
 from auditor.report import detections_csv, document, findings_json
 from auditor.report.document import iso as iso_utc

@@ -15,14 +15,15 @@ from pathlib import Path
 from mitmproxy import http, io
 from mitmproxy.test import tflow
 
-from auditor.model import ConsentEvent, Transmission
-from auditor.profile import (
+from auditor.model import (
+    ConsentEvent,
     ConsentPlan,
     Contact,
     Device,
     Disclosure,
     Location,
     Profile,
+    Transmission,
 )
 
 # The seeded values (DESIGN.md "Device profile").

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auditor.detect.cell import find_cells
-from auditor.model import Field
-from auditor.profile import Cell
+from auditor.model import Cell, Field
 
 TOWERS = (Cell(460, 0, 10140, 23561), Cell(460, 1, 4291, 188543))
 

@@ -20,8 +20,7 @@ from auditor.detect.keys import (
     matches,
     tokens,
 )
-from auditor.model import Field
-from auditor.profile import Profile
+from auditor.model import Field, Profile
 from tests.factories import tx
 
 

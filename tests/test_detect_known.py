@@ -14,8 +14,7 @@ import pytest
 
 from auditor.detect import Detector, dedupe
 from auditor.detect.known import CONFIDENCE, KnownValues
-from auditor.model import Detection, Field
-from auditor.profile import Credential, Location, Profile
+from auditor.model import Credential, Detection, Field, Location, Profile
 from tests.factories import BIRTHDATE, CHILD_NAME, IMEI, LAT, LON, profile, tx
 
 PASSWORD = "Tr0ub4dor&3"
@@ -288,8 +287,7 @@ PEAK_RSS_MB = 500
 BUILD_BOOK = """
 import json, sys
 from auditor.detect import Detector
-from auditor.model import Field
-from auditor.profile import Contact
+from auditor.model import Contact, Field
 from tests.factories import profile, tx
 SYLLABLES = ("an bo chen da fang gu hua jun kai li ming na ping qing rui shan tao wei xin "
              "yu zhi ze xiao yan hong").split()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auditor.detect.location import CONFIDENCE, find_coordinate_pairs, find_locations
-from auditor.model import Field
-from auditor.profile import Location
+from auditor.model import Field, Location
 from tests.factories import LAT, LON
 
 HERE = Location(LAT, LON)

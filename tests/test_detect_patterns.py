@@ -17,8 +17,7 @@ from auditor.detect.patterns import (
     is_resident_id,
     luhn,
 )
-from auditor.model import Field
-from auditor.profile import Profile
+from auditor.model import Field, Profile
 from tests.factories import tx
 
 IMEI = "358916049988772"  # synthetic, Luhn-valid, reporting body 35

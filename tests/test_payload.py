@@ -14,9 +14,8 @@ from auditor.extract.payload import (
     parse_client_hello,
     parse_dns,
 )
-from auditor.model import Transmission
+from auditor.model import Profile, Transmission
 from auditor.pipeline import Pipeline
-from auditor.profile import Profile
 
 
 def client_hello(sni: str = "api.example.cn", ciphers: tuple[int, ...] = (0x1301, 0xC02F),

@@ -11,10 +11,9 @@ import pytest
 
 from auditor.categories import CATEGORIES
 from auditor.detect import patterns
-from auditor.model import ConsentEvent
-from auditor.profile import (
+from auditor.model import (
     Cell,
-    ConfigError,
+    ConsentEvent,
     ConsentPlan,
     Contact,
     Credential,
@@ -23,9 +22,8 @@ from auditor.profile import (
     Location,
     Profile,
     Signal,
-    load_consent_plan,
-    load_profile,
 )
+from auditor.profile import ConfigError, load_consent_plan, load_profile
 from auditor.sources.pcap import _ip6
 
 # An IPv4-mapped IPv6 address is written the same on every Python (auditor.addresses), and

@@ -11,8 +11,17 @@ from dataclasses import dataclass
 import pytest
 
 from auditor.consent import Ledger
-from auditor.model import ConsentEvent, Detection, Observation, Recipient, Transmission
-from auditor.profile import ConsentPlan, Device, Disclosure, Profile
+from auditor.model import (
+    ConsentEvent,
+    ConsentPlan,
+    Detection,
+    Device,
+    Disclosure,
+    Observation,
+    Profile,
+    Recipient,
+    Transmission,
+)
 from auditor.rules import CATALOGUE, Aggregator, Hit, RuleContext, by_id, evaluate
 from auditor.rules.engine import finding_id
 from tests.factories import IMEI, profile

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.model import ConsentEvent, Transmission
-from auditor.profile import Profile
+from auditor.model import ConsentEvent, Profile, Transmission
 from auditor.session import Session
 from auditor.store import Store
 from tests.factories import run_main
@@ -45,7 +44,7 @@ def test_a_message_the_pipeline_fails_on_is_committed_as_opaque(tmp_path: Path):
 
 
 def test_plan_events_land_in_the_store_once_with_their_source(tmp_path: Path):
-    from auditor.profile import ConsentPlan
+    from auditor.model import ConsentPlan
     from auditor.session import reopen
 
     plan = ConsentPlan(events=(ConsentEvent(1.0, "grant", ("all-disclosed",)),
@@ -219,7 +218,7 @@ def test_a_transmission_the_ledger_fails_on_is_listed_and_the_reports_written(tm
 def test_the_profiles_position_is_masked_even_where_a_coordinate_stands_alone(tmp_path: Path):
     """A latitude alone in a URL pairs with nothing, so no detection names it; the profile's
     own position is masked wherever it stands all the same."""
-    from auditor.profile import Location
+    from auditor.model import Location
     from auditor.session import reopen, write_outputs
 
     profile = Profile(location=Location(lat=39.98312, lon=116.30791))

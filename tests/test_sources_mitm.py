@@ -10,8 +10,8 @@ from mitmproxy import http, io
 from mitmproxy.io import tnetstring
 from mitmproxy.test import tflow
 
-from auditor.model import ConsentEvent
-from auditor.profile import ConfigError, ConsentPlan, Signal
+from auditor.model import ConsentEvent, ConsentPlan, Signal
+from auditor.profile import ConfigError
 from auditor.sources.mitm import (
     InputError,
     Signals,

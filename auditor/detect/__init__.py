@@ -16,8 +16,7 @@ from auditor.detect.known import KnownValues
 from auditor.detect.location import find_coordinate_pairs, find_locations
 from auditor.detect.media import find_media
 from auditor.extract.bodies import MAX_PATH, bounded
-from auditor.model import Detection, Field, Transmission
-from auditor.profile import Profile
+from auditor.model import Detection, Field, Profile, Transmission
 
 # Field locations that describe a message rather than carry a value from it: protocol tags
 # (``protocol:watch``) and the limits that stopped decoding (``opaque``).
@@ -48,7 +47,7 @@ class Detector:
         """``memo``: how many short fields' readings to remember (0: none)."""
         self.profile = profile
         self.known = KnownValues.from_profile(profile)
-        self.region = profile.jurisdiction or "CN"
+        self.region = profile.region
         self._remembered = lru_cache(maxsize=memo)(self.readings)
 
     def detect(self, tx: Transmission, fields: list[Field]) -> list[Detection]:

@@ -14,8 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from auditor.detect import keys
 from auditor.detect.patterns import MCC
-from auditor.model import Detection, Field
-from auditor.profile import Cell
+from auditor.model import Cell, Detection, Field
 
 KNOWN_CONFIDENCE = 0.97
 PATTERN_CONFIDENCE = 0.85

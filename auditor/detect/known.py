@@ -24,8 +24,7 @@ import ahocorasick
 import phonenumbers
 
 from auditor.categories import CHILD_KEYS, IDENTIFIER_KEYS
-from auditor.model import Detection, Field
-from auditor.profile import Profile
+from auditor.model import DEFAULT_REGION, Detection, Field, Profile
 
 # UTF-8 bytes of a plain form in the automaton: shorter ones would match all over the place
 # (bytes: a two-character Chinese name is specific). Their digests are still looked for.
@@ -122,7 +121,7 @@ def _phone_forms(v: str, region: str) -> set[str]:
     digits = re.sub(r"\D", "", v)
     out = {digits, "+" + digits}
     try:
-        num = phonenumbers.parse(v, region or "CN")
+        num = phonenumbers.parse(v, region or DEFAULT_REGION)
     except phonenumbers.NumberParseException:
         return out
     national = str(num.national_number)
@@ -209,7 +208,7 @@ class KnownValues:
 
     @classmethod
     def from_profile(cls, profile: Profile) -> KnownValues:
-        region = profile.jurisdiction or "CN"
+        region = profile.region
         texts: dict[str, list[Variant]] = {}
         digests: dict[bytes, list[Variant]] = {}
         for seed in seeds(profile):

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from auditor.detect import keys
-from auditor.model import Detection, Field
-from auditor.profile import Location
+from auditor.model import Detection, Field, Location
 
 TOLERANCE_DEG = 0.5  # ~50 km: near enough to be this position, far enough for coarse rounding
 PRECISE_DECIMALS = 3

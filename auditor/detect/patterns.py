@@ -16,7 +16,7 @@ from datetime import date
 import phonenumbers
 
 from auditor.detect import keys
-from auditor.model import Field
+from auditor.model import DEFAULT_REGION, Field
 
 CONFIDENCE = 0.8
 CONFIDENCE_WITH_KEY = 0.9
@@ -204,7 +204,7 @@ def _worth_a_look(value: str, digits: int) -> tuple[bool, ...]:
     return (digits >= 15, digits >= 17, len(value) >= 12, "@" in value)
 
 
-def find(f: Field, region: str = "CN") -> Iterator[Hit]:
+def find(f: Field, region: str = DEFAULT_REGION) -> Iterator[Hit]:
     """Every validated pattern in one field."""
     if keys.is_placeholder(f.value):
         return

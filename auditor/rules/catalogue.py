@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.consent import Ledger
-from auditor.model import Observation
-from auditor.profile import ConsentPlan, Profile
+from auditor.model import ConsentPlan, Observation, Profile
 from auditor.rules import (
     collection_rules,
     consent_rules,

@@ -28,8 +28,8 @@ from mitmproxy.net.http import url
 from auditor.extract.payload import ClientHello, parse_dns
 from auditor.extract.watchproto import FrameSplitter, looks_like_watch
 from auditor.marks import MARK_HOST, mark_path, parse_mark
-from auditor.model import ConsentEvent, Transmission
-from auditor.profile import ConfigError, ConsentPlan
+from auditor.model import ConsentEvent, ConsentPlan, Transmission
+from auditor.profile import ConfigError
 from auditor.store import printable
 
 

@@ -19,9 +19,17 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from auditor.model import Detection, Transmission
+from auditor.model import (
+    Cell,
+    Contact,
+    Credential,
+    Detection,
+    Device,
+    Location,
+    Profile,
+    Transmission,
+)
 from auditor.pipeline import Pipeline
-from auditor.profile import Cell, Contact, Credential, Device, Location, Profile
 
 SUITE = "suite.json"
 # The method's acceptance targets (issue #3): on the shipped suite, over all categories.
