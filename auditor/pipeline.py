@@ -9,7 +9,7 @@ from auditor.detect import Detector
 from auditor.extract import extract
 from auditor.extract.bodies import message_budget
 from auditor.model import Field, Observation, Profile, Transmission
-from auditor.recipients import Recipients
+from auditor.recipients import Recipients, SdkTable
 
 
 @dataclass
@@ -20,8 +20,9 @@ class Pipeline:
     recipients: Recipients
 
     @classmethod
-    def for_profile(cls, profile: Profile) -> Pipeline:
-        return cls(Detector(profile), Recipients(profile.first_party))
+    def for_profile(cls, profile: Profile, sdks: SdkTable) -> Pipeline:
+        """``sdks``: the SDK table the edge loaded (``auditor.data.load_sdks()``)."""
+        return cls(Detector(profile), Recipients(profile.first_party, sdks))
 
     def observe(self, tx: Transmission) -> Observation:
         recipient = self.recipients.attribute(tx.host, tx.ip)

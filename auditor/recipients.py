@@ -1,11 +1,12 @@
 """Who receives a transmission: registrable domain, organisation, party, SDK and country.
 
-Everything here is offline (DESIGN.md "attribute": no network calls, ever):
+Everything here is offline (DESIGN.md "attribute": no network calls, ever) and reads no
+file of its own:
 
 * the public-suffix list is tldextract's bundled snapshot, never fetched;
-* organisation and SDK identity come from ``auditor/data/sdks.csv``, written for this
-  project from the vendors' own documentation (``auditor/data/README.md`` says why no
-  third-party tracker list was copied);
+* organisation and SDK identity come from a table the caller passes in: the edge reads
+  ``auditor/data/sdks.csv`` with ``auditor.data.load_sdks()`` (``auditor/data/README.md``
+  says why no third-party tracker list was copied);
 * the country is the one a Regional Internet Registry allocated the destination IP's block
   to (iptocc's embedded data). That is the *registered* country: a CDN or anycast address
   may be served from somewhere else, and the report says so.
@@ -13,36 +14,17 @@ Everything here is offline (DESIGN.md "attribute": no network calls, ever):
 
 from __future__ import annotations
 
-import csv
-import io
 import ipaddress
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import metadata, resources
 
 import iptocc
 import tldextract
 
+from auditor.memo import Memo, memoised
 from auditor.model import Recipient
 
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-SDK_CSV = "data/sdks.csv"
-SDK_COLUMNS = ("domain", "organization", "sdk", "sdk_type", "source")
-
-# What an SDK endpoint does with what it receives (the issue's list, plus the three kinds
-# children's devices also talk to). "speech" covers speech recognition, synthesis and AI
-# assistants; "device-id" covers services that issue or resolve device / installation ids.
-SDK_TYPES = frozenset({
-    "analytics", "advertising", "attribution", "push", "crash", "location", "speech",
-    "cdn", "device-id", "social", "webview",
-})
-
-# "vendor documentation:" the page names the host (or its pattern) as the SDK's endpoint;
-# "vendor site:" the domain is the vendor's own, its SDK role was not checked against a
-# page of the vendor's (auditor/data/README.md).
-SOURCE_PREFIXES = ("vendor documentation: ", "vendor site: ")
 
 
 @dataclass(frozen=True)
@@ -54,7 +36,13 @@ class SdkEntry:
     source: str
 
 
-@lru_cache(maxsize=4096)
+# Listed host suffix (lower case, no trailing dot) -> who operates it and what it does.
+SdkTable = Mapping[str, SdkEntry]
+
+MEMO = 65536  # (host, ip) pairs a session's attribution remembers
+
+
+@memoised(4096)
 def registrable_domain(host: str) -> str:
     """``api.acme-watch.example`` -> ``acme-watch.example``; an IP address stays itself.
 
@@ -82,41 +70,9 @@ def matches_domain(host: str, domain: str) -> bool:
     return host == domain or host.endswith("." + domain)
 
 
-def parse_sdk_table(text: str, name: str = SDK_CSV) -> dict[str, SdkEntry]:
-    """Rows of ``sdks.csv`` keyed by domain; a bad row raises naming the file and line."""
-    reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != SDK_COLUMNS:
-        raise ValueError(f"{name}: header is {reader.fieldnames}, expected {list(SDK_COLUMNS)}")
-    table: dict[str, SdkEntry] = {}
-    for row in reader:
-        line = reader.line_num
-        if any(row.get(col) is None or not row[col].strip() for col in SDK_COLUMNS):
-            raise ValueError(f"{name}, line {line}: every column needs a value: {row}")
-        entry = SdkEntry(**{col: row[col].strip() for col in SDK_COLUMNS})
-        domain = entry.domain.lower().strip(".")
-        if entry.sdk_type not in SDK_TYPES:
-            raise ValueError(f"{name}, line {line}: sdk_type {entry.sdk_type!r} is not one of "
-                             f"{sorted(SDK_TYPES)}")
-        if not entry.source.startswith(SOURCE_PREFIXES):
-            raise ValueError(f"{name}, line {line}: source must start with one of "
-                             f"{list(SOURCE_PREFIXES)}")
-        if domain in table:
-            raise ValueError(f"{name}, line {line}: domain {domain!r} is listed twice")
-        table[domain] = entry
-    return table
-
-
-@lru_cache(maxsize=1)
-def sdk_table() -> dict[str, SdkEntry]:
-    """The shipped SDK list, read once from the package (never from the network)."""
-    text = resources.files("auditor").joinpath(SDK_CSV).read_text(encoding="utf-8")
-    return parse_sdk_table(text)
-
-
-def sdk_for(host: str) -> SdkEntry | None:
+def sdk_for(host: str, table: SdkTable) -> SdkEntry | None:
     """The longest listed suffix the host is, or is a subdomain of; ``None`` when unknown."""
     labels = host.strip().strip(".").lower().split(".")
-    table = sdk_table()
     for i in range(len(labels)):
         entry = table.get(".".join(labels[i:]))
         if entry is not None:
@@ -142,36 +98,15 @@ def country_of(ip: str) -> str:
     return iptocc.country_code(str(addr)) or ""
 
 
-def _country_source() -> str:
-    """Name, version and data date of the IP-to-country database, for the report."""
-    try:
-        dist = metadata.distribution("iptocc")
-    except metadata.PackageNotFoundError:
-        return "iptocc (version unknown), registry allocation data of unknown date"
-    built = "unknown date"
-    for path in dist.files or ():
-        if path.name.endswith(".cyclonedx.json"):
-            try:
-                stamp = json.loads(path.read_text(encoding="utf-8"))["metadata"]["timestamp"]
-                built = f"{stamp[:10]} (wheel build date)"
-            except (OSError, ValueError, KeyError, TypeError):
-                pass
-            break
-    return f"iptocc {dist.version}, registry allocation data of {built}"
-
-
-# e.g. "iptocc 3.3.170, registry allocation data of 2026-10-27 (wheel build date)"
-COUNTRY_SOURCE = _country_source()
-
-
 class Recipients:
-    """Attribution for one session: built once from the profile's ``first_party`` list."""
+    """Attribution for one session: built once from the profile's ``first_party`` list and
+    the SDK table the edge loaded (``auditor.data.load_sdks()``)."""
 
-    MEMO = 65536  # (host, ip) pairs remembered; forgotten all at once past this
-
-    def __init__(self, first_party: tuple[str, ...]) -> None:
+    def __init__(self, first_party: tuple[str, ...], sdks: SdkTable, memo: int = MEMO) -> None:
+        """``memo``: how many (host, ip) pairs' answers to remember."""
         self.first_party = tuple(d.lower().strip(".") for d in first_party)
-        self._memo: dict[tuple[str, str], Recipient] = {}
+        self.sdks = sdks
+        self._memo: Memo[tuple[str, str], Recipient] = Memo(memo)
 
     def attribute(self, host: str, ip: str = "") -> Recipient:
         """``ip`` is the address the proxy (or the pcap) saw the connection go to.
@@ -182,9 +117,7 @@ class Recipients:
         key = (host, ip)
         found = self._memo.get(key)
         if found is None:
-            if len(self._memo) >= self.MEMO:
-                self._memo.clear()
-            found = self._memo[key] = self._attribute(host, ip)
+            found = self._memo.put(key, self._attribute(host, ip))
         return found
 
     def _attribute(self, host: str, ip: str) -> Recipient:
@@ -202,7 +135,7 @@ class Recipients:
             party = "third"
         else:
             party = "unknown"  # without first_party we cannot tell, and we do not guess
-        entry = sdk_for(host) if host else None
+        entry = sdk_for(host, self.sdks) if host else None
         if entry is None:
             return Recipient(domain=domain, party=party, country=country)
         return Recipient(domain=domain, organization=entry.organization, party=party,

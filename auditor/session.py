@@ -13,10 +13,10 @@ from pathlib import Path
 
 from auditor import RULESET_VERSION, __version__
 from auditor.consent import Ledger
+from auditor.data import country_source, load_sdks
 from auditor.model import ConsentEvent, ConsentPlan, Finding, Observation, Profile, Transmission
 from auditor.pipeline import Pipeline
 from auditor.profile import load_consent_plan, load_profile
-from auditor.recipients import COUNTRY_SOURCE
 from auditor.report import detections_csv, document, findings_json
 from auditor.report.document import iso as iso_utc
 from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate
@@ -63,7 +63,7 @@ class Session:
             firmware=profile.device.firmware, kind=profile.device.kind,
             tool_version=__version__, ruleset=RULESET_VERSION,
             inputs=",".join(inputs) or meta.get("inputs", "") or f"{LIVE_INPUT} ({FLOWS_FILE})")
-        self.pipeline = Pipeline.for_profile(profile)
+        self.pipeline = Pipeline.for_profile(profile, load_sdks())
         stored = self.store.events()
         if not any(ev.source == "plan" for _, ev in stored):
             # The plan's own events land in the store too, so the store alone holds the
@@ -173,7 +173,7 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         "consent_sha256": sha256_file(directory / CONSENT_FILE),
         "flows_sha256": sha256_file(directory / FLOWS_FILE),
         "rules_applied": [rule.id for rule in CATALOGUE],
-        "country_source": COUNTRY_SOURCE,
+        "country_source": country_source(),
     }
     consent = judged_under(observations, ledger, judged)
     coverage = {"uninspected": store.uninspected(), "errors": store.errors() + judged}

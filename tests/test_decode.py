@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor import decode
+from auditor.data import load_sdks
 from auditor.extract import bodies
 from auditor.model import Field
 from auditor.pipeline import Pipeline
@@ -409,7 +410,7 @@ def test_a_body_bomb_leaves_the_other_fields_layers_decoded(body: bytes) -> None
     """Through the pipeline: the body spends at most its share of the message's budget,
     so a base64 header beside it is still decoded and its IMEI found there."""
     token = base64.b64encode(f"imei={IMEI}".encode()).decode()
-    obs = Pipeline.for_profile(profile()).observe(tx(
+    obs = Pipeline.for_profile(profile(), load_sdks()).observe(tx(
         body=body, headers=(("Content-Type", "application/json"), ("X-Token", token))))
     assert ("identifier.imei", "header.x-token.base64") in {
         (d.category, d.field) for d in obs.detections}

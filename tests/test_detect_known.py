@@ -323,9 +323,10 @@ def test_a_ten_thousand_contact_profile_builds_small() -> None:
 # -- seeds used as names -------------------------------------------------------------
 def _observed(**overrides: object) -> list[tuple[str, str, str]]:
     """(field, profile key, value) of the known detections of one request, read whole."""
+    from auditor.data import load_sdks
     from auditor.pipeline import Pipeline
 
-    obs = Pipeline.for_profile(SEEDED).observe(tx(**overrides))
+    obs = Pipeline.for_profile(SEEDED, load_sdks()).observe(tx(**overrides))
     return sorted((d.field, d.profile_key, d.value) for d in obs.detections
                   if d.method == "known")
 

@@ -455,10 +455,11 @@ PEAK_MB = 400  # one message's analysis may grow a process by at most this much
 OBSERVE = """
 from pathlib import Path
 Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on: this process's own
+from auditor.data import load_sdks
 from auditor.pipeline import Pipeline
 from tests.factories import profile, tx
 from tests.test_hostile import {builder}
-obs = Pipeline.for_profile(profile()).observe(tx(
+obs = Pipeline.for_profile(profile(), load_sdks()).observe(tx(
     body={builder}(), content_type="{ctype}",
     headers=(("Content-Type", "{ctype}"), ("X-Device-Id", "{imei}"))))
 print(sorted({{(d.category, d.field[:40]) for d in obs.detections}}))

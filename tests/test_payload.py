@@ -7,6 +7,7 @@ import struct
 import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 
+from auditor.data import load_sdks
 from auditor.extract import extract
 from auditor.extract.payload import (
     cipher_name,
@@ -177,5 +178,5 @@ def test_a_raw_payload_bomb_ends_opaque_with_its_reason(transport: str, payload:
                                                         reason: str) -> None:
     """Raw messages go through the same budgeted readers as bodies, within the pipeline's
     one budget per message: the bomb ends, and the observation lists why it was not read."""
-    obs = Pipeline.for_profile(Profile()).observe(_tx(transport, payload))
+    obs = Pipeline.for_profile(Profile(), load_sdks()).observe(_tx(transport, payload))
     assert any(reason in o for o in obs.opaque), obs.opaque

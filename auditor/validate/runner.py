@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
+from auditor.data import load_sdks
 from auditor.model import (
     Cell,
     Contact,
@@ -183,7 +184,7 @@ def score_case(case: dict[str, Any], detections: list[Detection], report: Valida
 def run_suite(suite: dict[str, Any] | None = None) -> ValidationReport:
     """Every case through the real pipeline (extract, decode, detect) with the suite's profile."""
     suite = load_suite() if suite is None else suite
-    pipeline = Pipeline.for_profile(suite_profile(suite["profile"]))
+    pipeline = Pipeline.for_profile(suite_profile(suite["profile"]), load_sdks())
     report = ValidationReport(suite=suite.get("name", SUITE))
     for i, case in enumerate(suite["cases"], 1):
         observation = pipeline.observe(transmission(case, i))
