@@ -1,25 +1,12 @@
 """Rules as data (RULES.md "v1 rules"). Ids are stable: reports and CI gates key on them.
 
 A reference ending in ``*`` is a clause RULES.md could not confirm from the published text;
-reports show it as unverified.
-
-Two kinds of rule, one shape. A *message* rule (``check``) judges one observation and
-returns the categories it fires on (``None``: no hit; an empty set: a hit about the
-connection rather than the data, as UNINSPECTED_TRAFFIC). A *session* rule (``step``) reads
-the timeline one observation at a time, in order, keeping what it needs in a memo the engine
-holds for the session, and returns the hits that observation causes, anywhere in the timeline
-so far (CROSS_SERVICE_LINKING needs a second organisation, EXCESS_FREQUENCY a previous
-message). Its hits over a timeline are a pure function of that timeline.
+reports show it as unverified. What a rule is (``Rule``, ``RuleContext``, ``Hit``) lives in
+``base``, which the rule families import; this module only lists them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
-
-from auditor.consent import Ledger
-from auditor.model import ConsentPlan, Observation, Profile
 from auditor.rules import (
     collection_rules,
     consent_rules,
@@ -27,65 +14,7 @@ from auditor.rules import (
     session_rules,
     transport_rules,
 )
-from auditor.rules.common import Hit
-
-
-@dataclass(frozen=True)
-class RuleContext:
-    profile: Profile
-    ledger: Ledger
-
-    @property
-    def plan(self) -> ConsentPlan:
-        return self.ledger.plan
-
-
-Check = Callable[[Observation, RuleContext], "frozenset[str] | None"]
-Memo = dict[str, Any]  # a session rule's own state for one session, held by the engine
-Step = Callable[[Observation, Memo, RuleContext], Iterable[Hit]]
-
-
-def timeline(observations: Iterable[Observation]) -> list[Observation]:
-    """The order every rule sees a session in: by time, then by transmission id."""
-    return sorted(observations, key=lambda o: (o.transmission.ts, o.transmission.id))
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    severity: str
-    title: str
-    references: tuple[str, ...]
-    check: Check | None = None  # message rule
-    step: Step | None = None  # session rule
-
-    def __post_init__(self) -> None:
-        if (self.check is None) == (self.step is None):
-            raise ValueError(f"{self.id}: a rule has exactly one of check or step")
-
-    @property
-    def scope(self) -> str:
-        return "message" if self.check is not None else "session"
-
-    @property
-    def unverified(self) -> tuple[str, ...]:
-        return tuple(r for r in self.references if r.endswith("*"))
-
-    def hits(self, observations: Iterable[Observation], ctx: RuleContext) -> list[Hit]:
-        """Every hit of this rule over a session, one per transmission, in timeline order."""
-        ordered = timeline(observations)
-        if self.check is not None:
-            return [Hit(o.transmission.id, cats) for o in ordered
-                    if (cats := self.check(o, ctx)) is not None]
-        assert self.step is not None
-        memo: Memo = {}
-        merged: dict[int, frozenset[str]] = {}
-        for obs in ordered:
-            for tx_id, cats in self.step(obs, memo, ctx):
-                merged[tx_id] = merged.get(tx_id, frozenset()) | cats
-        rank = {o.transmission.id: i for i, o in enumerate(ordered)}
-        return [Hit(tx_id, merged[tx_id]) for tx_id in sorted(merged, key=rank.__getitem__)]
-
+from auditor.rules.base import Rule
 
 CATALOGUE: tuple[Rule, ...] = (
     # -- consent (the ledger) ------------------------------------------------------------

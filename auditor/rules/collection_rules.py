@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from auditor.model import Observation
-from auditor.rules.common import HARDWARE_OR_SIM_IDS, hit, normalised, sent
+from auditor.rules.base import RuleContext
+from auditor.rules.common import HARDWARE_OR_SIM_IDS, hit, idle_at, normalised, sent
 
-if TYPE_CHECKING:
-    from auditor.rules.catalogue import RuleContext
-
-IDLE = "idle"
 CONTACT = "contacts.entry"
 BULK = 2  # "two or more contacts" in one transmission
 _SEEDED_CONTACT = re.compile(r"contacts\[(\d+)\]")
@@ -25,7 +21,7 @@ def non_resettable_id(obs: Observation, ctx: RuleContext) -> frozenset[str] | No
 
 def background_collection(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
     """Personal data sent while the session's phase is ``idle``."""
-    if ctx.ledger.phase_at(obs.transmission.ts).casefold() != IDLE:
+    if not idle_at(ctx, obs.transmission.ts):
         return None
     return hit(sent(obs))
 

@@ -7,15 +7,12 @@ Category sets are tables derived from ``auditor.categories`` (STYLE.md 5), never
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
 
 from auditor.categories import CATEGORIES, FAMILIES
+from auditor.memo import memoised
+from auditor.model import Observation
 from auditor.recipients import matches_domain, registrable_domain
-
-if TYPE_CHECKING:
-    from auditor.model import Observation
-    from auditor.rules.catalogue import RuleContext
+from auditor.rules.base import RuleContext
 
 # RULES.md says "identifier" for the device and SIM ids: the ``identifier`` family.
 IDENTIFIERS = frozenset(FAMILIES["identifier"])
@@ -35,13 +32,9 @@ NEEDS_SEPARATE_GRANT = frozenset({
 AD_SDK_TYPES = frozenset({"advertising", "attribution"})
 
 FIRST_PARTY_ORG = "(first party)"
-
-
-class Hit(NamedTuple):
-    """A rule fired on one transmission, for these categories (possibly none)."""
-
-    transmission: int
-    categories: frozenset[str]
+# The phase BACKGROUND_COLLECTION and the default EXCESS_FREQUENCY interval are about.
+IDLE = "idle"
+FIRST_PARTY_HOSTS = 4096  # hosts remembered as under a first-party domain, or not
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
@@ -64,10 +57,15 @@ def is_first_party(obs: Observation, ctx: RuleContext) -> bool:
     return _under(obs.transmission.host, obs.recipient.domain, ctx.profile.first_party)
 
 
-@lru_cache(maxsize=4096)
+@memoised(FIRST_PARTY_HOSTS)
 def _under(host: str, domain: str, first_party: tuple[str, ...]) -> bool:
     """Remembered: a handful of rules ask it of every message, about the same few hosts."""
     return any(matches_domain(h, fp) for h in (host, domain) if h for fp in first_party)
+
+
+def idle_at(ctx: RuleContext, ts: float) -> bool:
+    """The session's phase at ``ts`` is ``idle`` (the lab's mark, any case)."""
+    return ctx.ledger.phase_at(ts).casefold() == IDLE
 
 
 def is_third_party(obs: Observation, ctx: RuleContext) -> bool:

@@ -3,10 +3,9 @@ a message carries against the guardian's state for (category, recipient) at that
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from auditor.consent import GRANTED, NONE, REFUSED, WITHDRAWN, ConsentState
 from auditor.model import Observation
+from auditor.rules.base import RuleContext
 from auditor.rules.common import (
     IDENTIFIERS_OR_LOCATION,
     MEDIA,
@@ -15,9 +14,6 @@ from auditor.rules.common import (
     is_sdk_host,
     sent,
 )
-
-if TYPE_CHECKING:
-    from auditor.rules.catalogue import RuleContext
 
 
 def _state(obs: Observation, ctx: RuleContext, category: str) -> ConsentState:

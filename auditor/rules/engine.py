@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from auditor.categories import severity_rank
 from auditor.model import Finding, Observation
-from auditor.rules.catalogue import CATALOGUE, Memo, Rule, RuleContext, timeline
+from auditor.rules.base import Rule, RuleContext, StepMemo, timeline
+from auditor.rules.catalogue import CATALOGUE
 
 Key = tuple[str, str, tuple[str, ...]]  # rule id, recipient, sorted categories
 _NONE: frozenset[str] = frozenset()
@@ -85,7 +86,7 @@ class Aggregator:
         self._open: dict[Key, _Open] = {}
         self._history: list[Observation] = []  # in timeline order
         self._by_id: dict[int, Observation] = {}
-        self._memo: dict[str, Memo] = {r.id: {} for r in self._session}
+        self._memo: dict[str, StepMemo] = {r.id: {} for r in self._session}
         self._placed: dict[tuple[str, int], Key] = {}  # (session rule, tx) -> its finding
         self._newest: tuple[float, int] | None = None  # the last observation stepped
         self._states: dict[tuple[int, str], str] = {}  # (tx, category) -> status, per add

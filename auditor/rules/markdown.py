@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from auditor import RULESET_VERSION
 from auditor.categories import severity_rank
 from auditor.report.i18n import RULE_TEXT
-from auditor.rules.catalogue import Rule
+from auditor.rules.base import Rule
 
 REGENERATE = "kidaudit rules --markdown > docs/rules.md"
 

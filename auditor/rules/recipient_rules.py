@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from auditor.model import Observation
+from auditor.rules.base import RuleContext
 from auditor.rules.common import (
     AD_SDK_TYPES,
     DIRECT_IDS,
@@ -16,9 +15,6 @@ from auditor.rules.common import (
     is_third_party,
     sent,
 )
-
-if TYPE_CHECKING:
-    from auditor.rules.catalogue import RuleContext
 
 
 def third_party_undisclosed(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:

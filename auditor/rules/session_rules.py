@@ -8,16 +8,12 @@ the same timeline, a step returns the same hits: live alerts and offline reports
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from auditor.model import Detection, Observation
-from auditor.rules.common import IDENTIFIERS, LOCATIONS, Hit, normalised, organisation, sent
-
-if TYPE_CHECKING:
-    from auditor.rules.catalogue import RuleContext
+from auditor.rules.base import Hit, RuleContext, StepMemo
+from auditor.rules.common import IDENTIFIERS, LOCATIONS, idle_at, normalised, organisation, sent
 
 LINKED_BY = 2  # "two or more different organisations"
-IDLE = "idle"
 DEFAULT_INTERVAL_S = 60.0  # RULES.md EXCESS_FREQUENCY default: location, once a minute, idle
 DEFAULT_LIMITED = LOCATIONS
 
@@ -50,7 +46,7 @@ def _identity(d: Detection, seeds: dict[str, str], several: frozenset[str]) -> s
     return seed
 
 
-def cross_service_linking(obs: Observation, memo: dict[str, Any], ctx: RuleContext
+def cross_service_linking(obs: Observation, memo: StepMemo, ctx: RuleContext
                           ) -> Iterator[Hit]:
     """The same identifier (any encoding) reaches two or more organisations: every message
     that carried it, to any of them, is evidence, from the moment the second one receives it."""
@@ -90,7 +86,7 @@ def _interval(category: str, ctx: RuleContext) -> tuple[float, bool] | None:
     return None
 
 
-def excess_frequency(obs: Observation, memo: dict[str, Any], ctx: RuleContext
+def excess_frequency(obs: Observation, memo: StepMemo, ctx: RuleContext
                      ) -> Iterator[Hit]:
     """A category goes to one recipient sooner after the previous message than the plan's
     interval allows; both messages of each too-short interval are the evidence. Without a
@@ -103,7 +99,7 @@ def excess_frequency(obs: Observation, memo: dict[str, Any], ctx: RuleContext
             continue
         interval, idle_only = limit
         key = (category, obs.recipient.domain or tx.host)
-        if idle_only and ctx.ledger.phase_at(tx.ts).casefold() != IDLE:
+        if idle_only and not idle_at(ctx, tx.ts):
             last.pop(key, None)  # a message outside idle starts the count afresh
             continue
         prev = last.get(key)

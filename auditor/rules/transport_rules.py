@@ -9,15 +9,12 @@ host gets one finding per rule whatever each message carried.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from auditor.memo import memoised
 from auditor.model import Observation, Transmission
+from auditor.rules.base import RuleContext
 from auditor.rules.common import hit, sent
-
-if TYPE_CHECKING:
-    from auditor.rules.catalogue import RuleContext
 
 CONNECTION: frozenset[str] = frozenset()  # a hit about the channel, with no categories
 PASSWORD = "credentials.password"
@@ -49,9 +46,10 @@ LISTEN_COMMANDS = frozenset({"MONITOR"})
 
 
 _AUTHORITY_END = re.compile(r"[/?#]")
+URLS, KEYS = 4096, 4096  # URLs and field names remembered (several rules ask per message)
 
 
-@lru_cache(maxsize=4096)
+@memoised(URLS)
 def url_parts(url: str) -> SplitResult:
     """``urlsplit`` of a captured URL. The URL is the device's (or an attacker's) text: a
     Host header holding ``[`` makes ``urlsplit`` raise ``Invalid IPv6 URL``, and then the
@@ -85,7 +83,7 @@ def cleartext_pi(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
     return hit(sent(obs)) if cleartext(obs.transmission) else None
 
 
-@lru_cache(maxsize=4096)
+@memoised(KEYS)
 def _password_key(key: str) -> bool:
     key = re.sub(r"\[\d+\]$", "", key).strip()
     flat = re.sub(r"[\W_]+", "", key).lower()
