@@ -15,11 +15,11 @@ import base64
 import json
 import re
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from urllib.parse import quote, quote_plus
 
 import ahocorasick
 
+from auditor.memo import memoised
 from auditor.model import Detection, Field
 
 # Categories whose value is never shown even in part: a password fragment helps an attacker.
@@ -74,7 +74,7 @@ def forms(d: Detection) -> frozenset[str]:
     return _forms(d.value, d.category, d.encoding)
 
 
-@lru_cache(maxsize=4096)  # a session repeats its values message after message
+@memoised(4096)  # a session repeats its values message after message
 def _forms(value: str, category: str, encoding: tuple[str, ...]) -> frozenset[str]:
     out = {value}
     if category in NUMBERED:

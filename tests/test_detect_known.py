@@ -279,8 +279,8 @@ def test_long_values_are_scanned_in_windows_without_losing_matches(detector: Det
 # A phone's address book: 10,000 contacts, each a name and a Chinese mobile number. Every
 # plain form of a seed is a key of the automaton and every digest a key of a dict; the
 # hex and base64 writings are found by decoding the text's tokens, so a contact costs a
-# few dozen keys (it cost 275 when every writing of every form was a key: 2.7 M keys,
-# 140 s and 4.9 GB for this profile).
+# few dozen keys (many times more when every writing of every form was a key, which made
+# a profile of this size too big and too slow to build).
 BOOK = 10_000
 KEYS_PER_CONTACT = 60
 PEAK_RSS_MB = 500

@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from auditor.detect import MEMO_PATH, MEMO_SIZE, MEMO_VALUE, Detector
+from auditor.detect import MEMO_PATH, MEMO_VALUE, Detector
 from auditor.detect.patterns import (
     CONFIDENCE,
     CONFIDENCE_WITH_KEY,
@@ -18,10 +18,10 @@ from auditor.detect.patterns import (
     luhn,
 )
 from auditor.model import Field, Profile
+from tests.factories import OTHER_ICCID as ICCID
+from tests.factories import OTHER_IMEI as IMEI
 from tests.factories import tx
 
-IMEI = "358916049988772"  # synthetic, Luhn-valid, reporting body 35
-ICCID = "8986019876543210987"
 RESIDENT_ID = "440305201503140031"
 PHONES = ("+8615012345672", "+8618612345673")
 
@@ -154,17 +154,14 @@ def test_tags_and_opaque_notes_are_not_values() -> None:
     assert Detector(Profile()).detect(tx(), fields) == []
 
 
-def test_many_fields_cost_linear_time() -> None:
-    """20,000 identifiers in one message (a hostile or a bulk upload) take seconds, not hours:
-    pairing and dedupe are indexed, not pairwise."""
-    import time
-
+def test_many_fields_are_each_reported_once() -> None:
+    """20,000 identifiers in one message (a hostile or a bulk upload): each IMEI and each
+    position pair reported once. Pairing and dedupe are indexed, not pairwise, so this runs
+    well inside the suite's timeout; how fast is for bench/."""
     fields = [Field("body", f"body.json.{i}.imei", IMEI) for i in range(10_000)]
     fields += [Field("body", f"body.json.{i}.lat", "31.2") for i in range(5_000)]
     fields += [Field("body", f"body.json.{i}.lng", "121.4") for i in range(5_000)]
-    start = time.monotonic()
     found = Detector(Profile()).detect(tx(), fields)
-    assert time.monotonic() - start < 20
     assert len(found) == 15_000
 
 
@@ -202,12 +199,18 @@ def test_a_remembered_field_reads_as_a_fresh_one(fields: list[Field]) -> None:
     assert again and {d.transmission for d in again} == {2}
 
 
-def test_the_memo_keeps_short_fields_only_and_is_bounded() -> None:
-    detector = Detector(Profile())
-    long = Field("body", "body.text", "x" * MEMO_VALUE + " " + IMEI)
-    detector.detect(tx(), [long, Field("body", "body.json.imei", IMEI)])
-    assert detector._remembered.cache_info().currsize == 1
-    assert detector._remembered.cache_info().maxsize == MEMO_SIZE
+def test_the_memo_is_bounded() -> None:
+    """Thousands of distinct short fields, one message each (a device that sends a new
+    nonce every time): a detector keeps no more of them than its memo holds."""
+    detector = Detector(Profile(), memo=16)
+    tracemalloc.start()
+    try:
+        for i in range(4000):
+            detector.detect(tx(id=i), [Field("body", "body.json.note", f"{i:0{MEMO_VALUE}d}")])
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < 512 << 10
 
 
 @pytest.mark.parametrize(("path", "value"), [
@@ -216,8 +219,8 @@ def test_the_memo_keeps_short_fields_only_and_is_bounded() -> None:
 ])
 def test_the_memo_holds_nothing_of_a_long_field(path: str, value: str) -> None:
     """Fields made and dropped one message at a time: whatever the detector keeps between
-    messages is all that stays allocated, and a long path or value is never kept (a
-    memo of whole fields once held 1 MB per field, 2.6 GB after one hostile message)."""
+    messages is all that stays allocated, and a long path or value is never kept (a memo of
+    whole fields would hold each one whole, a hostile message's worth at a time)."""
     detector = Detector(Profile())
     tracemalloc.start()
     try:

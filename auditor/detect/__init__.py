@@ -8,7 +8,6 @@ Three detectors, most trusted first (DESIGN.md "detect"): known values the lab s
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from auditor.detect import keys, patterns
 from auditor.detect.cell import find_cells
@@ -16,6 +15,7 @@ from auditor.detect.known import KnownValues
 from auditor.detect.location import find_coordinate_pairs, find_locations
 from auditor.detect.media import find_media
 from auditor.extract.bodies import MAX_PATH, bounded
+from auditor.memo import memoised
 from auditor.model import Detection, Field, Profile, Transmission
 
 # Field locations that describe a message rather than carry a value from it: protocol tags
@@ -48,7 +48,7 @@ class Detector:
         self.profile = profile
         self.known = KnownValues.from_profile(profile)
         self.region = profile.region
-        self._remembered = lru_cache(maxsize=memo)(self.readings)
+        self._remembered = memoised(memo)(self.readings)
 
     def detect(self, tx: Transmission, fields: list[Field]) -> list[Detection]:
         """Every reading of the fields, one per fact (``dedupe``). Paths are bounded first

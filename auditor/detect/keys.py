@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from functools import lru_cache
 
+from auditor.memo import memoised
 from auditor.model import Field
 
 KEY_CONFIDENCE = 0.5
@@ -122,7 +122,7 @@ def tokens(key: str) -> tuple[str, ...]:
     return tuple(t for t in _SEPARATORS.split(_CAMEL.sub("_", key).lower()) if t)
 
 
-@lru_cache(maxsize=4096)
+@memoised(4096)
 def key_of(path: str) -> str:
     """The key a field sits under: the last path segment that is neither an index nor a
     decoding layer (``body.json.contacts.0.phone`` -> ``phone``). Remembered: a device
@@ -159,7 +159,7 @@ def matches(key: str, table: frozenset[str] | dict[str, tuple[str, ...]]) -> str
 _TABLES: dict[int, frozenset[str] | dict[str, tuple[str, ...]]] = {}
 
 
-@lru_cache(maxsize=8192)
+@memoised(8192)
 def _matches(key: str, table_id: int) -> str:
     table = _TABLES[table_id]
     norm = normalise(key)
@@ -176,7 +176,7 @@ def _matches(key: str, table_id: int) -> str:
     return ""
 
 
-@lru_cache(maxsize=64)
+@memoised(64)
 def _endings(table_id: int) -> tuple[str, ...]:
     return tuple(sorted((e for e in _TABLES[table_id] if len(e) >= 4), key=len, reverse=True))
 

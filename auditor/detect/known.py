@@ -6,8 +6,8 @@ lowercased field value, so upper-case identifiers match too. What a device write
 base64 (standard, URL-safe, unpadded) is found by decoding the hex- and base64-shaped tokens
 of the value and looking the bytes up: among the forms themselves, and among the MD5 /
 SHA-1 / SHA-256 / SHA-512 digests of each form (a dict). Only the plain forms are keys of
-the automaton, so a seed costs a few dozen keys whatever the writings: a 10,000-contact
-address book builds in seconds.
+the automaton, so a seed costs a few dozen keys whatever the writings, and a profile
+carrying a whole address book stays cheap to build.
 """
 
 from __future__ import annotations
@@ -174,9 +174,10 @@ class KnownValues:
 
     Encoded writings are found by decoding the hex- and base64-shaped tokens of a field and
     looking the bytes up, not by putting every writing of every form into the automaton:
-    that made each contact ~20 forms x 21 writings, and a 10,000-contact profile 2.7 M keys,
-    over 100 s and 4.9 GB to build. Now a seed costs its plain forms in the automaton and four
-    digests per form in a dict, and the haystack pays a regex pass instead."""
+    that multiplied each seed's forms by every writing of them, and a profile with an address
+    book grew an automaton too large and slow to build. Now a seed costs its plain forms in
+    the automaton and four digests per form in a dict, and the haystack pays a regex pass
+    instead."""
 
     def __init__(self, texts: dict[str, list[Variant]],
                  digests: dict[bytes, list[Variant]] | None = None) -> None:
