@@ -139,8 +139,9 @@ class Session:
                              lang=lang, reveal=reveal)
 
     def _live_aggregator(self) -> Aggregator:
-        # Live alerts: the findings written at the end are judged again from the store.
-        return Aggregator(RuleContext(self.profile, self.ledger), exact=False, consent=False)
+        """The rules as traffic flows, for alerts: the findings written at the end are judged
+        again from the store, in timeline order."""
+        return Aggregator(RuleContext(self.profile, self.ledger))
 
     def close(self) -> None:
         self.store.close()

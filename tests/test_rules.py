@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from auditor.consent import Ledger
+from auditor.categories import SEVERITIES
+from auditor.consent import ConsentState, Ledger
 from auditor.model import (
     ConsentEvent,
     ConsentPlan,
@@ -24,9 +25,7 @@ from auditor.model import (
 )
 from auditor.rules import CATALOGUE, Aggregator, Hit, RuleContext, by_id, evaluate
 from auditor.rules.engine import finding_id
-from tests.factories import IMEI, profile
-
-T0 = 1_790_000_000.0
+from tests.factories import IMEI, T0, profile
 
 FIRST = Recipient("acme-watch.example", party="first")
 AMAP = Recipient("amap.com", organization="AutoNavi", party="third", country="CN",
@@ -532,12 +531,49 @@ def test_findings_are_sorted_worst_first_and_record_the_consent_state() -> None:
     assert finding.rule == "CLEARTEXT_PI" and finding.consent == ("granted",)
 
 
-@pytest.mark.parametrize("consent, expected", [(True, ("granted",)), (False, ())])
-def test_the_live_aggregator_may_leave_consent_states_to_the_report(consent, expected) -> None:
-    agg = Aggregator(Case(events=(GRANT,)).context(), TWO, consent=consent)
+def test_an_alert_leaves_consent_states_to_the_findings() -> None:
+    agg = Aggregator(Case(events=(GRANT,)).context(), TWO)
     (opened,) = agg.add(_obs(1, 5, (IMEI_C,), "http"))
-    assert (opened.rule, opened.consent) == ("CLEARTEXT_PI", expected)
-    assert [f.transmissions for f in agg.findings()] == [(1,)]
+    assert (opened.rule, opened.consent) == ("CLEARTEXT_PI", ())
+    assert [(f.transmissions, f.consent) for f in agg.findings()] == [((1,), ("granted",))]
+
+
+class CountingLedger(Ledger):
+    """A ledger that counts how often each (transmission time, category) state is asked."""
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.asked: dict[tuple[float, str], int] = {}
+
+    def state(self, category: str, recipient: Recipient, t: float, host: str = ""
+              ) -> ConsentState:
+        self.asked[(t, category)] = self.asked.get((t, category), 0) + 1
+        return super().state(category, recipient, t, host)
+
+
+# rules that never ask the ledger themselves: every question is the findings' consent
+NO_LEDGER = ("CLEARTEXT_PI", "NON_RESETTABLE_ID", "PERSISTENT_ID_TO_THIRD_PARTY",
+             "CROSS_SERVICE_LINKING")
+
+
+def test_a_findings_consent_is_asked_once_per_message_and_category() -> None:
+    ledger = CountingLedger(ConsentPlan(events=(GRANT,)))
+    ctx = RuleContext(profile(), ledger)
+    observations = [_obs(1, 1, (IMEI_C, MAC), "http"), _obs(2, 2, (IMEI_C,), "http", ADS),
+                    _obs(3, 3, (IMEI_C,), "http", UMENG)]
+    findings = evaluate(observations, ctx, [by_id(r) for r in NO_LEDGER])
+    assert {f.rule for f in findings} == set(NO_LEDGER)  # several rules on every message
+    assert all(f.consent for f in findings)
+    assert ledger.asked == {(T0 + 1, IMEI_C): 1, (T0 + 1, MAC): 1, (T0 + 2, IMEI_C): 1,
+                            (T0 + 3, IMEI_C): 1}
+
+
+def test_an_alert_never_asks_the_ledger_for_consent_states() -> None:
+    ledger = CountingLedger(ConsentPlan(events=(GRANT,)))
+    agg = Aggregator(RuleContext(profile(), ledger), [by_id(r) for r in NO_LEDGER])
+    opened = [f for i in (1, 2, 3) for f in agg.add(_obs(i, i, (IMEI_C,), "http",
+                                                         (FIRST, ADS, UMENG)[i - 1]))]
+    assert opened and ledger.asked == {}
 
 
 def test_finding_ids_are_stable() -> None:
@@ -675,12 +711,23 @@ def test_evaluate_is_deterministic_and_live_agrees_with_offline() -> None:
     opened = [f for obs in observations for f in agg.add(obs)]
     assert agg.findings() == offline
     assert sorted(f.id for f in opened) == sorted(f.id for f in offline)
-    late = Aggregator(ctx)  # messages reaching the proxy out of time order
-    for obs in shuffled:
-        late.add(obs)
-    assert late.findings() == offline
     assert [f.severity for f in offline] == sorted(
-        (f.severity for f in offline), key=("critical", "high", "medium", "low", "info").index)
+        (f.severity for f in offline), key=SEVERITIES.index)
+
+
+@pytest.mark.parametrize("seed", [1, 7, 42])
+def test_out_of_order_arrival_gives_the_findings_of_the_timeline(seed: int) -> None:
+    """Messages reaching the proxy out of time order: the findings a session writes
+    (``evaluate``, or ``extend`` of what arrived) are those of the ordered timeline."""
+    observations, ctx = _script()
+    in_order = evaluate(observations, ctx)
+    late = observations[:]
+    random.Random(seed).shuffle(late)
+    agg = Aggregator(ctx)
+    agg.extend(late)
+    assert agg.findings() == in_order == evaluate(late, ctx)
+    assert {(f.rule, f.recipient, f.categories, f.transmissions) for f in in_order} == \
+        SCRIPT_FINDINGS
 
 
 # -- hostile input: one rule failing on one message (issue 13) ---------------------------
@@ -711,11 +758,11 @@ def test_a_rule_failing_on_one_message_loses_only_that_judgement(failing) -> Non
                        "message": "ValueError: Invalid IPv6 URL"}]
 
 
-def test_a_rule_failing_on_a_late_message_is_listed_once_after_replays() -> None:
+def test_a_rule_failing_on_a_late_message_is_listed_once() -> None:
     failing = dataclasses.replace(by_id("CROSS_SERVICE_LINKING"), id="FAILS",
                                   step=_step_fails_on_two)
     agg = Aggregator(Case().context(), (failing,))
-    for tx_id, at in ((1, 1), (3, 3), (2, 2)):  # 2 arrives late: the timeline is replayed
+    for tx_id, at in ((1, 1), (3, 3), (2, 2)):  # 2 arrives late: stepped where it lands
         agg.add(_obs(tx_id, at, (IMEI_C,)))
     assert [e["transmission"] for e in agg.errors()] == [2]
     assert [f.transmissions for f in agg.findings()] == [(1, 3)]

@@ -75,6 +75,43 @@ def test_the_reports_let_go_of_the_live_timeline_and_judge_from_the_store(tmp_pa
     session.close()
 
 
+def _linked_and_frequent() -> list[Transmission]:
+    """The IMEI to the maker, then to an ad host (CROSS_SERVICE_LINKING), and to the maker
+    again and again, sooner than the plan's interval (EXCESS_FREQUENCY): session rules."""
+    from tests.factories import HOST, T0, tx
+
+    hosts = (HOST, "t.ads.example", HOST, HOST, "t.ads.example")
+    return [tx(id=i, ts=T0 + 10 * i, host=h, path=f"/m{i}")
+            for i, h in enumerate(hosts, 1)]
+
+
+@pytest.mark.parametrize("arrival", [(1, 2, 3, 4, 5), (2, 1, 4, 5, 3), (5, 4, 3, 2, 1)])
+def test_out_of_order_arrival_writes_the_findings_of_the_timeline(tmp_path: Path, arrival):
+    """Concurrent connections reach the proxy out of time order: the alerts are raised where
+    each message lands, the findings written are those ``evaluate`` gives the timeline."""
+    import dataclasses
+
+    from auditor.consent import Ledger
+    from auditor.rules import RuleContext, evaluate
+    from tests.factories import event, plan, profile
+
+    consent = dataclasses.replace(plan(event("grant", categories="all-disclosed"),
+                                       limits={"min_interval_s": {"identifier.imei": 60}}),
+                                  source="")  # built here: no file to keep a copy of
+    seeded = profile(source="")
+    messages = _linked_and_frequent()
+    session = Session(tmp_path / "s", seeded, consent)
+    for i in arrival:
+        session.observe(messages[i - 1])
+    written = session.write_outputs().findings
+    observations = session.store.observations()
+    session.close()
+    expected = evaluate(observations, RuleContext(seeded, Ledger(consent)))
+    assert written == expected
+    assert {"CROSS_SERVICE_LINKING", "EXCESS_FREQUENCY"} <= {f.rule for f in written}
+    assert all(f.consent for f in written if f.categories)  # judged, once, at the end
+
+
 def test_a_kept_profile_is_reopened_as_it_was_taken(tmp_path: Path):
     """A session made before the plausibility checks (or with a value the lab vouched for)
     still reports: its profile copy is the evidence, not a new form to check."""

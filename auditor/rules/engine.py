@@ -1,10 +1,16 @@
 """Turn observations into findings: one finding per (rule, recipient, category set).
 
-Message rules judge each observation as it arrives. Session rules step through the timeline
-in order with a memo per session; a hit on a message a session rule already hit merges into
-that message's categories (it moves to the finding for the larger set). A message that
-arrives out of time order replays the session rules over the sorted timeline, so live
-alerts and the offline ``evaluate`` of the same observations give the same findings.
+Every rule runs once per observation, where it lands: message rules judge it, session rules
+step through it with a memo per session; a hit on a message a session rule already hit merges
+into that message's categories (it moves to the finding for the larger set). ``evaluate``
+feeds a session in timeline order, so its findings are the same whatever order the
+observations came in. Live alerts feed them as they arrive: a message that lands slightly out
+of time order (concurrent connections do that) is stepped where it lands, as an alert must be
+raised now; the findings a session writes come from ``evaluate`` over the stored timeline.
+
+The consent states a finding was judged under are asked of the ledger when the findings are,
+once per message and category: several rules hit one message for the same categories, and
+the alerts raised while traffic flows never show them.
 
 A rule that raises on one transmission loses that one judgement, never the session's: the
 engine catches it per rule and transmission and keeps it in ``errors`` (the report lists it
@@ -13,19 +19,20 @@ under coverage). One hostile message must not stop every report of a session (is
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from auditor.categories import severity_rank
-from auditor.model import Finding, Observation
+from auditor.memo import Memo
+from auditor.model import Finding, Observation, Transmission
 from auditor.rules.base import Rule, RuleContext, StepMemo, timeline
 from auditor.rules.catalogue import CATALOGUE
 
 Key = tuple[str, str, tuple[str, ...]]  # rule id, recipient, sorted categories
-_NONE: frozenset[str] = frozenset()
+Failures = dict[tuple[int, str], str]  # (transmission, rule id) -> what was raised
 RULE_STAGE = "rule"  # the coverage ``stage`` of a rule's error: ``rule RULE_ID``
+STATES = 1 << 16  # (message, category) consent states remembered while findings are judged
 
 
 def finding_id(rule_id: str, recipient: str, categories: tuple[str, ...]) -> str:
@@ -39,8 +46,8 @@ def recipient_of(obs: Observation) -> str:
     return obs.recipient.domain or obs.transmission.host or obs.transmission.ip
 
 
-def _order(obs: Observation) -> tuple[float, int]:
-    return obs.transmission.ts, obs.transmission.id
+def _failure(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -48,119 +55,90 @@ class _Open:
     rule: Rule
     recipient: str
     categories: tuple[str, ...]
-    # transmission id -> (its time, the consent states its categories were judged under)
-    members: dict[int, tuple[float, frozenset[str]]] = field(default_factory=dict)
+    members: dict[int, Observation] = field(default_factory=dict)  # by transmission id
 
-    def finding(self) -> Finding:
-        times = [ts for ts, _ in self.members.values()]
-        consent = frozenset().union(*(states for _, states in self.members.values()))
+    def finding(self, members: Iterable[Transmission] | None = None,
+                consent: frozenset[str] = frozenset()) -> Finding:
+        """The finding over ``members`` (all of them unless given), judged under ``consent``."""
+        txs = [o.transmission for o in self.members.values()] if members is None else list(
+            members)
+        times = [tx.ts for tx in txs]
         return Finding(
             id=finding_id(self.rule.id, self.recipient, self.categories),
             rule=self.rule.id, severity=self.rule.severity, title=self.rule.title,
             categories=self.categories, recipient=self.recipient,
-            transmissions=tuple(sorted(self.members)), first_seen=min(times),
+            transmissions=tuple(sorted(tx.id for tx in txs)), first_seen=min(times),
             last_seen=max(times), references=self.rule.references,
             consent=tuple(sorted(consent)))
 
 
 class Aggregator:
-    """Feeds observations through every rule; used live (alerts) and offline alike."""
+    """Feeds observations through every rule, each where it lands; live alerts and
+    ``evaluate`` alike."""
 
-    def __init__(self, ctx: RuleContext, rules: Iterable[Rule] = CATALOGUE, *,
-                 exact: bool = True, consent: bool = True) -> None:
-        """``exact=False`` is for live alerts: a message that arrives slightly out of time
-        order (concurrent connections do that) is stepped where it lands instead of
-        replaying the whole timeline, which would cost O(n) per message. The findings a
-        session writes come from ``evaluate`` over the complete, ordered timeline.
-
-        ``consent=False`` leaves out the consent states a finding was judged under (its
-        ``consent`` stays empty): live alerts do not show them, the report judges them again
-        from the whole timeline, and asking the ledger for each hit was about a twentieth
-        of the live worker's time per message."""
-        self.exact = exact
-        self.consent = consent
+    def __init__(self, ctx: RuleContext, rules: Iterable[Rule] = CATALOGUE) -> None:
         self.ctx = ctx
         self.rules = tuple(rules)
         self._message = tuple(r for r in self.rules if r.scope == "message")
         self._session = tuple(r for r in self.rules if r.scope == "session")
         self._open: dict[Key, _Open] = {}
-        self._history: list[Observation] = []  # in timeline order
         self._by_id: dict[int, Observation] = {}
         self._memo: dict[str, StepMemo] = {r.id: {} for r in self._session}
         self._placed: dict[tuple[str, int], Key] = {}  # (session rule, tx) -> its finding
-        self._newest: tuple[float, int] | None = None  # the last observation stepped
-        self._states: dict[tuple[int, str], str] = {}  # (tx, category) -> status, per add
-        # (transmission, rule id) -> what the rule raised on it; a replay overwrites, so each
-        # failure is listed once however often the timeline is stepped again
-        self._errors: dict[tuple[int, str], str] = {}
+        self._errors: Failures = {}  # a rule that raised on a transmission
+        # the findings with their consent states and the ledger's failures, until an ``add``
+        # (the ledger may have moved by then: a mark arrives while traffic flows)
+        self._judged: tuple[list[Finding], Failures] | None = None
 
     def add(self, obs: Observation) -> list[Finding]:
-        """Apply every rule to one observation; return the findings it opened."""
-        self._states.clear()
-        bisect.insort(self._history, obs, key=_order)
+        """Apply every rule to one observation; return the findings it opened, as alerts
+        show them (without the consent states ``findings`` judges)."""
+        self._judged = None
         self._by_id[obs.transmission.id] = obs
         opened = [found for rule in self._message if (found := self._judge(rule, obs))]
-        if self._session:
-            in_order = self._newest is None or _order(obs) > self._newest
-            opened += self._step(obs) if in_order or not self.exact else self._replay()
-        return opened
+        return opened + self._step(obs) if self._session else opened
 
     def extend(self, observations: Iterable[Observation]) -> list[Finding]:
         """Many observations at once, in timeline order; returns the findings opened."""
         return [f for obs in timeline(observations) for f in self.add(obs)]
 
     def findings(self) -> list[Finding]:
-        """All findings, worst first, then the most frequent; ties in a fixed order."""
-        out = [agg.finding() for agg in self._open.values()]
-        return sorted(out, key=lambda f: (severity_rank(f.severity), -f.count, f.rule,
-                                          f.recipient, f.categories))
+        """All findings with the consent states they were judged under, worst first, then
+        the most frequent; ties in a fixed order."""
+        return list(self._judgement()[0])
 
     def errors(self) -> list[dict[str, object]]:
-        """Each rule that failed on a transmission, as coverage lists errors (``Store.errors``
-        rows): in transmission order, then by rule."""
+        """Each rule that failed on a transmission (its own judgement, or the ledger's on a
+        message it hit), as coverage lists errors (``Store.errors`` rows): in transmission
+        order, then by rule."""
+        failures = {**self._errors, **self._judgement()[1]}
         return [{"transmission": tx_id, "stage": f"{RULE_STAGE} {rule_id}", "message": message}
-                for (tx_id, rule_id), message in sorted(self._errors.items())]
+                for (tx_id, rule_id), message in sorted(failures.items())]
 
     # -- internals ---------------------------------------------------------------------------
     def _failed(self, rule: Rule, obs: Observation, exc: Exception) -> None:
-        self._errors[(obs.transmission.id, rule.id)] = f"{type(exc).__name__}: {exc}"
+        self._errors[(obs.transmission.id, rule.id)] = _failure(exc)
 
     def _judge(self, rule: Rule, obs: Observation) -> Finding | None:
         assert rule.check is not None
         try:
             cats = rule.check(obs, self.ctx)
-            return None if cats is None else self._record(rule, obs, cats)
         except Exception as e:  # noqa: BLE001 - one rule on one message, not the session
             self._failed(rule, obs, e)
             return None
+        return None if cats is None else self._record(rule, obs, cats)
 
     def _record(self, rule: Rule, obs: Observation, cats: frozenset[str]) -> Finding | None:
         """File one hit under its finding; the finding when this opened it."""
-        tx = obs.transmission
         key = (rule.id, recipient_of(obs), tuple(sorted(cats)))
-        # the states first: the ledger raising leaves no finding without members behind
-        states = frozenset(self._state(obs, c) for c in cats) if self.consent else _NONE
         agg = self._open.get(key)
         is_new = agg is None
         if agg is None:
             agg = self._open[key] = _Open(rule, key[1], key[2])
-        agg.members[tx.id] = (tx.ts, states)
+        agg.members[obs.transmission.id] = obs
         return agg.finding() if is_new else None
 
-    def _state(self, obs: Observation, category: str) -> str:
-        """The consent status a category was sent under. Several rules hit one message for
-        the same categories; the ledger is asked once per message and category (the memo
-        lasts one ``add``: the ledger may have changed by the next)."""
-        key = (obs.transmission.id, category)
-        status = self._states.get(key)
-        if status is None:
-            tx = obs.transmission
-            status = self._states[key] = self.ctx.ledger.state(
-                category, obs.recipient, tx.ts, tx.host).status
-        return status
-
     def _step(self, obs: Observation) -> list[Finding]:
-        self._newest = _order(obs)
         opened: list[Finding] = []
         for rule in self._session:
             assert rule.step is not None
@@ -194,17 +172,38 @@ class Aggregator:
         self._placed[placed] = (rule.id, recipient_of(obs), tuple(sorted(cats)))
         return self._record(rule, obs, cats)
 
-    def _replay(self) -> list[Finding]:
-        """A message arrived out of time order: redo the session rules over the timeline."""
-        ids = {r.id for r in self._session}
-        before = {key for key in self._open if key[0] in ids}
-        self._open = {key: agg for key, agg in self._open.items() if key[0] not in ids}
-        self._memo = {rid: {} for rid in ids}
-        self._placed.clear()
-        for obs in self._history:
-            self._step(obs)
-        return [agg.finding() for key, agg in self._open.items()
-                if key[0] in ids and key not in before]
+    def _judgement(self) -> tuple[list[Finding], Failures]:
+        """Every finding with the consent states its messages' categories were sent under.
+        The ledger is asked once per message and category, however many rules hit it; a
+        message the ledger fails on leaves that finding and is listed as the rule's error,
+        as if the rule had failed on it."""
+        if self._judged is None:
+            states: Memo[tuple[int, str], str] = Memo(STATES)
+            failed: Failures = {}
+            out: list[Finding] = []
+            for agg in self._open.values():
+                consent: set[str] = set()
+                kept: list[Transmission] = []
+                for obs in agg.members.values():
+                    try:
+                        consent |= {self._status(obs, c, states) for c in agg.categories}
+                    except Exception as e:  # noqa: BLE001 - one message, not the session
+                        failed[(obs.transmission.id, agg.rule.id)] = _failure(e)
+                        continue
+                    kept.append(obs.transmission)
+                if kept:
+                    out.append(agg.finding(kept, frozenset(consent)))
+            out.sort(key=lambda f: (severity_rank(f.severity), -f.count, f.rule, f.recipient,
+                                    f.categories))
+            self._judged = out, failed
+        return self._judged
+
+    def _status(self, obs: Observation, category: str, states: Memo[tuple[int, str], str]
+                ) -> str:
+        """The consent status a category was sent under, at the message's time."""
+        tx = obs.transmission
+        return states.get_or_make((tx.id, category), lambda: self.ctx.ledger.state(
+            category, obs.recipient, tx.ts, tx.host).status)
 
 
 def evaluate(observations: Iterable[Observation], ctx: RuleContext,
