@@ -3,7 +3,8 @@ and JWT payloads off field values, recursively.
 
 Each derived field carries the chain of layers it took (outermost first), so a finding can
 say *how* a value was hidden. Limits on depth, count, size, decompression ratio and work
-hold against hostile input: a limit never raises, it records the field as opaque.
+(``auditor.limits``, shared with extraction: one budget per message) hold against hostile
+input: a limit never raises, it records the field as opaque.
 """
 
 from __future__ import annotations
@@ -15,25 +16,24 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from auditor.extract import bodies
-from auditor.extract.bodies import (
+from auditor.extract.bodies import fields_from_bytes
+from auditor.extract.compression import decompress, sniff_compression
+from auditor.extract.json_body import NestedTooDeep, parse_json, walk_json
+from auditor.extract.media import MEDIA, sniff_media
+from auditor.extract.text import TEXT_BYTES
+from auditor.limits import (
     LAYER_COST,
+    MAX_DERIVED,
+    MAX_LAYERS,
+    MAX_PATH,
+    MAX_VALUE,
+    OPAQUE,
     Budget,
     Limit,
-    NestedTooDeep,
     bounded,
     current_budget,
-    parse_json,
-    walk_json,
 )
 from auditor.model import Field
-
-MAX_DEPTH = 4  # layers peeled off one value
-MAX_VALUE = 256 * 1024  # a value longer than this is matched as is, not decoded
-MAX_DERIVED = 5_000  # derived fields per message
-MAX_WORK = bodies.MAX_WORK  # work per message, shared with extraction (bodies.Budget)
-MAX_OUTPUT = bodies.MAX_OUTPUT  # bytes one decompression may produce
-MAX_RATIO = bodies.MAX_RATIO  # output:input of a decompression past bodies.RATIO_FLOOR
 
 LAYERS = ("gzip", "zlib", "deflate", "brotli", "zstd", "url", "base64", "hex", "json", "jwt")
 
@@ -66,24 +66,24 @@ def expand(fields: Iterable[Field], opaque: list[str] | None = None,
     ``opaque`` collects ``"field: reason"`` for every value a limit stopped us reading (and
     every ``opaque`` field an extractor emitted), so the report can say what was not looked
     into instead of claiming it was clean. ``budget`` is the message's (by default the one
-    extraction drew on, ``bodies.message_budget``): every layer peeled and byte it gives
+    extraction drew on, ``limits.message_budget``): every layer peeled and byte it gives
     is charged; once it is used up the fields are still passed on, undecoded.
     """
     state = _State(opaque=opaque if opaque is not None else [],
                    work=budget if budget is not None else current_budget())
     out: list[Field] = []
     for f in fields:
-        if f.location == bodies.OPAQUE:
+        if f.location == OPAQUE:
             state.note(f.path, f.value)
             continue
-        if len(f.path) > bodies.MAX_PATH:
+        if len(f.path) > MAX_PATH:
             f = bounded(f)
         out.append(f)
         if state.work.used_up:
             continue
         try:
             for child in _peel(f, 0, state):
-                out.append(child if len(child.path) <= bodies.MAX_PATH else bounded(child))
+                out.append(child if len(child.path) <= MAX_PATH else bounded(child))
         except Limit as e:
             state.note(e.path, e.reason)
     if state.derived <= 0:
@@ -92,19 +92,19 @@ def expand(fields: Iterable[Field], opaque: list[str] | None = None,
 
 
 def _peel(f: Field, depth: int, state: _State) -> Iterator[Field]:
-    if f.location == bodies.MEDIA or state.derived <= 0:
+    if f.location == MEDIA or state.derived <= 0:
         return
     if len(f.value) > MAX_VALUE:
         if _B64.match(f.value) or _HEX.match(f.value):
             state.note(f.path, f"value of {len(f.value)} characters, over {MAX_VALUE}, "
                        "not decoded")
         return
-    if depth >= MAX_DEPTH:
+    if depth >= MAX_LAYERS:
         if next(_decodings(f, state), None) is not None:
-            state.note(f.path, f"more than {MAX_DEPTH} layers, the rest not decoded")
+            state.note(f.path, f"more than {MAX_LAYERS} layers, the rest not decoded")
         return
     for child in _decodings(f, state):
-        if child.location == bodies.OPAQUE:
+        if child.location == OPAQUE:
             state.note(child.path, child.value)
             continue
         if state.derived <= 0:  # one JSON-in-a-string can hold more leaves than the budget
@@ -134,7 +134,7 @@ def _decodings(f: Field, state: _State) -> Iterator[Field]:
             yield from _bytes_child(f, "base64", raw, state)
     if _HEX.match(v):
         raw = bytes.fromhex(v)
-        if _readable(raw) is not None or bodies.sniff_compression(raw) is not None:
+        if _readable(raw) is not None or sniff_compression(raw) is not None:
             yield from _bytes_child(f, "hex", raw, state, structured=False)
 
 
@@ -151,7 +151,7 @@ def _text_child(parent: Field, layer: str, text: str, state: _State,
         try:
             doc = parse_json(text)
         except NestedTooDeep as e:
-            yield Field(bodies.OPAQUE, path, str(e), chain)
+            yield Field(OPAQUE, path, str(e), chain)
         except ValueError:
             pass
         else:
@@ -185,38 +185,38 @@ def _bytes_child(f: Field, layer: str, raw: bytes, state: _State, structured: bo
     path = f"{f.path}.{layer}"
     try:
         state.work.spend(len(raw), path)
-        for _ in range(MAX_DEPTH):
-            comp = bodies.sniff_compression(raw)
+        for _ in range(MAX_LAYERS):
+            comp = sniff_compression(raw)
             if comp is None:
                 break
-            out = bodies.decompress(raw, comp, state.work, path)
+            out = decompress(raw, comp, state.work, path)
             if out is None:
                 return
             raw, chain = out, (*chain, comp)
     except Limit as e:
-        yield Field(bodies.OPAQUE, e.path, e.reason, chain)
+        yield Field(OPAQUE, e.path, e.reason, chain)
         return
     text = _readable(raw)
     if text is not None:
         yield from _text_child(f, layer, text, state, chain, path)
         return
-    mime = bodies.sniff_media(raw)
+    mime = sniff_media(raw)
     if mime is not None:
-        yield Field(bodies.MEDIA, path, mime, chain)
+        yield Field(MEDIA, path, mime, chain)
         return
     if structured:
         for trial in ("deflate", "brotli"):  # no magic: kept only when the result is text
             try:
-                out = bodies.decompress(raw, trial, state.work, path)
+                out = decompress(raw, trial, state.work, path)
             except Limit as e:
-                yield Field(bodies.OPAQUE, e.path, e.reason, (*chain, trial))
+                yield Field(OPAQUE, e.path, e.reason, (*chain, trial))
                 return
             text = _readable(out) if out is not None else None
             if text is not None:
                 yield from _text_child(f, layer, text, state, (*chain, trial), path)
                 return
     if structured or chain[-1] != layer:
-        yield from bodies.fields_from_bytes(raw, path, f.location, chain, strict=True,
+        yield from fields_from_bytes(raw, path, f.location, chain, strict=True,
                                             budget=state.work)
 
 
@@ -237,7 +237,7 @@ def _readable(raw: bytes) -> str | None:
         return None
     if not text:
         return None
-    bad = len(raw.translate(None, bodies.TEXT_BYTES))  # ASCII control bytes, counted in C
+    bad = len(raw.translate(None, TEXT_BYTES))  # ASCII control bytes, counted in C
     if not raw.isascii():
         bad += sum(not ch.isprintable() for ch in text if ord(ch) > 127)
     return text if bad <= 0.05 * len(text) else None

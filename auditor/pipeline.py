@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from auditor import decode
 from auditor.detect import Detector
 from auditor.extract import extract
-from auditor.extract.bodies import message_budget
+from auditor.limits import message_budget
 from auditor.model import Field, Observation, Profile, Transmission
 from auditor.recipients import Recipients, SdkTable
 

@@ -17,9 +17,8 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor import decode
+from auditor import decode, limits
 from auditor.data import load_sdks
-from auditor.extract import bodies
 from auditor.model import Field
 from auditor.pipeline import Pipeline
 from tests.factories import CHILD_NAME, IMEI, profile, tx
@@ -104,28 +103,28 @@ def test_base64_of_base64_stops_at_max_depth() -> None:
     for _ in range(10):
         value = base64.b64encode(value.encode()).decode()
     derived = _derived(value)
-    assert len(derived) == decode.MAX_DEPTH
-    assert [len(f.encoding) for f in derived] == list(range(1, decode.MAX_DEPTH + 1))
+    assert len(derived) == limits.MAX_LAYERS
+    assert [len(f.encoding) for f in derived] == list(range(1, limits.MAX_LAYERS + 1))
     assert all(set(f.encoding) == {"base64"} for f in derived)
 
 
-@pytest.mark.parametrize("count", [decode.MAX_DERIVED + 1, decode.MAX_DERIVED * 2])
+@pytest.mark.parametrize("count", [limits.MAX_DERIVED + 1, limits.MAX_DERIVED * 2])
 def test_derived_count_limit_over_many_fields(count: int) -> None:
     fields = [Field("query", f"query.k{i}", base64.b64encode(b"hello world %d" % i).decode())
               for i in range(count)]
     out = decode.expand(fields)
     assert out[:1] == fields[:1]
-    assert len(out) == count + decode.MAX_DERIVED
+    assert len(out) == count + limits.MAX_DERIVED
 
 
 def test_derived_count_limit_inside_one_json_string() -> None:
-    doc = json.dumps({f"k{i}": i for i in range(decode.MAX_DERIVED * 3)})
-    assert len(doc) <= decode.MAX_VALUE
-    assert len(_derived(doc, "body", "body.text")) == decode.MAX_DERIVED
+    doc = json.dumps({f"k{i}": i for i in range(limits.MAX_DERIVED * 3)})
+    assert len(doc) <= limits.MAX_VALUE
+    assert len(_derived(doc, "body", "body.text")) == limits.MAX_DERIVED
 
 
 def test_oversized_value_is_not_decoded() -> None:
-    value = base64.b64encode(b"a" * decode.MAX_VALUE).decode()
+    value = base64.b64encode(b"a" * limits.MAX_VALUE).decode()
     assert _derived(value) == []
 
 
@@ -211,7 +210,7 @@ def test_binary_not_decoded(value: str) -> None:
 
 def test_gzip_bomb_in_base64_is_opaque() -> None:
     bomb = base64.b64encode(gzip.compress(bytes(50 * 1024 * 1024), compresslevel=9)).decode()
-    assert len(bomb) <= decode.MAX_VALUE
+    assert len(bomb) <= limits.MAX_VALUE
     opaque: list[str] = []
     derived = decode.expand([Field("body", "body.json.blob", bomb)], opaque)[1:]
     assert derived == []
@@ -226,22 +225,22 @@ def test_base64_forever_is_noted_at_max_depth() -> None:
         value = base64.b64encode(value.encode()).decode()
     opaque: list[str] = []
     derived = decode.expand([Field("query", "query.d", value)], opaque)[1:]
-    assert len(derived) == decode.MAX_DEPTH
-    assert opaque == [f"{derived[-1].path}: more than {decode.MAX_DEPTH} layers, "
+    assert len(derived) == limits.MAX_LAYERS
+    assert opaque == [f"{derived[-1].path}: more than {limits.MAX_LAYERS} layers, "
                       "the rest not decoded"]
 
 
 def test_oversized_encoded_value_is_noted() -> None:
-    value = base64.b64encode(b"a" * decode.MAX_VALUE).decode()
+    value = base64.b64encode(b"a" * limits.MAX_VALUE).decode()
     opaque: list[str] = []
     decode.expand([Field("query", "query.d", value)], opaque)
-    assert opaque == [f"query.d: value of {len(value)} characters, over {decode.MAX_VALUE}, "
+    assert opaque == [f"query.d: value of {len(value)} characters, over {limits.MAX_VALUE}, "
                       "not decoded"]
 
 
 def test_work_budget_per_message() -> None:
     text = (f"imei {IMEI} " * 50_000).encode()  # about 1 MB, compresses far past 100:1
-    text = text[:bodies.RATIO_FLOOR]
+    text = text[:limits.RATIO_FLOOR]
     packed = base64.b64encode(gzip.compress(text)).decode()
     fields = [Field("query", f"query.k{i}", packed) for i in range(40)]
     opaque: list[str] = []
@@ -262,7 +261,7 @@ def test_deep_json_in_a_string_is_noted(depth: int, reason: str) -> None:
 
 
 def test_opaque_fields_from_extraction_are_collected_not_passed_on() -> None:
-    fields = [Field("body", "body.text", "x"), Field(bodies.OPAQUE, "body", "zstd too big")]
+    fields = [Field("body", "body.text", "x"), Field(limits.OPAQUE, "body", "zstd too big")]
     opaque: list[str] = []
     assert decode.expand(fields, opaque) == fields[:1]
     assert opaque == ["body: zstd too big"]
@@ -270,10 +269,10 @@ def test_opaque_fields_from_extraction_are_collected_not_passed_on() -> None:
 
 def test_derived_count_limit_is_noted() -> None:
     fields = [Field("query", f"query.k{i}", base64.b64encode(b"hello world %d" % i).decode())
-              for i in range(decode.MAX_DERIVED + 1)]
+              for i in range(limits.MAX_DERIVED + 1)]
     opaque: list[str] = []
     decode.expand(fields, opaque)
-    assert opaque == [f"*: more than {decode.MAX_DERIVED} decoded fields, the rest not decoded"]
+    assert opaque == [f"*: more than {limits.MAX_DERIVED} decoded fields, the rest not decoded"]
 
 
 @settings(max_examples=200, deadline=None)
@@ -287,8 +286,8 @@ def test_any_value_never_raises_and_stays_bounded(value: str) -> None:
     opaque: list[str] = []
     out = decode.expand([Field("query", "query.d", value)], opaque)
     assert out[0].value == value
-    assert len(out) <= 1 + decode.MAX_DERIVED
-    assert all(isinstance(f.value, str) and f.location != bodies.OPAQUE for f in out)
+    assert len(out) <= 1 + limits.MAX_DERIVED
+    assert all(isinstance(f.value, str) and f.location != limits.OPAQUE for f in out)
 
 
 # --- work budget: the message's, shared with extraction ------------------------------------
@@ -314,7 +313,7 @@ def test_a_compression_bomb_in_base64_beside_a_normal_field(layer: str) -> None:
     bomb = base64.b64encode(LAYER_BOMBS[layer]()).decode()
     plain = Field("query", "query.d", base64.b64encode(f"imei={IMEI}".encode()).decode())
     opaque: list[str] = []
-    with bodies.message_budget() as budget:
+    with limits.message_budget() as budget:
         out = decode.expand([Field("body", "body.json.blob", bomb), plain], opaque)
     assert [o.partition(": ")[0] for o in opaque] == ["body.json.blob.base64"]
     assert "ratio" in opaque[0] or "output" in opaque[0] or "no known format" in opaque[0]
@@ -332,17 +331,17 @@ def test_base64_in_json_in_base64_layers_end_bounded(wraps: int, fan_out: int) -
         value = json.dumps({f"k{i}": inner for i in range(fan_out)})
     value = base64.b64encode(value.encode()).decode()
     opaque: list[str] = []
-    with bodies.message_budget() as budget:
+    with limits.message_budget() as budget:
         out = decode.expand([Field("query", "query.d", value)], opaque)
-    assert len(out) <= 1 + decode.MAX_DERIVED
-    assert opaque and budget.work > -bodies.MAX_BYTES
+    assert len(out) <= 1 + limits.MAX_DERIVED
+    assert opaque and budget.work > -limits.MAX_BYTES
 
 
 def test_a_used_up_budget_passes_the_rest_on_undecoded_with_one_note() -> None:
     fields = [Field("query", f"query.k{i}", base64.b64encode(b"hello world %d" % i).decode())
               for i in range(50)]
     opaque: list[str] = []
-    budget = bodies.Budget(work=10 * bodies.LAYER_COST)
+    budget = limits.Budget(work=10 * limits.LAYER_COST)
     out = decode.expand(fields, opaque, budget)
     assert out[:1] == fields[:1] and [f for f in out if f.encoding == ()] == fields
     assert 0 < len(out) - len(fields) < 10
@@ -352,8 +351,8 @@ def test_a_used_up_budget_passes_the_rest_on_undecoded_with_one_note() -> None:
 def test_expand_draws_on_the_budget_extraction_used() -> None:
     """Inside one ``message_budget`` the layers get what the body's readers left."""
     value = base64.b64encode(b"hello world").decode()
-    with bodies.message_budget() as budget:
-        budget.spend(bodies.MAX_WORK, "body")
+    with limits.message_budget() as budget:
+        budget.spend(limits.MAX_WORK, "body")
         opaque: list[str] = []
         out = decode.expand([Field("query", "query.d", value)], opaque)
     assert out == [Field("query", "query.d", value)]
@@ -381,12 +380,12 @@ def test_any_stack_of_layers_ends_bounded(wraps: list[str], copies: int) -> None
         value = WRAPS[wrap](value)
     fields = [Field("query", f"query.d{i}", value) for i in range(copies)]
     opaque: list[str] = []
-    with bodies.message_budget() as budget:
+    with limits.message_budget() as budget:
         out = decode.expand(fields, opaque)
     assert out[0] == fields[0]
-    assert len(out) <= copies + decode.MAX_DERIVED
-    assert budget.work > -bodies.MAX_BYTES
-    if len(wraps) < decode.MAX_DEPTH:
+    assert len(out) <= copies + limits.MAX_DERIVED
+    assert budget.work > -limits.MAX_BYTES
+    if len(wraps) < limits.MAX_LAYERS:
         assert IMEI in {f.value for f in out}
 
 
@@ -397,9 +396,9 @@ def test_a_long_path_is_bounded_and_keeps_its_key(name: str) -> None:
     value = base64.b64encode(IMEI.encode()).decode()
     out = decode.expand([Field("query", f"query.{name}", value)])
     assert [f.value for f in out] == [value, IMEI]
-    assert all(len(f.path) <= bodies.MAX_PATH for f in out)
+    assert all(len(f.path) <= limits.MAX_PATH for f in out)
     assert out[1].path == out[0].path + ".base64"
-    assert out[0].path.endswith(name[-bodies.MAX_PATH // 8:])
+    assert out[0].path.endswith(name[-limits.MAX_PATH // 8:])
 
 
 @pytest.mark.parametrize("body", [

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.extract.bodies import OPAQUE
-from auditor.extract.http import MAX_FIELDS, extract_http
+from auditor.extract.http import extract_http
+from auditor.limits import MAX_FIELDS, OPAQUE
 from tests.factories import CHILD_NAME, ICCID, IMEI, tx
 
 B64_NAME = base64.b64encode(CHILD_NAME.encode()).decode()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.extract import bodies
+from auditor import limits
 from auditor.extract.payload import (
     generic_fields,
     is_quic_initial,
@@ -102,8 +102,8 @@ RAW_BOMBS = st.one_of(
 def test_raw_payload_bombs_end_within_one_budget(data: bytes, prefix: bytes) -> None:
     """Bounded by construction: whatever the shape, the readers stop where the message's
     budget does (overspent by at most one last charge), and the fields stay bounded."""
-    with bodies.message_budget() as budget:
+    with limits.message_budget() as budget:
         fields = generic_fields(prefix + data)
-    assert budget.work >= -bodies.MAX_BYTES
+    assert budget.work >= -limits.MAX_BYTES
     assert len(fields) <= 20_002
     assert all(isinstance(f.value, str) for f in fields)

@@ -14,7 +14,7 @@ from auditor.detect.cell import find_cells
 from auditor.detect.known import KnownValues
 from auditor.detect.location import find_coordinate_pairs, find_locations
 from auditor.detect.media import find_media
-from auditor.extract.bodies import MAX_PATH, bounded
+from auditor.limits import MAX_PATH, bounded
 from auditor.memo import memoised
 from auditor.model import Detection, Field, Profile, Transmission
 

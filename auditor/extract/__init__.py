@@ -1,4 +1,11 @@
-"""Extraction: turn a transmission's raw parts into ``Field`` values, one module per carrier.
+"""Extraction: turn a transmission's raw parts into ``Field`` values.
+
+One module per carrier (``http``, ``payload`` for raw TCP/UDP/WebSocket messages and DNS,
+``watchproto`` for watch and tracker protocols) and one per body format (``json_body``,
+``xml_body``, ``form``, ``multipart``, ``protobuf``, ``msgpack_body``, ``cbor_body``,
+with ``compression``, ``media`` and ``text`` for what every format needs). ``bodies`` is
+the sniffer that picks a format for any bytes; the limits they all share are in
+``auditor.limits``.
 
 ``EXTRACTORS`` maps a transport to the function that reads it; a transport with no entry
 is recorded but not looked into (the report lists it under coverage).

@@ -2,33 +2,23 @@
 User-Agent and Authorization), cookies, and the body in whatever format it came.
 
 The body is the one mitmproxy already decoded (``Content-Encoding`` undone); a body still
-compressed, and every body format, is read by ``auditor.extract.bodies``. Deeper layers
+compressed, and every body format, is sniffed by ``auditor.extract.bodies``. Deeper layers
 inside values (base64, JSON inside strings, JWTs, ...) are peeled by ``auditor.decode``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
-from auditor.extract.bodies import (
-    MAX_BYTES,
-    MAX_FIELDS,
-    MAX_TREE_DEPTH,
-    OPAQUE,
-    basic_credentials,
-    fields_from_bytes,
-    form_pairs,
-    parse_json,
-    walk_json,
-)
+from auditor.extract.bodies import fields_from_bytes
+from auditor.extract.form import form_pairs
+from auditor.limits import MAX_FIELDS, MAX_TOKENS, OPAQUE
 from auditor.model import Field, Transmission
-
-MAX_BODY = MAX_BYTES  # bytes of a body we look into; the rest is noted opaque
-MAX_JSON_DEPTH = MAX_TREE_DEPTH
-MAX_TOKENS = 64  # tokens taken out of one User-Agent or Authorization header
 
 # Headers that only describe the transport: never personal data, so not worth a field.
 _SKIP_HEADERS = frozenset({
@@ -156,5 +146,11 @@ def _cookies(header: str) -> Iterator[Field]:
             yield Field("cookie", f"cookie.{name}", value)
 
 
-__all__ = ["MAX_BODY", "MAX_FIELDS", "MAX_JSON_DEPTH", "extract_http", "parse_json",
-           "walk_json"]
+def basic_credentials(token: str) -> tuple[str, str] | None:
+    """``user:password`` out of an HTTP Basic token (RFC 7617 2)."""
+    try:
+        raw = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = raw.decode("utf-8", errors="replace").partition(":")
+    return (user, password) if sep else None

@@ -14,15 +14,10 @@ import struct
 from dataclasses import dataclass
 
 from auditor.addresses import ip_text
+from auditor.extract.bodies import fields_from_bytes
 from auditor.extract.watchproto import payload_fields
+from auditor.limits import MAX_TEXT
 from auditor.model import Field, Transmission
-
-try:  # the body readers live in their own module (another carrier's work)
-    from auditor.extract.bodies import fields_from_bytes as _body_fields
-except ImportError:  # pragma: no cover - depends on the checkout
-    _body_fields = None
-
-MAX_TEXT = 64 * 1024  # a payload longer than this is kept only up to here as text
 
 
 def extract_payload(tx: Transmission) -> list[Field]:
@@ -37,10 +32,9 @@ def extract_payload(tx: Transmission) -> list[Field]:
 
 
 def generic_fields(data: bytes, prefix: str = "payload") -> list[Field]:
-    if _body_fields is not None:
-        found = _body_fields(data, prefix, "payload")
-        if found:
-            return list(found)
+    found = fields_from_bytes(data, prefix, "payload")
+    if found:
+        return found
     text = data[:MAX_TEXT].decode("utf-8", errors="replace")
     printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
     if text and printable / len(text) >= 0.9:

@@ -19,13 +19,13 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from auditor.limits import MAX_BUFFER
 from auditor.model import Field
 
 # FORMAT.md §1: escapes inside a frame's binary payload.
 ESCAPES: dict[bytes, bytes] = {b"\x7d\x01": b"}", b"\x7d\x02": b"[", b"\x7d\x03": b"]",
                                b"\x7d\x04": b",", b"\x7d\x05": b"*"}
 _ESCAPED = re.compile(rb"\x7d[\x01-\x05]")
-MAX_BUFFER = 1 << 20  # a stream buffer longer than this without a frame end is dropped
 _BRACKET = re.compile(rb"[\[\]]")
 _HEADER = re.compile(rb"^\[([A-Za-z0-9]{2})\*([^*\[\]]{1,32})\*(?:([0-9A-Fa-f]{4})\*)?"
                      rb"([0-9A-Fa-f]{4})\*", re.S)

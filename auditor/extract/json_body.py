@@ -1,0 +1,129 @@
+"""JSON (RFC 8259) and documents sent back to back (NDJSON), as fields with dotted paths.
+
+Numbers are kept as the text that was sent, because the precision a device transmitted is
+itself evidence (a location precise or coarse). ``auditor.decode`` reads JSON found inside
+values with the same ``parse_json`` and ``walk_json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Iterator
+
+from auditor.extract.reading import Encoding, ReadContext, too_deep
+from auditor.limits import (
+    MAX_FIELDS,
+    MAX_SEGMENT,
+    MAX_TREE_DEPTH,
+    NODE_COST,
+    OPAQUE,
+    Budget,
+    current_budget,
+    shortened,
+)
+from auditor.model import Field
+
+
+class NestedTooDeep(ValueError):
+    """A document nested past what a parser recurses into: a limit, not a format error."""
+
+
+def parse_json(text: str) -> object:
+    """JSON with numbers kept as the text that was sent (``39.98312`` stays ``"39.98312"``):
+    the precision a device transmitted is itself evidence (location precise vs coarse)."""
+    try:
+        return json.loads(text, parse_float=str, parse_int=str)
+    except RecursionError as e:
+        raise NestedTooDeep("JSON nested too deep to parse") from e
+
+
+def walk_json(doc: object, prefix: str, location: str, encoding: Encoding,
+              depth: int = 0, budget: Budget | None = None) -> Iterator[Field]:
+    """Leaves of a JSON document as fields with dotted paths (``body.json.dev.imei``).
+    Each node visited and each leaf's path are charged to ``budget`` (the message's)."""
+    yield from _walk_json(doc, prefix, location, encoding, depth,
+                          budget if budget is not None else current_budget())
+
+
+def _walk_json(doc: object, prefix: str, location: str, encoding: Encoding,
+               depth: int, budget: Budget) -> Iterator[Field]:
+    budget.work -= NODE_COST  # inline: this runs once per node of every JSON document
+    if budget.work < 0:
+        budget.spend(0, prefix)
+    if depth > MAX_TREE_DEPTH:
+        yield too_deep(prefix, encoding)
+        return
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            seg = key if len(key) <= MAX_SEGMENT else shortened(key)
+            yield from _walk_json(value, f"{prefix}.{seg}", location, encoding, depth + 1,
+                                  budget)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from _walk_json(value, f"{prefix}.{i}", location, encoding, depth + 1,
+                                  budget)
+    elif doc is not None and not isinstance(doc, bool):
+        budget.spend(len(prefix), prefix)
+        yield Field(location, prefix, str(doc), encoding)
+
+
+def looks_like_json(stripped: str) -> bool:
+    return stripped[:1] in ("{", "[")
+
+
+def read_json(text: str, data: bytes, prefix: str, ctx: ReadContext, encoding: Encoding,
+              nest: int) -> Generator[Field, None, bool]:
+    """A text body that opens like JSON: its leaves (``prefix.json.a``), or those of each
+    document back to back (``prefix.json.0.a``). Returns False when it was not JSON after
+    all, so the sniffer reads the text some other way; a document nested too deep or cut
+    short is noted opaque first."""
+    ctx.budget.spend(len(data), prefix)
+    try:
+        doc = parse_json(text)
+    except NestedTooDeep as e:
+        yield Field(OPAQUE, f"{prefix}.json", str(e), encoding)
+    except json.JSONDecodeError as e:
+        if e.msg.startswith("Extra data"):  # NDJSON, or documents back to back
+            docs, cut = _json_sequence(text)
+            if docs:
+                for i, doc in enumerate(docs):
+                    yield from walk_json(doc, f"{prefix}.json.{i}", ctx.location, encoding,
+                                         budget=ctx.budget)
+                if cut:
+                    yield Field(OPAQUE, f"{prefix}.json", f"JSON cut short after "
+                                f"{len(text)} characters", encoding)
+                return True
+        elif _cut_short(e, text):
+            yield Field(OPAQUE, f"{prefix}.json", f"JSON cut short after {len(text)} "
+                        "characters; read as text", encoding)
+    else:
+        yield from walk_json(doc, f"{prefix}.json", ctx.location, encoding, budget=ctx.budget)
+        return True
+    return False
+
+
+_JSON_SEQ = json.JSONDecoder(parse_float=str, parse_int=str)
+
+
+def _cut_short(e: json.JSONDecodeError, text: str) -> bool:
+    """The parser ran out of input (a string never closed runs to the end): a body cut
+    short in capture or by the device, which the report should say."""
+    return e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")
+
+
+def _json_sequence(text: str) -> tuple[list[object], bool]:
+    """Documents back to back (NDJSON, RFC 7464 without its separators): the documents,
+    and whether the last was cut short. Nothing unless every gap is only whitespace."""
+    docs: list[object] = []
+    pos, end = 0, len(text)
+    try:
+        while pos < end and len(docs) < MAX_FIELDS:
+            doc, pos = _JSON_SEQ.raw_decode(text, pos)
+            docs.append(doc)
+            while pos < end and text[pos] in " \t\r\n":
+                pos += 1
+    except json.JSONDecodeError as e:
+        return (docs, True) if _cut_short(e, text) else ([], False)
+    except RecursionError:
+        return [], False
+    return docs, False
