@@ -20,8 +20,11 @@ $(BIN)/kidaudit: pyproject.toml
 demo: $(BIN)/kidaudit
 	$(BIN)/kidaudit demo --out reports/demo
 
+# ruff, then the import contracts of .importlinter (the core stays free of mitmproxy, files and
+# the clock; the stages import downwards only).
 lint: $(BIN)/kidaudit
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/python -m pytest -q
