@@ -173,3 +173,28 @@ def run_main(args: list[str], monkeypatch, capsys) -> tuple[int, str]:
     finally:
         os.umask(umask)
     return ended.value.code, capsys.readouterr().err
+
+
+# -- files the tests write (tests/conftest.py's fixtures put them in tmp_path) ---------------
+IMEI_PROFILE_YAML = f'identifiers: {{imei: "{IMEI}"}}\n'
+"""The least profile that makes a finding: the seeded IMEI alone."""
+
+WATCH_PROFILE_YAML = IMEI_PROFILE_YAML + f"first_party: [{FIRST_PARTY}]\n"
+"""The seeded IMEI and the maker as first party, so its own API is no third party."""
+
+PLAN_YAML = (f"disclosed:\n  - {{recipient: {FIRST_PARTY}, categories: [identifier]}}\n"
+             "signals:\n  - {filter: '~u /privacy/agree', action: grant,"
+             " categories: all-disclosed}\n")
+"""A consent plan: identifiers disclosed to the maker, granted when the app's agree page loads."""
+
+OTHER_IMEI = "358916049988772"
+"""A Luhn-valid IMEI (reporting body 35) that no profile seeds: found by its pattern alone."""
+
+OTHER_ICCID = "8986019876543210987"
+"""An ICCID that no profile seeds: found by its pattern alone."""
+
+EPOCH = 1_790_000_000.0
+"""A round time (2026-09-21 UTC) for captures whose date is beside the point."""
+
+PHONE_DIGITS = PHONE.lstrip("+")
+"""The seeded phone as many watches send it: country code, no plus sign."""

@@ -12,10 +12,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from auditor.demo.cloud import LocalCloud
+from tests.factories import IMEI
 from tests.proxyrun import listening_port, wait_for_line
 
-IMEI = "864536040123455"
+pytestmark = pytest.mark.e2e
 KIDAUDIT = Path(sys.executable).with_name("kidaudit")
 # One cleartext request to 127.0.0.1 carrying the IMEI, before any consent; the profile names
 # no first party, so the recipient is not first party and no plan discloses it.

@@ -18,28 +18,22 @@ from typer.testing import CliRunner
 from auditor.cli import app
 from auditor.rules import CATALOGUE
 from auditor.store import Store
-from tests.factories import http_flow, write_flows
+from tests.factories import EPOCH, IMEI, http_flow, write_flows
 
-IMEI = "864536040123455"
-T0 = 1_790_000_000.0
 runner = CliRunner()
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> dict[str, Path]:
-    profile = tmp_path / "profile.yaml"
-    profile.write_text(f'identifiers: {{imei: "{IMEI}"}}\nfirst_party: [acme-watch.example]\n')
-    plan = tmp_path / "plan.yaml"
-    plan.write_text("disclosed:\n  - {recipient: acme-watch.example, categories: [identifier]}\n"
-                    "signals:\n  - {filter: '~u /privacy/agree', action: grant,"
-                    " categories: all-disclosed}\n")
+def files(tmp_path: Path, watch_profile: Path, consent_plan: Path) -> dict[str, Path]:
+    """A lab's profile and plan and a four-request capture: the maker's API before and after
+    the agree page that grants, once over plain HTTP."""
     capture = write_flows(tmp_path / "cap.mitm", [
-        http_flow("https://api.acme-watch.example/reg", T0, {"imei": IMEI}),
-        http_flow("https://app.acme-watch.example/privacy/agree", T0 + 1, {"ok": 1}),
-        http_flow("http://api.acme-watch.example/ping", T0 + 2, {"imei": IMEI}),
-        http_flow("https://api.acme-watch.example/empty", T0 + 3, {"n": 1}),
+        http_flow("https://api.acme-watch.example/reg", EPOCH, {"imei": IMEI}),
+        http_flow("https://app.acme-watch.example/privacy/agree", EPOCH + 1, {"ok": 1}),
+        http_flow("http://api.acme-watch.example/ping", EPOCH + 2, {"imei": IMEI}),
+        http_flow("https://api.acme-watch.example/empty", EPOCH + 3, {"n": 1}),
     ])
-    return {"profile": profile, "plan": plan, "capture": capture, "tmp": tmp_path}
+    return {"profile": watch_profile, "plan": consent_plan, "capture": capture, "tmp": tmp_path}
 
 
 def _analyze(files, *extra: str):
@@ -181,7 +175,7 @@ def test_truncated_capture_is_analysed_up_to_the_cut(files):
 
 
 def test_mark_writes_an_event_while_a_capture_runs(files):
-    from auditor.sources.live import hold_lock
+    from auditor.live.lock import hold_lock
 
     _, out = _analyze(files)
     lock = hold_lock(out)  # what a running capture's analysis holds
@@ -320,6 +314,7 @@ CONTRACT = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("args", "code", "first_line"), CONTRACT,
                          ids=[" ".join(c[0][:3]) or "(none)" for c in CONTRACT])
 def test_every_command_keeps_the_exit_code_contract(files, args, code, first_line):
@@ -352,6 +347,7 @@ def test_every_command_keeps_the_exit_code_contract(files, args, code, first_lin
         assert not any(elsewhere.iterdir()) and elsewhere.stat().st_mode & 0o777 == 0o755
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("limit_kb", [40, 60, 100])  # the store fills up at 40 and 60 KB,
 def test_a_disk_that_fills_up_is_the_run_failing(files, limit_kb):  # its WAL at 100
     """Never a report that silently lacks what the disk could not hold: exit 3, one line."""
@@ -370,6 +366,7 @@ def test_a_disk_that_fills_up_is_the_run_failing(files, limit_kb):  # its WAL at
                      run.stderr), run.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("sets", "expected"), [
     (["kidaudit_profile={bad}", "kidaudit_session={new}"], r"bad.yaml, line 1"),
     (["kidaudit_profile={profile}"], r"needs both kidaudit_profile and kidaudit_session"),
@@ -397,6 +394,7 @@ def test_the_addon_started_by_hand_gives_one_line_and_exit_2(files, sets, expect
     assert not (files["tmp"] / "new").exists()
 
 
+@pytest.mark.e2e
 def test_a_note_or_an_error_cannot_write_to_the_labs_terminal(files):
     """A file name or a value a device chose can hold escape sequences and bidi overrides;
     whatever kidaudit prints shows them as escapes."""

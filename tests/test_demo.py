@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from auditor.demo.run import run_demo
+
+pytestmark = pytest.mark.e2e
 
 
 def test_demo_session_produces_the_expected_findings(tmp_path: Path) -> None:

@@ -144,6 +144,7 @@ def test_html_page(tmp_path, lang, texts):
         assert text in page
 
 
+@pytest.mark.browser
 def test_html_page_keeps_hostile_names_as_text_in_browser(tmp_path):
     evil = " ".join(PAYLOADS)
     new = _upgrade(add_recipient=(evil, evil), add_finding=NEW_FINDING | {

@@ -30,15 +30,13 @@ from auditor.demo.cloud import LocalCloud
 from auditor.rules import RuleContext, evaluate
 from auditor.session import reopen
 from auditor.sources.live import recover, settled
-from tests.factories import wait_committed
+from tests.factories import IMEI, PHONE_DIGITS, wait_committed
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[1]
-IMEI = "864536040123455"
-PHONE = "8613800138000"
 PROFILE = f"""device: {{name: "durable watch"}}
-identifiers: {{imei: "{IMEI}", phone: "+{PHONE}"}}
+identifiers: {{imei: "{IMEI}", phone: "+{PHONE_DIGITS}"}}
 location: {{lat: 39.98312, lon: 116.30791}}
 first_party: [acme-watch.example]
 jurisdiction: CN
@@ -59,7 +57,7 @@ def _request(i: int) -> tuple[str, bytes]:
     if kind == 0:
         return f"/t/{i}/register", json.dumps({"imei": IMEI, "seq": i}).encode()
     if kind == 1:
-        return f"/t/{i}/bind?phone={PHONE}", b""
+        return f"/t/{i}/bind?phone={PHONE_DIGITS}", b""
     return f"/t/{i}/loc", json.dumps({"lat": "39.98312", "lon": "116.30791"}).encode()
 
 

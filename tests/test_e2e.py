@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from mitmproxy import io
 from typer.testing import CliRunner
 
@@ -19,10 +20,11 @@ from auditor.cli import app
 from auditor.demo.cloud import LocalCloud
 from auditor.demo.devices import ANALYTICS, API, SMS, Proxy
 from auditor.store import Store
+from tests.factories import IMEI
 from tests.proxyrun import listening_port, run_proxy_session
 
 ROOT = Path(__file__).resolve().parents[1]
-IMEI = "864536040123455"
+pytestmark = pytest.mark.e2e
 PROFILE = f"""
 device: {{name: "E2E watch", firmware: "9.9"}}
 identifiers: {{imei: "{IMEI}", phone: "+8613800138000"}}

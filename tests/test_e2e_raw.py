@@ -22,8 +22,9 @@ from auditor.offline import analyze
 from auditor.profile import load_profile
 from auditor.sources.mitm import load_addon_class
 from auditor.store import Store
+from tests.factories import IMEI
 
-IMEI = "864536040123455"
+pytestmark = pytest.mark.e2e
 ID = IMEI[:10].encode()
 LK = b"[3G*" + ID + b"*0009*LK,0,0,53]"
 UD = (b"[3G*" + ID + b"*0040*UD,190723,190707,A,39.983120,N,116.307910,E,8.24,127.9,21.0,5,"

@@ -14,9 +14,9 @@ import pytest
 
 from auditor.demo.cloud import LocalCloud
 from auditor.folder import FolderError, check_new, check_resumable, is_running
-from auditor.sources.live import hold_lock
+from auditor.live.lock import hold_lock
 from auditor.store import Store
-from tests.factories import IMEI
+from tests.factories import IMEI, IMEI_PROFILE_YAML
 from tests.proxyrun import listening_port, wait_for_line
 
 KIDAUDIT = Path(sys.executable).with_name("kidaudit")
@@ -29,7 +29,7 @@ def _capture_session(tmp_path: Path) -> Path:
     store.set_meta(inputs="live capture (flows.mitm)")
     store.close()
     (session / "flows.mitm").write_bytes(b"")
-    (session / "profile.yaml").write_text(f'identifiers: {{imei: "{IMEI}"}}\n')
+    (session / "profile.yaml").write_text(IMEI_PROFILE_YAML)
     return session
 
 
@@ -67,11 +67,10 @@ def test_a_running_capture_is_named_as_such(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("profile_text", "consent", "meta", "expected"), [
-    (f'identifiers: {{imei: "{IMEI}"}}\n', False, None, None),
-    (f'identifiers: {{imei: "{IMEI}"}}\nfirst_party: [x.example]\n', False, None,
-     "differs from the profile"),
-    (f'identifiers: {{imei: "{IMEI}"}}\n', True, None, "captured without a consent plan"),
-    (f'identifiers: {{imei: "{IMEI}"}}\n', False, "cap.har", "made by analyze from cap.har"),
+    (IMEI_PROFILE_YAML, False, None, None),
+    (IMEI_PROFILE_YAML + "first_party: [x.example]\n", False, None, "differs from the profile"),
+    (IMEI_PROFILE_YAML, True, None, "captured without a consent plan"),
+    (IMEI_PROFILE_YAML, False, "cap.har", "made by analyze from cap.har"),
 ])
 def test_resume_needs_the_same_profile_and_plan_and_a_capture(
         tmp_path: Path, profile_text: str, consent: bool, meta: str | None,
@@ -125,9 +124,10 @@ def _one_request(proc: subprocess.Popen, cloud: LocalCloud, path: str) -> str:
     return out
 
 
-def test_a_capture_is_resumed_only_when_asked_and_the_report_says_so(tmp_path: Path) -> None:
-    profile = tmp_path / "p.yaml"
-    profile.write_text(f'identifiers: {{imei: "{IMEI}"}}\n')
+@pytest.mark.e2e
+def test_a_capture_is_resumed_only_when_asked_and_the_report_says_so(
+        tmp_path: Path, imei_profile: Path) -> None:
+    profile = imei_profile
     session, conf = tmp_path / "session", tmp_path / "conf"
     with LocalCloud() as cloud:
         first = _start(profile, session, conf)
@@ -143,7 +143,7 @@ def test_a_capture_is_resumed_only_when_asked_and_the_report_says_so(tmp_path: P
         assert {p.name: p.read_bytes() for p in session.iterdir()} == evidence
 
         other = tmp_path / "other.yaml"
-        other.write_text(f'identifiers: {{imei: "{IMEI}"}}\njurisdiction: CN\n')
+        other.write_text(IMEI_PROFILE_YAML + "jurisdiction: CN\n")
         changed = subprocess.run(
             [str(KIDAUDIT), "capture", "--profile", str(other), "--session", str(session),
              "--resume"], capture_output=True, text=True, timeout=60)

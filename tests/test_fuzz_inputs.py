@@ -22,11 +22,10 @@ from pathlib import Path
 import pytest
 from mitmproxy.test import tflow
 
-from tests.factories import IMEI, http_flow, run_main, write_flows
+from tests.factories import EPOCH, IMEI, http_flow, run_main, write_flows
 from tests.test_sources_pcap import _watch_capture
 
 CASES = 150  # per kind of input; each is one whole analyze
-T0 = 1_790_000_000.0
 
 PROFILE = f"""\
 device: {{name: "Acme Kids Watch K2", kind: smartwatch, firmware: "1.4.2", ca_trusted: false,
@@ -94,9 +93,9 @@ def _mitm(folder: Path) -> bytes:
     tcp = tflow.ttcpflow()
     tcp.messages[0].content = b"[3G*8645360401*0009*LK,0,0,53]"
     flows = [
-        http_flow("https://api.acme-watch.example/reg", T0, {"imei": IMEI}),
-        http_flow("http://app.acme-watch.example/api/privacy/agree", T0 + 1, {"ok": 1}),
-        http_flow(f"http://sdk.tracklytics.example/e?imei={IMEI}", T0 + 2, None, "GET"),
+        http_flow("https://api.acme-watch.example/reg", EPOCH, {"imei": IMEI}),
+        http_flow("http://app.acme-watch.example/api/privacy/agree", EPOCH + 1, {"ok": 1}),
+        http_flow(f"http://sdk.tracklytics.example/e?imei={IMEI}", EPOCH + 2, None, "GET"),
         tcp,
     ]
     return write_flows(folder / "seed.mitm", flows).read_bytes()

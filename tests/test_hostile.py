@@ -37,10 +37,10 @@ from mitmproxy.tools.dump import DumpMaster
 
 from auditor.demo.run import listening_port
 from auditor.sources.mitm import load_addon_class
+from tests.factories import IMEI
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.e2e]
 
-IMEI = "864536040123455"
 PROFILE = f'device: {{name: "hostile"}}\nidentifiers: {{imei: "{IMEI}"}}\n'
 MB = 1 << 20
 BOMB_SIZE = 128 * MB  # decompressed size of each bomb; compressed it is at most ~130 KB

@@ -15,13 +15,11 @@ import pytest
 from mitmproxy import io
 
 from auditor.demo.devices import API, Proxy
+from tests.factories import BIRTHDATE, IMEI, PHONE
 from tests.proxyrun import run_proxy_session
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 
-IMEI = "864536040123455"
-PHONE = "+8613800138000"
-BIRTHDATE = "2017-03-09"
 LAT, LON = "39.98312", "116.30791"
 CONTACT, CONTACT_PHONE = "Wang Fang", "+8613900139001"
 CHILD = "Li Xiaoming"

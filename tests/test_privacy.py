@@ -25,24 +25,22 @@ from typer.testing import CliRunner
 from auditor.cli import app
 from auditor.demo.devices import ANALYTICS, API, SMS, Proxy
 from auditor.mask import mask
-from tests.factories import http_flow, write_flows
+from tests.factories import IMEI, PHONE_DIGITS, http_flow, write_flows
 from tests.proxyrun import run_proxy_session
 
 pytestmark = pytest.mark.timeout(180)
 
-IMEI = "864536040123455"
-PHONE = "8613800138000"
 IMEI_B64 = base64.b64encode(IMEI.encode()).decode()
 IMEI_MD5 = hashlib.md5(IMEI.encode()).hexdigest()
 PROFILE = f"""device: {{name: "private watch"}}
-identifiers: {{imei: "{IMEI}", phone: "+{PHONE}"}}
+identifiers: {{imei: "{IMEI}", phone: "+{PHONE_DIGITS}"}}
 location: {{lat: 39.98312, lon: 116.30791}}
 first_party: [acme-watch.example]
 jurisdiction: CN
 """
 PLAN = "disclosed:\n  - {recipient: acme-watch.example, categories: [identifier.imei]}\n"
 # Every form in which a seeded value is sent below: none may leave the tool unmasked.
-SECRETS = (IMEI, PHONE, IMEI_B64, IMEI_MD5)
+SECRETS = (IMEI, PHONE_DIGITS, IMEI_B64, IMEI_MD5)
 REPORTS = ("findings.json", "detections.csv", "report.html")
 runner = CliRunner()
 
@@ -50,7 +48,7 @@ runner = CliRunner()
 def _drive(proxy: Proxy) -> list[int]:
     return [
         proxy.https(API, "POST", "/v1/register", {"imei": IMEI, "token": IMEI_B64}),
-        proxy.http(SMS, "GET", f"/bind?phone={PHONE}"),
+        proxy.http(SMS, "GET", f"/bind?phone={PHONE_DIGITS}"),
         proxy.https(ANALYTICS, "GET", f"/c?d={IMEI_MD5}&i={IMEI}"),
     ]
 
@@ -110,6 +108,7 @@ def _leaks(text: str) -> list[str]:
     return [s for s in SECRETS if s in text]
 
 
+@pytest.mark.e2e
 # -- file modes ----------------------------------------------------------------------
 def test_capture_session_folder_and_files_are_private(captured) -> None:
     session, _, _ = captured
@@ -118,6 +117,7 @@ def test_capture_session_folder_and_files_are_private(captured) -> None:
     _assert_private(session)
 
 
+@pytest.mark.e2e
 def test_analyze_and_report_outputs_are_private(captured, tmp_path: Path) -> None:
     session, profile, _ = captured
     out = tmp_path / "out"
@@ -160,6 +160,7 @@ def test_a_copied_input_and_sqlites_side_files_are_private(tmp_path: Path) -> No
         os.umask(old)
 
 
+@pytest.mark.e2e
 # -- masking -------------------------------------------------------------------------
 def test_terminal_alerts_and_flow_comments_are_masked(captured) -> None:
     session, _, lines = captured
@@ -174,6 +175,7 @@ def test_terminal_alerts_and_flow_comments_are_masked(captured) -> None:
     assert not [c for c in comments if _leaks(c)]
 
 
+@pytest.mark.e2e
 def test_reports_are_masked_by_default(captured) -> None:
     session, _, _ = captured
     for name in REPORTS:
@@ -183,6 +185,7 @@ def test_reports_are_masked_by_default(captured) -> None:
     assert mask(IMEI, "identifier.imei") in json.dumps(doc)  # masked, not left out
 
 
+@pytest.mark.e2e
 def test_masked_unless_revealed_and_revealed_only_elsewhere(captured, tmp_path: Path) -> None:
     session, profile, _ = captured
     masked = _analyze(session / "flows.mitm", profile, tmp_path / "masked")
@@ -251,6 +254,7 @@ def _no_network_prefix() -> list[str]:
     return []
 
 
+@pytest.mark.e2e
 def test_analysis_makes_no_network_connection(tmp_path: Path) -> None:
     profile = tmp_path / "p.yaml"
     profile.write_text(PROFILE)
@@ -259,7 +263,7 @@ def test_analysis_makes_no_network_connection(tmp_path: Path) -> None:
         http_flow("https://api.acme-watch.example/reg", t0, {"imei": IMEI}),
         http_flow(f"http://collect.tinytrack-analytics.example/c?i={IMEI}", t0 + 1),
         http_flow("https://8.8.8.8/loc", t0 + 2, {"lat": "39.98312", "lon": "116.30791"}),
-        http_flow("https://sdk.unknown-vendor.co.uk/v1", t0 + 3, {"phone": PHONE}),
+        http_flow("https://sdk.unknown-vendor.co.uk/v1", t0 + 3, {"phone": PHONE_DIGITS}),
     ])
     attempts = tmp_path / "attempts.log"
     attempts.touch()
@@ -277,6 +281,7 @@ def test_analysis_makes_no_network_connection(tmp_path: Path) -> None:
     assert len(doc["transmissions"]) == 4 and doc["detections"]
 
 
+@pytest.mark.e2e
 def test_the_network_guard_sees_even_a_loopback_connection(tmp_path: Path) -> None:
     """The control: the same hook, a child that does connect, to 127.0.0.1."""
     attempts = tmp_path / "attempts.log"

@@ -12,8 +12,7 @@ from auditor.offline import analyze
 from auditor.profile import load_profile
 from auditor.sources.har import read_har
 from auditor.sources.mitm import InputError
-
-IMEI = "864536040123455"
+from tests.factories import IMEI
 
 
 def har(entries: list[dict]) -> dict:
@@ -89,12 +88,11 @@ def test_not_a_har_is_an_input_error(tmp_path: Path, text: str) -> None:
         list(read_har(path, []))
 
 
-def test_analyze_a_har_end_to_end(tmp_path: Path) -> None:
+def test_analyze_a_har_end_to_end(tmp_path: Path, imei_profile: Path) -> None:
     path = _write(tmp_path, har([entry(f"http://api.example.cn/bind?imei={IMEI}",
                                        "2026-11-28T10:00:00Z")]))
-    (tmp_path / "p.yaml").write_text(f'identifiers: {{imei: "{IMEI}"}}\n')
     out = tmp_path / "out"
-    analyze([path], load_profile(str(tmp_path / "p.yaml")), None, out)
+    analyze([path], load_profile(str(imei_profile)), None, out)
     doc = json.loads((out / "findings.json").read_text())
     assert [t["transport"] for t in doc["transmissions"]] == ["http"]
     assert {d["category"] for d in doc["detections"]} == {"identifier.imei"}

@@ -24,7 +24,7 @@ from auditor.sources.mitm import (
     read_flows,
     transmission,
 )
-from tests.factories import http_flow, write_flows
+from tests.factories import IMEI, http_flow, write_flows
 
 
 def test_transmission_carries_the_request_as_sent() -> None:
@@ -236,9 +236,6 @@ def test_flow_state_reuses_connection_states_until_a_field_changes(change) -> No
 
 
 # -- hostile input (issue 13) -------------------------------------------------------------
-
-IMEI = "864536040123455"
-
 
 def _state_without(key: str) -> bytes:
     state = tflow.tflow(resp=True).get_state()

@@ -21,10 +21,10 @@ from auditor.profile import load_profile
 from auditor.sources.mitm import InputError
 from auditor.sources.pcap import PcapSource, parse_http_request
 from auditor.store import Store
+from tests.factories import IMEI, LAT, LON
 from tests.test_payload import client_hello, quic_initial
 
 DEV, DNS_SRV, SRV, OTHER = "192.168.50.23", "192.168.50.1", "203.0.113.9", "192.168.50.99"
-IMEI = "864536040123455"
 LK = b"[3G*8645360401*0009*LK,0,0,53]"
 UD = (b"[3G*8645360401*005A*UD,190723,190707,A,39.983120,N,116.307910,E,8.24,127.9,21.0,5,"
       b"100,53,0,0,00000000,0,0,58.0]")
@@ -218,7 +218,7 @@ def test_not_a_capture_is_an_input_error(tmp_path: Path) -> None:
 PROFILE = f"""
 device: {{name: "Lab watch", ip: ["{DEV}"], ca_trusted: true}}
 identifiers: {{imei: "{IMEI}"}}
-location: {{lat: 39.98312, lon: 116.30791}}
+location: {{lat: {LAT}, lon: {LON}}}
 first_party: [watch.example]
 """
 

@@ -11,7 +11,7 @@ from mitmproxy.io import tnetstring
 from mitmproxy.test import tflow
 
 from auditor.sources.tnet import Encoded, dumps
-from tests.factories import http_flow
+from tests.factories import HOST, IMEI, http_flow
 
 
 class Level(enum.IntEnum):
@@ -40,8 +40,7 @@ def test_containers_keep_mitmproxys_order(value: object) -> None:
 
 
 FLOWS = {
-    "http JSON POST": lambda: http_flow("http://api.acme-watch.example/r", 1000.0,
-                                        {"imei": "864536040123455"}),
+    "http JSON POST": lambda: http_flow(f"http://{HOST}/r", 1000.0, {"imei": IMEI}),
     "http with an error": lambda: tflow.tflow(resp=True, err=True),
     "websocket": lambda: tflow.twebsocketflow(),
     "tcp": lambda: tflow.ttcpflow(),

@@ -10,20 +10,21 @@ import pytest
 
 from auditor.model import ConsentEvent, Detection, Observation, Recipient, Transmission
 from auditor.store import Store, StoreError
+from tests.factories import IMEI
 
 
 def _obs(tx_id: int) -> Observation:
     tx = Transmission(id=tx_id, ts=100.0 + tx_id, transport="https", host="a.example",
                       port=443, method="POST", url="https://a.example/x")
     det = Detection(tx_id, "identifier.imei", "known", "body", "body.json.imei", ("base64",),
-                    "identifiers.imei", "864536040123455", 0.99)
+                    "identifiers.imei", IMEI, 0.99)
     return Observation(tx, Recipient("a.example", party="first"), (det,))
 
 
-def test_observation_is_visible_to_another_connection_before_close(tmp_path: Path) -> None:
-    writer = Store(tmp_path / "s")
+def test_observation_is_visible_to_another_connection_before_close(session_dir: Path) -> None:
+    writer = Store(session_dir)
     writer.add_observation(_obs(1))
-    reader = Store.open_existing(tmp_path / "s")
+    reader = Store.open_existing(session_dir)
     (obs,) = reader.observations()
     assert obs == Observation(_obs(1).transmission, _obs(1).recipient, _obs(1).detections)
     assert writer.next_id() == 2
@@ -32,8 +33,8 @@ def test_observation_is_visible_to_another_connection_before_close(tmp_path: Pat
     writer.close()
 
 
-def test_a_session_read_back_shares_what_repeats_from_row_to_row(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s")
+def test_a_session_read_back_shares_what_repeats_from_row_to_row(session_dir: Path) -> None:
+    store = Store(session_dir)
     sent = [_obs(i) for i in (1, 2, 3)]
     sent.append(Observation(replace(sent[0].transmission, id=4, ts=200.0, tls_versions=(
         "TLSv1.0",)), Recipient("b.example"), (), ("body: opaque",), ("firmware",)))
@@ -48,8 +49,8 @@ def test_a_session_read_back_shares_what_repeats_from_row_to_row(tmp_path: Path)
     store.close()
 
 
-def test_events_round_trip_and_poll_since(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s")
+def test_events_round_trip_and_poll_since(session_dir: Path) -> None:
+    store = Store(session_dir)
     first = store.add_event(ConsentEvent(1.0, "grant", ("all-disclosed",), (), ("location",)))
     store.add_event(ConsentEvent(2.0, "phase", name="idle", source="cli"))
     assert [ev.action for _, ev in store.events()] == ["grant", "phase"]
@@ -58,10 +59,10 @@ def test_events_round_trip_and_poll_since(tmp_path: Path) -> None:
     store.close()
 
 
-def test_session_files_are_private(tmp_path: Path) -> None:
-    Store(tmp_path / "s").close()
-    assert os.stat(tmp_path / "s").st_mode & 0o777 == 0o700
-    assert os.stat(tmp_path / "s" / Store.FILE).st_mode & 0o777 == 0o600
+def test_session_files_are_private(session_dir: Path) -> None:
+    Store(session_dir).close()
+    assert os.stat(session_dir).st_mode & 0o777 == 0o700
+    assert os.stat(session_dir / Store.FILE).st_mode & 0o777 == 0o600
 
 
 def test_open_existing_refuses_a_folder_without_a_session(tmp_path: Path) -> None:
@@ -69,9 +70,9 @@ def test_open_existing_refuses_a_folder_without_a_session(tmp_path: Path) -> Non
         Store.open_existing(tmp_path)
 
 
-def test_a_batch_is_committed_whole_when_it_ends(tmp_path: Path) -> None:
-    writer = Store(tmp_path / "s")
-    reader = Store.open_existing(tmp_path / "s")
+def test_a_batch_is_committed_whole_when_it_ends(session_dir: Path) -> None:
+    writer = Store(session_dir)
+    reader = Store.open_existing(session_dir)
     with writer.batch():
         writer.add_observation(_obs(1))
         writer.add_error(1, "analyze", "x")
@@ -94,8 +95,8 @@ def test_a_batch_is_committed_whole_when_it_ends(tmp_path: Path) -> None:
     ("lone \ud800 high", "lone \\ud800 high"),            # hit: another lone surrogate
 ])
 def test_text_that_is_not_unicode_is_stored_with_visible_escapes(
-        tmp_path: Path, text: str, stored: str) -> None:
-    store = Store(tmp_path / "s")
+        session_dir: Path, text: str, stored: str) -> None:
+    store = Store(session_dir)
     obs = _obs(1)
     tx = replace(obs.transmission, host=text, url="http://" + text, sni=text)
     det = replace(obs.detections[0], value=text, field="query." + text)
@@ -140,9 +141,10 @@ def test_a_symlinked_folder_is_refused_and_its_target_left_alone(
     assert sorted(p.name for p in target.iterdir()) == target_files
 
 
-def test_an_existing_session_reached_through_a_link_is_opened_as_it_is(tmp_path: Path) -> None:
-    Store(tmp_path / "s").close()
-    (tmp_path / "link").symlink_to(tmp_path / "s")
+def test_an_existing_session_reached_through_a_link_is_opened_as_it_is(
+        tmp_path: Path, session_dir: Path) -> None:
+    Store(session_dir).close()
+    (tmp_path / "link").symlink_to(session_dir)
     store = Store.open_existing(tmp_path / "link")
     assert store.observations() == []
     store.close()
@@ -178,9 +180,9 @@ def test_a_damaged_store_is_refused_in_one_line(tmp_path: Path, case: str) -> No
     assert str(folder / Store.FILE) in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_good_store_passes_the_layout_check(tmp_path: Path) -> None:
-    Store(tmp_path / "s").close()
-    store = Store.open_existing(tmp_path / "s")
+def test_a_good_store_passes_the_layout_check(session_dir: Path) -> None:
+    Store(session_dir).close()
+    store = Store.open_existing(session_dir)
     store.check_layout()
     assert store.meta() == {}
     store.close()
