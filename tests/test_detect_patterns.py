@@ -137,15 +137,13 @@ def test_detector_reports_patterns_without_a_profile() -> None:
         5, "identifier.imei", "pattern", "body.json.did", "", CONFIDENCE_WITH_KEY)
 
 
-def test_huge_value_costs_little() -> None:
-    """A multi-MB value goes through the automaton and the position search only."""
-    import time
-
+def test_a_huge_value_is_not_searched_for_patterns() -> None:
+    """A multi-MB value goes through the automaton and the position search only (so it costs
+    little; how little is for bench/): the IMEI at its end, which the pattern search finds in
+    a short value, is not reported from it."""
     value = "aa:bb:cc:dd:ee:f1," * 200_000 + IMEI
-    start = time.monotonic()
-    found = Detector(Profile()).detect(tx(), [Field("body", "body.text", value)])
-    assert time.monotonic() - start < 5
-    assert found == []
+    assert Detector(Profile()).detect(tx(), [Field("body", "body.text", IMEI)]) != []
+    assert Detector(Profile()).detect(tx(), [Field("body", "body.text", value)]) == []
 
 
 def test_tags_and_opaque_notes_are_not_values() -> None:
