@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from auditor.categories import SEVERITIES
+
 FindingKey = tuple[str, str, tuple[str, ...]]
-_SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def _strings(value: object) -> list[str]:
 
 
 def _rank(severity: str) -> int:
-    return _SEVERITIES.index(severity) if severity in _SEVERITIES else len(_SEVERITIES)
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
 
 def _session(doc: dict) -> SessionRef:
