@@ -10,8 +10,8 @@ import pytest
 
 from auditor.model import Detection
 from auditor.validate import ValidationReport, format_report, load_suite, run_suite
-from auditor.validate import build as suite_build
 from auditor.validate.runner import TARGET_PRECISION, TARGET_RECALL, score_case
+from tools import build_suite
 
 PRECISION, RECALL = 0.98, 0.95  # issue #3; the runner's constants must not drift below
 
@@ -56,21 +56,31 @@ def test_every_case_names_a_recorded_source() -> None:
 
 
 def test_shipped_suite_is_what_the_builder_writes() -> None:
-    """suite.json is regenerated with ``python -m auditor.validate.build``, never edited."""
-    assert load_suite() == json.loads(json.dumps(suite_build.build()))
+    """suite.json is regenerated with ``python -m tools.build_suite``, never edited: the
+    shipped file is byte for byte what the generator writes, and what the runner loads."""
+    suite = build_suite.build()
+    assert build_suite.SUITE_PATH.read_text(encoding="utf-8") == build_suite.render(suite)
+    assert load_suite() == json.loads(build_suite.render(suite))
+
+
+def test_every_build_is_the_same_suite() -> None:
+    """The generator keeps nothing between runs: building twice gives the same cases once."""
+    first, second = build_suite.build(), build_suite.build()
+    assert first == second
+    assert len({c["id"] for c in first["cases"]}) == len(first["cases"])
 
 
 def test_gzip_bodies_are_the_same_bytes_on_every_interpreter() -> None:
     """The builder's gzip is its own: gzip.compress's header differs by Python version (OS
     byte 3 up to 3.12, 255 from 3.13) and its deflate by zlib build."""
     text = b'{"imei": "868026045123458"}' * 3
-    packed = suite_build.gzipped(text)
+    packed = build_suite.gzipped(text)
     assert gzip.decompress(packed) == text
     assert packed.hex() == (
         "1f8b08000000000000ffab56cacc4dcd54b25250b230b33030323330313534323631b550aaad56ca"
         "cc4dcd54b25250b230b33030323330313534323631b550aaad56cacc4dcd54b25250b230b3303032"
         "3330313534323631b550aa0500a59ddb8151000000")
-    assert suite_build.gzipped(b"") == bytes.fromhex("1f8b08000000000000ff03000000000000000000")
+    assert build_suite.gzipped(b"") == bytes.fromhex("1f8b08000000000000ff03000000000000000000")
 
 
 def _d(category: str, field: str, encoding: tuple[str, ...] = ()) -> Detection:
