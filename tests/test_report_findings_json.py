@@ -8,17 +8,26 @@ from pathlib import Path
 
 import pytest
 
-from auditor.model import Detection, Observation, Recipient
+from auditor.model import ConsentEvent, Detection, Finding, Observation, Recipient
 from auditor.report import document, findings_json
-from tests.factories import FIRST_PARTY, HOST, IMEI, LAT, tx
+from auditor.report.document import (
+    CoverageError,
+    Device,
+    Document,
+    RecipientEntry,
+    SessionInfo,
+    TransmissionEntry,
+)
+from tests.factories import FIRST_PARTY, HOST, IMEI, LAT, T0, tx
 
 
-def _doc(n: int) -> dict:
-    return {"schema": "kidaudit.findings/1", "session": {"device": {"name": "手表 \u2028"}},
-            "transmissions": [{"id": i, "host": "api.acme-watch.example", "url": f"/r?i={i}",
-                               "recipient": {"party": "first", "country": None},
-                               "consent": {"identifier.imei": "granted"}} for i in range(n)],
-            "detections": [], "findings": [], "events": [], "coverage": {"errors": []}}
+def _doc(n: int) -> Document:
+    return Document(session=SessionInfo(device=Device(name="手表 \u2028")),
+                    transmissions=tuple(
+                        TransmissionEntry(i, host="api.acme-watch.example", url=f"/r?i={i}",
+                                          recipient=RecipientEntry(party="first"),
+                                          consent={"identifier.imei": "granted"})
+                        for i in range(n)))
 
 
 @pytest.mark.parametrize("n", [0, 1, 50])
@@ -26,8 +35,9 @@ def test_same_text_as_json_dumps(tmp_path: Path, n: int) -> None:
     doc = _doc(n)
     findings_json.render(doc, tmp_path / "findings.json")
     text = (tmp_path / "findings.json").read_text(encoding="utf-8")
-    assert text == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    assert json.loads(text) == doc
+    whole = json.dumps(doc, default=document.json_value, indent=2, ensure_ascii=False)
+    assert text == whole + "\n"
+    assert json.loads(text) == document.to_dict(doc)
 
 
 def test_written_without_holding_the_whole_text(tmp_path: Path) -> None:
@@ -70,9 +80,9 @@ BROKEN = Detection(2, "identifier.imei", "known", "query", "query.d", (), "ident
 ])
 def test_each_transmission_is_built_on_its_own(observations: list[Observation],
                                                written: list[int], failed: list[int]) -> None:
-    doc = document.build({}, observations, [], [], {"errors": [{"transmission": 9,
-                                                                "stage": "detect",
-                                                                "message": "earlier"}]})
+    doc = document.to_dict(document.build(
+        SessionInfo(), observations, [], [],
+        {"errors": [{"transmission": 9, "stage": "detect", "message": "earlier"}]}))
     assert [t["id"] for t in doc["transmissions"]] == written
     assert sorted({d["transmission"] for d in doc["detections"]}) == written
     errors = doc["coverage"]["errors"]
@@ -96,7 +106,7 @@ PCT = "".join(f"%{b:02x}" for b in IMEI.encode())
                  id="revealed-stays-as-sent"),
 ])
 def test_document_masks_every_form(obs: Observation, reveal: bool, raw: str) -> None:
-    doc = document.build({}, [obs], [], [], {}, reveal=reveal)
+    doc = document.to_dict(document.build(SessionInfo(), [obs], [], [], {}, reveal=reveal))
     text = json.dumps(doc)
     assert (raw in text) is reveal
     assert doc["session"]["masked"] is not reveal
@@ -111,7 +121,77 @@ def test_document_masks_every_form(obs: Observation, reveal: bool, raw: str) -> 
 ])
 def test_seeded_values_are_masked_without_a_detection(url: str, seeded: list, raw: str
                                                       ) -> None:
-    doc = document.build({}, [_obs(1, url)], [], [], {}, seeded=seeded)
+    doc = document.to_dict(document.build(SessionInfo(), [_obs(1, url)], [], [], {},
+                                          seeded=seeded))
     written = doc["transmissions"][0]["url"]
     assert (written == url) is (not raw)
     assert not raw or raw not in written
+
+
+# -- the serialiser and the way back -------------------------------------------------------
+def _built(*, reveal: bool = False) -> Document:
+    obs = [_obs(1, f"https://{HOST}/a?d={IMEI}", _imei(1)),
+           _obs(3, f"https://{HOST}/c", _imei(3, encoding=("base64",)))]
+    if not reveal:  # revealed, the broken row is written as it is (a null value)
+        obs.insert(1, _obs(2, f"https://{HOST}/b?d={IMEI}", BROKEN))
+    finding = Finding("f1", "NON_RESETTABLE_ID", "medium", "t", ("identifier.imei",),
+                      FIRST_PARTY, (1, 3), T0, T0 + 1.2345, ("IDM 4.1",), ("none",))
+    events = [ConsentEvent(T0 - 60, "phase", name="setup"),
+              ConsentEvent(T0 + 0.5, "grant", ("all-disclosed",), (), ("location.precise",),
+                           source="mark")]
+    session = SessionInfo(id="s1", device=Device("Watch", "smartwatch", "1.0"),
+                          inputs=("flows.mitm",), resumed=(document.at(T0 + 2),),
+                          rules_applied=("NON_RESETTABLE_ID",))
+    coverage = {"uninspected": [{"host": "pinned.example", "reason": "pinned"}],
+                "errors": [{"transmission": None, "stage": "rules", "message": "m"}]}
+    return document.build(session, obs, [finding], events, coverage,
+                          consent={1: {"identifier.imei": "none"}}, reveal=reveal)
+
+
+@pytest.mark.parametrize("reveal", [False, True])
+def test_a_document_read_back_from_its_json_is_the_same(reveal: bool) -> None:
+    doc = _built(reveal=reveal)
+    assert document.load(document.to_dict(doc)) == doc
+
+
+@pytest.mark.parametrize(("path", "written"), [
+    (("schema",), "kidaudit.findings/1"),
+    (("session", "started"), "2026-11-28T10:15:00.000Z"),  # the first transmission
+    (("session", "resumed"), ["2026-11-28T10:15:02.000Z"]),
+    (("findings", 0, "last_seen"), "2026-11-28T10:15:01.234Z"),  # cut, not rounded
+    (("transmissions", 0, "recipient", "organization"), None),  # unknown: null, not ""
+    (("coverage", "analysis_errors"), 2),  # the store's error and the left-out row
+    (("coverage", "errors", 1, "message"), "transmission left out (TypeError)"),
+])
+def test_findings_json_values(path: tuple, written: object) -> None:
+    value: object = document.to_dict(_built())
+    for key in path:
+        value = value[key]  # type: ignore[index]
+    assert value == written
+
+
+@pytest.mark.parametrize(("section", "keys"), [
+    ("session", ["id", "device", "inputs", "resumed", "tool_version", "ruleset",
+                 "profile_sha256", "consent_sha256", "flows_sha256", "rules_applied",
+                 "country_source", "masked", "started", "ended"]),
+    ("transmissions", ["id", "ts", "transport", "direction", "host", "ip", "port", "method",
+                       "url", "inspected", "bytes", "recipient", "consent"]),
+    ("detections", ["transmission", "category", "method", "location", "field", "encoding",
+                    "profile_key", "value", "confidence"]),
+    ("findings", ["id", "rule", "severity", "title", "categories", "recipient",
+                  "transmissions", "first_seen", "last_seen", "count", "references",
+                  "consent"]),
+    ("events", ["ts", "action", "categories", "recipients", "separate", "name", "source"]),
+    ("coverage", ["connections", "inspected", "uninspected", "opaque_payloads", "opaque",
+                  "analysis_errors", "errors"]),
+])
+def test_keys_in_the_order_findings_json_has_always_written_them(section: str,
+                                                                   keys: list[str]) -> None:
+    value = document.to_dict(_built())[section]
+    assert list(value[0] if isinstance(value, list) else value) == keys
+
+
+@pytest.mark.parametrize(("added", "count"), [([], 2), ([CoverageError(None, "r", "x")], 3)])
+def test_errors_found_while_rendering_are_added_and_counted(added: list, count: int) -> None:
+    doc = _built().with_errors(added)
+    assert doc.coverage.analysis_errors == len(doc.coverage.errors) == count

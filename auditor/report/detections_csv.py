@@ -1,9 +1,9 @@
 """detections.csv: one row per detection, joined with its transmission, for spreadsheets
 and pandas. Columns are documented in the README.
 
-Two kinds of hostile input are met row by row. A row that cannot be built (a document
-value of the wrong shape) is left out and returned as a coverage error, so the other rows
-are still written. A cell a spreadsheet would run as a formula (starting with ``=``, ``+``,
+Two kinds of hostile input are met row by row. A row that cannot be built (a value of
+the wrong shape) is left out and returned as a coverage error, so the other rows are
+still written. A cell a spreadsheet would run as a formula (starting with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return: hosts, fields and values are the device's or an
 attacker's text) gets a leading ``'``, as OWASP's CSV-injection advice says, so Excel and
 LibreOffice show it as text. Text cells are quoted, so a line break inside one stays in it.
@@ -17,6 +17,13 @@ from typing import Any
 
 import pandas as pd
 
+from auditor.report.document import (
+    CoverageError,
+    DetectionEntry,
+    Document,
+    TransmissionEntry,
+    iso_text,
+)
 from auditor.store import printable
 
 COLUMNS = ["transmission", "ts", "transport", "method", "host", "recipient_domain", "party",
@@ -24,10 +31,6 @@ COLUMNS = ["transmission", "ts", "transport", "method", "host", "recipient_domai
            "profile_key", "value", "confidence"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 STAGE = "report detections.csv"
-_TX_KEYS = ("ts", "transport", "method", "host")
-_DET_KEYS = {"category": "category", "method": "method_detected", "location": "location",
-             "field": "field", "profile_key": "profile_key", "value": "value",
-             "confidence": "confidence"}
 
 
 def neutralised(cell: Any) -> Any:
@@ -46,53 +49,53 @@ def _cell(value: Any) -> Any:
     return neutralised(printable(value))
 
 
-def _row(det: dict, transmissions: dict[Any, dict]) -> dict[str, Any]:
-    tx = transmissions.get(det.get("transmission")) or {}
-    rec = tx.get("recipient") or {}
-    if not isinstance(rec, dict):
-        raise TypeError(f"transmission {det.get('transmission')!r}: recipient is not a mapping")
-    encoding = det.get("encoding") or []
-    if not isinstance(encoding, list | tuple):
+def _row(det: DetectionEntry, tx: TransmissionEntry | None) -> dict[str, Any]:
+    """A detection joined with its transmission; one the document lacks leaves its cells
+    empty."""
+    if not isinstance(det.encoding, list | tuple):
         raise TypeError("encoding is not a list")
-    row: dict[str, Any] = {"transmission": _cell(det.get("transmission")),
-                           "encoding": _cell(">".join(printable(str(e)) for e in encoding))}
-    row.update({key: _cell(tx.get(key)) for key in _TX_KEYS})
-    row.update({"recipient_domain": _cell(rec.get("domain")), "party": _cell(rec.get("party")),
-                "country": _cell(rec.get("country"))})
-    row.update({column: _cell(det.get(key)) for key, column in _DET_KEYS.items()})
-    return row
+    rec = tx.recipient if tx is not None else None
+    return {
+        "transmission": _cell(det.transmission),
+        "ts": _cell(iso_text(tx.ts)) if tx is not None else None,
+        "transport": _cell(tx.transport) if tx is not None else None,
+        "method": _cell(tx.method) if tx is not None else None,
+        "host": _cell(tx.host) if tx is not None else None,
+        "recipient_domain": _cell(rec.domain) if rec is not None else None,
+        "party": _cell(rec.party) if rec is not None else None,
+        "country": _cell(rec.country) if rec is not None else None,
+        "category": _cell(det.category), "method_detected": _cell(det.method),
+        "location": _cell(det.location), "field": _cell(det.field),
+        "encoding": _cell(">".join(printable(str(e)) for e in det.encoding)),
+        "profile_key": _cell(det.profile_key), "value": _cell(det.value),
+        "confidence": _cell(det.confidence),
+    }
 
 
-def rows(doc: dict, errors: list[dict[str, object]] | None = None) -> list[dict[str, Any]]:
+def rows(doc: Document, errors: list[CoverageError] | None = None) -> list[dict[str, Any]]:
     """Every detection's row; one that cannot be built is appended to ``errors`` instead."""
-    transmissions: dict[Any, dict] = {}
-    for tx in doc.get("transmissions") or []:
-        if isinstance(tx, dict) and isinstance(tx.get("id"), int | str):
-            transmissions[tx["id"]] = tx
+    transmissions = {tx.id: tx for tx in doc.transmissions}
     out = []
-    for i, det in enumerate(doc.get("detections") or []):
+    for i, det in enumerate(doc.detections):
         try:
-            if not isinstance(det, dict):
-                raise TypeError(f"detection {i} is not a mapping")
-            out.append(_row(det, transmissions))
+            out.append(_row(det, transmissions.get(det.transmission)))
         except Exception as e:  # noqa: BLE001 - one row, never the whole file
             if errors is not None:
-                tx_id = det.get("transmission") if isinstance(det, dict) else None
+                tx_id = det.transmission
                 # the kind of error only: its text may quote a value, and the document's
                 # values were masked before this row was made
-                errors.append({"transmission": tx_id if isinstance(tx_id, int) else None,
-                               "stage": STAGE, "message": f"detection {i} left out "
-                               f"({type(e).__name__})"})
+                errors.append(CoverageError(tx_id if isinstance(tx_id, int) else None, STAGE,
+                                            f"detection {i} left out ({type(e).__name__})"))
     return out
 
 
-def frame(doc: dict, errors: list[dict[str, object]] | None = None) -> pd.DataFrame:
+def frame(doc: Document, errors: list[CoverageError] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows(doc, errors), columns=COLUMNS)
 
 
-def render(doc: dict, out: Path) -> list[dict[str, object]]:
+def render(doc: Document, out: Path) -> list[CoverageError]:
     """Write the file; return the rows that could not be written, as coverage errors."""
-    errors: list[dict[str, object]] = []
+    errors: list[CoverageError] = []
     # Every text cell quoted: with the minimal quoting a lone carriage return inside a value
     # is written bare, and spreadsheets and csv readers start a new row there.
     frame(doc, errors).to_csv(out, index=False, quoting=csv.QUOTE_NONNUMERIC)

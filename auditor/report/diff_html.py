@@ -12,6 +12,7 @@ from typing import Any
 from auditor import __version__
 from auditor.diff import FindingRef, SessionDiff, SessionRef
 from auditor.report import html
+from auditor.report.display import DASH, fmt_ts, severity_key
 from auditor.report.i18n import DIFF_LABELS, TERMS
 
 
@@ -32,17 +33,15 @@ def build_view(d: SessionDiff, *, lang: str = "en") -> dict[str, Any]:
     titles = html.RuleTitles(lang)
 
     def finding(f: FindingRef) -> dict[str, Any]:
-        sev = f.severity if f.severity in html.SEVERITIES else "unknown"
-        return {"rule": f.rule or html.DASH, "severity": sev,
-                "severity_label": terms["severity"].get(f.severity, f.severity or html.DASH),
-                "title": titles.title({"rule": f.rule, "title": f.title}),
-                "recipient": f.recipient or html.DASH, "categories": list(f.categories),
+        return {"rule": f.rule or DASH, "severity": severity_key(f.severity),
+                "severity_label": terms["severity"].get(f.severity, f.severity or DASH),
+                "title": titles.title(f.rule, f.title),
+                "recipient": f.recipient or DASH, "categories": list(f.categories),
                 "count": f.count}
 
     def session(s: SessionRef) -> dict[str, str]:
-        return {"device": s.device or html.DASH, "firmware": s.firmware or html.DASH,
-                "id": s.id or html.DASH,
-                "window": f"{html.fmt_ts(s.started)} → {html.fmt_ts(s.ended)}"}
+        return {"device": s.device or DASH, "firmware": s.firmware or DASH,
+                "id": s.id or DASH, "window": f"{fmt_ts(s.started)} → {fmt_ts(s.ended)}"}
 
     return {
         "t": t,

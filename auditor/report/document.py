@@ -1,5 +1,11 @@
-"""The findings document (schema ``kidaudit.findings/1``, DESIGN.md): one dict every output
-format renders from. Pure: the caller passes in what the store and the session know.
+"""The findings document (schema ``kidaudit.findings/1``, DESIGN.md): frozen objects every
+output format renders from, and the one serialiser that writes them as JSON. Pure: the
+caller passes in what the store and the session know.
+
+Typed so that the renderers never parse back what was just written: times stay datetimes
+(UTC, cut to the millisecond the JSON shows, so every output says the same instant), ids
+stay ints. ``load`` is the way back from a ``findings.json`` written earlier; it is
+tolerant, as a reader of a file from another tool or version has to be.
 
 Additive keys beyond DESIGN.md (readers of ``/1`` ignore unknown keys): ``session`` carries
 the tool and ruleset versions and evidence hashes; ``events`` the consent timeline; each
@@ -9,8 +15,11 @@ finding ``last_seen`` and ``consent`` (the states it was judged under); ``covera
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from auditor.mask import Masker, mask
 from auditor.model import ConsentEvent, Detection, Finding, Observation
@@ -18,68 +27,348 @@ from auditor.model import ConsentEvent, Detection, Finding, Observation
 SCHEMA = "kidaudit.findings/1"
 
 
-def iso(ts: float | None) -> str:
+# -- times ---------------------------------------------------------------------------------
+
+
+def at(ts: float | None) -> datetime | None:
+    """Seconds since the epoch as the UTC instant the document holds: to the millisecond,
+    the precision its JSON writes, so the page and the file never disagree."""
     if ts is None:
+        return None
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def iso_text(moment: datetime | None) -> str:
+    """How the document writes an instant: ISO 8601, milliseconds, ``Z``; '' for none."""
+    if moment is None:
         return ""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def build(session: dict[str, object], observations: list[Observation],
+def iso(ts: float | None) -> str:
+    return iso_text(at(ts))
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 text back as a UTC datetime; None for anything that is not one (or that
+    falls outside the dates UTC can hold: year 1 at +01:00 is before year 1 in UTC)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+# -- the objects ---------------------------------------------------------------------------
+# Field order is key order in findings.json; ``json()`` gives each object's JSON mapping.
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str = ""
+    kind: str = ""
+    firmware: str = ""
+
+    def json(self) -> dict[str, object]:
+        return {"name": self.name, "kind": self.kind, "firmware": self.firmware}
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """Who and what the session was. ``clock_note`` is written only when a producer sets
+    it; ``masked``, ``started`` and ``ended`` are settled by ``build``."""
+
+    id: str = ""
+    device: Device = field(default_factory=Device)
+    inputs: tuple[str, ...] = ()
+    resumed: tuple[datetime, ...] = ()
+    tool_version: str = ""
+    ruleset: str = ""
+    profile_sha256: str = ""
+    consent_sha256: str = ""
+    flows_sha256: str = ""
+    rules_applied: tuple[str, ...] = ()
+    country_source: str = ""
+    clock_note: str | None = None
+    masked: bool | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+
+    def json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "id": self.id, "device": self.device, "inputs": list(self.inputs),
+            "resumed": [iso_text(r) for r in self.resumed], "tool_version": self.tool_version,
+            "ruleset": self.ruleset, "profile_sha256": self.profile_sha256,
+            "consent_sha256": self.consent_sha256, "flows_sha256": self.flows_sha256,
+            "rules_applied": list(self.rules_applied), "country_source": self.country_source}
+        if self.clock_note is not None:
+            out["clock_note"] = self.clock_note
+        out.update({"masked": self.masked, "started": iso_text(self.started),
+                    "ended": iso_text(self.ended)})
+        return out
+
+
+@dataclass(frozen=True)
+class RecipientEntry:
+    """Who received a transmission; an unknown organization, country or SDK is None."""
+
+    domain: str = ""
+    organization: str | None = None
+    party: str = "unknown"
+    country: str | None = None
+    sdk: str | None = None
+    sdk_type: str | None = None
+
+    def json(self) -> dict[str, object]:
+        return {"domain": self.domain, "organization": self.organization, "party": self.party,
+                "country": self.country, "sdk": self.sdk, "sdk_type": self.sdk_type}
+
+
+@dataclass(frozen=True)
+class TransmissionEntry:
+    """One message as the report shows it; ``consent``: category → the state it was judged
+    under."""
+
+    id: int
+    ts: datetime | None = None
+    transport: str = ""
+    direction: str = "up"
+    host: str = ""
+    ip: str = ""
+    port: int | None = None
+    method: str = ""
+    url: str = ""
+    inspected: bool = True
+    bytes: int = 0
+    recipient: RecipientEntry = field(default_factory=RecipientEntry)
+    consent: Mapping[str, str] = field(default_factory=dict)
+
+    def json(self) -> dict[str, object]:
+        return {"id": self.id, "ts": iso_text(self.ts), "transport": self.transport,
+                "direction": self.direction, "host": self.host, "ip": self.ip,
+                "port": self.port, "method": self.method, "url": self.url,
+                "inspected": self.inspected, "bytes": self.bytes, "recipient": self.recipient,
+                "consent": dict(self.consent)}
+
+
+@dataclass(frozen=True)
+class DetectionEntry:
+    transmission: int
+    category: str = ""
+    method: str = ""
+    location: str = ""
+    field: str = ""
+    encoding: tuple[str, ...] = ()
+    profile_key: str = ""
+    value: str = ""
+    confidence: float | None = None
+
+    def json(self) -> dict[str, object]:
+        return {"transmission": self.transmission, "category": self.category,
+                "method": self.method, "location": self.location, "field": self.field,
+                "encoding": list(self.encoding), "profile_key": self.profile_key,
+                "value": self.value, "confidence": self.confidence}
+
+
+@dataclass(frozen=True)
+class FindingEntry:
+    id: str = ""
+    rule: str = ""
+    severity: str = ""
+    title: str = ""
+    categories: tuple[str, ...] = ()
+    recipient: str = ""
+    transmissions: tuple[int, ...] = ()
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    count: int = 0
+    references: tuple[str, ...] = ()
+    consent: tuple[str, ...] = ()
+
+    def json(self) -> dict[str, object]:
+        return {"id": self.id, "rule": self.rule, "severity": self.severity,
+                "title": self.title, "categories": list(self.categories),
+                "recipient": self.recipient, "transmissions": list(self.transmissions),
+                "first_seen": iso_text(self.first_seen),
+                "last_seen": iso_text(self.last_seen), "count": self.count,
+                "references": list(self.references), "consent": list(self.consent)}
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """A consent event or a phase of the session's timeline."""
+
+    ts: datetime | None = None
+    action: str = ""
+    categories: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+    separate: tuple[str, ...] = ()
+    name: str = ""
+    source: str = ""
+
+    def json(self) -> dict[str, object]:
+        return {"ts": iso_text(self.ts), "action": self.action,
+                "categories": list(self.categories), "recipients": list(self.recipients),
+                "separate": list(self.separate), "name": self.name, "source": self.source}
+
+
+@dataclass(frozen=True)
+class CoverageError:
+    """A part of the analysis or of an output that could not be done, by stage."""
+
+    transmission: int | None = None
+    stage: str = ""
+    message: str = ""
+
+    def json(self) -> dict[str, object]:
+        return {"transmission": self.transmission, "stage": self.stage,
+                "message": self.message}
+
+
+@dataclass(frozen=True)
+class Uninspected:
+    host: str = ""
+    reason: str = ""
+
+    def json(self) -> dict[str, object]:
+        return {"host": self.host, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """Fields of one transmission that a limit or an unknown encoding kept unread."""
+
+    transmission: int | None = None
+    fields: tuple[str, ...] = ()
+
+    def json(self) -> dict[str, object]:
+        return {"transmission": self.transmission, "fields": list(self.fields)}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What was and was not read. ``analysis_errors`` may count more than ``errors``
+    lists (a document from another producer); ``build`` makes them agree."""
+
+    connections: int | None = None
+    inspected: int | None = None
+    uninspected: tuple[Uninspected, ...] = ()
+    opaque_payloads: int | None = None
+    opaque: tuple[Opaque, ...] = ()
+    analysis_errors: int | None = None
+    errors: tuple[CoverageError, ...] = ()
+
+    def json(self) -> dict[str, object]:
+        return {"connections": self.connections, "inspected": self.inspected,
+                "uninspected": list(self.uninspected), "opaque_payloads": self.opaque_payloads,
+                "opaque": list(self.opaque), "analysis_errors": self.analysis_errors,
+                "errors": list(self.errors)}
+
+
+@dataclass(frozen=True)
+class Document:
+    session: SessionInfo = field(default_factory=SessionInfo)
+    transmissions: tuple[TransmissionEntry, ...] = ()
+    detections: tuple[DetectionEntry, ...] = ()
+    findings: tuple[FindingEntry, ...] = ()
+    events: tuple[EventEntry, ...] = ()
+    coverage: Coverage = field(default_factory=Coverage)
+    schema: str = SCHEMA
+
+    def json(self) -> dict[str, object]:
+        return {"schema": self.schema, "session": self.session,
+                "transmissions": list(self.transmissions), "detections": list(self.detections),
+                "findings": list(self.findings), "events": list(self.events),
+                "coverage": self.coverage}
+
+    def with_errors(self, errors: Iterable[CoverageError]) -> Document:
+        """This document with coverage errors found while rendering added to its list and
+        its count (what a renderer left out is recorded in what is written after it)."""
+        listed = (*self.coverage.errors, *errors)
+        if len(listed) == len(self.coverage.errors):
+            return self
+        return replace(self, coverage=replace(self.coverage, errors=listed,
+                                              analysis_errors=len(listed)))
+
+
+# -- the serialiser ------------------------------------------------------------------------
+
+
+def json_value(value: object) -> object:
+    """``json.dump``'s ``default``: an object of the document as its JSON mapping, one at
+    a time as the encoder reaches it, so the whole text is never held at once."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    to_json = getattr(value, "json", None)
+    if to_json is None:
+        raise TypeError(f"{type(value).__name__} is not part of a findings document")
+    return to_json()
+
+
+def to_dict(doc: Document) -> dict[str, Any]:
+    """The document as plain JSON values (what ``findings.json`` holds, read back)."""
+    return json.loads(json.dumps(doc, default=json_value, ensure_ascii=False))
+
+
+# -- build ---------------------------------------------------------------------------------
+
+
+def build(session: SessionInfo, observations: list[Observation],
           findings: Iterable[Finding], events: Iterable[ConsentEvent],
-          coverage: dict[str, object], *, consent: dict[int, dict[str, str]] | None = None,
-          reveal: bool = False, seeded: Iterable[tuple[str, str]] = ()) -> dict[str, object]:
+          coverage: Mapping[str, Iterable[Mapping[str, Any]]], *,
+          consent: dict[int, dict[str, str]] | None = None,
+          reveal: bool = False, seeded: Iterable[tuple[str, str]] = ()) -> Document:
     """The document. Masked (unless ``reveal``): each transmission's URL, host, recipient,
     field paths and coverage notes with its own detections' values hidden in every form
     (``auditor.mask.Masker``), the session-wide texts with all of them. A transmission
     whose rows cannot be built is left out and listed under coverage errors, and the rest
     is written: one odd message must not cost the lab its report. ``seeded``: (category,
     value) pairs masked in every text even where nothing detected them (the profile's
-    latitude and longitude: one coordinate alone pairs with nothing)."""
+    latitude and longitude: one coordinate alone pairs with nothing). ``coverage``: the
+    store's ``uninspected`` and ``errors`` rows."""
     show: Callable[..., str] = _same if reveal else mask
     always = [Detection(0, category, "known", "", "", (), "", value, 1.0)
               for category, value in seeded]
     everywhere = _masker([*always, *(d for o in observations for d in o.detections)], reveal)
     times = [o.transmission.ts for o in observations]
-    session = {**session, "masked": not reveal,
-               "started": session.get("started") or iso(min(times, default=None)),
-               "ended": session.get("ended") or iso(max(times, default=None))}
-    transmissions: list[dict[str, object]] = []
-    detections: list[dict[str, object]] = []
-    opaque: list[dict[str, object]] = []
-    failed: list[dict[str, object]] = []
+    session = replace(session, masked=not reveal,
+                      started=session.started or at(min(times, default=None)),
+                      ended=session.ended or at(max(times, default=None)))
+    transmissions: list[TransmissionEntry] = []
+    detections: list[DetectionEntry] = []
+    opaque: list[Opaque] = []
+    failed: list[CoverageError] = []
     for o in observations:
         try:
             row, rows, hidden = _rows(o, show, _masker([*always, *o.detections], reveal),
                                       (consent or {}).get(o.transmission.id, {}))
         except Exception as exc:  # noqa: BLE001 - any fault of one row, recorded below
             # The kind of error only: its text may quote a captured value in any form.
-            failed.append({"transmission": o.transmission.id, "stage": "report",
-                           "message": f"transmission left out ({type(exc).__name__})"})
+            failed.append(CoverageError(o.transmission.id, "report",
+                                        f"transmission left out ({type(exc).__name__})"))
             continue
         transmissions.append(row)
         detections += rows
         if hidden:
-            opaque.append({"transmission": o.transmission.id, "fields": hidden})
-    return {
-        "schema": SCHEMA,
-        "session": session,
-        "transmissions": transmissions,
-        "detections": detections,
-        "findings": [
-            {"id": f.id, "rule": f.rule, "severity": f.severity, "title": f.title,
-             "categories": list(f.categories), "recipient": everywhere(f.recipient),
-             "transmissions": list(f.transmissions), "first_seen": iso(f.first_seen),
-             "last_seen": iso(f.last_seen), "count": f.count,
-             "references": list(f.references), "consent": list(f.consent)}
-            for f in findings],
-        "events": [
-            {"ts": iso(e.ts), "action": e.action, "categories": list(e.categories),
-             "recipients": list(e.recipients), "separate": list(e.separate), "name": e.name,
-             "source": e.source}
-            for e in events],
-        "coverage": _coverage(observations, coverage, opaque, failed, everywhere),
-    }
+            opaque.append(Opaque(o.transmission.id, tuple(hidden)))
+    return Document(
+        session=session,
+        transmissions=tuple(transmissions),
+        detections=tuple(detections),
+        findings=tuple(
+            FindingEntry(f.id, f.rule, f.severity, f.title, tuple(f.categories),
+                         everywhere(f.recipient), tuple(f.transmissions), at(f.first_seen),
+                         at(f.last_seen), f.count, tuple(f.references), tuple(f.consent))
+            for f in findings),
+        events=tuple(EventEntry(at(e.ts), e.action, tuple(e.categories), tuple(e.recipients),
+                                tuple(e.separate), e.name, e.source) for e in events),
+        coverage=_coverage(observations, coverage, opaque, failed, everywhere),
+    )
 
 
 def _same(value: str, category: str = "") -> str:
@@ -94,41 +383,174 @@ def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
 
 
 def _rows(o: Observation, show: Callable[..., str], hide: Callable[[str], str],
-          consent: dict[str, str]) -> tuple[dict[str, object], list[dict[str, object]], list[str]]:
+          consent: dict[str, str]
+          ) -> tuple[TransmissionEntry, list[DetectionEntry], list[str]]:
     """One transmission's row, its detections' rows and its opaque notes, masked."""
-    rows = [{"transmission": d.transmission, "category": d.category, "method": d.method,
-             "location": d.location, "field": hide(d.field), "encoding": list(d.encoding),
-             "profile_key": d.profile_key, "value": show(d.value, d.category),
-             "confidence": d.confidence}
+    rows = [DetectionEntry(d.transmission, d.category, d.method, d.location, hide(d.field),
+                           tuple(d.encoding), d.profile_key, show(d.value, d.category),
+                           d.confidence)
             for d in o.detections]
-    return ({**_transmission(o, hide), "consent": consent}, rows,
-            [hide(note) for note in o.opaque])
+    return _transmission(o, hide, consent), rows, [hide(note) for note in o.opaque]
 
 
-def _transmission(o: Observation, hide: Callable[[str], str]) -> dict[str, object]:
+def _transmission(o: Observation, hide: Callable[[str], str],
+                  consent: dict[str, str]) -> TransmissionEntry:
     tx, r = o.transmission, o.recipient
-    return {"id": tx.id, "ts": iso(tx.ts), "transport": tx.transport,
-            "direction": tx.direction, "host": hide(tx.host), "ip": tx.ip, "port": tx.port,
-            "method": tx.method, "url": hide(tx.url), "inspected": tx.inspected,
-            "bytes": tx.size,
-            "recipient": {"domain": hide(r.domain), "organization": r.organization or None,
-                          "party": r.party, "country": r.country or None,
-                          "sdk": r.sdk or None, "sdk_type": r.sdk_type or None}}
+    return TransmissionEntry(
+        tx.id, at(tx.ts), tx.transport, tx.direction, hide(tx.host), tx.ip, tx.port,
+        tx.method, hide(tx.url), tx.inspected, tx.size,
+        RecipientEntry(hide(r.domain), r.organization or None, r.party, r.country or None,
+                       r.sdk or None, r.sdk_type or None),
+        consent)
 
 
-def _coverage(observations: list[Observation], extra: dict[str, object],
-              opaque: list[dict[str, object]], failed: list[dict[str, object]],
-              hide: Callable[[str], str]) -> dict[str, object]:
-    errors = [{**e, "message": hide(str(e.get("message", "")))} if isinstance(e, dict) else e
-              for e in extra.get("errors", [])] + failed  # type: ignore[attr-defined]
-    uninspected = [{**u, "host": hide(str(u.get("host", "")))} if isinstance(u, dict) else u
-                   for u in extra.get("uninspected", [])]  # type: ignore[attr-defined]
-    return {
-        "connections": len(observations),
-        "inspected": sum(o.transmission.inspected for o in observations),
-        "uninspected": uninspected,
-        "opaque_payloads": sum(bool(o.opaque) for o in observations),
-        "opaque": opaque,
-        "analysis_errors": len(errors),
-        "errors": errors,
-    }
+def _coverage(observations: list[Observation],
+              extra: Mapping[str, Iterable[Mapping[str, Any]]], opaque: list[Opaque],
+              failed: list[CoverageError], hide: Callable[[str], str]) -> Coverage:
+    errors = [CoverageError(e.get("transmission"), e.get("stage", ""),
+                            hide(str(e.get("message", ""))))
+              for e in extra.get("errors", [])] + failed
+    return Coverage(
+        connections=len(observations),
+        inspected=sum(o.transmission.inspected for o in observations),
+        uninspected=tuple(Uninspected(hide(str(u.get("host", ""))), u.get("reason", ""))
+                          for u in extra.get("uninspected", [])),
+        opaque_payloads=sum(bool(o.opaque) for o in observations),
+        opaque=tuple(opaque),
+        analysis_errors=len(errors),
+        errors=tuple(errors),
+    )
+
+
+# -- load: a findings.json read back -------------------------------------------------------
+
+
+def load(data: Any) -> Document:
+    """A ``findings.json`` mapping as a document. A reader of ``/1`` meets files written by
+    other versions and by hand: a missing key takes its default, a value of another shape
+    is read as text or left out, so the page it renders still opens. A document of another
+    schema is refused (its keys may mean something else)."""
+    data = _dict(data)
+    schema = data.get("schema")
+    if schema not in (None, SCHEMA):
+        raise ValueError(f"findings document has schema {schema!r}; this reader reads {SCHEMA}")
+    s = _dict(data.get("session"))
+    device = s.get("device")
+    masked = s.get("masked")
+    session = SessionInfo(
+        id=_text(s.get("id")),
+        device=(Device(_text(device.get("name")), _text(device.get("kind")),
+                       _text(device.get("firmware"))) if isinstance(device, dict)
+                else Device(_text(device))),
+        inputs=_texts(s.get("inputs")),
+        resumed=tuple(t for t in map(parse_time, _list(s.get("resumed"))) if t),
+        tool_version=_text(s.get("tool_version")), ruleset=_text(s.get("ruleset")),
+        profile_sha256=_text(s.get("profile_sha256")),
+        consent_sha256=_text(s.get("consent_sha256")),
+        flows_sha256=_text(s.get("flows_sha256")),
+        rules_applied=_texts(s.get("rules_applied")),
+        country_source=_text(s.get("country_source")),
+        clock_note=_text(s["clock_note"]) if "clock_note" in s else None,
+        masked=masked if isinstance(masked, bool) else None,
+        started=parse_time(s.get("started")), ended=parse_time(s.get("ended")))
+    cov = _dict(data.get("coverage"))
+    return Document(
+        schema=SCHEMA, session=session,
+        transmissions=tuple(_load_transmission(t) for t in _records(data.get("transmissions"))),
+        detections=tuple(_load_detection(d) for d in _records(data.get("detections"))),
+        findings=tuple(_load_finding(f) for f in _records(data.get("findings"))),
+        events=tuple(EventEntry(parse_time(e.get("ts")), _text(e.get("action")),
+                                _texts(e.get("categories")), _texts(e.get("recipients")),
+                                _texts(e.get("separate")), _text(e.get("name")),
+                                _text(e.get("source")))
+                     for e in _records(data.get("events"))),
+        coverage=Coverage(
+            connections=_count(cov.get("connections")), inspected=_count(cov.get("inspected")),
+            uninspected=tuple(Uninspected(_text(u.get("host")), _text(u.get("reason")))
+                              if isinstance(u, dict) else Uninspected(_text(u))
+                              for u in _list(cov.get("uninspected"))),
+            opaque_payloads=_count(cov.get("opaque_payloads")),
+            opaque=tuple(Opaque(_id(o.get("transmission")), _texts(o.get("fields")))
+                         if isinstance(o, dict) else Opaque(None, _texts(o))
+                         for o in _list(cov.get("opaque"))),
+            analysis_errors=_count(cov.get("analysis_errors")),
+            errors=tuple(CoverageError(_id(e.get("transmission")), _text(e.get("stage")),
+                                       _text(e.get("message")))
+                         if isinstance(e, dict) else CoverageError(None, "", _text(e))
+                         for e in _list(cov.get("errors")))))
+
+
+def _load_transmission(t: dict) -> TransmissionEntry:
+    r = _dict(t.get("recipient"))
+    return TransmissionEntry(
+        _id(t.get("id")), parse_time(t.get("ts")), _text(t.get("transport")),
+        _text(t.get("direction")) or "up", _text(t.get("host")), _text(t.get("ip")),
+        _count(t.get("port")), _text(t.get("method")), _text(t.get("url")),
+        t.get("inspected") is not False, _count(t.get("bytes")) or 0,
+        RecipientEntry(_text(r.get("domain")), _text(r.get("organization")) or None,
+                       _text(r.get("party")) or "unknown", _text(r.get("country")) or None,
+                       _text(r.get("sdk")) or None, _text(r.get("sdk_type")) or None),
+        {_text(k): _text(v) for k, v in _dict(t.get("consent")).items()})
+
+
+def _load_detection(d: dict) -> DetectionEntry:
+    confidence = d.get("confidence")
+    return DetectionEntry(
+        _id(d.get("transmission")), _text(d.get("category")), _text(d.get("method")),
+        _text(d.get("location")), _text(d.get("field")), _texts(d.get("encoding")),
+        _text(d.get("profile_key")), _text(d.get("value")),
+        float(confidence) if isinstance(confidence, int | float) else None)
+
+
+def _load_finding(f: dict) -> FindingEntry:
+    txs = tuple(_id(t) for t in _list(f.get("transmissions")))
+    count = _count(f.get("count"))
+    return FindingEntry(
+        _text(f.get("id")), _text(f.get("rule")), _text(f.get("severity")),
+        _text(f.get("title")), _texts(f.get("categories")), _text(f.get("recipient")), txs,
+        parse_time(f.get("first_seen")), parse_time(f.get("last_seen")),
+        len(txs) if count is None else count, _texts(f.get("references")),
+        _texts(f.get("consent")))
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _records(value: Any) -> list[dict]:
+    return [r for r in _list(value) if isinstance(r, dict)]
+
+
+def _text(value: Any) -> str:
+    """A JSON value as text; None and missing become ''."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value)
+    return str(value)
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(_text(v) for v in _list(value))
+
+
+def _count(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _id(value: Any) -> Any:
+    """A transmission id as written: an int, or its text when it is something else (an
+    id written as a list still names one row, and stays usable as a key)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else (
+        None if value is None else _text(value))
