@@ -64,16 +64,12 @@ class Session:
             tool_version=__version__, ruleset=RULESET_VERSION,
             inputs=",".join(inputs) or meta.get("inputs", "") or f"{LIVE_INPUT} ({FLOWS_FILE})")
         self.pipeline = Pipeline.for_profile(profile, load_sdks())
+        # The timeline: the plan's events from the plan (kept as consent.yaml), and what the
+        # session recorded (marks, signals, commands, the CLI's marks) from the store.
         stored = self.store.events()
-        if not any(ev.source == "plan" for _, ev in stored):
-            # The plan's own events land in the store too, so the store alone holds the
-            # whole timeline with each event's source (plan, mark, cli, command, signal).
-            for ev in self.plan.events:
-                self.store.add_event(ev)
-            stored = self.store.events()
         self._events_seen = max((i for i, _ in stored), default=0)
         self._own_events: set[int] = set()  # recorded here: already in the ledger
-        self.ledger = timeline_ledger(self.plan, stored)
+        self.ledger = timeline_ledger(plan, stored)
         self.aggregator = self._live_aggregator()
         self._next_id = self.store.next_id()
 
@@ -162,21 +158,20 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
     findings = evaluate(observations, RuleContext(profile, ledger), errors=judged)
     meta = store.meta()
-    session = document.SessionInfo(
-        id=meta.get("id", ""),
-        device=document.Device(meta.get("device", ""), meta.get("kind", ""),
-                               meta.get("firmware", "")),
-        inputs=tuple(i for i in meta.get("inputs", "").split(",") if i),
-        resumed=tuple(t for t in map(document.parse_time, meta.get("resumed", "").split(","))
-                      if t),
-        tool_version=meta.get("tool_version", __version__),
-        ruleset=meta.get("ruleset", RULESET_VERSION),
-        profile_sha256=sha256_file(directory / PROFILE_FILE),
-        consent_sha256=sha256_file(directory / CONSENT_FILE),
-        flows_sha256=sha256_file(directory / FLOWS_FILE),
-        rules_applied=tuple(rule.id for rule in CATALOGUE),
-        country_source=country_source(),
-    )
+    session = {
+        "id": meta.get("id", ""),
+        "device": {"name": meta.get("device", ""), "kind": meta.get("kind", ""),
+                   "firmware": meta.get("firmware", "")},
+        "inputs": [i for i in meta.get("inputs", "").split(",") if i],
+        "resumed": [t for t in meta.get("resumed", "").split(",") if t],
+        "tool_version": meta.get("tool_version", __version__),
+        "ruleset": meta.get("ruleset", RULESET_VERSION),
+        "profile_sha256": sha256_file(directory / PROFILE_FILE),
+        "consent_sha256": sha256_file(directory / CONSENT_FILE),
+        "flows_sha256": sha256_file(directory / FLOWS_FILE),
+        "rules_applied": [rule.id for rule in CATALOGUE],
+        "country_source": country_source(),
+    }
     consent = judged_under(observations, ledger, judged)
     coverage = {"uninspected": store.uninspected(), "errors": store.errors() + judged}
     # The profile's position is masked wherever it stands, a latitude alone included: one
@@ -188,13 +183,24 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     target = private_dir(out) if out is not None else directory
     # A row a renderer could not write is listed under coverage errors in what is written
     # after it: the CSV's in the page and findings.json, the page's in findings.json.
-    doc = doc.with_errors(detections_csv.render(doc, target / "detections.csv"))
-    doc = doc.with_errors(html.render(doc, target / "report.html", lang=lang))
+    _add_errors(doc, detections_csv.render(doc, target / "detections.csv"))
+    _add_errors(doc, html.render(doc, target / "report.html", lang=lang))
     findings_json.render(doc, target / "findings.json")
     for path in [target / name for name in OUTPUTS] + [directory / FLOWS_FILE]:
         if path.exists():
             os.chmod(path, 0o600)  # the evidence copy holds personal data too
     return Outputs(target, findings)
+
+
+def _add_errors(doc: dict[str, object], errors: list[dict[str, object]]) -> None:
+    """Coverage errors found while rendering, added to the document's list and count."""
+    if not errors:
+        return
+    coverage = doc.setdefault("coverage", {})
+    assert isinstance(coverage, dict)
+    listed = [*coverage.get("errors", []), *errors]
+    coverage["errors"] = listed
+    coverage["analysis_errors"] = len(listed)
 
 
 def judged_under(observations: list[Observation], ledger: Ledger,
@@ -240,7 +246,10 @@ def reopen(directory: Path) -> tuple[Store, Profile, Ledger]:
 
 def timeline_ledger(plan: ConsentPlan | None, stored: list[tuple[int, ConsentEvent]]
                     ) -> Ledger:
-    """The ledger of a session: the plan's disclosures and grace window, and every event
-    from the store, which holds the plan's events too."""
-    bare = replace(plan, events=()) if plan is not None else None
-    return Ledger(bare, tuple(ev for _, ev in stored))
+    """The ledger of a session: the plan (its disclosures, grace window and events) and the
+    events the session recorded in its store. A folder written before the plan's events
+    stayed in the plan holds copies of them in its store, source ``plan``: with the plan at
+    hand they are its own and are taken from it, once; without one they are all there is.
+    Either way the ledger sees the plan's events first, as such a store listed them."""
+    recorded = tuple(ev for _, ev in stored if plan is None or ev.source != "plan")
+    return Ledger(plan, recorded)

@@ -43,22 +43,64 @@ def test_a_message_the_pipeline_fails_on_is_committed_as_opaque(tmp_path: Path):
     session.close()
 
 
-def test_plan_events_land_in_the_store_once_with_their_source(tmp_path: Path):
-    from auditor.model import ConsentPlan
+PLAN_WITH_EVENTS = (
+    "events:\n"
+    "  - {at: '2026-11-28T10:15:00Z', action: grant, categories: all-disclosed}\n"
+    "  - {at: '2026-11-28T10:15:08Z', action: phase, name: idle}\n"
+)
+
+
+def _plan_file(tmp_path: Path):
+    from auditor.profile import load_consent_plan
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN_WITH_EVENTS)
+    return load_consent_plan(str(path))
+
+
+def _timeline(ledger) -> list[tuple[str, str]]:
+    return [(ev.action, ev.source) for ev in ledger.events]
+
+
+TIMELINE = [("grant", "plan"), ("withdraw", "cli"), ("phase", "plan")]
+
+
+def test_plan_events_come_from_the_plan_and_the_store_holds_the_sessions_own(tmp_path: Path):
     from auditor.session import reopen
 
-    plan = ConsentPlan(events=(ConsentEvent(1.0, "grant", ("all-disclosed",)),
-                               ConsentEvent(9.0, "phase", name="idle")))
+    plan = _plan_file(tmp_path)
     Session(tmp_path / "s", Profile(), plan).close()
     again = Session(tmp_path / "s", Profile(), plan)  # a restarted capture: no duplicates
-    again.record_event(ConsentEvent(5.0, "withdraw", ("location",), source="cli"))
-    assert [(ev.action, ev.source) for _, ev in again.store.events()] == [
-        ("grant", "plan"), ("phase", "plan"), ("withdraw", "cli")]
-    assert [ev.action for ev in again.ledger.events] == ["grant", "withdraw", "phase"]
+    again.record_event(ConsentEvent(plan.events[0].ts + 5, "withdraw", ("location",),
+                                    source="cli"))
+    assert [(ev.action, ev.source) for _, ev in again.store.events()] == [("withdraw", "cli")]
+    assert _timeline(again.ledger) == TIMELINE
     again.close()
-    store, _, ledger = reopen(tmp_path / "s")
-    assert len(ledger.events) == 3
+    store, _, ledger = reopen(tmp_path / "s")  # the plan from the folder's consent.yaml
     store.close()
+    assert _timeline(ledger) == TIMELINE
+
+
+@pytest.mark.parametrize("kept_plan", [True, False])
+def test_a_folder_whose_store_holds_the_plans_events_reports_them_once(tmp_path: Path,
+                                                                       kept_plan: bool):
+    """Folders written before the plan's events stayed in the plan hold copies of them in
+    the store (source ``plan``, first): the timeline is the same, each event once."""
+    from auditor.session import reopen
+
+    plan = _plan_file(tmp_path)
+    Session(tmp_path / "s", Profile(), plan if kept_plan else None).close()
+    old = Store.open_existing(tmp_path / "s")
+    for ev in plan.events:  # what such a session wrote when it began
+        old.add_event(ev)
+    old.add_event(ConsentEvent(plan.events[0].ts + 5, "withdraw", ("location",), source="cli"))
+    old.close()
+    store, _, ledger = reopen(tmp_path / "s")
+    store.close()
+    assert _timeline(ledger) == TIMELINE
+    resumed = Session(tmp_path / "s", Profile(), plan if kept_plan else None)
+    assert _timeline(resumed.ledger) == TIMELINE
+    resumed.close()
 
 
 def test_the_reports_let_go_of_the_live_timeline_and_judge_from_the_store(tmp_path: Path):
