@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from auditor.memo import memoised
 from auditor.model import ConsentEvent, Detection, Observation, Recipient, Transmission
 
 T = TypeVar("T")
@@ -143,7 +144,7 @@ class StoreError(ValueError):
     SQLite file): the user's input, one line naming the file (the CLI's exit 2)."""
 
 
-@functools.cache
+@memoised(1)
 def layout() -> dict[str, tuple[str, ...]]:
     """Table -> its columns in order, as SCHEMA makes them. Rows are read by position, so a
     file whose tables have other columns is another program's, and is refused."""
@@ -278,7 +279,8 @@ class Store:
 
         The whole session is held while the reports are written, so what repeats from row
         to row (a recipient, a host, a category, an encoding chain) is one object shared by
-        every row, not a copy per row: about half the memory of the loaded session."""
+        every row, not a copy per row: what the reports hold grows with what differs, not
+        with how often the device repeated it (bench/results.md has the analyze peak)."""
         shared: dict[object, object] = {}
 
         def one(value: T) -> T:

@@ -117,7 +117,7 @@ def test_watch_stream_is_reassembled_into_frames(tmp_path: Path) -> None:
     assert txs[0].host == DNS_SRV and txs[0].port == 53
     assert [t.ts for t in txs] == sorted(t.ts for t in txs)
     assert source.stats.retransmitted == 1 and source.stats.missing_bytes == 0
-    assert source._conns == {}  # closed connections leave no state behind
+    assert source.open_connections == 0  # closed connections leave no state behind
 
 
 def test_a_missing_segment_is_noted_and_the_stream_goes_on(tmp_path: Path) -> None:
@@ -273,4 +273,4 @@ def test_a_raw_stream_is_one_message_per_turn_and_flushed_at_the_end(tmp_path: P
     cap.send(DEV, 40300, SRV, 7000, b"left open")
     source = PcapSource(cap.write(tmp_path / "raw.pcap"), (DEV,), [])
     assert [t.payload for t in source] == [b"hello raw", b"left open"]
-    assert source._conns == {}
+    assert source.open_connections == 0  # flushed at the end, then forgotten

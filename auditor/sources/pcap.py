@@ -1,7 +1,8 @@
 """Packet captures (``.pcap`` / ``.pcapng``) -> Transmissions, streamed.
 
-scapy's ``RawPcapReader`` hands over undecoded records (about 100x faster than building a
-scapy packet for each); Ethernet / IP / TCP / UDP headers are read here with ``struct``
+scapy's ``RawPcapReader`` hands over undecoded records (building a scapy packet for each
+would cost far more than the rest of the reading; bench/results.md has the ingest rate
+against dpkt); Ethernet / IP / TCP / UDP headers are read here with ``struct``
 and only what is selected is decoded further. Memory is bounded by the connections open at
 one time, not by the file: a connection's state goes when it closes or idles out, every
 stream buffer has a ceiling, and results leave through a short time-ordered window.
@@ -40,6 +41,7 @@ from auditor.extract.payload import (
     quic_crypto,
 )
 from auditor.extract.watchproto import FrameSplitter, looks_like_watch
+from auditor.memo import memoised
 from auditor.model import Transmission
 from auditor.sources.mitm import InputError
 
@@ -48,7 +50,7 @@ IDLE_S = 600.0  # a connection silent this long is closed (flushed and forgotten
 MAX_STREAM = 1 << 20  # bytes held per direction: pending segments, an open message
 MAX_MESSAGE = 64 * 1024  # a raw TCP turn longer than this is cut into several messages
 MAX_NOTES = 50
-MAX_TABLE = 100_000  # entries in any per-address table before it is emptied (a scan)
+MAX_TABLE = 100_000  # entries in any per-address table or memo before it is emptied (a scan)
 HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"PATCH ", b"OPTIONS ",
                 b"CONNECT ", b"TRACE ")
 # Link-layer header length (or None: read it per packet) by pcap LINKTYPE.
@@ -107,23 +109,16 @@ class _Conn:
     turn: str = ""  # raw streams: the direction currently talking
 
 
-_IP4: dict[bytes, str] = {}
-_IP6: dict[bytes, str] = {}
-_PRIVATE: dict[str, bool] = {}
+# Every packet's two addresses are turned into text: a capture repeats a few addresses many
+# times, so the text is remembered, within the one ceiling a scan of many addresses cannot pass.
+@memoised(MAX_TABLE)
+def _ip4(b: bytes) -> str:
+    return str(ipaddress.IPv4Address(b))
 
 
-def _ip4(b: bytes, _cache: dict[bytes, str] = _IP4) -> str:
-    s = _cache.get(b)
-    if s is None:
-        s = _cache[b] = str(ipaddress.IPv4Address(b))
-    return s
-
-
-def _ip6(b: bytes, _cache: dict[bytes, str] = _IP6) -> str:
-    s = _cache.get(b)
-    if s is None:
-        s = _cache[b] = ip_text(ipaddress.IPv6Address(b))
-    return s
+@memoised(MAX_TABLE)
+def _ip6(b: bytes) -> str:
+    return ip_text(ipaddress.IPv6Address(b))
 
 
 # RFC 1918, CGNAT (RFC 6598), link-local, loopback, IPv6 ULA: where a lab's device sits.
@@ -133,12 +128,10 @@ PRIVATE_NETS = tuple(ipaddress.ip_network(n) for n in (
     "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128"))
 
 
-def _private(ip: str, _cache: dict[str, bool] = _PRIVATE) -> bool:
-    p = _cache.get(ip)
-    if p is None:
-        addr = ipaddress.ip_address(ip)
-        p = _cache[ip] = any(addr.version == n.version and addr in n for n in PRIVATE_NETS)
-    return p
+@memoised(MAX_TABLE)
+def _private(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip)
+    return any(addr.version == n.version and addr in n for n in PRIVATE_NETS)
 
 
 def _seq_diff(a: int, b: int) -> int:
@@ -164,6 +157,12 @@ class PcapSource:
         self._out: list[tuple[float, int, Transmission]] = []
         self._seq = 0
         self._note_count = 0
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections still followed. A closed or idle one leaves nothing behind: memory
+        follows what is open at one time, not the length of the file."""
+        return len(self._conns)
 
     # -- reading --------------------------------------------------------------------------
     def _records(self) -> Iterator[tuple[bytes, float, int]]:
@@ -525,7 +524,7 @@ class PcapSource:
         """Called every 10k packets: idle connections go, and no table outgrows its cap."""
         for conn in [c for c in self._conns.values() if now - c.last > IDLE_S]:
             self._close(conn)
-        for table in (self._quic, self.names, _IP4, _IP6, _PRIVATE):
+        for table in (self._quic, self.names):
             if len(table) > MAX_TABLE:
                 table.clear()
 

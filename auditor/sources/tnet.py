@@ -1,9 +1,10 @@
 """tnetstrings as ``mitmproxy.io.tnetstring.dumps`` writes them, byte for byte, faster.
 
 Why: the live session appends every flow to ``flows.mitm``, and mitmproxy's writer (pure
-Python, one deque operation per fragment) was a quarter of the worker's time per flow - the
-CPU the worker takes from the proxy, the device's client and its servers on a small
-machine. This one builds each value's bytes with one ``%`` format and joins them.
+Python, one deque operation per fragment) is a large part of the worker's time per flow -
+the CPU the worker takes from the proxy, the device's client and its servers on a small
+machine (bench/results.md has the worker's cost per request). This one builds each value's
+bytes with one ``%`` format and joins them.
 
 The output is the same bytes, including mitmproxy's order for dicts (last item first), so
 ``flows.mitm`` reads back in mitmproxy, mitmweb and ``kidaudit analyze`` exactly as
