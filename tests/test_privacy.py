@@ -25,7 +25,17 @@ from typer.testing import CliRunner
 from auditor.cli import app
 from auditor.demo.devices import ANALYTICS, API, SMS, Proxy
 from auditor.mask import mask
-from tests.factories import IMEI, PHONE_DIGITS, http_flow, write_flows
+from tests.factories import (
+    FIRST_PARTY,
+    HOST,
+    IMEI,
+    LAT,
+    LON,
+    PHONE_DIGITS,
+    T0,
+    http_flow,
+    write_flows,
+)
 from tests.proxyrun import run_proxy_session
 
 pytestmark = pytest.mark.timeout(180)
@@ -34,11 +44,11 @@ IMEI_B64 = base64.b64encode(IMEI.encode()).decode()
 IMEI_MD5 = hashlib.md5(IMEI.encode()).hexdigest()
 PROFILE = f"""device: {{name: "private watch"}}
 identifiers: {{imei: "{IMEI}", phone: "+{PHONE_DIGITS}"}}
-location: {{lat: 39.98312, lon: 116.30791}}
-first_party: [acme-watch.example]
+location: {{lat: {LAT}, lon: {LON}}}
+first_party: [{FIRST_PARTY}]
 jurisdiction: CN
 """
-PLAN = "disclosed:\n  - {recipient: acme-watch.example, categories: [identifier.imei]}\n"
+PLAN = f"disclosed:\n  - {{recipient: {FIRST_PARTY}, categories: [identifier.imei]}}\n"
 # Every form in which a seeded value is sent below: none may leave the tool unmasked.
 SECRETS = (IMEI, PHONE_DIGITS, IMEI_B64, IMEI_MD5)
 REPORTS = ("findings.json", "detections.csv", "report.html")
@@ -258,11 +268,11 @@ def _no_network_prefix() -> list[str]:
 def test_analysis_makes_no_network_connection(tmp_path: Path) -> None:
     profile = tmp_path / "p.yaml"
     profile.write_text(PROFILE)
-    t0 = 1_790_000_000.0
+    t0 = T0
     capture = write_flows(tmp_path / "cap.mitm", [  # names and addresses a lookup would want
-        http_flow("https://api.acme-watch.example/reg", t0, {"imei": IMEI}),
+        http_flow(f"https://{HOST}/reg", t0, {"imei": IMEI}),
         http_flow(f"http://collect.tinytrack-analytics.example/c?i={IMEI}", t0 + 1),
-        http_flow("https://8.8.8.8/loc", t0 + 2, {"lat": "39.98312", "lon": "116.30791"}),
+        http_flow("https://8.8.8.8/loc", t0 + 2, {"lat": str(LAT), "lon": str(LON)}),
         http_flow("https://sdk.unknown-vendor.co.uk/v1", t0 + 3, {"phone": PHONE_DIGITS}),
     ])
     attempts = tmp_path / "attempts.log"
