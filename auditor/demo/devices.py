@@ -15,6 +15,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from auditor.marks import MARK_HOST
+
 API = "api.acme-watch.example"
 APP = "app.acme-watch.example"
 SMS = "sms.acme-watch.example"
@@ -68,8 +70,7 @@ def run_session(proxy: Proxy, profile: dict) -> list[int]:
                      "fw": "1.4.2"}),
         # 2. The guardian agrees in the parent app; the tester marks it.
         proxy.https(APP, "POST", "/api/privacy/agree", {"agree": True, "version": "2026-09"}),
-        proxy.http("kidaudit.mark", "GET",
-                   "/grant?categories=all-disclosed&separate=location.precise"),
+        proxy.http(MARK_HOST, "GET", "/grant?categories=all-disclosed&separate=location.precise"),
         # 3. Normal use.
         proxy.https(API, "POST", "/v1/location/report",
                     {"imei": ids["imei"], "lat": here["lat"], "lng": here["lon"], "acc": 12}),
@@ -81,7 +82,7 @@ def run_session(proxy: Proxy, profile: dict) -> list[int]:
                     {"event": "app_start", "did": hashed, "os": "android"}),
         proxy.http(SMS, "GET", f"/v1/sos/bind?phone={ids['phone']}&lang=zh"),
         # 4. Idle: the watch sits on the desk and keeps reporting.
-        proxy.http("kidaudit.mark", "GET", "/phase?name=idle"),
+        proxy.http(MARK_HOST, "GET", "/phase?name=idle"),
         proxy.https(API, "POST", "/v1/location/report",
                     {"imei": ids["imei"], "lat": round(here["lat"], 2),
                      "lng": round(here["lon"], 2), "acc": 1500}),
