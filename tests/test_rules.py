@@ -25,9 +25,9 @@ from auditor.model import (
 )
 from auditor.rules import CATALOGUE, Aggregator, Hit, RuleContext, by_id, evaluate
 from auditor.rules.engine import finding_id
-from tests.factories import IMEI, T0, profile
+from tests.factories import FIRST_PARTY, IMEI, T0, plan, profile
 
-FIRST = Recipient("acme-watch.example", party="first")
+FIRST = Recipient(FIRST_PARTY, party="first")
 AMAP = Recipient("amap.com", organization="AutoNavi", party="third", country="CN",
                  sdk="AMap", sdk_type="location")
 AUTONAVI = Recipient("autonavi.com", organization="AutoNavi", party="third", country="CN")
@@ -45,8 +45,7 @@ PRECISE, WIFI, CELL = "location.precise", "location.wifi", "location.cell"
 CONTACT, VOICE, PHOTO, PASSWORD = ("contacts.entry", "media.voice", "media.photo",
                                    "credentials.password")
 
-DISCLOSED = (Disclosure("acme-watch.example", (IMEI_C, PRECISE, CONTACT)),
-             Disclosure("amap.com", (PRECISE, WIFI, CELL)))
+DISCLOSED = plan().disclosed  # the maker: IMEI, precise location, contacts; AMap: locations
 
 
 @dataclass(frozen=True)
@@ -242,7 +241,7 @@ CASES: dict[str, dict[str, list[Case]]] = {
                case(recipient=AUTONAVI, categories=(WIFI,),
                     disclosed=(Disclosure("autonavi", (WIFI,)),)),
                case(recipient=ADS, categories=()),
-               case(recipient=Recipient("acme-watch.example"), categories=(MAC,))],
+               case(recipient=Recipient(FIRST_PARTY), categories=(MAC,))],
     },
     "PERSISTENT_ID_TO_THIRD_PARTY": {
         "hit": [case(recipient=ADS, categories=(IMEI_C, ADV), expect=((1, (IMEI_C,)),)),
@@ -461,7 +460,7 @@ def test_fixtures_name_only_catalogue_rules() -> None:
 def test_rule_ids_are_unique_and_severities_known() -> None:
     ids = [r.id for r in CATALOGUE]
     assert len(ids) == len(set(ids))
-    assert {r.severity for r in CATALOGUE} <= {"critical", "high", "medium", "low", "info"}
+    assert {r.severity for r in CATALOGUE} <= set(SEVERITIES)
 
 
 @pytest.mark.parametrize(("rule_id", "expected"), [
@@ -509,8 +508,8 @@ def test_findings_aggregate_per_rule_recipient_and_category_set() -> None:
     summary = {(f.rule, f.recipient, f.categories): (f.transmissions, f.count)
                for f in findings}
     assert summary == {
-        ("PRE_CONSENT_PI", "acme-watch.example", (IMEI_C,)): ((1, 2), 2),
-        ("PRE_CONSENT_PI", "acme-watch.example", (IMEI_C, PRECISE)): ((3,), 1),
+        ("PRE_CONSENT_PI", FIRST_PARTY, (IMEI_C,)): ((1, 2), 2),
+        ("PRE_CONSENT_PI", FIRST_PARTY, (IMEI_C, PRECISE)): ((3,), 1),
         ("PRE_CONSENT_PI", "ads.example", (IMEI_C,)): ((4,), 1),
     }
     first = findings[0]
@@ -596,10 +595,10 @@ def test_a_session_rule_opens_its_finding_live_when_the_second_organisation_appe
     assert agg.add(_obs(1, 1, (IMEI_C,))) == []
     opened = agg.add(_obs(2, 2, (IMEI_C,), recipient=ADS))
     assert {(f.recipient, f.transmissions) for f in opened} == {
-        ("acme-watch.example", (1,)), ("ads.example", (2,))}
+        (FIRST_PARTY, (1,)), ("ads.example", (2,))}
     assert agg.add(_obs(3, 3, (IMEI_C,))) == []
     assert [(f.recipient, f.transmissions) for f in agg.findings()] == [
-        ("acme-watch.example", (1, 3)), ("ads.example", (2,))]
+        (FIRST_PARTY, (1, 3)), ("ads.example", (2,))]
 
 
 def test_a_later_hit_on_the_same_message_merges_into_one_finding() -> None:
@@ -609,9 +608,9 @@ def test_a_later_hit_on_the_same_message_merges_into_one_finding() -> None:
         (IMEI_C,), (IMEI_C,)]
     opened = agg.add(_obs(3, 3, (MAC,), recipient=UMENG))
     assert {(f.recipient, f.categories) for f in opened} == {
-        ("acme-watch.example", (IMEI_C, MAC)), ("umeng.com", (MAC,))}
+        (FIRST_PARTY, (IMEI_C, MAC)), ("umeng.com", (MAC,))}
     assert {(f.recipient, f.categories, f.transmissions) for f in agg.findings()} == {
-        ("acme-watch.example", (IMEI_C, MAC), (1,)), ("ads.example", (IMEI_C,), (2,)),
+        (FIRST_PARTY, (IMEI_C, MAC), (1,)), ("ads.example", (IMEI_C,), (2,)),
         ("umeng.com", (MAC,), (3,))}
 
 
@@ -655,7 +654,7 @@ SCRIPT: tuple[Msg, ...] = (
     Msg((PRECISE,), 930, recipient=AMAP),                                      # 13 in grace
     Msg((PRECISE,), 1000),                                                     # 14 after it
 )
-FA, UM, AD = "acme-watch.example", "umeng.com", "ads.example"
+FA, UM, AD = FIRST_PARTY, "umeng.com", "ads.example"
 SCRIPT_FINDINGS = {
     ("PRE_CONSENT_PI", FA, (IMEI_C,), (1,)),
     ("PRE_CONSENT_PI", UM, (IMEI_C,), (2,)),
