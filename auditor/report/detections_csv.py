@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditor.report.document import STAGE as REPORT_STAGE
 from auditor.report.document import (
     CoverageError,
     DetectionEntry,
@@ -30,7 +31,7 @@ COLUMNS = ["transmission", "ts", "transport", "method", "host", "recipient_domai
            "country", "category", "method_detected", "location", "field", "encoding",
            "profile_key", "value", "confidence"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-STAGE = "report detections.csv"
+STAGE = f"{REPORT_STAGE} detections.csv"
 
 
 def neutralised(cell: Any) -> Any:

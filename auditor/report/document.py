@@ -25,6 +25,8 @@ from auditor.mask import Masker, mask
 from auditor.model import ConsentEvent, Detection, Finding, Observation
 
 SCHEMA = "kidaudit.findings/1"
+# The coverage stage of what writing the outputs left out; a renderer adds its file's name.
+STAGE = "report"
 
 
 # -- times ---------------------------------------------------------------------------------
@@ -349,7 +351,7 @@ def build(session: SessionInfo, observations: list[Observation],
                                       (consent or {}).get(o.transmission.id, {}))
         except Exception as exc:  # noqa: BLE001 - any fault of one row, recorded below
             # The kind of error only: its text may quote a captured value in any form.
-            failed.append(CoverageError(o.transmission.id, "report",
+            failed.append(CoverageError(o.transmission.id, STAGE,
                                         f"transmission left out ({type(exc).__name__})"))
             continue
         transmissions.append(row)

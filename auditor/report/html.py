@@ -43,11 +43,12 @@ from auditor.report.document import (
     TransmissionEntry,
     iso_text,
 )
+from auditor.report.document import STAGE as REPORT_STAGE
 from auditor.report.i18n import LABELS, RULE_TEXT, TERMS, rule_text
 from auditor.store import printable, private_dir
 
 T = TypeVar("T")
-STAGE = "report report.html"
+STAGE = f"{REPORT_STAGE} report.html"
 EVIDENCE_CAP = 20  # transmissions listed per finding; the rest are counted, not shown
 LIST_CAP = 100     # rows of the coverage lists and the per-recipient flow table
 FIELDS_CAP = 10    # opaque fields listed per transmission under coverage
