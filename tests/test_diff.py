@@ -15,10 +15,10 @@ if str(ROOT) not in sys.path:
 from auditor.diff import diff, format_text  # noqa: E402
 from auditor.report import diff_html  # noqa: E402
 from tests import browser  # noqa: E402
+from tests.factories import FIRST_PARTY as FIRST  # noqa: E402
 from tests.test_report_html import INJECTED_TAGS, PAYLOADS, watch_doc  # noqa: E402
 
 SDK = "tracklytics.example"
-FIRST = "acme-watch.example"
 
 
 def _upgrade(**changes) -> dict:

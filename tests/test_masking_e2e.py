@@ -15,13 +15,14 @@ import pytest
 from mitmproxy import io
 
 from auditor.demo.devices import API, Proxy
+from tests import factories
 from tests.factories import BIRTHDATE, IMEI, PHONE
 from tests.proxyrun import run_proxy_session
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 
-LAT, LON = "39.98312", "116.30791"
-CONTACT, CONTACT_PHONE = "Wang Fang", "+8613900139001"
+LAT, LON = str(factories.LAT), str(factories.LON)  # as the firmware writes them: text
+CONTACT, CONTACT_PHONE = "Wang Fang", factories.CONTACTS[0].phone
 CHILD = "Li Xiaoming"
 PROFILE = f"""device: {{name: "masking watch"}}
 identifiers: {{imei: "{IMEI}", phone: "{PHONE}"}}
