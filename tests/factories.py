@@ -198,3 +198,6 @@ EPOCH = 1_790_000_000.0
 
 PHONE_DIGITS = PHONE.lstrip("+")
 """The seeded phone as many watches send it: country code, no plus sign."""
+
+IMSI = "460001234567890"
+"""A China Mobile IMSI (MCC 460, MNC 00), as watch and tracker frames carry it."""

@@ -22,7 +22,21 @@ from pathlib import Path
 import pytest
 from mitmproxy.test import tflow
 
-from tests.factories import EPOCH, IMEI, http_flow, run_main, write_flows
+from tests.factories import (
+    BIRTHDATE,
+    CHILD_NAME,
+    CONTACTS,
+    EPOCH,
+    FIRST_PARTY,
+    IMEI,
+    LAT,
+    LON,
+    MAC,
+    PHONE,
+    http_flow,
+    run_main,
+    write_flows,
+)
 from tests.test_sources_pcap import _watch_capture
 
 CASES = 150  # per kind of input; each is one whole analyze
@@ -30,13 +44,13 @@ CASES = 150  # per kind of input; each is one whole analyze
 PROFILE = f"""\
 device: {{name: "Acme Kids Watch K2", kind: smartwatch, firmware: "1.4.2", ca_trusted: false,
          ip: ["192.168.50.23"]}}
-identifiers: {{imei: "{IMEI}", mac: "3c:5a:b4:01:02:03", phone: "+8613800138000"}}
-child: {{name: "Wang Xiaoming", birthdate: "2017-03-09"}}
-location: {{lat: 39.98312, lon: 116.30791,
+identifiers: {{imei: "{IMEI}", mac: "{MAC}", phone: "{PHONE}"}}
+child: {{name: "{CHILD_NAME}", birthdate: "{BIRTHDATE}"}}
+location: {{lat: {LAT}, lon: {LON},
            cell: [{{mcc: 460, mnc: 0, lac: 4286, cid: 28711}}], wifi: ["3c:5a:b4:01:02:04"]}}
-contacts: [{{name: "Li Mei", phone: "+8613900139001"}}]
+contacts: [{{name: "{CONTACTS[0].name}", phone: "{CONTACTS[0].phone}"}}]
 credentials: [{{username: "kid", password: "hunter22"}}]
-first_party: [acme-watch.example]
+first_party: [{FIRST_PARTY}]
 jurisdiction: CN
 irregular: [identifiers.imei]
 """

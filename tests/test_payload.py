@@ -5,18 +5,24 @@ from __future__ import annotations
 import struct
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from auditor.data import load_sdks
 from auditor.extract import extract
 from auditor.extract.payload import (
+    assemble_crypto,
     cipher_name,
     is_quic_initial,
     parse_client_hello,
     parse_dns,
+    quic_crypto,
+    quic_initial_keys,
 )
 from auditor.model import Profile, Transmission
 from auditor.pipeline import Pipeline
+from tests.factories import IMEI
 
 
 def client_hello(sni: str = "api.example.cn", ciphers: tuple[int, ...] = (0x1301, 0xC02F),
@@ -99,8 +105,8 @@ def test_a_watch_frame_over_tcp_is_read_as_the_watch_protocol() -> None:
 
 @pytest.mark.parametrize("transport", ["udp", "websocket"])
 def test_other_payloads_fall_back_to_body_readers_or_text(transport: str) -> None:
-    fields = extract(_tx(transport, b'{"imei": "864536040123455"}'))
-    assert any("864536040123455" in f.value for f in fields)
+    fields = extract(_tx(transport, f'{{"imei": "{IMEI}"}}'.encode()))
+    assert any(IMEI in f.value for f in fields)
     assert isinstance(extract(_tx(transport, bytes(range(256)))), list)  # binary: no crash
 
 
@@ -110,8 +116,6 @@ def test_quic_initial_is_recognised() -> None:
 
 
 def test_quic_initial_keys_match_rfc_9001_appendix_a() -> None:
-    from auditor.extract.payload import quic_initial_keys
-
     key, iv, hp = quic_initial_keys(bytes.fromhex("8394c8f03e515708"))
     assert (key.hex(), iv.hex(), hp.hex()) == (
         "1f369613dd76d5467730efcbe3b1a22d", "fa044b2f42a3fd3b46fb255c",
@@ -121,11 +125,6 @@ def test_quic_initial_keys_match_rfc_9001_appendix_a() -> None:
 def quic_initial(frames: list[tuple[int, bytes]], dcid: bytes = b"\x83\x94\xc8\xf0\x3e\x51"
                  b"\x57\x08", pn: int = 1) -> bytes:
     """A client Initial as RFC 9001 §5 protects it, carrying these CRYPTO frames."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    from auditor.extract.payload import quic_initial_keys
-
     def varint(v: int) -> bytes:
         return (0x4000 | v).to_bytes(2, "big") if v >= 64 else bytes([v])
 
@@ -147,8 +146,6 @@ def quic_initial(frames: list[tuple[int, bytes]], dcid: bytes = b"\x83\x94\xc8\x
 
 
 def test_a_quic_client_hello_is_read_out_of_its_initials() -> None:
-    from auditor.extract.payload import assemble_crypto, quic_crypto
-
     hello = client_hello("quic.example.cn", record=False)
     first, second = quic_initial([(40, hello[40:])]), quic_initial([(0, hello[:40])], pn=2)
     frames = quic_crypto(first) + quic_crypto(second)

@@ -23,11 +23,10 @@ from auditor.extract.watchproto import (
     watch_fields,
 )
 from auditor.model import Field
-from tests.factories import CONTACTS, ICCID, IMEI, LAT, LON, PHONE
+from tests.factories import CONTACTS, ICCID, IMEI, IMSI, LAT, LON, MAC, PHONE
 
 DEVICE = IMEI[-10:]  # most watches send ten digits of their IMEI as the device id
-IMSI = "460001234567890"
-MAC1, MAC2 = "3c:5a:b4:01:02:03", "3c:5a:b4:01:02:04"
+MAC1, MAC2 = MAC, "3c:5a:b4:01:02:04"
 P1, P2 = CONTACTS[0].phone, CONTACTS[1].phone
 NORTH, EAST = f"{LAT:.6f}", f"{LON:.6f}"  # 39.983120, 116.307910
 SOUTH, WEST = f"-{NORTH}", f"-{EAST}"
