@@ -15,7 +15,7 @@ for the work every reader does.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from auditor.extract.cbor_body import CONTAINERS as CBOR_CONTAINERS
 from auditor.extract.cbor_body import read_cbor
@@ -33,7 +33,7 @@ from auditor.extract.msgpack_body import CONTAINERS as MSGPACK_CONTAINERS
 from auditor.extract.msgpack_body import read_msgpack
 from auditor.extract.multipart import boundary, read_multipart
 from auditor.extract.protobuf import read_grpc, read_protobuf
-from auditor.extract.reading import Encoding, ReadContext, Reader
+from auditor.extract.reading import Encoding, ReadContext, Reader, TextReader
 from auditor.extract.text import STRINGS, as_text, loose_text
 from auditor.extract.xml_body import looks_like_xml, read_xml_text
 from auditor.limits import MAX_BYTES, MAX_FIELDS, MAX_NEST, OPAQUE, Budget, Limit, current_budget
@@ -41,6 +41,8 @@ from auditor.model import Field
 
 # Declared content types whose format cannot be told from the bytes alone (a substring of
 # the type, tried in order; a reader that finds its format absent lets the next one try).
+# "proto" also matches what "protobuf" does: a declared protobuf body that does not parse
+# is tried, and charged, twice, as it always was (the budget's figures stay the same).
 BY_CONTENT_TYPE: tuple[tuple[str, Reader], ...] = (
     ("grpc", read_grpc),
     ("protobuf", read_protobuf),
@@ -64,7 +66,7 @@ _BINARY: tuple[tuple[Reader, ...], ...] = tuple(
 # Text: (does the stripped text look like it, reader), tried in order. A reader returns
 # False when the text was not its format after all, and the next one tries; text no
 # format takes is kept whole as ``prefix.text``.
-TEXT_FORMATS = (
+TEXT_FORMATS: tuple[tuple[Callable[[str], bool], TextReader], ...] = (
     (looks_like_json, read_json),
     (looks_like_xml, read_xml_text),
     (looks_like_form, read_shaped_form),

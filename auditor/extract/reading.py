@@ -9,7 +9,7 @@ an import back up to the sniffer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 from auditor.limits import MAX_TREE_DEPTH, OPAQUE, Budget, Limit
@@ -32,6 +32,11 @@ class ReadContext:
 # A binary format's reader: its fields (read lazily, as the caller takes them), or None
 # when ``data`` is not that format, so the sniffer tries the next one.
 Reader = Callable[[bytes, str, ReadContext, Encoding, int], "Iterator[Field] | None"]
+# A text format's reader, given the text and its bytes: a generator of its fields that
+# returns False when the text was not that format after all (it may have noted why, as
+# opaque, first), so the sniffer lets the next format try.
+TextReader = Callable[[str, bytes, str, ReadContext, Encoding, int],
+                      Generator[Field, None, bool]]
 
 
 def too_deep(path: str, encoding: Encoding) -> Field:
