@@ -195,3 +195,31 @@ def test_keys_in_the_order_findings_json_has_always_written_them(section: str,
 def test_errors_found_while_rendering_are_added_and_counted(added: list, count: int) -> None:
     doc = _built().with_errors(added)
     assert doc.coverage.analysis_errors == len(doc.coverage.errors) == count
+
+
+@pytest.mark.parametrize(("written", "part", "read"), [
+    pytest.param({"findings": [{"count": "x", "transmissions": [1, 2]}]},
+                 lambda d: d.findings[0].count, 2, id="count-unreadable-counts-its-evidence"),
+    pytest.param({"session": {"device": "Watch X"}}, lambda d: d.session.device,
+                 Device("Watch X"), id="device-as-a-name"),
+    pytest.param({"session": {"started": "not a time"}}, lambda d: d.session.started, None,
+                 id="time-unreadable"),
+    pytest.param({"transmissions": [{"id": [1], "recipient": "x"}]},
+                 lambda d: (d.transmissions[0].id, d.transmissions[0].recipient),
+                 ("1", RecipientEntry()), id="id-as-a-list-recipient-as-text"),
+    pytest.param({"coverage": {"errors": ["boom"], "uninspected": ["h.example"]}},
+                 lambda d: (d.coverage.errors, d.coverage.uninspected),
+                 ((CoverageError(None, "", "boom"),), (document.Uninspected("h.example"),)),
+                 id="coverage-rows-as-text"),
+    pytest.param({"events": [5, {"ts": "2026-11-28T10:00:00+08:00", "action": "grant"}]},
+                 lambda d: [(e.ts, e.action) for e in d.events],
+                 [(document.at(T0 - 8 * 3600 - 15 * 60), "grant")],
+                 id="events-not-records-skipped-times-to-utc"),
+])
+def test_load_reads_what_other_writers_leave(written: dict, part, read: object) -> None:
+    assert part(document.load(written)) == read
+
+
+def test_load_refuses_another_schema() -> None:
+    with pytest.raises(ValueError, match="kidaudit.findings/2"):
+        document.load({"schema": "kidaudit.findings/2"})
