@@ -15,13 +15,7 @@ from auditor.extract.bodies import fields_from_bytes
 from auditor.extract.cbor_body import cbor_nodes
 from auditor.limits import MAX_FIELDS
 from tests.factories import IMEI
-from tests.wire import (
-    SHARED,
-    body_fields,
-    cbor_shared_bomb,
-    cbor_uint,
-    expanded_nodes,
-)
+from tests.wire import SHARED, body_fields, cbor_shared_bomb, cbor_uint, expanded_nodes
 
 
 def test_the_cbor_bomb_is_a_few_hundred_bytes_for_2_to_the_40_leaves() -> None:

@@ -15,11 +15,7 @@ from auditor import limits
 from auditor.extract.bodies import fields_from_bytes
 from auditor.limits import OPAQUE
 from tests.factories import CHILD_NAME, IMEI
-from tests.wire import (
-    JSON_BODY,
-    body_chain,
-    body_fields,
-)
+from tests.wire import JSON_BODY, body_chain, body_fields
 
 
 def _raw_deflate(data: bytes) -> bytes:

@@ -5,12 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auditor.extract.media import sniff_media
-from tests.wire import (
-    AMR,
-    JPEG,
-    JSON_BODY,
-    body_fields,
-)
+from tests.wire import AMR, JPEG, JSON_BODY, body_fields
 
 MEDIA = {
     "amr": (AMR, "audio/amr"),

@@ -8,15 +8,7 @@ import pytest
 
 from auditor.extract.bodies import fields_from_bytes
 from tests.factories import CHILD_NAME, IMEI
-from tests.wire import (
-    AMR,
-    JPEG,
-    JSON_BODY,
-    body_chain,
-    body_fields,
-    form_part,
-    multipart,
-)
+from tests.wire import AMR, JPEG, JSON_BODY, body_chain, body_fields, form_part, multipart
 
 BOUNDARY = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
 UPLOAD = multipart(

@@ -11,13 +11,7 @@ from auditor import limits
 from auditor.extract.bodies import fields_from_bytes
 from auditor.extract.protobuf import pb_parse
 from tests.factories import CHILD_NAME, IMEI, LAT, LON
-from tests.wire import (
-    JPEG,
-    body_fields,
-    double_bits,
-    float_bits,
-    pb,
-)
+from tests.wire import JPEG, body_fields, double_bits, float_bits, pb
 
 PB = (pb(1, IMEI) + pb(2, pb(1, 87) + pb(2, CHILD_NAME)) + pb(3, double_bits(LAT), 1)
       + pb(4, float_bits(LON), 5) + pb(5, "a1b2") + pb(5, "c3d4") + pb(6, -1)

@@ -9,10 +9,7 @@ import msgpack
 import pytest
 
 from tests.factories import CHILD_NAME, IMEI, LAT, LON
-from tests.wire import (
-    JSON_BODY,
-    body_chain,
-)
+from tests.wire import JSON_BODY, body_chain
 
 TREE = {"dev": {"imei": IMEI, 3: [LAT, LON]}, "name": CHILD_NAME, "on": True, "x": None,
         "blob": gzip.compress(JSON_BODY)}

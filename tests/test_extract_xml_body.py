@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import CHILD_NAME, IMEI, LAT, LON
-from tests.wire import (
-    body_fields,
-)
+from tests.wire import body_fields
 
 
 @pytest.mark.parametrize(("xml", "expected"), [
