@@ -700,55 +700,6 @@ def test_text_that_is_not_unicode_is_written_escaped(tmp_path):
     assert "ho\\xffst.example" in (tmp_path / "r.html").read_text(encoding="utf-8")
 
 
-# -- detections.csv ------------------------------------------------------------------------
-
-def _csv_rows(path: Path) -> list[dict[str, str]]:
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-@pytest.mark.parametrize("value, cell", [
-    ("=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"),  # hit
-    ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),                     # hit
-    ("-2+3", "'-2+3"),                                                       # hit
-    ("@SUM(A1)", "'@SUM(A1)"),                                               # hit
-    ("\t=1", "'\t=1"),                                                       # hit
-    ("\r=1", "'\r=1"),                                                       # hit
-    ("ho\udcffst", "ho\\xffst"),                                             # escaped
-    ("a=b", "a=b"),                                                          # ok
-    (IMEI_MASKED, IMEI_MASKED),                                              # ok
-])
-def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path, value, cell):
-    from auditor.report import detections_csv
-
-    doc = watch_doc()
-    doc["detections"][0]["value"] = value
-    doc["detections"][0]["field"] = value
-    doc["transmissions"][0]["host"] = value
-    assert detections_csv.render(load(doc), tmp_path / "d.csv") == []
-    first = _csv_rows(tmp_path / "d.csv")[0]
-    assert (first["value"], first["field"], first["host"]) == (cell, cell, cell)
-    assert first["confidence"] == "0.99"  # a number stays a number
-
-
-@pytest.mark.parametrize("bad", [
-    {"encoding": 5}, {"value": ["a", "list"]}, {"transmission": 1, "category": {"a": 1}},
-])
-def test_a_csv_row_that_cannot_be_written_is_left_out_alone(tmp_path, bad):
-    from auditor.report import detections_csv
-
-    doc = load(watch_doc())
-    # values no document builder makes: the objects are not checked, the row is
-    broken = dataclasses.replace(doc.detections[0], **bad)
-    doc = dataclasses.replace(doc, detections=(broken, *doc.detections[1:]))
-    errors = detections_csv.render(doc, tmp_path / "d.csv")
-    assert len(_csv_rows(tmp_path / "d.csv")) == len(doc.detections) - 1
-    assert [(e.transmission, e.stage, e.message) for e in errors] == [
-        (broken.transmission, "report detections.csv", "detection 0 left out (TypeError)")]
-
-
 @pytest.mark.parametrize("existed", [False, True])
 def test_a_folder_the_page_makes_is_private_and_an_existing_one_left_alone(tmp_path, existed):
     import os

@@ -1,0 +1,55 @@
+"""detections.csv: cells a spreadsheet would run are neutralised, and a row that cannot be
+written is left out alone, as a coverage error."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from auditor.report import detections_csv
+from auditor.report.document import load
+from tests.test_report_html import IMEI_MASKED, watch_doc
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("value, cell", [
+    ("=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"),  # hit
+    ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),                     # hit
+    ("-2+3", "'-2+3"),                                                       # hit
+    ("@SUM(A1)", "'@SUM(A1)"),                                               # hit
+    ("\t=1", "'\t=1"),                                                       # hit
+    ("\r=1", "'\r=1"),                                                       # hit
+    ("ho\udcffst", "ho\\xffst"),                                             # escaped
+    ("a=b", "a=b"),                                                          # ok
+    (IMEI_MASKED, IMEI_MASKED),                                              # ok
+])
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path, value, cell):
+    doc = watch_doc()
+    doc["detections"][0]["value"] = value
+    doc["detections"][0]["field"] = value
+    doc["transmissions"][0]["host"] = value
+    assert detections_csv.render(load(doc), tmp_path / "d.csv") == []
+    first = _csv_rows(tmp_path / "d.csv")[0]
+    assert (first["value"], first["field"], first["host"]) == (cell, cell, cell)
+    assert first["confidence"] == "0.99"  # a number stays a number
+
+
+@pytest.mark.parametrize("bad", [
+    {"encoding": 5}, {"value": ["a", "list"]}, {"transmission": 1, "category": {"a": 1}},
+])
+def test_a_csv_row_that_cannot_be_written_is_left_out_alone(tmp_path, bad):
+    doc = load(watch_doc())
+    # values no document builder makes: the objects are not checked, the row is
+    broken = dataclasses.replace(doc.detections[0], **bad)
+    doc = dataclasses.replace(doc, detections=(broken, *doc.detections[1:]))
+    errors = detections_csv.render(doc, tmp_path / "d.csv")
+    assert len(_csv_rows(tmp_path / "d.csv")) == len(doc.detections) - 1
+    assert [(e.transmission, e.stage, e.message) for e in errors] == [
+        (broken.transmission, "report detections.csv", "detection 0 left out (TypeError)")]
