@@ -55,12 +55,13 @@ def iso(ts: float | None) -> str:
 def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 text back as a UTC datetime; None for anything that is not one (or that
     falls outside the dates UTC can hold: year 1 at +01:00 is before year 1 in UTC)."""
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not value:
-        return None
     try:
-        ts = datetime.fromisoformat(value)
+        if isinstance(value, datetime):
+            ts = value
+        elif isinstance(value, str) and value:
+            ts = datetime.fromisoformat(value)
+        else:
+            return None
         return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
