@@ -89,7 +89,7 @@ def _gate(folder: Path, fail_on: Severity | None) -> None:
 def say(text: str) -> None:
     """One line to stderr, with control and bidi characters shown as escapes: notes and
     errors can quote what a device sent, and the lab's terminal must not obey it."""
-    from auditor.sources.live import clean
+    from auditor.live.terminal import clean
 
     typer.echo(clean(text), err=True)
 
@@ -117,10 +117,10 @@ def analyze(
 ) -> None:
     """Rebuild findings.json, report.html and detections.csv from saved captures."""
     from auditor.folder import FolderError
+    from auditor.live.journal import JOURNAL_FILE
+    from auditor.live.lock import settled
     from auditor.offline import analyze as run
     from auditor.session import FLOWS_FILE
-    from auditor.sources.journal import JOURNAL_FILE
-    from auditor.sources.live import settled
     from auditor.sources.mitm import InputError
 
     if reveal:
@@ -154,8 +154,8 @@ def report(
     """Write the reports of a session folder again: in place, or elsewhere with --out
     (another language beside the first; --reveal, the unmasked copy, only there)."""
     from auditor.folder import FolderError, check_new
+    from auditor.live.lock import settled
     from auditor.session import reopen, write_outputs
-    from auditor.sources.live import settled
 
     if not session.is_dir():
         raise fail(f"{session}: no such session folder")
@@ -269,7 +269,7 @@ def capture(
     code = _run_proxy(argv)
     if code in (0, EXIT_USAGE, EXIT_FAILED):
         if code == 0:
-            from auditor.sources.live import settled
+            from auditor.live.lock import settled
 
             if not settled(session, SETTLE_S):  # a worker far behind goes on alone
                 typer.echo(f"kidaudit: the analysis is still committing the backlog; it "
@@ -287,7 +287,7 @@ def capture(
 def _recover(folder: Path) -> None:
     """A capture killed with its worker (``kill -9`` of both, a container stop) left what
     the proxy had finished in ``journal.kidaudit``: analysed and committed before reading."""
-    from auditor.sources.live import recover
+    from auditor.live.core import recover
 
     try:
         recovered = recover(folder)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from auditor.live.lock import LOCK_FILE, settled
 from auditor.session import CONSENT_FILE, LIVE_INPUT, PROFILE_FILE, sha256_file
-from auditor.sources.live import LOCK_FILE, settled
 from auditor.store import Store
 
 STORE_FILE = Store.FILE

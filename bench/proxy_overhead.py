@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from auditor.demo.cloud import LocalCloud
-from auditor.sources.worker import GATHER_S
+from auditor.live.worker import GATHER_S
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDON = ROOT / "addons" / "kidaudit.py"

@@ -27,9 +27,10 @@ from typer.testing import CliRunner
 
 from auditor.cli import app
 from auditor.demo.cloud import LocalCloud
+from auditor.live.core import recover
+from auditor.live.lock import settled
 from auditor.rules import RuleContext, evaluate
 from auditor.session import reopen
-from auditor.sources.live import recover, settled
 from tests.factories import IMEI, PHONE_DIGITS, wait_committed
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
@@ -123,10 +124,13 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Killed:
 
 
 def _wait_for_port(proc: subprocess.Popen, log: Path) -> int:
+    """The proxy's port, once it listens and its session has started (the addon starts it
+    in ``running``, just after the servers are up): its worker is there from then on."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        m = re.search(r"listening at .*:(\d+)", log.read_text())
-        if m:
+        text = log.read_text()
+        m = re.search(r"listening at .*:(\d+)", text)
+        if m and "kidaudit: session " in text:
             return int(m.group(1))
         if proc.poll() is not None:
             break

@@ -18,9 +18,9 @@ from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
 from auditor.demo.run import listening_port
+from auditor.live.addon import KidAudit
 from auditor.offline import analyze
 from auditor.profile import load_profile
-from auditor.sources.mitm import load_addon_class
 from auditor.store import Store
 from tests.factories import IMEI
 
@@ -108,7 +108,7 @@ def test_watch_over_raw_tcp_through_real_mitmproxy(tmp_path: Path, mode: str) ->
                        mode=[f"reverse:tcp://127.0.0.1:{server.port}" if mode == "reverse:tcp"
                              else mode])
         master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-        master.addons.add(load_addon_class()())
+        master.addons.add(KidAudit())
         master.options.update(kidaudit_profile=str(profile), kidaudit_session=str(session))
         task = asyncio.create_task(master.run())
         try:
@@ -169,7 +169,7 @@ def test_udp_and_dns_through_real_mitmproxy(tmp_path: Path) -> None:
         opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(tmp_path / "conf"),
                        mode=[f"reverse:udp://127.0.0.1:{echo.getsockname()[1]}", "dns"])
         master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-        master.addons.add(load_addon_class()())
+        master.addons.add(KidAudit())
         master.options.update(kidaudit_profile=str(profile), kidaudit_session=str(session))
         task = asyncio.create_task(master.run())
         try:
@@ -257,7 +257,7 @@ def test_a_pinned_host_is_uninspected_then_passed_through(tmp_path: Path) -> Non
         opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(tmp_path / "conf"),
                        ssl_insecure=True)
         master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-        master.addons.add(load_addon_class()())
+        master.addons.add(KidAudit())
         master.options.update(kidaudit_profile=str(profile), kidaudit_session=str(session))
         task = asyncio.create_task(master.run())
         try:

@@ -18,9 +18,9 @@ from mitmproxy.tools.dump import DumpMaster
 from auditor.demo.cloud import LocalCloud
 from auditor.demo.devices import HOSTS, Proxy, run_session
 from auditor.folder import FolderError, check_new, is_running, is_session_of
+from auditor.live.addon import KidAudit
 from auditor.rules import RuleContext, evaluate
 from auditor.session import Outputs, reopen
-from auditor.sources.mitm import load_addon_class
 
 T = TypeVar("T")
 STARTUP_POLLS = 200  # x 50 ms: the proxy must be listening within 10 s
@@ -60,7 +60,7 @@ def run_through_proxy(confdir: Path, settings: dict[str, str],
             opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(confdir),
                            ssl_insecure=True)
             master = DumpMaster(opts, with_termlog=termlog, with_dumper=False)
-            master.addons.add(load_addon_class()(), RouteToCloud(cloud))
+            master.addons.add(KidAudit(), RouteToCloud(cloud))
             master.options.update(**settings)
             task = asyncio.create_task(master.run())
             try:

@@ -16,7 +16,6 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +27,7 @@ from mitmproxy.net.http import url
 from auditor.extract.payload import ClientHello, parse_dns
 from auditor.extract.watchproto import FrameSplitter, looks_like_watch
 from auditor.marks import MARK_HOST, mark_path, parse_mark
+from auditor.memo import Memo, memoised
 from auditor.model import ConsentEvent, ConsentPlan, Transmission
 from auditor.profile import ConfigError
 from auditor.store import printable
@@ -118,13 +118,13 @@ def request_transmission(req: http.Request, tx_id: int, flow_id: str,
         flow_id=flow_id, decrypted=tls, sni=sni)
 
 
-@lru_cache(maxsize=1024)
+@memoised(1024)
 def _where(connect: bool, authority: str, host_header: str | None, scheme: str, host: str,
            port: int) -> tuple[str, str | None]:
     """``(pretty_host, pretty_url without its path)`` as mitmproxy's ``Request`` gives them
-    (``None``: the URL is the CONNECT authority). A device talks to a handful of hosts, and
-    parsing the Host header twice per message was about 6 % of the worker's time (cProfile);
-    the tests compare this with ``pretty_host`` / ``pretty_url`` on a table of requests."""
+    (``None``: the URL is the CONNECT authority). A device talks to a handful of hosts, so
+    the Host header is parsed once per host, not twice per message; the tests compare this
+    with ``pretty_host`` / ``pretty_url`` on a table of requests."""
     if host_header:
         pretty_host, pretty_port = url.parse_authority(host_header, check=False)
         pretty_port = pretty_port or url.default_port(scheme) or 443
@@ -139,33 +139,30 @@ class ConnectionStates:
     """``get_state()`` of each connection, computed again only when one of its fields changed.
 
     A keep-alive connection carries many flows, and ``flow.get_state()`` spends most of its
-    time serialising the same two connections again (tenths of a millisecond on the proxy's
-    event loop, per flow). A connection's fields change at connect, TLS setup and close; the
-    cached state is reused while every field holds the same value."""
+    time serialising the same two connections again, on the proxy's event loop, per flow. A
+    connection's fields change at connect, TLS setup and close; the cached state is reused
+    while every field holds the same value."""
 
-    MAX = 4096  # connections remembered; forgotten all at once past this
+    MAX = 4096  # connections remembered (see ``Memo``)
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple, dict]] = {}
-        self._names: dict[type, tuple[str, ...]] = {}
+        self._cache: Memo[str, tuple[tuple, dict]] = Memo(self.MAX)
 
     def get(self, conn: connection.Connection) -> dict:
-        names = self._names.get(type(conn))
-        if names is None:
-            names = self._names[type(conn)] = tuple(f.name for f in dataclasses.fields(conn))
         values = tuple(tuple(v) if isinstance(v := getattr(conn, n), list) else v
-                       for n in names)
+                       for n in _field_names(type(conn)))
         hit = self._cache.get(conn.id)
         if hit is not None and hit[0] == values:
             return hit[1]
-        if len(self._cache) >= self.MAX:
-            self._cache.clear()
-        state = conn.get_state()
-        self._cache[conn.id] = (values, state)
-        return state
+        return self._cache.put(conn.id, (values, conn.get_state()))[1]
 
     def forget(self, conn: connection.Connection) -> None:
         self._cache.pop(conn.id, None)
+
+
+@memoised(16)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 class _Stated:
@@ -211,8 +208,8 @@ class StreamAssembler:
         return splitter.feed(data)
 
 
-def destination(conn: connection.Server | None, names: dict[str, str] | None = None
-                ) -> tuple[str, str, int]:
+def destination(conn: connection.Server | None,
+                names: dict[str, str] | Memo[str, str] | None = None) -> tuple[str, str, int]:
     """(host, ip, port) of a flow's server: its SNI or address name, else a DNS answer's name
     for the address, else the address."""
     if conn is None or conn.address is None:
@@ -221,14 +218,14 @@ def destination(conn: connection.Server | None, names: dict[str, str] | None = N
     ip = str(conn.peername[0]) if conn.peername else host
     if conn.sni:
         host = conn.sni
-    elif names and host in names:
-        host = names[host]
+    elif names and (name := names.get(host)) is not None:
+        host = name
     return host, ip, port
 
 
 def raw_transmission(flow: tcp.TCPFlow | udp.UDPFlow | http.HTTPFlow, tx_id: int,
                      transport: str, payload: bytes, ts: float, from_client: bool = True,
-                     names: dict[str, str] | None = None,
+                     names: dict[str, str] | Memo[str, str] | None = None,
                      hello: ClientHello | None = None) -> Transmission:
     host, ip, port = destination(flow.server_conn, names)
     tls = bool(flow.client_conn and flow.client_conn.tls_established)
@@ -498,18 +495,9 @@ def now() -> float:
     return time.time()
 
 
-def addon_path() -> Path:
-    """``addons/kidaudit.py`` of this checkout: what ``mitmdump -s`` loads."""
-    return Path(__file__).resolve().parents[2] / "addons" / "kidaudit.py"
-
-
 def load_addon_class() -> type:
-    """The KidAudit addon class, imported from its script file for in-process masters."""
-    import importlib.util
+    """The KidAudit addon class (``auditor.live.addon``), for callers that predate the
+    package; new code imports it from there."""
+    from auditor.live.addon import KidAudit
 
-    spec = importlib.util.spec_from_file_location("kidaudit_addon", addon_path())
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {addon_path()}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.KidAudit
+    return KidAudit

@@ -1,4 +1,8 @@
-"""The addon in mitmproxy's own test harness (taddons.context), flows from tflow."""
+"""The addon in mitmproxy's own test harness (taddons.context), flows from tflow.
+
+The harness runs no proxy: each test calls ``running`` itself once the options are set, as
+mitmproxy does after start-up, and sends each event to the addon and its sub-addons as the
+proxy would (``_hook``)."""
 
 from __future__ import annotations
 
@@ -11,18 +15,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mitmproxy import ctx
 from mitmproxy.exceptions import OptionsError
+from mitmproxy.hooks import all_hooks
 from mitmproxy.http import Headers
 from mitmproxy.test import taddons, tflow
 
-from auditor.sources import journal
-from auditor.sources.mitm import load_addon_class
-from auditor.sources.worker import Worker
+from auditor.live import journal
+from auditor.live.addon import KidAudit
+from auditor.live.lock import hold_lock
+from auditor.live.worker import Worker
 from auditor.store import Store
-from tests.factories import committed, wait_committed
+from tests.factories import IMEI, WATCH_PROFILE_YAML, committed, wait_committed
 
-IMEI = "864536040123455"
-PROFILE = f'identifiers: {{imei: "{IMEI}"}}\nfirst_party: [acme-watch.example]\n'
+PROFILE = WATCH_PROFILE_YAML
 
 
 @pytest.fixture
@@ -41,29 +47,54 @@ def _flow(body: bytes = b"", path: str = "/", host: str = "api.acme-watch.exampl
     return f
 
 
+def _hook(addon, name: str, *args) -> None:
+    """One mitmproxy event, delivered to the addon and its sub-addons as the proxy does."""
+    ctx.master.addons.invoke_addon_sync(addon, all_hooks[name](*args))
+
+
 def _through(addon, flow) -> None:
     """A request and its response through the addon's hooks, as the proxy calls them."""
-    addon.request(flow)
-    addon.response(flow)
+    _hook(addon, "request", flow)
+    _hook(addon, "response", flow)
 
 
 def _configured(tctx, addon, profile: Path, session: Path) -> None:
-    tctx.configure(addon, kidaudit_profile=str(profile), kidaudit_session=str(session))
+    """Options set, then the proxy "running": the analysis in the test's own process."""
+    tctx.configure(addon, kidaudit_profile=str(profile), kidaudit_session=str(session),
+                   kidaudit_worker=False)
+    addon.running()
+
+
+def _events(session: Path) -> list:
+    store = Store.open_existing(session)
+    try:
+        return [ev for _, ev in store.events()]
+    finally:
+        store.close()
+
+
+def _observations(session: Path) -> list:
+    store = Store.open_existing(session)
+    try:
+        return store.observations()
+    finally:
+        store.close()
 
 
 @contextlib.contextmanager
 def _with_worker(profile: Path, session: Path) -> Iterator[tuple[object, Worker]]:
-    """The addon configured under a running loop, so it starts its real worker process."""
-    addon = load_addon_class()()
+    """The addon configured and running under a running loop: its real worker process."""
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
-        _configured(tctx, addon, profile, session)
+        tctx.configure(addon, kidaudit_profile=str(profile), kidaudit_session=str(session))
+        addon.running()
         worker = addon.analysis
         assert isinstance(worker, Worker)
         yield addon, worker
 
 
 def test_flow_with_personal_data_is_marked_commented_and_committed(tmp_path, profile):
-    addon = load_addon_class()()
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
         flow = _flow(json.dumps({"imei": IMEI}).encode())
@@ -86,7 +117,7 @@ def test_flow_with_personal_data_is_marked_commented_and_committed(tmp_path, pro
     ({"kidaudit_lang": "fr"}, "kidaudit_lang"),
 ])
 def test_bad_options_are_one_clear_error(tmp_path, profile, options, message):
-    addon = load_addon_class()()
+    addon = KidAudit()
     options = {k: (str(profile) if v == "P" else str(tmp_path / v) if v == "S" else v)
                for k, v in options.items()}
     with taddons.context(addon) as tctx, pytest.raises(OptionsError, match=message):
@@ -94,7 +125,7 @@ def test_bad_options_are_one_clear_error(tmp_path, profile, options, message):
 
 
 def test_analysis_error_is_counted_and_the_flow_passes_unchanged(tmp_path, profile, caplog):
-    addon = load_addon_class()()
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
 
@@ -116,41 +147,46 @@ def test_analysis_error_is_counted_and_the_flow_passes_unchanged(tmp_path, profi
 
 
 def test_magic_host_is_answered_and_never_forwarded(tmp_path, profile):
-    addon = load_addon_class()()
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
         flow = tflow.tflow()
         flow.request.host, flow.request.scheme, flow.request.port = "kidaudit.mark", "http", 80
         flow.request.path = "/grant?categories=all-disclosed&separate=location.precise"
-        addon.request(flow)
+        _hook(addon, "request", flow)
         assert flow.response is not None and flow.response.status_code == 200
         bad = tflow.tflow()
         bad.request.host, bad.request.path = "kidaudit.mark", "/grnt?categories=x"
-        addon.request(bad)
+        _hook(addon, "request", bad)
         assert bad.response.status_code == 400
-        events = [ev for _, ev in addon.analysis.core.session.store.events()]
         addon.done()
+    events = _events(tmp_path / "s")
     assert [(e.action, e.categories, e.separate) for e in events] == [
         ("grant", ("all-disclosed",), ("location.precise",))]
 
 
-def test_mark_command_and_polled_cli_marks_reach_the_ledger(tmp_path, profile):
-    addon = load_addon_class()()
+def test_mark_command_and_polled_cli_marks_reach_the_ledger(tmp_path, profile, caplog):
+    from auditor.marks import parse_words
+
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
-        tctx.command(addon.mark, "phase", "idle")
+        tctx.master.commands.call("kidaudit.mark", "phase", "idle")
         with pytest.raises(OptionsError, match="unknown mark action"):
-            addon.mark("grnt", "location")
+            tctx.master.commands.call("kidaudit.mark", "grnt", "location")
         other = Store.open_existing(tmp_path / "s")
-        from auditor.marks import parse_words
         other.add_event(parse_words("grant", ["identifier"], 1.0, "cli"))
         other.close()
         _through(addon, _flow(b"{}"))  # each message polls the store for new marks
-        actions = [(e.action, e.source) for e in addon.analysis.core.session.ledger.events]
+        polled = [r.getMessage() for r in caplog.records if "consent mark" in r.getMessage()]
         addon.done()
-    assert actions == [("grant", "cli"), ("phase", "command")]
+    assert polled == ["kidaudit: consent mark phase idle",
+                      "kidaudit: consent mark grant identifier"]
+    actions = sorted((e.ts, e.action, e.source) for e in _events(tmp_path / "s"))
+    assert [(a, s) for _, a, s in actions] == [("grant", "cli"), ("phase", "command")]
 
 
+@pytest.mark.e2e
 def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_path, profile):
     """The worker killed after its last message and before ``done``: the proxy notices only
     when it asks for the reports. It writes them itself, and the report says why."""
@@ -171,6 +207,7 @@ def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_p
     assert len(doc["transmissions"]) == 3  # each message once: committed or sent again
 
 
+@pytest.mark.e2e
 def test_the_message_a_worker_died_on_is_quarantined_never_run_in_the_proxy(tmp_path, profile,
                                                                           caplog):
     """The worker dies analysing a message (as a runaway one is killed by the lab): the
@@ -210,8 +247,9 @@ def test_the_message_a_worker_died_on_is_quarantined_never_run_in_the_proxy(tmp_
     assert len(died) == 1 and "from the 1 messages" in died[0] and "1 it died" in died[0]
 
 
+@pytest.mark.e2e
 def test_a_journal_that_cannot_be_written_ends_the_capture_with_exit_3(tmp_path, profile,
-                                                                      capsys):
+                                                                      capsys, monkeypatch):
     """A full disk: the device's traffic still passes, the worker commits what it has, and
     the capture ends with one line and exit code 3."""
     import errno
@@ -220,10 +258,10 @@ def test_a_journal_that_cannot_be_written_ends_the_capture_with_exit_3(tmp_path,
         with _with_worker(profile, tmp_path / "s") as (addon, worker):
             _through(addon, _flow(json.dumps({"imei": IMEI}).encode()))
 
-            def full(msg):
+            def full(self, msg):
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-            worker._journal.append = full
+            monkeypatch.setattr(journal.Writer, "append", full)
             later = _flow(json.dumps({"imei": IMEI}).encode())
             _through(addon, later)  # forwarded, untouched
             assert addon.analysis is None and not later.marked
@@ -252,25 +290,24 @@ HOSTILE_NAMES = [
 @pytest.mark.parametrize(("name", "shown"), HOSTILE_NAMES)
 def test_device_text_reaches_the_log_with_its_control_characters_escaped(tmp_path, profile,
                                                                         caplog, name, shown):
-    addon = load_addon_class()()
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
         flow = tflow.tflow()
         flow.request.host, flow.request.scheme, flow.request.port = "kidaudit.mark", "http", 80
         flow.request.path = f"/phase?name={name}"
-        addon.request(flow)
+        _hook(addon, "request", flow)
         assert flow.response is not None and flow.response.status_code == 200
         addon.done()
     lines = [r.getMessage() for r in caplog.records if "consent mark" in r.getMessage()]
     assert lines == [f"kidaudit: consent mark phase {shown}"]
 
 
+@pytest.mark.e2e
 def test_analysis_lost_for_good_ends_the_capture_with_exit_3(tmp_path, profile, capsys):
     """The worker dies and the proxy cannot take over (another process holds the folder):
     the device's traffic still passes, the log says so at once, and the capture ends with
     one line and exit code 3 instead of reports that silently lack the rest."""
-    from auditor.sources.live import hold_lock
-
     async def main() -> int:
         with _with_worker(profile, tmp_path / "s") as (addon, worker):
             _through(addon, _flow(json.dumps({"imei": IMEI}).encode()))
@@ -311,7 +348,7 @@ def _tx_rows(session: Path) -> list[tuple]:
 def test_tcp_stream_is_cut_into_frames_both_ways(tmp_path, profile):
     from mitmproxy import tcp
 
-    addon = load_addon_class()()
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
         flow = tflow.ttcpflow(messages=[])
@@ -319,9 +356,8 @@ def test_tcp_stream_is_cut_into_frames_both_ways(tmp_path, profile):
                   (True, b"[3G*" + IMEI.encode() + b"*0002*LK]")]
         for from_client, data in pieces:
             flow.messages.append(tcp.TCPMessage(from_client, data))
-            addon.tcp_message(flow)
-        addon.tcp_end(flow)
-        assert addon._streams == {}
+            _hook(addon, "tcp_message", flow)
+        _hook(addon, "tcp_end", flow)
         addon.done()
     rows = _tx_rows(tmp_path / "s")
     assert [(t, d) for t, d, _, _ in rows] == [("tcp", "up"), ("tcp", "up"), ("tcp", "down"),
@@ -331,22 +367,22 @@ def test_tcp_stream_is_cut_into_frames_both_ways(tmp_path, profile):
 
 
 def test_udp_websocket_and_dns_messages_are_transmissions(tmp_path, profile):
-    addon = load_addon_class()()
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
         udp_flow = tflow.tudpflow()
         udp_flow.messages = udp_flow.messages[:1]
-        addon.udp_message(udp_flow)
+        _hook(addon, "udp_message", udp_flow)
         ws = tflow.twebsocketflow()
         for i in range(len(ws.websocket.messages)):
             view = ws.websocket.messages[:i + 1]
             saved, ws.websocket.messages = ws.websocket.messages, view
-            addon.websocket_message(ws)
+            _hook(addon, "websocket_message", ws)
             ws.websocket.messages = saved
         client_sends = sum(m.from_client for m in ws.websocket.messages)
         dns_flow = tflow.tdnsflow(resp=True)
-        addon.dns_request(dns_flow)
-        addon.dns_response(dns_flow)
+        _hook(addon, "dns_request", dns_flow)
+        _hook(addon, "dns_response", dns_flow)
         addon.done()
     rows = [t for t, _, _, _ in _tx_rows(tmp_path / "s")]
     assert rows.count("udp") == 1 and rows.count("websocket") == client_sends
@@ -359,7 +395,7 @@ def test_pinned_host_is_uninspected_and_passed_through_afterwards(tmp_path, prof
 
     from tests.test_payload import client_hello
 
-    addon = load_addon_class()()
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
 
@@ -372,15 +408,14 @@ def test_pinned_host_is_uninspected_and_passed_through_afterwards(tmp_path, prof
             return tls.ClientHelloData(context, tls.ClientHello(raw[4:]))
 
         first = hello_data()
-        addon.tls_clienthello(first)
+        _hook(addon, "tls_clienthello", first)
         assert not first.ignore_connection
-        addon.tls_failed_client(tls.TlsData(first.context.client, first.context))
+        _hook(addon, "tls_failed_client", tls.TlsData(first.context.client, first.context))
         second = hello_data()
-        addon.tls_clienthello(second)
+        _hook(addon, "tls_clienthello", second)
         assert second.ignore_connection  # later connections to it pass untouched
-        store = addon.analysis.core.session.store
-        txs = [o.transmission for o in store.observations()]
         addon.done()
+    txs = [o.transmission for o in _observations(tmp_path / "s")]
     assert [(t.transport, t.inspected, t.sni) for t in txs] == [
         ("tls", False, "pinned.example.cn")] * 2
     assert txs[0].tls_ciphers == ("TLS_AES_128_GCM_SHA256", "TLS_RSA_WITH_3DES_EDE_CBC_SHA")
@@ -396,27 +431,30 @@ def test_https_requests_carry_the_client_hello_and_decrypted(tmp_path, profile):
 
     from tests.test_payload import client_hello
 
-    addon = load_addon_class()()
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, profile, tmp_path / "s")
         flow = _flow(b"{}")
         context = Context(flow.client_conn, tctx.options)
         context.server = flow.server_conn
         raw = client_hello("api.acme-watch.example", ciphers=(0xC012,), record=False)
-        addon.tls_clienthello(tls.ClientHelloData(context, tls.ClientHello(raw[4:])))
+        _hook(addon, "tls_clienthello", tls.ClientHelloData(context, tls.ClientHello(raw[4:])))
         _through(addon, flow)
-        (obs,) = addon.analysis.core.session.store.observations()
-        addon.client_disconnected(flow.client_conn)
-        assert addon._hellos == {}
+        _hook(addon, "client_disconnected", flow.client_conn)
+        later = _flow(b"{}")  # a new connection that reuses the id: no ClientHello known
+        later.client_conn = flow.client_conn
+        _through(addon, later)
         addon.done()
+    obs, after = _observations(tmp_path / "s")
     assert obs.transmission.tls_ciphers == ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",)
     assert obs.transmission.decrypted is flow.client_conn.tls_established
+    assert after.transmission.tls_ciphers == ()  # forgotten with its connection
 
 
 def test_decrypted_tls_on_a_device_that_does_not_trust_the_ca_is_flagged(tmp_path):
     path = tmp_path / "untrusting.yaml"
     path.write_text(PROFILE + "device: {name: w, ca_trusted: false}\n")
-    addon = load_addon_class()()
+    addon = KidAudit()
     with taddons.context(addon) as tctx:
         _configured(tctx, addon, path, tmp_path / "s")
         flow = _flow(b"{}")
@@ -425,3 +463,45 @@ def test_decrypted_tls_on_a_device_that_does_not_trust_the_ca_is_flagged(tmp_pat
         addon.done()
     doc = json.loads((tmp_path / "s" / "findings.json").read_text())
     assert "NO_CERT_VALIDATION" in {f["rule"] for f in doc["findings"]}
+
+
+def test_a_tcp_streams_frame_buffers_end_with_it(tmp_path, profile):
+    """A watch frame cut short when its connection ends is not joined to the bytes of a
+    later flow that reuses the id: that flow is read afresh."""
+    from mitmproxy import tcp
+
+    addon = KidAudit()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, profile, tmp_path / "s")
+        flow = tflow.ttcpflow(messages=[])
+        flow.messages.append(tcp.TCPMessage(True, LK[:10]))  # half a frame, buffered
+        _hook(addon, "tcp_message", flow)
+        _hook(addon, "tcp_end", flow)
+        flow.messages.append(tcp.TCPMessage(True, b"plain bytes"))
+        _hook(addon, "tcp_message", flow)
+        addon.done()
+    assert [o.transmission.size for o in _observations(tmp_path / "s")] == [len(b"plain bytes")]
+
+
+def test_the_session_starts_when_the_proxy_runs_not_when_it_is_configured(tmp_path, profile):
+    addon = KidAudit()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, kidaudit_profile=str(profile),
+                       kidaudit_session=str(tmp_path / "s"), kidaudit_worker=False)
+        assert addon.analysis is None and not (tmp_path / "s").exists()
+        _through(addon, _flow(b"{}"))  # before running: passes, nothing recorded
+        addon.running()
+        assert addon.analysis is not None and (tmp_path / "s" / "session.sqlite").is_file()
+        _through(addon, _flow(json.dumps({"imei": IMEI}).encode()))
+        addon.done()
+    assert len(_observations(tmp_path / "s")) == 1
+
+
+def test_options_changed_on_a_running_proxy_start_the_new_session_at_once(tmp_path, profile):
+    addon = KidAudit()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, profile, tmp_path / "s")
+        tctx.configure(addon, kidaudit_session=str(tmp_path / "t"))
+        _through(addon, _flow(json.dumps({"imei": IMEI}).encode()))
+        addon.done()
+    assert len(_observations(tmp_path / "t")) == 1

@@ -10,7 +10,7 @@ Once that call returns the bytes are the kernel's (page cache): they survive a k
 both processes (not a power cut; nothing here calls fsync, which would cost the device's
 traffic a disk flush per message). The worker reads the journal behind the proxy and
 commits; a session opened later (a take-over, ``capture --resume``, ``kidaudit report``)
-first analyses what the journal holds beyond the last commit (``auditor.sources.live``).
+first analyses what the journal holds beyond the last commit (``auditor.live.core``).
 
 A record is ``MAGIC``, the payload's length and CRC-32, then the payload (a pickle of the
 message). A write cut short by a kill leaves a torn tail: a header that promises more

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.sources import journal
-from auditor.sources.journal import HEAD, MAGIC, BusyMarker, Writer, encode, load_busy, parse
+from auditor.live import journal
+from auditor.live.journal import HEAD, MAGIC, BusyMarker, Writer, encode, load_busy, parse
 
 MESSAGES = [("event", "grant", False), ("tx", 1, "x" * 3000), ("save", {"id": "f1"})]
 

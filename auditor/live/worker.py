@@ -1,41 +1,35 @@
-"""The analysis worker: a child process that runs the live session's ``Core``.
+"""The proxy's end of the analysis worker: messages into the journal, replies off a pipe.
 
 Why a process: mitmproxy serves every connection from one asyncio event loop, so each
 millisecond of analysis on that loop is a millisecond added to the device's traffic, and a
 thread would still hold the same interpreter lock. The addon appends each message to the
-session's journal (``auditor.sources.journal``: a pickle and one ``os.write``) and goes on;
-the worker, at a lower CPU priority than the proxy, reads the journal behind it, appends to
-``flows.mitm``, analyses and commits to SQLite. Nothing on the proxy's side ever waits for
-it: a worker that falls behind leaves a backlog on disk, not in the proxy's memory.
+session's journal (``auditor.live.journal``: a pickle and one ``os.write``) and goes on;
+the worker (``auditor.live.process``), at a lower CPU priority than the proxy, reads the
+journal behind it, appends to ``flows.mitm``, analyses and commits to SQLite. Nothing on
+the proxy's side ever waits for it: a worker that falls behind leaves a backlog on disk,
+not in the proxy's memory.
 
 Nothing the proxy finished is lost: once ``os.write`` returns, the message is in the
 kernel's page cache, which survives a kill of both processes. The worker runs in its own
 session (a Ctrl-C or a signal to the proxy's process group does not reach it); when the
 proxy goes, it reads the journal to its end, commits, and exits. Its ``Core`` holds
-``DIR/session.lock`` while it writes, and ``auditor.sources.live.settled`` waits for it;
+``DIR/session.lock`` while it writes, and ``auditor.live.lock.settled`` waits for it;
 whatever is still uncommitted after that (both killed) is analysed by the next ``Core`` to
-open the folder (``live.recover`` for ``kidaudit report``). Each commit records how far into
-the journal it got, so when the worker dies the addon's stand-in takes over from there,
-each message once, and quarantines the message the worker died on.
+open the folder (``auditor.live.core.recover`` for ``kidaudit report``).
 
-A pipe carries what is not traffic: the settings, ``finish`` and ``close`` to the worker
+A pipe carries what is not traffic: the settings, ``Finish`` and ``Close`` to the worker
 (its end of file means the proxy is gone), and replies back (results, log lines, commits).
 Frames there are an 8-byte big-endian length and a pickle. The pipe and the journal are
 private to the two processes, which are the same program run by the same user.
 """
-
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import pickle
-import select
 import selectors
-import signal
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -43,16 +37,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from auditor.sources import journal
-from auditor.sources.live import PICKLE, Message, Reply, Settings
+from auditor.live import journal
+from auditor.live.protocol import (
+    AnalysisError,
+    Close,
+    Committed,
+    Detached,
+    Failed,
+    Finish,
+    Finished,
+    Log,
+    Message,
+    Ready,
+    Reply,
+    Settings,
+)
 
 HEADER = struct.Struct(">Q")
-# mitmproxy type-checks every field of every request it rebuilds, under ``__debug__`` only:
-# a tenth of the worker's time per flow, on states mitmproxy itself wrote. (kidaudit's own
-# asserts only narrow types; no check of captured input is an assert.)
+PICKLE = pickle.HIGHEST_PROTOCOL
+PROCESS = "auditor.live.process"  # the worker's module, run with ``python -O -m``
+# mitmproxy type-checks every field of every request it rebuilds, under ``__debug__`` only,
+# on states mitmproxy itself wrote: a cost per flow that buys nothing here (bench/results.md).
+# kidaudit's own asserts only narrow types; no check of captured input is an assert.
 OPTIMISE = ("-O",)
-NICE = 19  # the lowest CPU share: see _step_aside
-AUTOGROUP_TRIES = 5
 # Starting can take long (the first run compiles the bytecode; a profile with thousands of
 # contacts builds many patterns), so a start is not timed as a whole: the worker is given
 # up on only when it used no CPU for STALL_S (stopped, or stuck waiting), or after
@@ -62,10 +69,10 @@ STALL_S = 30.0
 STARTUP_MAX_S = 1800.0
 PROGRESS_S = 1.0  # how often a starting worker's CPU time is read
 # The worker lets messages gather this long before it reads them: each batch has a cost
-# whatever its size (a wake-up on cold caches, a commit, a checkpoint, a flush). Measured
-# with bench/proxy_overhead.py's method (40 rounds, 2 CPUs): 5 / 20 / 100 ms gave 1.64 /
-# 1.23 / 0.98 ms of worker CPU per request. A live alert comes at most this much later;
-# nothing waits on it, and what is in the journal is committed even if the proxy dies.
+# whatever its size (a wake-up on cold caches, a commit, a checkpoint, a flush), so fewer,
+# larger batches cost less worker CPU per request (bench/proxy_overhead.py; figures in
+# bench/results.md). A live alert comes at most this much later; nothing waits on it, and
+# what is in the journal is committed even if the proxy dies.
 GATHER_S = 0.1
 IDLE_S = 0.8  # the longest look-again interval of an idle worker (a first alert's delay)
 # ``done`` waits this long for the worker to commit the backlog and write the reports;
@@ -131,7 +138,7 @@ class Worker:
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, *OPTIMISE, "-m", "auditor.sources.worker"],
+                [sys.executable, *OPTIMISE, "-m", PROCESS],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, env=env, start_new_session=True)
         except OSError as e:
@@ -140,8 +147,8 @@ class Worker:
         self._wfd, self._rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         os.set_blocking(self._rfd, False)
         self._frames = Frames()
-        self._finished: Reply | None = None
-        self._ready: Reply | None = None
+        self._finished: Finished | None = None
+        self._ready: Ready | Failed | None = None
         self.alive = True
         self._ending = False  # finish/close sent: the worker's exit is expected, not a death
         self._journal: journal.Writer | None = None
@@ -151,12 +158,12 @@ class Worker:
             with contextlib.suppress(OSError):
                 self.proc.kill()
             self._stop()
-            raise WorkerUnavailable(f"{sys.executable} -m auditor.sources.worker did not "
+            raise WorkerUnavailable(f"{sys.executable} -m {PROCESS} did not "
                                     f"start (exit code {self.proc.returncode})")
-        if self._ready[0] != "ready":
+        if isinstance(self._ready, Failed):
             self._stop()
-            raise WorkerError(f"kidaudit analysis worker: {self._ready[1]}")
-        self.patterns, self._committed = self._ready[1], self._ready[2]
+            raise WorkerError(f"kidaudit analysis worker: {self._ready.text}")
+        self.patterns, self._committed = self._ready.patterns, self._ready.offset
         self._dropped = 0  # messages not journaled while the backlog was over its bound
         # Opened once the worker's Core has cut any torn tail off the journal.
         self._journal = journal.Writer(self.directory)
@@ -174,7 +181,7 @@ class Worker:
                 self._drop()
                 return
             if self._dropped:
-                self._journal.append(("error", "backlog", self._dropped_text()))
+                self._journal.append(AnalysisError("backlog", self._dropped_text()))
                 self._dropped = 0
             self._journal.append(msg)
         except OSError as e:
@@ -182,27 +189,27 @@ class Worker:
 
     def _drop(self) -> None:
         if not self._dropped:
-            self._on_reply(("log", logging.ERROR, "kidaudit: the analysis worker is more than "
-                            f"{journal.BACKLOG_MAX >> 30} GB behind: traffic passes, but is "
-                            "not recorded until it catches up (the report counts it)"))
+            self._on_reply(Log(logging.ERROR, "kidaudit: the analysis worker is more than "
+                               f"{journal.BACKLOG_MAX >> 30} GB behind: traffic passes, but "
+                               "is not recorded until it catches up (the report counts it)"))
         self._dropped += 1
 
     def _dropped_text(self) -> str:
         return (f"{self._dropped} messages passed but were not recorded: the analysis worker "
                 f"had fallen more than {journal.BACKLOG_MAX >> 30} GB behind")
 
-    def finish(self, lang: str) -> Reply | None:
+    def finish(self, lang: str) -> Finished | Detached | None:
         """Write the reports. Waits at most ``FINISH_S``: then the worker is left to finish
-        alone and the reply is ``("detached", pid, backlog bytes)``. None if it died first."""
+        alone (``Detached``). None if it died first."""
         if not self.alive:
             return None
         self._ending = True
-        self._control(("finish", lang))
+        self._control(Finish(lang))
         self._pump(lambda: self._finished is not None, FINISH_S)
         if self._finished is None and self.alive:
             left = self.backlog
             self._stop(wait=False)
-            return ("detached", self.proc.pid, left)
+            return Detached(self.proc.pid, left)
         self._stop()
         return self._finished
 
@@ -227,7 +234,7 @@ class Worker:
     def close(self) -> None:
         if self.alive:
             self._ending = True
-            self._control(("close",))
+            self._control(Close())
             self._pump(lambda: False, CLOSE_S)  # until the worker closes its end
             self._stop()
 
@@ -254,15 +261,15 @@ class Worker:
             self._dispatch(reply)
 
     def _dispatch(self, reply: Reply) -> None:
-        kind = reply[0]
-        if kind in ("ready", "failed"):
-            self._ready = reply
-        elif kind == "finished":
-            self._finished = reply
-        elif kind == "committed":
-            self._committed = reply[1]
-        else:
-            self._on_reply(reply)
+        match reply:
+            case Ready() | Failed():
+                self._ready = reply
+            case Finished():
+                self._finished = reply
+            case Committed(offset):
+                self._committed = offset
+            case _:
+                self._on_reply(reply)
 
     def _wait_ready(self) -> None:
         """Until the worker says it is ready (or failed), or stops making progress: its CPU
@@ -302,7 +309,7 @@ class Worker:
         if not self.alive:
             return
         self._stop()
-        if not self._ending and self._ready is not None and self._ready[0] == "ready":
+        if not self._ending and isinstance(self._ready, Ready):
             self._on_death(self.exit_code)
 
     def _stop(self, *, wait: bool = True) -> None:
@@ -335,118 +342,3 @@ def _cpu_ticks(pid: int) -> int | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-
-
-# -- the worker process ---------------------------------------------------------------
-
-def _control(fd: int, frames: Frames, timeout: float) -> list | None:
-    """Control messages that arrived within ``timeout`` ([] if none; None at EOF: the proxy
-    is gone)."""
-    ready, _, _ = select.select([fd], [], [], timeout)
-    if not ready:
-        return []
-    try:
-        data = os.read(fd, READ_CHUNK)
-    except BlockingIOError:
-        return []
-    if not data:
-        return None
-    return frames.feed(data)
-
-
-def _step_aside() -> None:
-    """The device's traffic first: the worker takes the lowest share of the CPU (nice 19)
-    whenever the proxy, the device's client or its servers want it. If the machine is
-    saturated the worker falls behind, and the backlog waits in the journal, on disk:
-    analysis is delayed, never dropped (up to ``journal.BACKLOG_MAX``).
-
-    Nice 19 is set twice. Linux with autogroups (``/proc/sys/kernel/sched_autogroup_enabled``,
-    on by default in Debian's and most desktop kernels) shares the CPU first between groups,
-    one per session, and applies a process's nice value only inside its group. The worker
-    has its own session (see the module's docstring), so its own nice alone leaves it an
-    equal share with the proxy's whole group. Its group's nice, in ``/proc/self/autogroup``,
-    is what steps it aside; any user may raise it. Measured on a 2-CPU machine
-    (``bench/proxy_overhead.py``'s method, 40 rounds): the proxy's throughput ratio went from
-    0.85 to 0.92 with the same worker CPU per request.
-
-    Not ``SCHED_IDLE``, though it sounds like the better fit: measured on a 2-CPU machine
-    (before the group's nice was set, so with the same handicap as nice 19 then), it added
-    about 2 ms to the proxy's p99 latency where nice 19 added well under 1 ms.
-    Linux counts a CPU that runs only idle-policy tasks as idle when it places a waking
-    task, which likely puts the proxy and its peers onto the worker's CPU and caches."""
-    with contextlib.suppress(OSError):
-        os.nice(NICE)
-    for _ in range(AUTOGROUP_TRIES):
-        try:
-            Path("/proc/self/autogroup").write_text(str(NICE))
-            return
-        except BlockingIOError:  # Linux allows a user one such change per 100 ms, system-wide
-            time.sleep(0.11)
-        except OSError:  # no autogroups (or no /proc): the process's own nice holds
-            return
-
-
-def main() -> int:
-    """Read the journal until EOF on the control pipe (the proxy is gone) or ``finish`` /
-    ``close``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the proxy decides when we stop
-    os.umask(0o077)  # everything it writes holds personal data: the lab's user's alone
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything printed by accident goes to stderr, not into the protocol
-    _step_aside()
-
-    from auditor.profile import ConfigError
-    from auditor.sources.live import Core
-
-    def reply(items: list) -> None:
-        nonlocal proxy_gone
-        if proxy_gone or not items:
-            return
-        try:
-            replies.write(b"".join(frame(item) for item in items))
-            replies.flush()
-        except BrokenPipeError:
-            proxy_gone = True  # keep committing what the proxy sent before it went
-
-    proxy_gone = False
-    frames = Frames()
-    first = _control(0, frames, STARTUP_MAX_S)
-    if not first:
-        return 2
-    try:
-        core = Core(first[0], replay=False)  # the backlog is read below, after "ready"
-    except (ConfigError, OSError, ValueError, sqlite3.Error) as e:
-        reply([("failed", str(e))])
-        return 2
-    gc.collect()
-    gc.freeze()  # the pipeline's tables live as long as we do: never scanned for garbage
-    reply([("ready", core.patterns, core.journal_offset)])
-    try:
-        return _serve(core, frames, first[1:], reply)
-    finally:
-        core.close()
-
-
-def _serve(core, frames: Frames, pending: list, reply: Callable[[list], None]) -> int:
-    """Every GATHER_S: commit what the journal gained; at ``finish``, ``close`` or EOF,
-    commit it to its end first (the proxy wrote every record before it said so). Runs for
-    as long as the proxy does; each step is bounded by the journal's length when it began.
-    While nothing comes, it looks less often (up to IDLE_S): an idle worker costs nothing."""
-    wait = GATHER_S
-    while True:
-        control = pending or _control(0, frames, wait)
-        pending = []
-        wait = min(wait * 2, IDLE_S)
-        for records in journal.records(core.journal_path, core.journal_offset):
-            reply(core.handle_records(records))
-            wait = GATHER_S
-        if control is None:
-            return 0
-        for msg in control:
-            if msg[0] in ("finish", "close"):
-                reply(core.handle(msg))
-                return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,126 +1,76 @@
-"""The analysis side of a live capture: everything the addon asks of a session, as messages.
+"""The analysis side of a live capture: the session, the flow file and the journal's commits.
 
 The addon keeps only what must happen on mitmproxy's event loop (reading the flow, marking
-it); everything else is a message handled by ``Core``: analyse a transmission and commit it,
-record a consent event or an error, append a flow to ``flows.mitm``, write the reports. The
-same ``Core`` runs in one of two places:
+it); everything else is a message (``auditor.live.protocol``) handled by ``Core``: analyse
+a transmission and commit it, record a consent event or an error, append a flow to
+``flows.mitm``, write the reports. The same ``Core`` runs in one of two places:
 
-- in a worker process (``auditor.sources.worker``, the default under a running proxy), so
-  the pipeline, the rules, SQLite and the flow file cost the device's traffic nothing but a
-  hand-off. An HTTP flow is handed over once, when its response has gone to the device, as
-  ``flow.get_state()``: the worker rebuilds the flow and reads it exactly as ``kidaudit
-  analyze flows.mitm`` would;
-- in the proxy's own process (``Inline``), for mitmproxy's test harness and as the fallback
-  when the worker dies.
+- in a worker process (``auditor.live.process``, the default), so the pipeline, the rules,
+  SQLite and the flow file cost the device's traffic nothing but a hand-off. An HTTP flow
+  is handed over once, when its response has gone to the device, as ``flow.get_state()``:
+  the worker reads it exactly as ``kidaudit analyze flows.mitm`` would;
+- in the proxy's own process (``Inline``), with ``kidaudit_worker=false`` and as the
+  stand-in when the worker dies.
 
-Messages are plain tuples, so they pickle unchanged into the session's journal
-(``auditor.sources.journal``), which the worker reads; ``finish`` and ``close`` go over its
-pipe. The analysis side numbers the transmissions; ``token`` is the proxy's own handle to
-find the flow to mark.
-
-==========================================  =============================================
-message                                     effect, reply
-==========================================  =============================================
-``("http", token, flow_state, hello)``      append the flow to flows.mitm, analyse its
-                                            request; reply ``("result", Result)``
-``("tx", token, Transmission)``             analyse a raw message; reply ``("result", ..)``
-``("uninspected", tx, reason, record)``     a TLS attempt we could not read: listed under
-                                            coverage, analysed, its record flow appended
-``("event", ConsentEvent, save)``           record; with ``save`` the mark goes to flows.mitm
-``("error", stage, text)``                  count an analysis error from the proxy's side
-``("save", flow_state)``                    append one flow (``get_state()``) to flows.mitm
-``("finish", lang)``                        write the reports; reply ``("finished", n, path)``
-``("close",)``                              close without reports
-==========================================  =============================================
-
-Replies may also carry ``("log", level, text)`` lines for the proxy's own log (a consent
-mark written by ``kidaudit mark`` from another process is noticed here), and, from journal
-records, ``("committed", offset)``: how far into the journal the store now holds.
-
-``recover`` commits what a journal holds beyond the last commit when no capture runs any
-more (both processes were killed), for ``kidaudit report``; ``clean`` makes a device's text
-safe for the lab's terminal.
+The store and the journal are the truth about what is done. Each commit records, in its own
+transaction, how far into the journal it got and how long ``flows.mitm`` then was. Every
+``Core`` opening a folder first cuts ``flows.mitm`` back to that length and analyses what
+the journal holds beyond that offset: a worker starting a resumed capture, the proxy's
+stand-in for a dead worker, ``recover`` for ``kidaudit report``. So a batch that died
+half-written is analysed again, once, and nothing the proxy finished is lost.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import pickle
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from auditor.extract.payload import ClientHello
+from auditor.live import journal, protocol
+from auditor.live.lock import SessionBusy, hold_lock
+from auditor.live.protocol import (
+    ANALYSED,
+    AnalysisError,
+    Close,
+    Committed,
+    Consent,
+    Finish,
+    Finished,
+    HttpFlow,
+    Log,
+    Message,
+    Raw,
+    Reply,
+    Result,
+    SaveFlow,
+    Settings,
+    Uninspected,
+    error_text,
+)
+from auditor.live.terminal import describe
 from auditor.mask import Masker
-from auditor.model import ConsentEvent, Transmission
+from auditor.memo import Memo
+from auditor.model import Transmission
 from auditor.profile import load_consent_plan, load_profile
 from auditor.session import CONSENT_FILE, FLOWS_FILE, PROFILE_FILE, Session
-from auditor.sources import journal, tnet
+from auditor.sources import tnet
 from auditor.sources.mitm import mark_flow, state_transmission, with_tls
-from auditor.store import Store, private_dir
+from auditor.store import Store
 
-LOCK_FILE = "session.lock"
-CONN_MEMO = 4096  # connections whose written state is kept; forgotten all at once past this
-PICKLE = pickle.HIGHEST_PROTOCOL
+CONN_MEMO = 4096  # connections whose written state is kept (see ``Memo``)
 MARKER = ":warning:"  # mitmproxy's emoji marker for flows carrying personal data
 COMMENT = "kidaudit: "
 RELEASE_ALIGN = 1 << 16  # committed journal bytes are given back to the disk in these steps
 POLL_S = 0.25  # how often marks from ``kidaudit mark`` are looked for, at most
 
-Message = tuple
-Reply = tuple
-
-
-@dataclass(frozen=True)
-class Result:
-    """What the proxy needs back about one analysed transmission: how to mark its flow,
-    which findings it opened (one alert line each), and the error if analysis failed."""
-
-    token: int | None  # the proxy's handle for the flow to mark
-    tx_id: int | None
-    categories: tuple[str, ...] = ()
-    alerts: tuple[str, ...] = ()
-    error: str = ""  # "Kind: message" when the pipeline failed (the message is still kept)
-
-    @property
-    def error_kind(self) -> str:
-        return self.error.split(":", 1)[0]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Where a live session goes and what it is judged against (picklable: sent to the
-    worker as its first message)."""
-
-    directory: str
-    profile: str
-    consent: str = ""
-    marks: bool = True  # send every result back to mark its flow (a UI shows the flows);
-    #                     otherwise only results with alerts or errors come back
-    resume: bool = False  # ``capture --resume``: continue an interrupted capture's folder
-
-
-def error_text(e: BaseException) -> str:
-    """How an analysis error reads in the log and under coverage: its type, then its text."""
-    return f"{type(e).__name__}: {e}"
-
-
-class SessionBusy(OSError):
-    """The session folder is being written by another capture."""
-
 
 class Core:
-    """One live session: the store, the rules' memo and ``flows.mitm``.
-
-    Every Core opening a folder first analyses what the journal (``auditor.sources.journal``)
-    holds beyond the last commit: a worker starting a resumed capture, the proxy taking over
-    from a dead worker, ``recover`` for ``kidaudit report``. Each commit records, in its own
-    transaction, how far into the journal it got and how long ``flows.mitm`` then was, so a
-    batch that died half-written is cut off ``flows.mitm`` and analysed again, once."""
+    """One live session: the store, the rules' memo, ``flows.mitm`` and the journal's
+    commits (see the module's docstring)."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
                  *, in_proxy: bool = False, take_over: bool = False, plausible: bool = True,
@@ -143,7 +93,7 @@ class Core:
         self._clock = clock
         self._last_poll = float("-inf")
         self._marks: dict[str, set[str]] = {}  # flow id -> categories, until it is saved
-        self._conn_bytes: dict[object, tuple[dict, tnet.Encoded]] = {}  # id -> state, written
+        self._conn_bytes: Memo[object, tuple[dict, tnet.Encoded]] = Memo(CONN_MEMO)
         self._all_results = settings.marks
         self._flush = True
         self.replayed: list[Reply] = []  # what analysing the journal's backlog answered
@@ -180,59 +130,11 @@ class Core:
         """Replies to one message, committed (with a checkpoint) before they are returned."""
         return self.handle_batch([msg])
 
-    def _handle_safe(self, msg: Message) -> list[Reply]:
-        """A message that fails (other than ``finish``/``close``, whose failure ends the
-        session) is logged, counted under coverage and answered; the session goes on."""
-        if msg[0] in ("finish", "close"):
-            return self._handle(msg)
-        try:
-            return self._handle(msg)
-        except Exception as e:  # noqa: BLE001 - one bad message, not the session
-            return self._failed(msg, e)
-
-    def _handle(self, msg: Message) -> list[Reply]:
-        kind = msg[0]
-        if kind == "http":
-            _, token, state, hello = msg
-            return [*self._poll(), *self._reply(self._observe_flow(token, state, hello))]
-        if kind == "tx":
-            _, token, tx = msg
-            return [*self._poll(), *self._reply(self._observe(token, tx))]
-        if kind == "uninspected":
-            _, tx, reason, record = msg
-            self.session.store.add_uninspected(tx.host, reason)
-            self._save(record)  # ``analyze flows.mitm`` rebuilds the attempt from it
-            return self._reply(self._observe(None, tx))
-        if kind == "event":
-            _, ev, save = msg
-            self.session.record_event(ev)
-            if save:
-                self._save(mark_flow(ev).get_state())
-        elif kind == "error":
-            _, stage, text = msg
-            self.session.store.add_error(None, stage, text)
-        elif kind == "save":
-            self._save(msg[1])
-        elif kind == "finish":
-            replies = self._poll(force=True)  # marks written since the last message count too
-            self._flows.flush()
-            self._checkpoint()
-            if journal.size_of(self.journal_path) == self.journal_offset:
-                self._release(self.journal_offset)  # all committed: none of it kept twice
-            out = self.session.write_outputs(lang=msg[1])
-            self.close()
-            return [*replies, ("finished", len(out.findings), str(out.report))]
-        elif kind == "close":
-            self.close()
-        else:
-            raise ValueError(f"unknown message {kind!r}")
-        return []
-
     def handle_batch(self, messages: list[Message]) -> list[Reply]:
         """Several messages, one SQLite transaction and one write to the flow file.
-        ``finish`` or ``close`` (always the last message) runs after the batch is
+        ``Finish`` or ``Close`` (always the last message) runs after the batch is
         committed."""
-        last = messages[-1:] if messages and messages[-1][0] in ("finish", "close") else []
+        last = messages[-1:] if messages and isinstance(messages[-1], protocol.ENDING) else []
         body = messages[:len(messages) - len(last)]
         replies = self._in_batch(lambda: [r for msg in body for r in self._handle_safe(msg)])
         for msg in last:
@@ -241,7 +143,7 @@ class Core:
 
     def handle_records(self, records: list[journal.Record]) -> list[Reply]:
         """Journal records, in one transaction whose checkpoint says how far the journal is
-        committed; replies end with ``("committed", offset)``."""
+        committed; replies end with ``Committed``."""
         def body() -> list[Reply]:
             out: list[Reply] = []
             try:
@@ -254,7 +156,53 @@ class Core:
 
         replies = self._in_batch(body)
         self._release(self.journal_offset // RELEASE_ALIGN * RELEASE_ALIGN)
-        return [*replies, ("committed", self.journal_offset)]
+        return [*replies, Committed(self.journal_offset)]
+
+    def _handle_safe(self, msg: Message) -> list[Reply]:
+        """A message that fails (other than ``Finish``/``Close``, whose failure ends the
+        session) is logged, counted under coverage and answered; the session goes on."""
+        if isinstance(msg, protocol.ENDING):
+            return self._handle(msg)
+        try:
+            return self._handle(msg)
+        except Exception as e:  # noqa: BLE001 - one bad message, not the session
+            return self._failed(msg, e)
+
+    def _handle(self, msg: Message) -> list[Reply]:
+        match msg:
+            case HttpFlow(token, state, hello):
+                return [*self._poll(), *self._reply(self._observe_flow(token, state, hello))]
+            case Raw(token, tx):
+                return [*self._poll(), *self._reply(self._observe(token, tx))]
+            case Uninspected(tx, reason, record):
+                self.session.store.add_uninspected(tx.host, reason)
+                self._save(record)  # ``analyze flows.mitm`` rebuilds the attempt from it
+                return self._reply(self._observe(None, tx))
+            case Consent(ev, save):
+                self.session.record_event(ev)
+                if save:
+                    self._save(mark_flow(ev).get_state())
+            case AnalysisError(stage, text):
+                self.session.store.add_error(None, stage, text)
+            case SaveFlow(state):
+                self._save(state)
+            case Finish(lang):
+                return self._finish(lang)
+            case Close():
+                self.close()
+            case _:
+                raise ValueError(f"unknown message {type(msg).__name__}")
+        return []
+
+    def _finish(self, lang: str) -> list[Reply]:
+        replies = self._poll(force=True)  # marks written since the last message count too
+        self._flows.flush()
+        self._checkpoint()
+        if journal.size_of(self.journal_path) == self.journal_offset:
+            self._release(self.journal_offset)  # all committed: none of it kept twice
+        out = self.session.write_outputs(lang=lang)
+        self.close()
+        return [*replies, Finished(len(out.findings), str(out.report))]
 
     def _in_batch(self, body: Callable[[], list[Reply]]) -> list[Reply]:
         with self.session.store.batch():
@@ -271,13 +219,13 @@ class Core:
         try:
             msg = rec.message()
         except Exception as e:  # noqa: BLE001 - a record we cannot read, not the session
-            return self._failed(("journal",), e)
+            return self._failed(None, e)
         if rec.start == self._suspect:
             return self._quarantine(rec, msg)
-        if msg[0] in ("finish", "close"):  # control messages never travel in the journal
+        if isinstance(msg, protocol.ENDING):  # control messages never travel in the journal
             return []
-        if rec.start < self._fresh_from and msg[0] in ("http", "tx"):
-            msg = (msg[0], None, *msg[2:])
+        if rec.start < self._fresh_from and isinstance(msg, HttpFlow | Raw):
+            msg = replace(msg, token=None)
         self._busy.start(rec.start)
         return self._handle_safe(msg)
 
@@ -285,19 +233,21 @@ class Core:
         """The message an analysis died on: not analysed again, listed under coverage; a
         flow's state is still appended to ``flows.mitm`` (the evidence is kept)."""
         self.quarantined += 1
-        text = (f"quarantined: the analysis died while analysing this {msg[0]} message "
+        text = (f"quarantined: the analysis died while analysing this {_kind(msg)} message "
                 f"({_subject(msg)}, journal offset {rec.start}); not analysed again")
         self.session.store.add_error(None, "quarantine", text)
-        state = {"http": 2, "save": 1, "uninspected": 3}.get(msg[0])
-        if state is not None and isinstance(msg[state], dict):
-            self._save(msg[state])
-        return [("log", logging.ERROR, f"kidaudit: {text}")]
+        match msg:
+            case HttpFlow(state=state) | SaveFlow(state=state) | Uninspected(record=state):
+                if isinstance(state, dict):
+                    self._save(state)
+        return [Log(logging.ERROR, f"kidaudit: {text}")]
 
     def _replay(self) -> None:
         """Analyse what the journal holds beyond the last commit, in steps."""
         for records in journal.records(self.journal_path, self.journal_offset):
             quarantined = self.quarantined
-            self.replayed += [r for r in self.handle_records(records) if r[0] != "committed"]
+            self.replayed += [r for r in self.handle_records(records)
+                              if not isinstance(r, Committed)]
             self.recovered += len(records) - (self.quarantined - quarantined)
 
     def _cut_tail(self) -> int:
@@ -364,26 +314,28 @@ class Core:
         self.session.store.add_error(tx_id, stage, text)
         return Result(token, tx_id, error=text)
 
-    def _failed(self, msg: Message, e: Exception) -> list[Reply]:
+    def _failed(self, msg: Message | None, e: Exception) -> list[Reply]:
         """A message failed outside the guarded stages (a malformed message, a store that
-        refused it): logged and, if the store still takes it, counted."""
-        kind = msg[0]
-        token = msg[1] if kind in ("http", "tx") else None
-        stage = "analyze" if kind in ("http", "tx", "uninspected") else str(kind)
+        refused it, a journal record that cannot be read: ``msg`` None): logged and, if the
+        store still takes it, counted."""
+        kind = _kind(msg) if msg is not None else "journal"
+        analysed = isinstance(msg, ANALYSED)
+        token = msg.token if isinstance(msg, HttpFlow | Raw) else None
+        stage = "analyze" if analysed else kind
         try:
             result = self._error(token, None, stage, e)
         except Exception:  # noqa: BLE001 - the store itself failing: the log line remains
             result = Result(token, None, error=error_text(e))
-        out: list[Reply] = [("log", logging.ERROR, f"kidaudit analysis: {kind}: {result.error}")]
-        if kind in ("http", "tx", "uninspected"):
-            out.append(("result", result))
+        out: list[Reply] = [Log(logging.ERROR, f"kidaudit analysis: {kind}: {result.error}")]
+        if analysed:
+            out.append(result)
         return out
 
     def _reply(self, result: Result) -> list[Reply]:
         """A result goes back when the proxy has a use for it: each pipe message wakes the
         proxy's event loop, which is the device's time."""
         wanted = result.alerts or result.error or (self._all_results and result.categories)
-        return [("result", result)] if wanted else []
+        return [result] if wanted else []
 
     def _poll(self, force: bool = False) -> list[Reply]:
         """Marks written by ``kidaudit mark --session DIR`` from another process. Looked for
@@ -396,22 +348,22 @@ class Core:
         replies: list[Reply] = []
         for ev in self.session.poll_events():
             self._save(mark_flow(ev).get_state())
-            replies.append(("log", logging.WARNING, f"kidaudit: consent mark {describe(ev)}"))
+            replies.append(Log(logging.WARNING, f"kidaudit: consent mark {describe(ev)}"))
         return replies
 
     def _with_encoded_conns(self, state: dict) -> dict:
         """The state with its connections' states as already-written tnetstrings: a
-        keep-alive connection's state repeats, unchanged, in each of its flows."""
+        keep-alive connection's state repeats, unchanged, in each of its flows (in the
+        proxy's process, as the very same dict)."""
         out = state
         for key in ("client_conn", "server_conn"):
             conn = state.get(key)
             if type(conn) is not dict:
                 continue
             hit = self._conn_bytes.get(conn.get("id"))
-            if hit is None or hit[0] != conn:
-                if len(self._conn_bytes) >= CONN_MEMO:
-                    self._conn_bytes.clear()
-                hit = self._conn_bytes[conn.get("id")] = (conn, tnet.Encoded(tnet.dumps(conn)))
+            if hit is None or (hit[0] is not conn and hit[0] != conn):
+                hit = self._conn_bytes.put(conn.get("id"),
+                                           (conn, tnet.Encoded(tnet.dumps(conn))))
             if out is state:
                 out = dict(state)
             out[key] = hit[1]
@@ -432,9 +384,7 @@ class Core:
 
 
 class Inline:
-    """The ``Core`` in the proxy's own process: replies come back at once. Each message goes
-    through pickle as it would to the worker, so both run on the same data (the ``Core``
-    takes flow states apart; the proxy's side shares connection states between flows).
+    """The ``Core`` in the proxy's own process: replies come back at once.
 
     ``take_over``: a dead worker's stand-in. It starts with what the worker had not
     committed (from the journal, each message once), except a message the worker died
@@ -450,11 +400,11 @@ class Inline:
         self.core.replayed = []
 
     def send(self, msg: Message) -> None:
-        for reply in self.core.handle(pickle.loads(pickle.dumps(msg, PICKLE))):
+        for reply in self.core.handle(msg):
             self._on_reply(reply)
 
-    def finish(self, lang: str) -> Reply:
-        (*replies, finished) = self.core.handle(("finish", lang))
+    def finish(self, lang: str) -> Finished:
+        (*replies, finished) = self.core.handle(Finish(lang))
         for reply in replies:
             self._on_reply(reply)
         return finished
@@ -491,40 +441,6 @@ def recover(directory: Path) -> int | None:
     return core.recovered
 
 
-def hold_lock(directory: Path):
-    """Held by the ``Core`` for as long as it may write to the session folder: one capture
-    per folder, and readers can wait for a crashed proxy's worker to finish."""
-    private_dir(directory)
-    fh = open(directory / LOCK_FILE, "a")  # noqa: SIM115 - released in Core.close
-    os.chmod(directory / LOCK_FILE, 0o600)
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise SessionBusy(f"{directory}: another capture is writing to this session "
-                          "folder") from None
-    return fh
-
-
-def settled(directory: Path, timeout: float) -> bool:
-    """Wait (at most ``timeout`` s) until no worker is writing to the session folder; False
-    if one still is (a capture is running)."""
-    path = Path(directory) / LOCK_FILE
-    if not path.exists():
-        return True
-    deadline = time.monotonic() + timeout
-    with open(path) as fh:
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.02)
-
-
-
 def _open_flows(path: Path, meta: dict[str, str]):
     """``flows.mitm`` for appending, cut back to the last commit: a batch being written at
     a death was never committed to SQLite either, and is analysed again from the journal.
@@ -539,47 +455,20 @@ def _open_flows(path: Path, meta: dict[str, str]):
     return fh
 
 
-def _subject(msg: Message) -> str:
+def _kind(msg: object) -> str:
+    """A message's name in log lines and under coverage."""
+    return getattr(msg, "kind", type(msg).__name__)
+
+
+def _subject(msg: object) -> str:
     """What a message was about, in a few words, for the quarantine's line."""
     try:
-        if msg[0] == "http":
-            request = msg[2].get("request") or {}
-            return f"flow {msg[2].get('id', '?')} to {request.get('host', '?')}"
-        if msg[0] in ("tx", "uninspected"):
-            tx = msg[2] if msg[0] == "tx" else msg[1]
-            return f"{tx.transport} to {tx.host or tx.ip}"
+        match msg:
+            case HttpFlow(state=state):
+                request = state.get("request") or {}
+                return f"flow {state.get('id', '?')} to {request.get('host', '?')}"
+            case Raw(tx=tx) | Uninspected(tx=tx):
+                return f"{tx.transport} to {tx.host or tx.ip}"
     except Exception:  # noqa: BLE001 - a message too odd to describe is still quarantined
         pass
-    return str(msg[0])
-
-
-# Control, format (bidi overrides and isolates, zero-width), line and paragraph separators:
-# a device's text on the lab's terminal must not move the cursor, rewrite earlier lines,
-# reorder what follows or hide itself. Written out from Unicode's Cc, Cf, Zl and Zp
-# (3.11's tables, plus what 3.13 adds), so importing it costs nothing.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
-    "\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
-    "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
-
-
-def clean(text: str) -> str:
-    r"""``text`` safe for a terminal: each control or format character shown as its escape
-    (``\x1b``, ``\u202e``), so the line still says what the device sent."""
-    if text.isprintable():
-        return text
-    return _UNSAFE.sub(_escape, text)
-
-
-def _escape(m: re.Match[str]) -> str:
-    code = ord(m.group())
-    return f"\\x{code:02x}" if code < 0x100 else (
-        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-
-
-def describe(ev: ConsentEvent) -> str:
-    """A consent event in one line, for the proxy's log."""
-    what = ev.name if ev.action == "phase" else ",".join(ev.categories)
-    extra = f" separate={','.join(ev.separate)}" if ev.separate else ""
-    return f"{ev.action} {what}{extra}"
+    return _kind(msg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -15,13 +16,23 @@ from pathlib import Path
 import pytest
 from mitmproxy import io
 
-from auditor.sources import journal
-from auditor.sources.live import Settings, settled
-from auditor.sources.worker import HEADER, Frames, Worker, WorkerError, frame
+from auditor.live import journal
+from auditor.live import worker as worker_module
+from auditor.live.core import Core, Inline
+from auditor.live.lock import settled
+from auditor.live.protocol import (
+    Close,
+    Detached,
+    Finished,
+    HttpFlow,
+    Log,
+    Result,
+    Settings,
+)
+from auditor.live.worker import HEADER, Frames, Worker, WorkerError, WorkerUnavailable, frame
 from auditor.store import Store
-from tests.factories import http_flow
+from tests.factories import IMEI, http_flow
 
-IMEI = "864536040123455"
 PROFILE = f'identifiers: {{imei: "{IMEI}"}}\nfirst_party: [acme-watch.example]\n'
 
 
@@ -31,14 +42,18 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(str(tmp_path / "s"), str(tmp_path / "p.yaml"), marks=True)
 
 
-def _http(i: int) -> tuple:
+def _http(i: int) -> HttpFlow:
     f = http_flow(f"http://api.acme-watch.example/r/{i}", 1000.0 + i, {"imei": IMEI})
-    return ("http", i, f.get_state(), None)
+    return HttpFlow(i, f.get_state())
+
+
+def _results(replies: list) -> list[Result]:
+    return [r for r in replies if isinstance(r, Result)]
 
 
 @pytest.mark.parametrize("cut", [0, 1, 7, 8, 9, 20])
 def test_frames_come_out_whole_however_the_pipe_cuts_them(cut: int) -> None:
-    messages = [("log", 1, "a"), ("result", None), ("x" * 300,)]
+    messages = [Log(1, "a"), Result(None, 1), Log(logging.INFO, "x" * 300)]
     data = b"".join(frame(m) for m in messages)
     frames = Frames()
     got = frames.feed(data[:cut]) + frames.feed(data[cut:])
@@ -46,7 +61,7 @@ def test_frames_come_out_whole_however_the_pipe_cuts_them(cut: int) -> None:
 
 
 def test_a_frame_is_its_length_then_a_pickle() -> None:
-    data = frame(("close",))
+    data = frame(Close())
     (n,) = struct.unpack(">Q", data[:HEADER.size])
     assert n == len(data) - HEADER.size
 
@@ -55,6 +70,7 @@ def _run(coro_fn):
     return asyncio.run(asyncio.wait_for(coro_fn(), timeout=60))
 
 
+@pytest.mark.e2e
 def test_the_worker_analyses_marks_and_writes_the_reports(settings) -> None:
     async def main():
         replies, deaths = [], []
@@ -64,17 +80,18 @@ def test_the_worker_analyses_marks_and_writes_the_reports(settings) -> None:
         for i in range(1, 6):
             worker.send(_http(i))
         for _ in range(500):  # results come back through the event loop
-            if len([r for r in replies if r[0] == "result"]) == 5:
+            if len(_results(replies)) == 5:
                 break
             await asyncio.sleep(0.01)
         finished = worker.finish("en")
         return replies, deaths, finished, worker.proc.returncode
 
     replies, deaths, finished, code = _run(main)
-    results = [r[1] for r in replies if r[0] == "result"]
+    results = _results(replies)
     assert [r.token for r in results] == [1, 2, 3, 4, 5]
     assert all(r.categories == ("identifier.imei",) for r in results)
-    assert finished[0] == "finished" and finished[1] > 0 and code == 0 and deaths == []
+    assert isinstance(finished, Finished) and finished.findings > 0
+    assert code == 0 and deaths == []
     assert (Path(settings.directory) / "report.html").is_file()
 
 
@@ -92,6 +109,7 @@ def _autogroup(pid: int) -> str | None:
     return found[0] if found else ""
 
 
+@pytest.mark.e2e
 def test_the_worker_steps_aside_at_nice_19_and_runs_optimised(settings) -> None:
     async def main():
         worker = Worker(settings, asyncio.get_running_loop(), lambda r: None, print)
@@ -111,6 +129,7 @@ def test_the_worker_steps_aside_at_nice_19_and_runs_optimised(settings) -> None:
     assert _run(main) == (min(19, ours + 19), os.SCHED_OTHER, b"-O", group)
 
 
+@pytest.mark.e2e
 def test_a_session_the_worker_cannot_open_is_one_clear_error(tmp_path) -> None:
     (tmp_path / "p.yaml").write_text(PROFILE)
     blocker = tmp_path / "file"
@@ -124,28 +143,26 @@ def test_a_session_the_worker_cannot_open_is_one_clear_error(tmp_path) -> None:
         _run(main)
 
 
+@pytest.mark.e2e
 def test_when_the_proxy_vanishes_the_worker_commits_everything_it_was_sent(settings) -> None:
     async def main():
         worker = Worker(settings, asyncio.get_running_loop(), lambda r: None, print)
         for i in range(1, 41):
             worker.send(_http(i))
         # The proxy dies: its end of the pipe closes without a word (no finish, no close).
-        # Closed through its file object: a bare os.close would leave that object to
-        # close the same fd number again when collected, under some later test's pipe.
-        worker._loop.remove_reader(worker._rfd)
-        worker.proc.stdin.close()
+        worker.detach()
         return worker.proc
 
     proc = _run(main)
     assert settled(Path(settings.directory), 30)
     proc.wait(timeout=30)
-    proc.stdout.close()
     store = Store.open_existing(Path(settings.directory))
     ids = [o.transmission.id for o in store.observations()]
     store.close()
     assert ids == list(range(1, 41))
 
 
+@pytest.mark.e2e
 def test_a_dead_worker_is_reported_once_with_its_exit_code(settings) -> None:
     async def main():
         deaths = []
@@ -167,14 +184,12 @@ def test_a_dead_worker_is_reported_once_with_its_exit_code(settings) -> None:
 NOT_PYTHON = [("missing", False), ("exits", False), ("exits", True)]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("behaviour", "gone_before_write"), NOT_PYTHON,
                          ids=["missing", "exits", "exits-before-the-first-write"])
 def test_no_python_to_start_the_worker_with_is_told_apart(settings, monkeypatch, tmp_path,
                                                           behaviour, gone_before_write
                                                           ) -> None:
-    from auditor.sources import worker
-    from auditor.sources.worker import WorkerUnavailable
-
     python = tmp_path / "python"
     if behaviour == "exits":
         python.write_text("#!/bin/sh\nexit 1\n")
@@ -188,7 +203,7 @@ def test_no_python_to_start_the_worker_with_is_told_apart(settings, monkeypatch,
             os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
             return proc
 
-        monkeypatch.setattr(worker.subprocess, "Popen", exited_popen)
+        monkeypatch.setattr(worker_module.subprocess, "Popen", exited_popen)
 
     async def main():
         Worker(settings, asyncio.get_running_loop(), print, print)
@@ -197,6 +212,7 @@ def test_no_python_to_start_the_worker_with_is_told_apart(settings, monkeypatch,
         _run(main)
 
 
+@pytest.mark.e2e
 def test_closing_the_worker_is_not_mistaken_for_its_death(settings) -> None:
     async def main():
         deaths = []
@@ -225,12 +241,11 @@ def _wait_for(predicate, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.e2e
 def test_what_a_dead_worker_had_not_committed_is_taken_over_once_from_the_journal(settings
                                                                                   ) -> None:
     """The worker commits 10 messages, then stops (SIGSTOP) with 5 more in the journal and
     is killed: the stand-in analyses those 5 from the journal, each once."""
-    from auditor.sources.live import Inline
-
     directory = Path(settings.directory)
 
     async def main():
@@ -266,6 +281,7 @@ def test_what_a_dead_worker_had_not_committed_is_taken_over_once_from_the_journa
     assert paths == [f"/r/{i}" for i in range(1, 16)]
 
 
+@pytest.mark.e2e
 def test_a_stopped_worker_never_stops_the_proxy_and_the_backlog_is_bounded(settings,
                                                                            monkeypatch
                                                                            ) -> None:
@@ -294,8 +310,8 @@ def test_a_stopped_worker_never_stops_the_proxy_and_the_backlog_is_bounded(setti
         return replies, stalled, finished
 
     replies, stalled, finished = _run(main)
-    assert finished[0] == "finished" and stalled > 0
-    logged = [r[2] for r in replies if r[0] == "log"]
+    assert isinstance(finished, Finished) and stalled > 0
+    logged = [r.text for r in replies if isinstance(r, Log)]
     assert len(logged) == 1 and "behind" in logged[0]
     store = Store.open_existing(directory)
     kept = len(store.observations())
@@ -306,10 +322,9 @@ def test_a_stopped_worker_never_stops_the_proxy_and_the_backlog_is_bounded(setti
     assert dropped > 0 and kept - 1 + dropped == 10
 
 
+@pytest.mark.e2e
 def test_done_waits_with_a_bound_and_leaves_the_rest_to_the_worker(settings, monkeypatch
                                                                    ) -> None:
-    from auditor.sources import worker as worker_module
-
     directory = Path(settings.directory)
     monkeypatch.setattr(worker_module, "FINISH_S", 0.3)
 
@@ -322,8 +337,8 @@ def test_done_waits_with_a_bound_and_leaves_the_rest_to_the_worker(settings, mon
         os.kill(worker.proc.pid, signal.SIGCONT)  # it goes on alone
         return finished, worker.proc
 
-    (kind, pid, left), proc = _run(main)
-    assert (kind, pid) == ("detached", proc.pid) and left > 0
+    finished, proc = _run(main)
+    assert finished == Detached(proc.pid, finished.left) and finished.left > 0
     proc.wait(timeout=60)
     assert settled(directory, 30)
     assert _committed(directory) == 20
@@ -339,6 +354,7 @@ os.execv({python!r}, [{python!r}, *sys.argv[1:]])
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("work", "starts"), [
     ("pass", True),  # busy for longer than the stall limit: slow but alive
     ("time.sleep(0.05)", False),  # no CPU used: stuck, given up on
@@ -346,9 +362,6 @@ os.execv({python!r}, [{python!r}, *sys.argv[1:]])
 def test_a_slow_start_is_waited_for_while_it_makes_progress(settings, monkeypatch, tmp_path,
                                                             work, starts) -> None:
     import sys
-
-    from auditor.sources import worker as worker_module
-    from auditor.sources.worker import WorkerUnavailable
 
     monkeypatch.setattr(worker_module, "STALL_S", 1.0)
     monkeypatch.setattr(worker_module, "PROGRESS_S", 0.1)
@@ -369,13 +382,12 @@ def test_a_slow_start_is_waited_for_while_it_makes_progress(settings, monkeypatc
             _run(main)
 
 
+@pytest.mark.e2e
 def test_a_new_worker_commits_an_earlier_proxys_backlog_without_its_handles(settings
                                                                           ) -> None:
     """Both processes were killed with 5 messages in the journal (``capture --resume``
     follows): the new worker commits them first, and its results carry no handle, since the
     earlier proxy's handles would name this proxy's flows."""
-    from auditor.sources.live import Core
-
     directory = Path(settings.directory)
     Core(settings).close()
     writer = journal.Writer(directory)
@@ -388,9 +400,9 @@ def test_a_new_worker_commits_an_earlier_proxys_backlog_without_its_handles(sett
         worker = Worker(settings, asyncio.get_running_loop(), replies.append, print)
         worker.send(_http(6))
         finished = worker.finish("en")
-        return [r[1].token for r in replies if r[0] == "result"], finished
+        return [r.token for r in _results(replies)], finished
 
     tokens, finished = _run(main)
-    assert finished[0] == "finished"
+    assert isinstance(finished, Finished)
     assert tokens == [None] * 5 + [6]
     assert _committed(directory) == 6
