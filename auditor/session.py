@@ -23,7 +23,8 @@ from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate
 from auditor.store import Store, private_copy, private_dir
 
 PROFILE_FILE, CONSENT_FILE, FLOWS_FILE = "profile.yaml", "consent.yaml", "flows.mitm"
-OUTPUTS = ("findings.json", "report.html", "detections.csv")
+FINDINGS_FILE, REPORT_FILE, CSV_FILE = "findings.json", "report.html", "detections.csv"
+OUTPUTS = (FINDINGS_FILE, REPORT_FILE, CSV_FILE)
 LIVE_INPUT = "live capture"  # how a capture's session names its input in ``meta.inputs``
 
 
@@ -45,7 +46,7 @@ class Outputs:
 
     @property
     def report(self) -> Path:
-        return self.directory / "report.html"
+        return self.directory / REPORT_FILE
 
 
 class Session:
