@@ -159,20 +159,21 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
     findings = evaluate(observations, RuleContext(profile, ledger), errors=judged)
     meta = store.meta()
-    session = {
-        "id": meta.get("id", ""),
-        "device": {"name": meta.get("device", ""), "kind": meta.get("kind", ""),
-                   "firmware": meta.get("firmware", "")},
-        "inputs": [i for i in meta.get("inputs", "").split(",") if i],
-        "resumed": [t for t in meta.get("resumed", "").split(",") if t],
-        "tool_version": meta.get("tool_version", __version__),
-        "ruleset": meta.get("ruleset", RULESET_VERSION),
-        "profile_sha256": sha256_file(directory / PROFILE_FILE),
-        "consent_sha256": sha256_file(directory / CONSENT_FILE),
-        "flows_sha256": sha256_file(directory / FLOWS_FILE),
-        "rules_applied": [rule.id for rule in CATALOGUE],
-        "country_source": country_source(),
-    }
+    session = document.SessionInfo(
+        id=meta.get("id", ""),
+        device=document.Device(meta.get("device", ""), meta.get("kind", ""),
+                               meta.get("firmware", "")),
+        inputs=tuple(i for i in meta.get("inputs", "").split(",") if i),
+        resumed=tuple(t for t in map(document.parse_time, meta.get("resumed", "").split(","))
+                      if t),
+        tool_version=meta.get("tool_version", __version__),
+        ruleset=meta.get("ruleset", RULESET_VERSION),
+        profile_sha256=sha256_file(directory / PROFILE_FILE),
+        consent_sha256=sha256_file(directory / CONSENT_FILE),
+        flows_sha256=sha256_file(directory / FLOWS_FILE),
+        rules_applied=tuple(rule.id for rule in CATALOGUE),
+        country_source=country_source(),
+    )
     consent = judged_under(observations, ledger, judged)
     coverage = {"uninspected": store.uninspected(), "errors": store.errors() + judged}
     # The profile's position is masked wherever it stands, a latitude alone included: one
@@ -184,24 +185,13 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     target = private_dir(out) if out is not None else directory
     # A row a renderer could not write is listed under coverage errors in what is written
     # after it: the CSV's in the page and findings.json, the page's in findings.json.
-    _add_errors(doc, detections_csv.render(doc, target / "detections.csv"))
-    _add_errors(doc, html.render(doc, target / "report.html", lang=lang))
+    doc = doc.with_errors(detections_csv.render(doc, target / "detections.csv"))
+    doc = doc.with_errors(html.render(doc, target / "report.html", lang=lang))
     findings_json.render(doc, target / "findings.json")
     for path in [target / name for name in OUTPUTS] + [directory / FLOWS_FILE]:
         if path.exists():
             os.chmod(path, 0o600)  # the evidence copy holds personal data too
     return Outputs(target, findings)
-
-
-def _add_errors(doc: dict[str, object], errors: list[dict[str, object]]) -> None:
-    """Coverage errors found while rendering, added to the document's list and count."""
-    if not errors:
-        return
-    coverage = doc.setdefault("coverage", {})
-    assert isinstance(coverage, dict)
-    listed = [*coverage.get("errors", []), *errors]
-    coverage["errors"] = listed
-    coverage["analysis_errors"] = len(listed)
 
 
 def judged_under(observations: list[Observation], ledger: Ledger,
