@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import cbor2
+import msgpack
+
 from auditor.validate.runner import SCHEMA, SUITE
 
 PROVENANCE: dict[str, str] = {
@@ -715,9 +718,6 @@ def negative_matrix() -> Iterator[Case]:
 def carrier_cases() -> Iterator[Case]:
     """The same seeded IMEI in the body formats and layer stacks the decoder peels. Field
     paths are globs: the case is about reaching the value, not about path naming."""
-    import cbor2
-    import msgpack
-
     imei = exp("identifier.imei", "body*")
     doc = {"dev": {"imei": IMEI, "bat": 87}}
     yield case("carrier-gzip-body", "own", [{**imei, "encoding": "gzip"}], method="POST",
