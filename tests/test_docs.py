@@ -15,7 +15,7 @@ from auditor.rules.markdown import REGENERATE, render
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-ADDON = (ROOT / "addons" / "kidaudit.py").read_text()
+ADDON = (ROOT / "auditor" / "live" / "addon.py").read_text()  # where the options are declared
 
 
 @pytest.mark.parametrize("command", [c.name or c.callback.__name__
