@@ -52,6 +52,9 @@ def _failure(exc: Exception) -> str:
 
 @dataclass
 class _Open:
+    """A finding while its messages are gathered: they are kept, not their consent states,
+    which are judged once, when the findings are asked for."""
+
     rule: Rule
     recipient: str
     categories: tuple[str, ...]
