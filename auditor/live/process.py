@@ -55,7 +55,7 @@ def _step_aside() -> None:
     has its own session (see ``auditor.live.worker``), so its own nice alone leaves it an
     equal share with the proxy's whole group. Its group's nice, in ``/proc/self/autogroup``,
     is what steps it aside; any user may raise it, and the proxy's throughput shows it
-    (``bench/proxy_overhead.py``; figures in bench/results.md).
+    (``bench/proxy_overhead.py``'s ratio).
 
     Not ``SCHED_IDLE``, though it sounds like the better fit: it added more to the proxy's
     p99 latency than nice 19 did. Linux counts a CPU that runs only idle-policy tasks as

@@ -57,8 +57,9 @@ HEADER = struct.Struct(">Q")
 PICKLE = pickle.HIGHEST_PROTOCOL
 PROCESS = "auditor.live.process"  # the worker's module, run with ``python -O -m``
 # mitmproxy type-checks every field of every request it rebuilds, under ``__debug__`` only,
-# on states mitmproxy itself wrote: a cost per flow that buys nothing here (bench/results.md).
-# kidaudit's own asserts only narrow types; no check of captured input is an assert.
+# on states mitmproxy itself wrote: a cost per flow that buys nothing here (the worker's CPU
+# per request, which bench/proxy_overhead.py reports). kidaudit's own asserts only narrow
+# types; no check of captured input is an assert.
 OPTIMISE = ("-O",)
 # Starting can take long (the first run compiles the bytecode; a profile with thousands of
 # contacts builds many patterns), so a start is not timed as a whole: the worker is given
@@ -70,9 +71,9 @@ STARTUP_MAX_S = 1800.0
 PROGRESS_S = 1.0  # how often a starting worker's CPU time is read
 # The worker lets messages gather this long before it reads them: each batch has a cost
 # whatever its size (a wake-up on cold caches, a commit, a checkpoint, a flush), so fewer,
-# larger batches cost less worker CPU per request (bench/proxy_overhead.py; figures in
-# bench/results.md). A live alert comes at most this much later; nothing waits on it, and
-# what is in the journal is committed even if the proxy dies.
+# larger batches cost less worker CPU per request (bench/proxy_overhead.py measures it). A
+# live alert comes at most this much later; nothing waits on it, and what is in the journal
+# is committed even if the proxy dies.
 GATHER_S = 0.1
 IDLE_S = 0.8  # the longest look-again interval of an idle worker (a first alert's delay)
 # ``done`` waits this long for the worker to commit the backlog and write the reports;
