@@ -71,7 +71,7 @@ def parse_time(value: Any) -> datetime | None:
 # Field order is key order in findings.json; ``json()`` gives each object's JSON mapping.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Device:
     name: str = ""
     kind: str = ""
@@ -81,7 +81,7 @@ class Device:
         return {"name": self.name, "kind": self.kind, "firmware": self.firmware}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionInfo:
     """Who and what the session was. ``clock_note`` is written only when a producer sets
     it; ``masked``, ``started`` and ``ended`` are settled by ``build``."""
@@ -116,7 +116,7 @@ class SessionInfo:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecipientEntry:
     """Who received a transmission; an unknown organization, country or SDK is None."""
 
@@ -132,7 +132,7 @@ class RecipientEntry:
                 "country": self.country, "sdk": self.sdk, "sdk_type": self.sdk_type}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TransmissionEntry:
     """One message as the report shows it; ``consent``: category → the state it was judged
     under."""
@@ -159,7 +159,7 @@ class TransmissionEntry:
                 "consent": dict(self.consent)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DetectionEntry:
     transmission: int
     category: str = ""
@@ -178,7 +178,7 @@ class DetectionEntry:
                 "value": self.value, "confidence": self.confidence}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FindingEntry:
     id: str = ""
     rule: str = ""
@@ -202,7 +202,7 @@ class FindingEntry:
                 "references": list(self.references), "consent": list(self.consent)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventEntry:
     """A consent event or a phase of the session's timeline."""
 
@@ -220,7 +220,7 @@ class EventEntry:
                 "separate": list(self.separate), "name": self.name, "source": self.source}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CoverageError:
     """A part of the analysis or of an output that could not be done, by stage."""
 
@@ -233,7 +233,7 @@ class CoverageError:
                 "message": self.message}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Uninspected:
     host: str = ""
     reason: str = ""
@@ -242,7 +242,7 @@ class Uninspected:
         return {"host": self.host, "reason": self.reason}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Opaque:
     """Fields of one transmission that a limit or an unknown encoding kept unread."""
 
@@ -253,7 +253,7 @@ class Opaque:
         return {"transmission": self.transmission, "fields": list(self.fields)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Coverage:
     """What was and was not read. ``analysis_errors`` may count more than ``errors``
     lists (a document from another producer); ``build`` makes them agree."""
@@ -273,7 +273,7 @@ class Coverage:
                 "errors": list(self.errors)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Document:
     session: SessionInfo = field(default_factory=SessionInfo)
     transmissions: tuple[TransmissionEntry, ...] = ()
