@@ -36,7 +36,7 @@ from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
 from auditor.demo.run import listening_port
-from auditor.sources.mitm import load_addon_class
+from auditor.live.addon import KidAudit
 from tests.factories import IMEI
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.e2e]
@@ -364,7 +364,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     async def main() -> None:
         opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(tmp / "conf"))
         master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-        master.addons.add(load_addon_class()())
+        master.addons.add(KidAudit())
         master.options.update(kidaudit_profile=str(tmp / "p.yaml"),
                               kidaudit_session=str(session))
         task = asyncio.create_task(master.run())
@@ -541,7 +541,7 @@ def odd_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[by
     async def main() -> None:
         opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(tmp / "conf"))
         master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-        master.addons.add(load_addon_class()())
+        master.addons.add(KidAudit())
         master.options.update(kidaudit_profile=str(tmp / "p.yaml"),
                               kidaudit_session=str(tmp / "session"))
         task = asyncio.create_task(master.run())

@@ -493,11 +493,3 @@ def _times(flow: Flow) -> Iterator[object]:
 
 def now() -> float:
     return time.time()
-
-
-def load_addon_class() -> type:
-    """The KidAudit addon class (``auditor.live.addon``), for callers that predate the
-    package; new code imports it from there."""
-    from auditor.live.addon import KidAudit
-
-    return KidAudit
