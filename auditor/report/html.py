@@ -525,5 +525,5 @@ def _rules(findings: list[FindingEntry], terms: Terms,
     return sorted(rules.values(), key=lambda r: (severity_order(r["severity"]), r["rule"]))
 
 
-__all__ = ["DASH", "EVIDENCE_CAP", "LABELS", "LIST_CAP", "RULE_TEXT", "TERMS", "RuleTitles",
+__all__ = ["EVIDENCE_CAP", "LABELS", "LIST_CAP", "RULE_TEXT", "TERMS", "RuleTitles",
            "build_view", "check_lang", "environment", "fmt_ts", "render", "render_string"]
