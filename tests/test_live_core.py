@@ -24,9 +24,10 @@ from auditor.live.protocol import (
     Result,
     Settings,
 )
+from auditor.live.states import ConnectionStates, flow_state
 from auditor.marks import parse_words
 from auditor.mask import mask
-from auditor.sources.mitm import ConnectionStates, flow_state, raw_transmission
+from auditor.sources.mitm import raw_transmission
 from auditor.store import Store
 from tests.factories import IMEI, http_flow
 

@@ -9,6 +9,7 @@ module                 what it does
 ``consent``            the ``kidaudit.mark`` command, the magic host, the plan's signals
 ``channel``            the proxy's side of the analysis: send, replies, a worker's death
 ``protocol``           the messages and replies between the two sides (frozen dataclasses)
+``states``             each connection's state, serialised once per change
 ``worker``             the proxy's end of the worker process (journal out, pipe back)
 ``process``            the worker process (``python -O -m auditor.live.process``)
 ``core``               the analysis side: the session, ``flows.mitm``, commits, recovery

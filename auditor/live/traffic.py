@@ -15,14 +15,13 @@ from auditor.extract.payload import ClientHello
 from auditor.live.channel import Channel
 from auditor.live.consent import ConsentMarks
 from auditor.live.protocol import HttpFlow, Raw, SaveFlow
+from auditor.live.states import ConnectionStates, flow_state
 from auditor.memo import Memo
 from auditor.model import Transmission
 from auditor.sources.mitm import (
-    ConnectionStates,
     StreamAssembler,
     dns_names,
     dns_transmission,
-    flow_state,
     is_mark,
     raw_transmission,
 )
