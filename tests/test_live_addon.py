@@ -505,3 +505,31 @@ def test_options_changed_on_a_running_proxy_start_the_new_session_at_once(tmp_pa
         _through(addon, _flow(json.dumps({"imei": IMEI}).encode()))
         addon.done()
     assert len(_observations(tmp_path / "t")) == 1
+
+
+def test_a_session_that_cannot_start_stops_mitmproxy_at_start_up_in_one_line(
+        tmp_path, profile, monkeypatch, capsys):
+    """Under mitmdump or mitmweb (their ``errorcheck`` addon is there) a session that cannot
+    open when the proxy starts running is one line and exit code 2, as a bad option is."""
+    from mitmproxy.addons.errorcheck import ErrorCheck
+
+    from auditor.live.channel import Channel
+    from auditor.live.worker import WorkerError
+
+    def refused(self, settings, **kwargs):
+        raise WorkerError("kidaudit analysis worker: the disk said no\x1b[2J")
+
+    monkeypatch.setattr(Channel, "start", refused)
+    addon = KidAudit()
+    checker = ErrorCheck()
+    try:
+        with taddons.context(checker, addon) as tctx:
+            tctx.configure(addon, kidaudit_profile=str(profile),
+                           kidaudit_session=str(tmp_path / "s"))
+            with pytest.raises(SystemExit) as ended:
+                addon.running()
+    finally:
+        checker.finish()
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "kidaudit: kidaudit_session: kidaudit analysis worker: the disk said no\\x1b[2J"]

@@ -61,6 +61,7 @@ control or bidi characters in it.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from mitmproxy import ctx, hooks
@@ -70,11 +71,12 @@ from mitmproxy.exceptions import OptionsError
 from auditor.folder import FolderError, check_new, check_resumable
 from auditor.live.channel import EXIT_USAGE, Channel
 from auditor.live.consent import ConsentMarks
+from auditor.live.core import Inline
 from auditor.live.protocol import Settings
 from auditor.live.terminal import clean
 from auditor.live.tls import TlsHooks
 from auditor.live.traffic import MAX_NAMES, Connections, DnsHooks, HttpHooks, StreamHooks
-from auditor.live.worker import WorkerError
+from auditor.live.worker import Worker, WorkerError
 from auditor.memo import Memo
 from auditor.profile import ConfigError, load_consent_plan, load_profile
 from auditor.sources.mitm import Signals
@@ -99,7 +101,7 @@ class KidAudit:
         self._opened: set[Path] = set()  # session folders this proxy has written to
 
     @property
-    def analysis(self):
+    def analysis(self) -> Inline | Worker | None:
         """The analysis now running (a ``Worker``, or ``Inline``), None when there is none."""
         return self.channel.analysis
 
@@ -184,9 +186,8 @@ class KidAudit:
         # marking is free.
         marks = self.channel.on_update is not None or not worker
         try:
-            self.channel.start(Settings(settings.directory, settings.profile, settings.consent,
-                                        marks=marks, resume=settings.resume),
-                               worker=worker, loop=ctx.master.event_loop)
+            self.channel.start(replace(settings, marks=marks), worker=worker,
+                               loop=ctx.master.event_loop)
         except (WorkerError, OSError) as e:
             raise OptionsError(f"kidaudit_session: {e}") from e
         self.marks.signals = signals

@@ -14,6 +14,7 @@ mark. It also owns what happens when the analysis goes wrong, so that no hook ha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import Callable
@@ -57,7 +58,8 @@ class Channel:
     def active(self) -> bool:
         return self.analysis is not None
 
-    def start(self, settings: Settings, *, worker: bool, loop) -> None:
+    def start(self, settings: Settings, *, worker: bool,
+              loop: asyncio.AbstractEventLoop) -> None:
         """The analysis for ``settings``: a worker process if ``worker`` and one can start,
         else in this process. ``WorkerError``/``OSError``: the session cannot be opened."""
         self.close()
