@@ -207,16 +207,29 @@ def test_a_worker_that_dies_while_writing_the_reports_shows_under_coverage(tmp_p
     assert len(doc["transmissions"]) == 3  # each message once: committed or sent again
 
 
+# Who takes over from a dead worker: a new worker, or, when none can start (a frozen
+# mitmproxy, a missing Python), the proxy's own process; and what the log then says.
+TAKE_OVERS = [
+    (True, "a new analysis worker continues from the last commit"),
+    (False, "analysis continues in the proxy's process, from the 1 messages the worker had "
+            "not committed (1 it died analysing quarantined"),
+]
+
+
 @pytest.mark.e2e
-def test_the_message_a_worker_died_on_is_quarantined_never_run_in_the_proxy(tmp_path, profile,
-                                                                          caplog):
-    """The worker dies analysing a message (as a runaway one is killed by the lab): the
-    proxy's stand-in commits what came after it, and lists that one under coverage instead
-    of running it on mitmproxy's event loop."""
+@pytest.mark.parametrize(("restarts", "says"), TAKE_OVERS, ids=["new-worker", "in-process"])
+def test_the_message_a_worker_died_on_is_quarantined_never_run_again(
+        tmp_path, profile, caplog, monkeypatch, restarts, says):
+    """The worker dies analysing a message (as a runaway one is killed by the lab): what
+    takes over resumes from the last commit, commits what came after that message, and
+    lists that one under coverage instead of running it again (in the proxy's process it
+    would stop mitmproxy's event loop)."""
     session = tmp_path / "s"
 
     async def main() -> None:
         with _with_worker(profile, session) as (addon, worker):
+            if not restarts:
+                monkeypatch.setattr("sys.executable", str(tmp_path / "no-python"))
             for i in range(3):
                 _through(addon, _flow(json.dumps({"imei": IMEI}).encode(), path=f"/ok/{i}"))
             wait_committed(session, 3)
@@ -232,19 +245,23 @@ def test_the_message_a_worker_died_on_is_quarantined_never_run_in_the_proxy(tmp_
             marker.close()
             os.kill(worker.proc.pid, signal.SIGKILL)
             for _ in range(3000):  # the event loop notices the death
-                if not isinstance(addon.analysis, Worker):
+                if addon.analysis is not worker:
                     break
                 await asyncio.sleep(0.01)
+            assert isinstance(addon.analysis, Worker) is restarts
+            _through(addon, _flow(json.dumps({"imei": IMEI}).encode(), path="/later"))
             addon.done()
 
     asyncio.run(main())
     doc = json.loads((session / "findings.json").read_text())
     paths = [t["url"].split("example")[-1] for t in doc["transmissions"]]
-    assert paths == ["/ok/0", "/ok/1", "/ok/2", "/after"]
+    assert paths == ["/ok/0", "/ok/1", "/ok/2", "/after", "/later"]
     quarantined = [e["message"] for e in doc["coverage"]["errors"] if e["stage"] == "quarantine"]
     assert len(quarantined) == 1 and "not analysed again" in quarantined[0]
     died = [r.getMessage() for r in caplog.records if "analysis worker exited" in r.getMessage()]
-    assert len(died) == 1 and "from the 1 messages" in died[0] and "1 it died" in died[0]
+    assert len(died) == 1 and says in died[0], died
+    workers = [e["message"] for e in doc["coverage"]["errors"] if e["stage"] == "worker"]
+    assert len(workers) == 1 and says in workers[0]
 
 
 @pytest.mark.e2e

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -293,13 +294,15 @@ def test_a_torn_tail_is_cut_off_before_anything_is_appended(settings, tail, cut)
     assert _ids(directory) == [1, 2]
 
 
-@pytest.mark.parametrize(("in_proxy", "attempts", "quarantined"), [
-    (True, 1, 1),  # the proxy's stand-in never runs what a worker died on
-    (False, 1, 0),  # elsewhere (a report, a resumed capture's worker) it gets a second chance
-    (False, 2, 1),  # ... but not a third
+@pytest.mark.parametrize(("in_proxy", "take_over", "attempts", "quarantined"), [
+    (True, True, 1, 1),  # the proxy's stand-in never runs what a worker died on
+    (False, True, 1, 1),  # nor does a new worker taking over from the dead one
+    (False, False, 1, 0),  # elsewhere (a report, a resumed capture's worker) it gets a
+    #                        second chance
+    (False, False, 2, 1),  # ... but not a third
 ])
-def test_a_message_an_analysis_died_on_is_quarantined(settings, in_proxy, attempts,
-                                                      quarantined) -> None:
+def test_a_message_an_analysis_died_on_is_quarantined(settings, in_proxy, take_over,
+                                                      attempts, quarantined) -> None:
     directory = Path(settings.directory)
     Core(settings).close()
     starts = _journal(directory, [_http({"imei": IMEI}, i) for i in (1, 2, 3)])
@@ -307,7 +310,7 @@ def test_a_message_an_analysis_died_on_is_quarantined(settings, in_proxy, attemp
     for _ in range(attempts):  # the analysis died in the second message, this many times
         marker.start(starts[1])
     marker.close()
-    core = Core(settings, in_proxy=in_proxy)
+    core = Core(replace(settings, take_over=take_over), in_proxy=in_proxy)
     errors = [e["message"] for e in core.session.store.errors() if e["stage"] == "quarantine"]
     core.close()
     assert (core.recovered, core.quarantined, len(errors)) == (3 - quarantined, quarantined,

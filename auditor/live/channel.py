@@ -5,9 +5,10 @@ proxy's own process), hands each message over, and brings results back to the fl
 mark. It also owns what happens when the analysis goes wrong, so that no hook has to:
 
 - an analysis error is logged once per kind and counted every time (under coverage);
-- a worker that dies is replaced by the in-process stand-in, which resumes from the last
-  commit the store records and re-reads what the journal holds beyond it (each message
-  once; the message the worker died on is quarantined, never run on the proxy's loop);
+- a worker that dies is replaced: by a new worker or, if none starts (or too many died),
+  by a stand-in in the proxy's own process. Either resumes from the last commit the store
+  records and re-reads what the journal holds beyond it, each message once; the message
+  the worker died on is quarantined, never run again;
 - when nothing can be recorded any more (a full disk, no stand-in possible) the proxy keeps
   forwarding the device's traffic and the capture ends with exit code 3.
 """
@@ -37,6 +38,7 @@ from auditor.live.terminal import clean, kidaudit_logger
 from auditor.live.worker import JournalFailed, Worker, WorkerError, WorkerUnavailable
 
 EXIT_USAGE, EXIT_FAILED = 2, 3  # kidaudit's exit codes: the user's input; the run itself
+RESTARTS = 3  # new workers started after deaths; past this the analysis stays in-process
 
 logger = kidaudit_logger()
 
@@ -52,6 +54,8 @@ class Channel:
         self._tokens = 0
         self._to_mark: dict[int, object] = {}  # token -> its flow, until the result is back
         self._error_kinds: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._restarts = 0
         self.lost = ""  # why analysis stopped for good (the capture then exits with 3)
 
     @property
@@ -63,6 +67,7 @@ class Channel:
         """The analysis for ``settings``: a worker process if ``worker`` and one can start,
         else in this process. ``WorkerError``/``OSError``: the session cannot be opened."""
         self.close()
+        self._loop = loop
         if worker:
             try:
                 self.analysis = Worker(settings, loop, self._reply, self._worker_died)
@@ -107,12 +112,12 @@ class Channel:
         if self.analysis is None or self.settings is None:
             return
         finished = self.analysis.finish(lang)
-        if finished is None:  # the worker died while writing: take over, then write them here
+        while finished is None:  # the worker died while writing: take over, write them again
             assert isinstance(self.analysis, Worker)
             self._worker_died(self.analysis.exit_code, " while writing the reports")
             if self.analysis is None:  # the take-over failed too: lost for good
                 self._exit_lost()
-            finished = self.analysis.finish(lang)
+            finished = self.analysis.finish(lang)  # bounded: past RESTARTS, in-process
         match finished:
             case Detached(pid, left):
                 logger.warning(
@@ -164,32 +169,45 @@ class Channel:
     # -- when the analysis goes ---------------------------------------------------------
     def _worker_died(self, code: int, during: str = "") -> None:
         """Take over, and say so under the report's coverage as well as in the log: a lab
-        reading only the report must see that the analysis changed process."""
+        reading only the report must see that the analysis was interrupted."""
         try:
-            again, quarantined = self._take_over()
+            how = self._take_over()
         except Exception as e:  # noqa: BLE001 - the proxy keeps serving the device
             self._lose(f"the worker exited with code {code}{during} and the proxy could not "
                        f"take over ({error_text(e)})")
             return
-        text = (f"analysis worker exited with code {code}{during}; analysis continues in the "
-                f"proxy's process, from the {again} messages the worker had not committed")
-        if quarantined:
-            text += (f" ({quarantined} it died analysing quarantined, not analysed again: "
-                     "see coverage)")
+        text = f"analysis worker exited with code {code}{during}; {how}"
         logger.error(f"kidaudit: {text}")
         self.send(AnalysisError("worker", text))
 
-    def _take_over(self) -> tuple[int, int]:
-        """The worker is gone: analysis goes on in this process. The stand-in's ``Core``
-        resumes from the last commit the store records and analyses what the journal holds
-        beyond it, each message once (``flows.mitm`` is cut back to that commit too). A
-        message the worker was analysing when it died is quarantined, never run here: it may
-        be what killed it, and here it would stop the proxy. Returns how many messages were
-        analysed again, and how many quarantined."""
-        assert self.settings is not None and isinstance(self.analysis, Worker)
-        self.analysis = None  # nothing is sent to the dead worker while the stand-in starts
-        self.analysis = Inline(self.settings, self._reply, take_over=True)
-        return self.analysis.core.recovered, self.analysis.core.quarantined
+    def _take_over(self) -> str:
+        """The worker is gone: a new one takes over, or a stand-in in this process if none
+        starts. Either is a ``Core`` that resumes from the last commit the store records and
+        analyses what the journal holds beyond it, each message once (``flows.mitm`` is cut
+        back to that commit too). A message the worker was analysing when it died is
+        quarantined, never run again: it may be what killed it, and in this process it would
+        stop the proxy. Returns what happens next, for the log and the coverage."""
+        assert self.settings is not None and self._loop is not None
+        self.analysis = None  # nothing is sent to the dead worker while the next one starts
+        settings = replace(self.settings, take_over=True)
+        if self._restarts < RESTARTS:
+            self._restarts += 1
+            try:
+                self.analysis = Worker(settings, self._loop, self._reply, self._worker_died)
+            except WorkerError as e:  # the session may still open here
+                logger.warning(f"kidaudit: no new analysis worker ({e})")
+            else:
+                return ("a new analysis worker continues from the last commit (a message the "
+                        "worker died analysing is quarantined: see coverage)")
+        inline = Inline(settings, self._reply)
+        self.analysis = inline
+        again, quarantined = inline.core.recovered, inline.core.quarantined
+        text = (f"analysis continues in the proxy's process, from the {again} messages the "
+                "worker had not committed")
+        if quarantined:
+            text += (f" ({quarantined} it died analysing quarantined, not analysed again: "
+                     "see coverage)")
+        return text
 
     def _lose(self, why: str) -> None:
         """Analysis cannot go on: the proxy keeps forwarding, and exits with code 3."""

@@ -73,14 +73,16 @@ class Core:
     commits (see the module's docstring)."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
-                 *, in_proxy: bool = False, take_over: bool = False, plausible: bool = True,
-                 replay: bool = True) -> None:
-        """``in_proxy``: this runs in mitmproxy's process, where a message that was being
-        analysed when a worker died is never run again (it may be what killed it; elsewhere
-        it gets a second chance). ``take_over``: a stand-in for a dead worker of the same
-        capture (not another resumption). ``plausible=False``: a kept profile, read as it was
-        taken (``recover``). ``replay=False``: the journal's backlog is left for the caller
-        to read with ``handle_records`` (the worker, which says it is ready first)."""
+                 *, in_proxy: bool = False, plausible: bool = True, replay: bool = True
+                 ) -> None:
+        """``in_proxy``: this runs in mitmproxy's process. There, and in a stand-in for a
+        dead worker (``settings.take_over``, not another resumption), a message that was
+        being analysed when a worker died is never run again: it may be what killed it
+        (elsewhere, after both processes were killed, it gets a second chance).
+        ``plausible=False``: a kept profile, read as it was taken (``recover``).
+        ``replay=False``: the journal's backlog is left for the caller to read with
+        ``handle_records`` (the worker, which says it is ready first)."""
+        take_over = settings.take_over
         directory = Path(settings.directory)
         self._lock = hold_lock(directory)
         profile = load_profile(settings.profile, plausible=plausible)
@@ -98,12 +100,12 @@ class Core:
         self._flush = True
         self.replayed: list[Reply] = []  # what analysing the journal's backlog answered
         self.recovered = self.quarantined = 0
-        self._open_journal(directory, int(meta.get("journal_offset", "0")), in_proxy,
-                           take_over)
+        self._open_journal(directory, int(meta.get("journal_offset", "0")),
+                           in_proxy or take_over, take_over)
         if replay:
             self._replay()
 
-    def _open_journal(self, directory: Path, offset: int, in_proxy: bool, take_over: bool
+    def _open_journal(self, directory: Path, offset: int, strict: bool, take_over: bool
                       ) -> None:
         """The journal from the last commit on: which record to quarantine (the one an
         analysis was busy with when it died, if it used up its chances), and where the
@@ -117,7 +119,7 @@ class Core:
         self._busy = journal.BusyMarker(directory)
         busy = self._busy.last
         self._suspect = busy.start if busy.busy and busy.start >= offset and (
-            busy.attempts >= (1 if in_proxy else 2)) else -1
+            busy.attempts >= (1 if strict else 2)) else -1
         # Records before this offset were written by an earlier proxy (unless this is its own
         # stand-in): its handles for flows to mark mean nothing to the proxy now running.
         self._fresh_from = 0 if take_over else self._cut_tail()
@@ -392,7 +394,9 @@ class Inline:
 
     def __init__(self, settings: Settings, on_reply: Callable[[Reply], None], *,
                  take_over: bool = False) -> None:
-        self.core = Core(settings, in_proxy=True, take_over=take_over)
+        if take_over:
+            settings = replace(settings, take_over=True)
+        self.core = Core(settings, in_proxy=True)
         self._on_reply = on_reply
         self.patterns = self.core.patterns
         for reply in self.core.replayed:

@@ -189,6 +189,7 @@ class Settings:
     marks: bool = True  # send every result back to mark its flow (a UI shows the flows);
     #                     otherwise only results with alerts or errors come back
     resume: bool = False  # ``capture --resume``: continue an interrupted capture's folder
+    take_over: bool = False  # a stand-in for a dead worker of the same capture
 
 
 def error_text(e: BaseException) -> str:
