@@ -550,3 +550,21 @@ def test_a_session_that_cannot_start_stops_mitmproxy_at_start_up_in_one_line(
     assert ended.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
         "kidaudit: kidaudit_session: kidaudit analysis worker: the disk said no\\x1b[2J"]
+
+
+def test_flows_without_findings_do_not_pile_up_and_later_flows_are_still_marked(
+        tmp_path, profile, monkeypatch):
+    """A result comes back only for a flow with something to show, so the handles of the
+    others are forgotten at a ceiling; a flow after that is marked as before."""
+    from auditor.live import channel
+
+    monkeypatch.setattr(channel, "PENDING_MARKS", 2)
+    addon = KidAudit()
+    with taddons.context(addon) as tctx:
+        _configured(tctx, addon, profile, tmp_path / "s")
+        for _ in range(5):
+            _through(addon, _flow(b'{"hello": "world"}'))
+        flow = _flow(json.dumps({"imei": IMEI}).encode())
+        _through(addon, flow)
+        addon.done()
+    assert flow.marked and flow.comment == "kidaudit: identifier.imei"

@@ -36,9 +36,15 @@ from auditor.live.protocol import (
 )
 from auditor.live.terminal import clean, kidaudit_logger
 from auditor.live.worker import JournalFailed, Worker, WorkerError, WorkerUnavailable
+from auditor.memo import Memo
 
 EXIT_USAGE, EXIT_FAILED = 2, 3  # kidaudit's exit codes: the user's input; the run itself
 RESTARTS = 3  # new workers started after deaths; past this the analysis stays in-process
+# Flows waiting for the result that marks them. A result comes back only when it has
+# something to show (``Core._reply``), so most handles are never claimed: they are forgotten
+# at this ceiling (see ``Memo``), and a flow forgotten before its result is only unmarked
+# in the UI (``flows.mitm`` is marked by the analysis side).
+PENDING_MARKS = 1 << 16
 
 logger = kidaudit_logger()
 
@@ -52,7 +58,7 @@ class Channel:
         self.settings: Settings | None = None
         self.on_update: Callable[[object], None] | None = None  # a flow view to refresh
         self._tokens = 0
-        self._to_mark: dict[int, object] = {}  # token -> its flow, until the result is back
+        self._to_mark: Memo[int, object] = Memo(PENDING_MARKS)  # token -> its flow
         self._error_kinds: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._restarts = 0
@@ -86,7 +92,7 @@ class Channel:
         if flow is None or self.settings is None or not self.settings.marks:
             return None
         self._tokens += 1
-        self._to_mark[self._tokens] = flow
+        self._to_mark.put(self._tokens, flow)
         return self._tokens
 
     def send(self, msg: Message) -> None:
