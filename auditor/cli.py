@@ -71,7 +71,9 @@ def _gate(folder: Path, fail_on: Severity | None) -> None:
     (a device controls its host names: an IMEI as a host label is a recipient)."""
     if fail_on is None:
         return
-    doc = json.loads((folder / "findings.json").read_text(encoding="utf-8"))
+    from auditor.session import FINDINGS_FILE
+
+    doc = json.loads((folder / FINDINGS_FILE).read_text(encoding="utf-8"))
     crossed = [f for f in doc.get("findings", [])
                if severity_rank(f["severity"]) <= severity_rank(fail_on.value)]
     if not crossed:
@@ -270,13 +272,14 @@ def capture(
     if code in (0, EXIT_USAGE, EXIT_FAILED):
         if code == 0:
             from auditor.live.lock import settled
+            from auditor.session import FINDINGS_FILE, REPORT_FILE
 
             if not settled(session, SETTLE_S):  # a worker far behind goes on alone
                 typer.echo(f"kidaudit: the analysis is still committing the backlog; it "
                            f"writes the reports when done (kidaudit report {session} waits "
                            "for it)", err=True)
-            elif (session / "findings.json").is_file():
-                typer.echo(f"report: {session / 'report.html'}")
+            elif (session / FINDINGS_FILE).is_file():
+                typer.echo(f"report: {session / REPORT_FILE}")
         raise typer.Exit(code)
     how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
     raise RunFailed(f"{Path(argv[0]).name} {how} (its own message, if any, is above); what "
@@ -425,10 +428,11 @@ def diff_sessions(
     """Two sessions side by side (e.g. two firmware versions)."""
     from auditor.diff import DocumentError, check, diff, format_text
     from auditor.report import diff_html
+    from auditor.session import FINDINGS_FILE
 
     docs = []
     for folder in (old, new):
-        path = folder / "findings.json"
+        path = folder / FINDINGS_FILE
         try:
             docs.append(check(json.loads(path.read_text(encoding="utf-8"))))
         except RecursionError:  # JSON nested deeper than Python's stack

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from auditor.demo.cloud import LocalCloud
 from auditor.live.worker import GATHER_S
+from auditor.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDON = ROOT / "addons" / "kidaudit.py"
@@ -192,7 +193,7 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int 
             finally:
                 for proxy in proxies.values():
                     proxy.stop()
-            got_recorded, got_errors = _count(session / "session.sqlite")
+            got_recorded, got_errors = _count(session / Store.FILE)
         recorded += got_recorded
         errors += got_errors
         for name in ARMS:

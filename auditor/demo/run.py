@@ -20,7 +20,7 @@ from auditor.demo.devices import HOSTS, Proxy, run_session
 from auditor.folder import FolderError, check_new, is_running, is_session_of
 from auditor.live.addon import KidAudit
 from auditor.rules import RuleContext, evaluate
-from auditor.session import Outputs, reopen
+from auditor.session import CONSENT_FILE, PROFILE_FILE, Outputs, reopen
 
 T = TypeVar("T")
 STARTUP_POLLS = 200  # x 50 ms: the proxy must be listening within 10 s
@@ -78,8 +78,8 @@ def run_demo(out: Path) -> Outputs:
     """A fresh demo session in ``out``; returns what the addon wrote there. A previous
     demo's folder is regenerated whole; any other folder that holds something is refused
     (``FolderError``), never deleted."""
-    demo = resources.files("auditor.demo")
-    device = yaml.safe_load(demo.joinpath("profile.yaml").read_text())["device"]["name"]
+    demo = resources.files("auditor.demo")  # its inputs under the names a session gives them
+    device = yaml.safe_load(demo.joinpath(PROFILE_FILE).read_text())["device"]["name"]
     try:
         check_new(out, option="--out")
     except FolderError:
@@ -88,9 +88,9 @@ def run_demo(out: Path) -> Outputs:
         shutil.rmtree(out)  # the last demo's session: a demo folder is regenerated whole
     with tempfile.TemporaryDirectory(prefix="kidaudit-demo-") as tmp:
         tmpdir = Path(tmp)
-        profile_path, consent_path = tmpdir / "profile.yaml", tmpdir / "consent.yaml"
-        profile_path.write_text(demo.joinpath("profile.yaml").read_text())
-        consent_path.write_text(demo.joinpath("consent.yaml").read_text())
+        profile_path, consent_path = tmpdir / PROFILE_FILE, tmpdir / CONSENT_FILE
+        profile_path.write_text(demo.joinpath(PROFILE_FILE).read_text())
+        consent_path.write_text(demo.joinpath(CONSENT_FILE).read_text())
         profile = yaml.safe_load(profile_path.read_text())
         run_through_proxy(tmpdir / "mitmproxy",
                           {"kidaudit_profile": str(profile_path),
