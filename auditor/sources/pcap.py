@@ -41,7 +41,7 @@ from auditor.extract.payload import (
     quic_crypto,
 )
 from auditor.extract.watchproto import FrameSplitter, looks_like_watch
-from auditor.memo import memoised
+from auditor.memo import Memo, memoised
 from auditor.model import Transmission
 from auditor.sources.mitm import InputError
 
@@ -149,7 +149,9 @@ class PcapSource:
         self.device: set[str] = set(self.fixed)
         self.notes = notes if notes is not None else []
         self.stats = Stats()
-        self.names: dict[str, str] = {}  # ip -> the name a DNS answer gave it
+        # ip -> the name a DNS answer (or a ClientHello's SNI) gave it: remembered within the
+        # ceiling a device that resolves many names cannot pass.
+        self.names: Memo[str, str] = Memo(MAX_TABLE)
         self._conns: dict[tuple[str, int, str, int], _Conn] = {}
         # QUIC flows: the Initials gathered so far (ts, datagrams, CRYPTO frames), or None
         # once the flow's ClientHello was read (the rest of it is encrypted for good).
@@ -325,7 +327,7 @@ class PcapSource:
         if sport == 53 or sport == 5353 and dport == 5353:
             _, answers = parse_dns(payload)
             for name, ip in answers:
-                self.names[ip] = name
+                self.names.put(ip, name)
             if sport == 53:
                 return
         up = self._is_device(src, dst, opening=dport < 1024 <= sport)
@@ -521,12 +523,12 @@ class PcapSource:
         self._conns.pop((conn.client, conn.cport, conn.server, conn.sport), None)
 
     def _evict(self, now: float) -> None:
-        """Called every 10k packets: idle connections go, and no table outgrows its cap."""
+        """Called every 10k packets: idle connections go, and the QUIC flows' table does not
+        outgrow its cap (a scan of many flows)."""
         for conn in [c for c in self._conns.values() if now - c.last > IDLE_S]:
             self._close(conn)
-        for table in (self._quic, self.names):
-            if len(table) > MAX_TABLE:
-                table.clear()
+        if len(self._quic) > MAX_TABLE:
+            self._quic.clear()
 
     # -- HTTP/1.x and TLS -----------------------------------------------------------------
     def _http(self, conn: _Conn, half: _Half, final: bool = False) -> None:
@@ -557,8 +559,8 @@ class PcapSource:
         buf.clear()
         if hello is None:
             return
-        if hello.sni:
-            self.names.setdefault(conn.server, hello.sni)
+        if hello.sni and conn.server not in self.names:
+            self.names.put(conn.server, hello.sni)
         self._emit(Transmission(
             id=0, ts=half.started, transport="tls", host=hello.sni or self._host(conn.server),
             port=conn.sport, ip=conn.server, inspected=False, sni=hello.sni,
