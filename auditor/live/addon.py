@@ -61,6 +61,7 @@ control or bidi characters in it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -135,10 +136,7 @@ class KidAudit:
         a UI (mitmweb's ``view``), to be refreshed when a result marks one, is decided here,
         once."""
         self._running = True
-        view = ctx.master.addons.get("view")
-        self.channel.on_update = (
-            (lambda flow: ctx.master.addons.trigger(hooks.UpdateHook([flow])))
-            if view is not None else None)
+        self.channel.on_update = _ui_refresh()
         if self._pending is not None:
             try:
                 self._start()
@@ -210,3 +208,11 @@ class KidAudit:
 
     def done(self) -> None:
         self.channel.finish(ctx.options.kidaudit_lang)
+
+
+def _ui_refresh() -> Callable[[object], None] | None:
+    """How to show a flow marked after its response went out, where a UI lists the flows
+    (mitmweb and the console have a ``view`` addon; mitmdump has none): None without one."""
+    if ctx.master.addons.get("view") is None:
+        return None
+    return lambda flow: ctx.master.addons.trigger(hooks.UpdateHook([flow]))
