@@ -28,6 +28,7 @@ from auditor.live.protocol import (
 from auditor.live.states import ConnectionStates, flow_state
 from auditor.marks import parse_words
 from auditor.mask import mask
+from auditor.model import ConsentEvent
 from auditor.sources.mitm import raw_transmission
 from auditor.store import Store
 from tests.factories import IMEI, http_flow
@@ -354,3 +355,25 @@ def test_the_flow_file_is_cut_back_only_where_every_commit_records_its_length(se
     db.close()
     Core(settings).close()
     assert len(_saved(directory)) == (0 if cut else 1)
+
+
+def test_a_journal_written_before_the_typed_protocol_is_still_recovered(settings) -> None:
+    """kidaudit 0.1 journaled tuples: a capture interrupted under it, then recovered after
+    an upgrade, loses nothing (an unknown tuple is counted under coverage, not analysed)."""
+    directory = Path(settings.directory)
+    Core(settings).close()
+    old = [("http", 7, _http({"imei": IMEI}, 1).state, None),
+           ("event", ConsentEvent(ts=1001.5, action="grant", categories=("identifier",)),
+            True),
+           ("http", None, _http({"imei": IMEI}, 2).state, None),
+           ("mystery", 1)]
+    _journal(directory, old)
+    assert recover(directory) == 4
+    store = Store.open_existing(directory)
+    try:
+        events, errors = store.events(), store.errors()
+    finally:
+        store.close()
+    assert _ids(directory) == [1, 2]
+    assert [ev.action for _, ev in events] == ["grant"]
+    assert any("unknown message 'mystery'" in e["message"] for e in errors)

@@ -56,3 +56,24 @@ def test_a_results_error_kind_is_the_exceptions_type(error, kind) -> None:
 
 def test_error_text_is_the_type_then_the_message() -> None:
     assert protocol.error_text(ValueError("bad")) == "ValueError: bad"
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (("http", 1, STATE, None), protocol.HttpFlow(1, STATE)),
+    (("tx", None, MESSAGES[1].tx), MESSAGES[1]),
+    (("uninspected", MESSAGES[2].tx, "pinned", {"id": "f"}), MESSAGES[2]),
+    (("event", EVENT, True), protocol.Consent(EVENT, save=True)),
+    (("error", "analyze", "ValueError: x"), MESSAGES[4]),
+    (("save", STATE), protocol.SaveFlow(STATE)),
+    (("finish", "zh"), protocol.Finish("zh")),
+    (("close",), protocol.Close()),
+], ids=lambda v: v[0] if isinstance(v, tuple) else "")
+def test_a_tuple_from_a_version_0_1_journal_reads_as_its_message(old, new) -> None:
+    assert protocol.from_tuple(old) == new
+
+
+@pytest.mark.parametrize("old", [(), ("tx", None, "not a transmission"), ("mystery", 1),
+                                 ("save",)])
+def test_any_other_tuple_is_refused_as_unknown(old) -> None:
+    with pytest.raises(ValueError, match="unknown message"):
+        protocol.from_tuple(old)

@@ -220,6 +220,8 @@ class Core:
     def _record(self, rec: journal.Record) -> list[Reply]:
         try:
             msg = rec.message()
+            if isinstance(msg, tuple):  # a journal written by kidaudit 0.1
+                msg = protocol.from_tuple(msg)
         except Exception as e:  # noqa: BLE001 - a record we cannot read, not the session
             return self._failed(None, e)
         if rec.start == self._suspect:

@@ -192,6 +192,31 @@ class Settings:
     take_over: bool = False  # a stand-in for a dead worker of the same capture
 
 
+def from_tuple(msg: tuple) -> Message:
+    """A message as kidaudit 0.1 wrote it into a journal, before this protocol was typed:
+    a tuple whose first item names it. A capture interrupted under the old version is still
+    recovered (``kidaudit report``, ``capture --resume``) after an upgrade; anything else is
+    refused as unknown, and counted under coverage by the caller."""
+    match msg:
+        case ("http", token, dict() as state, hello):
+            return HttpFlow(token, state, hello)
+        case ("tx", token, Transmission() as tx):
+            return Raw(token, tx)
+        case ("uninspected", Transmission() as tx, str(reason), dict() as record):
+            return Uninspected(tx, reason, record)
+        case ("event", ConsentEvent() as event, bool(save)):
+            return Consent(event, save)
+        case ("error", str(stage), str(text)):
+            return AnalysisError(stage, text)
+        case ("save", dict() as state):
+            return SaveFlow(state)
+        case ("finish", str(lang)):
+            return Finish(lang)
+        case ("close",):
+            return Close()
+    raise ValueError(f"unknown message {str(msg[0]) if msg else '()'!r}")
+
+
 def error_text(e: BaseException) -> str:
     """How an analysis error reads in the log and under coverage: its type, then its text."""
     return f"{type(e).__name__}: {e}"
