@@ -40,13 +40,17 @@ jurisdiction: CN
 TARGET_RATIO = 0.90
 TARGET_P99_ADDED_MS = 2.0
 STARTUP_S = 30.0
+SESSION_LINE = "kidaudit: session"  # the addon's session (and its worker) is up
 
 
 class Mitmdump:
     """One ``mitmdump`` subprocess on an ephemeral loopback port; its log goes to a file (a
     pipe nobody drains would stall the proxy)."""
 
-    def __init__(self, workdir: Path, name: str, extra: list[str]) -> None:
+    def __init__(self, workdir: Path, name: str, extra: list[str], ready: str = "") -> None:
+        """``ready``: a line to wait for besides the listening port (the addon's session
+        starts once the proxy runs, so its worker exists only after its own line)."""
+        self.ready = ready
         self.log = workdir / f"{name}.log"
         mitmdump = Path(sys.executable).with_name("mitmdump")
         argv = [str(mitmdump), "--listen-host", "127.0.0.1", "--listen-port", "0",
@@ -58,8 +62,9 @@ class Mitmdump:
     def _wait_for_port(self) -> int:
         deadline = time.monotonic() + STARTUP_S
         while time.monotonic() < deadline:
-            m = re.search(r"listening at .*:(\d+)", self.log.read_text())
-            if m:
+            text = self.log.read_text()
+            m = re.search(r"listening at .*:(\d+)", text)
+            if m and self.ready in text:
                 return int(m.group(1))
             if self.proc.poll() is not None:
                 break
@@ -157,10 +162,12 @@ def run(rounds: int = 20, per_round: int = 200, warmup: int = 100, repeats: int 
             proxies = {
                 "plain": Mitmdump(work, "plain", []),
                 "audited": Mitmdump(work, "audited", [*addon, "--set",
-                                                      f"kidaudit_session={session}"]),
+                                                      f"kidaudit_session={session}"],
+                                    ready=SESSION_LINE),
                 "inline": Mitmdump(work, "inline", [*addon, "--set",
                                                     f"kidaudit_session={work / 'inline'}",
-                                                    "--set", "kidaudit_worker=false"]),
+                                                    "--set", "kidaudit_worker=false"],
+                                   ready=SESSION_LINE),
             }
             seq = {k: 0 for k in ARMS}
             try:
