@@ -1,7 +1,7 @@
 """The addon in mitmproxy's own test harness (taddons.context), flows from tflow.
 
 The harness runs no proxy: each test calls ``running`` itself once the options are set, as
-mitmproxy does after start-up, and sends each event to the addon and its sub-addons as the
+mitmproxy does after start-up, and sends each event to the addon as the
 proxy would (``_hook``)."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _flow(body: bytes = b"", path: str = "/", host: str = "api.acme-watch.exampl
 
 
 def _hook(addon, name: str, *args) -> None:
-    """One mitmproxy event, delivered to the addon and its sub-addons as the proxy does."""
+    """One mitmproxy event, delivered to the addon as the proxy does."""
     ctx.master.addons.invoke_addon_sync(addon, all_hooks[name](*args))
 
 

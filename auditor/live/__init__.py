@@ -3,7 +3,7 @@
 =====================  ================================================================
 module                 what it does
 =====================  ================================================================
-``addon``              ``KidAudit``: options, the session's life; sub-addons for the hooks
+``addon``              ``KidAudit``: options, the session's life; each hook handed to its part
 ``traffic``            HTTP, WebSocket, TCP, UDP and DNS hooks -> messages
 ``tls``                ClientHellos; hosts whose clients refuse our certificate
 ``consent``            the ``kidaudit.mark`` command, the magic host, the plan's signals

@@ -13,10 +13,11 @@ coverage in the report, and the flow passes unchanged.
 ``KidAudit`` owns the options and the session's life: options are declared in ``load``,
 checked in ``configure`` (a bad one is one line and exit code 2 at start-up, as for
 ``kidaudit capture``), and the analysis starts in ``running`` (under mitmproxy's test
-harness, the test calls ``running`` itself). Its sub-addons handle the hooks:
+harness, the test calls ``running`` itself). Each traffic hook is one line handing the event
+to the small addon that handles it:
 
 =====================================  =================================================
-sub-addon                              hooks
+part                                   hooks
 =====================================  =================================================
 ``traffic.Connections``                connections closing: their states, ClientHellos
 ``traffic.HttpHooks``                  HTTP (consent signals, the magic host), WebSocket
@@ -25,6 +26,10 @@ sub-addon                              hooks
 ``tls.TlsHooks``                       ClientHellos; pinned hosts passed through
 ``consent.ConsentMarks``               the ``kidaudit.mark`` command
 =====================================  =================================================
+
+They are not registered as mitmproxy sub-addons (an ``addons`` attribute): mitmproxy would
+then walk all of them for every event of every flow, on the proxy's event loop, to find the
+two or three that handle it.
 
 Beyond HTTP, each client message is a transmission (a TCP stream is first cut into watch
 frames; the server's watch commands are transmissions with direction ``down``). Which proxy
@@ -65,9 +70,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from mitmproxy import ctx, hooks
+from mitmproxy import command, connection, ctx, dns, hooks, http, tcp, tls, udp
 from mitmproxy.addonmanager import Loader
 from mitmproxy.exceptions import OptionsError
+from mitmproxy.proxy import server_hooks
 
 from auditor.folder import FolderError, check_new, check_resumable
 from auditor.live.channel import EXIT_USAGE, Channel
@@ -93,10 +99,11 @@ class KidAudit:
         self.channel = Channel()
         self.marks = ConsentMarks(self.channel)
         conns, names = Connections(), Memo[str, str](MAX_NAMES)
-        self.addons = [conns, HttpHooks(self.channel, conns, self.marks),
-                       StreamHooks(self.channel, conns, names),
-                       DnsHooks(self.channel, conns, names), TlsHooks(self.channel, conns),
-                       self.marks]
+        self.conns = conns
+        self.http = HttpHooks(self.channel, conns, self.marks)
+        self.streams = StreamHooks(self.channel, conns, names)
+        self.dns = DnsHooks(self.channel, conns, names)
+        self.tls = TlsHooks(self.channel, conns)
         self._pending: tuple[Settings, Signals] | None = None  # checked, not started yet
         self._running = False  # mitmproxy has started: option errors go to its UI from now
         self._opened: set[Path] = set()  # session folders this proxy has written to
@@ -208,6 +215,66 @@ class KidAudit:
 
     def done(self) -> None:
         self.channel.finish(ctx.options.kidaudit_lang)
+
+    # -- the hooks, each handed to its part ------------------------------------------------
+    def request(self, flow: http.HTTPFlow) -> None:
+        self.http.request(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self.http.response(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self.http.error(flow)
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        self.http.websocket_message(flow)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self.http.websocket_end(flow)
+
+    def tcp_message(self, flow: tcp.TCPFlow) -> None:
+        self.streams.tcp_message(flow)
+
+    def tcp_end(self, flow: tcp.TCPFlow) -> None:
+        self.streams.tcp_end(flow)
+
+    def tcp_error(self, flow: tcp.TCPFlow) -> None:
+        self.streams.tcp_error(flow)
+
+    def udp_message(self, flow: udp.UDPFlow) -> None:
+        self.streams.udp_message(flow)
+
+    def udp_end(self, flow: udp.UDPFlow) -> None:
+        self.streams.udp_end(flow)
+
+    def udp_error(self, flow: udp.UDPFlow) -> None:
+        self.streams.udp_error(flow)
+
+    def dns_request(self, flow: dns.DNSFlow) -> None:
+        self.dns.dns_request(flow)
+
+    def dns_response(self, flow: dns.DNSFlow) -> None:
+        self.dns.dns_response(flow)
+
+    def dns_error(self, flow: dns.DNSFlow) -> None:
+        self.dns.dns_error(flow)
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        self.tls.tls_clienthello(data)
+
+    def tls_failed_client(self, data: tls.TlsData) -> None:
+        self.tls.tls_failed_client(data)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.conns.client_disconnected(client)
+
+    def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self.conns.server_disconnected(data)
+
+    @command.command("kidaudit.mark")
+    def mark(self, action: str, *words: str) -> None:
+        """Record a consent event now: grant|refuse|withdraw CATEGORY... or phase NAME."""
+        self.marks.mark(action, *words)
 
 
 def _ui_refresh() -> Callable[[object], None] | None:

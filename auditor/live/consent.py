@@ -10,7 +10,7 @@ the transmissions around it.
 
 from __future__ import annotations
 
-from mitmproxy import command, http
+from mitmproxy import http
 from mitmproxy.exceptions import OptionsError
 
 from auditor.live.channel import Channel
@@ -27,9 +27,9 @@ class ConsentMarks:
         self.channel = channel
         self.signals: Signals | None = None  # the plan's, set when the session starts
 
-    @command.command("kidaudit.mark")
     def mark(self, action: str, *words: str) -> None:
-        """Record a consent event now: grant|refuse|withdraw CATEGORY... or phase NAME."""
+        """Record a consent event now: grant|refuse|withdraw CATEGORY... or phase NAME (the
+        ``kidaudit.mark`` command of ``KidAudit``)."""
         if not self.channel.active:
             raise OptionsError("kidaudit is not configured (set kidaudit_profile/session)")
         try:
