@@ -33,13 +33,11 @@ from auditor.sources.mitm import raw_transmission
 from auditor.store import Store
 from tests.factories import IMEI, http_flow
 
-PROFILE = f'identifiers: {{imei: "{IMEI}"}}\nfirst_party: [acme-watch.example]\n'
-
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    (tmp_path / "p.yaml").write_text(PROFILE)
-    return Settings(str(tmp_path / "s"), str(tmp_path / "p.yaml"))
+def settings(watch_profile: Path, session_dir: Path) -> Settings:
+    """A session judged by the lab's watch profile (``tests/conftest.py``)."""
+    return Settings(str(session_dir), str(watch_profile))
 
 
 def _http(body: object, token: int = 1) -> HttpFlow:

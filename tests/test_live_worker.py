@@ -33,13 +33,11 @@ from auditor.live.worker import HEADER, Frames, Worker, WorkerError, WorkerUnava
 from auditor.store import Store
 from tests.factories import IMEI, http_flow
 
-PROFILE = f'identifiers: {{imei: "{IMEI}"}}\nfirst_party: [acme-watch.example]\n'
-
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    (tmp_path / "p.yaml").write_text(PROFILE)
-    return Settings(str(tmp_path / "s"), str(tmp_path / "p.yaml"), marks=True)
+def settings(watch_profile: Path, session_dir: Path) -> Settings:
+    """A session judged by the lab's watch profile (``tests/conftest.py``)."""
+    return Settings(str(session_dir), str(watch_profile), marks=True)
 
 
 def _http(i: int) -> HttpFlow:
@@ -130,13 +128,13 @@ def test_the_worker_steps_aside_at_nice_19_and_runs_optimised(settings) -> None:
 
 
 @pytest.mark.e2e
-def test_a_session_the_worker_cannot_open_is_one_clear_error(tmp_path) -> None:
-    (tmp_path / "p.yaml").write_text(PROFILE)
+def test_a_session_the_worker_cannot_open_is_one_clear_error(tmp_path, watch_profile
+                                                              ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
 
     async def main():
-        Worker(Settings(str(blocker / "s"), str(tmp_path / "p.yaml")),
+        Worker(Settings(str(blocker / "s"), str(watch_profile)),
                asyncio.get_running_loop(), print, print)
 
     with pytest.raises(WorkerError, match="kidaudit analysis worker: .*file"):
