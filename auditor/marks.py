@@ -3,7 +3,10 @@
 One spelling serves every way a mark arrives: the magic host a tester opens from any
 browser behind the proxy, ``kidaudit mark``, and the mitmproxy command ``kidaudit.mark``.
 The addon also writes each mark into ``flows.mitm`` as a request to this URL, so the raw
-evidence alone rebuilds the session's consent timeline.
+evidence alone rebuilds the session's consent timeline. A saved capture of any kind (a
+``.mitm``, a HAR from mitmproxy's ``hardump`` or a browser, a pcap of plain HTTP) holds the
+magic-host requests themselves: ``mark_of`` reads them back as the same events, so a mark
+is never mistaken for data sent to a third party named ``kidaudit.mark``.
 
     http://kidaudit.mark/grant?categories=all-disclosed&separate=location.precise
     http://kidaudit.mark/withdraw?categories=location.precise&recipients=amap.com
@@ -15,7 +18,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from auditor.categories import is_category_spec
-from auditor.model import ConsentEvent
+from auditor.model import ConsentEvent, Transmission
 
 MARK_HOST = "kidaudit.mark"
 ACTIONS = ("grant", "refuse", "withdraw", "phase")
@@ -46,6 +49,22 @@ def parse_mark(path: str, ts: float, source: str = "mark") -> ConsentEvent:
     return ConsentEvent(ts=ts, action=action, categories=categories,
                         recipients=_split(query.get("recipients", [])), separate=separate,
                         name=name, source=source)
+
+
+def is_mark_host(host: str) -> bool:
+    """The magic host, spelt as the live addon's ``is_mark`` takes it, so a saved capture
+    calls a mark exactly what the live run called one."""
+    return host == MARK_HOST
+
+
+def mark_of(tx: Transmission, source: str = "mark") -> ConsentEvent | None:
+    """A saved request to the magic host as the event the live addon recorded for it, at
+    the request's time; None for any other transmission. A malformed mark raises the
+    ValueError the live addon answered with 400, so the caller counts it as an error,
+    never as data that left the device."""
+    if not tx.method or tx.transport not in ("http", "https") or not is_mark_host(tx.host):
+        return None
+    return parse_mark(tx.path, tx.ts, source)
 
 
 def mark_path(ev: ConsentEvent) -> str:

@@ -4,6 +4,10 @@ the live addon uses.
 Inputs by suffix: ``.mitm`` / ``.flows`` / ``.dump`` (mitmproxy, the evidence is kept as
 ``flows.mitm``), ``.pcap`` / ``.pcapng`` (scapy, streamed) and ``.har``; for the last two a
 copy of the input is kept under its own name next to the outputs.
+
+A request to the magic host ``kidaudit.mark`` is a consent mark in every input, read by the
+parser the live addon uses (``auditor.marks``), so any export of a session gives the live
+run's timeline and findings.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TypeVar
 from mitmproxy import http, io
 
 from auditor.folder import check_new
+from auditor.marks import mark_of
 from auditor.model import ConsentPlan, Profile, Transmission
 from auditor.session import FLOWS_FILE, Outputs, Session
 from auditor.sources.har import read_har
@@ -137,7 +142,17 @@ def _observe(session: Session, tx: Transmission) -> None:
 
 
 def _captured(session: Session, signals: Signals, tx: Transmission) -> None:
-    """A transmission from a pcap or a HAR: numbered here, signals run on HTTP ones."""
+    """A transmission from a pcap or a HAR: numbered here, signals run on HTTP ones. A
+    request to the magic host is the consent mark it was live (the addon answered it, it
+    never left), so it is an event, or an error when malformed, and takes no number."""
+    try:
+        mark = mark_of(tx)
+    except ValueError as e:
+        session.record_error(None, "mark", e)
+        return
+    if mark is not None:
+        session.record_event(mark)
+        return
     tx = replace(tx, id=session.next_id())
     if tx.transport in ("http", "https") and tx.method:
         for ev in signals.events(http_flow_of(tx)):

@@ -1,12 +1,13 @@
-"""auditor/marks.py: live consent marks as ``http://kidaudit.mark/...`` paths and CLI words."""
+"""auditor/marks.py: live consent marks as ``http://kidaudit.mark/...`` paths and CLI words,
+and the same marks read back from a saved request (HAR, pcap)."""
 
 from __future__ import annotations
 
 import pytest
 
-from auditor.marks import mark_path, parse_mark, parse_words
+from auditor.marks import MARK_HOST, mark_of, mark_path, parse_mark, parse_words
 from auditor.model import ConsentEvent
-from tests.factories import T0, event
+from tests.factories import HOST, T0, event, tx
 
 
 @pytest.mark.parametrize(("path", "expected"), [
@@ -96,3 +97,31 @@ def test_parse_mark_errors(path: str, message: str) -> None:
 def test_parse_words_errors(action: str, words: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_words(action, words, T0, "cli")
+
+
+def _request(host: str = MARK_HOST, path: str = "/phase?name=idle", **overrides: object):
+    """A GET as a HAR or a pcap gives it back: plain HTTP unless told otherwise."""
+    fields = {"transport": "http", "method": "GET", "body": b"", **overrides}
+    return tx(host=host, path=path, **fields)
+
+
+@pytest.mark.parametrize(("saved", "expected"), [
+    pytest.param(_request(path="/grant?categories=all-disclosed&separate=location.precise"),
+                 event("grant", T0, "all-disclosed", separate="location.precise", source="mark"),
+                 id="http-grant"),
+    pytest.param(_request(transport="https", path="/withdraw?categories=location.precise"),
+                 event("withdraw", T0, "location.precise", source="mark"), id="https-withdraw"),
+    pytest.param(_request(ts=T0 + 7), event("phase", T0 + 7, name="idle", source="mark"),
+                 id="the-request-time"),
+    pytest.param(_request(host=HOST), None, id="another-host"),
+    pytest.param(_request(host="KIDAUDIT.MARK"), None, id="spelt-as-live-does-not-take-it"),
+    pytest.param(_request(method=""), None, id="not-a-request"),
+    pytest.param(_request(transport="tcp"), None, id="raw-tcp"),
+])
+def test_mark_of(saved, expected: ConsentEvent | None) -> None:
+    assert mark_of(saved) == expected
+
+
+def test_mark_of_a_malformed_mark_raises_as_live_answers_400() -> None:
+    with pytest.raises(ValueError, match="a grant mark needs categories="):
+        mark_of(_request(path="/grant"))

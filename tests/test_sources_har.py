@@ -169,3 +169,26 @@ def test_a_lone_surrogate_in_a_body_is_kept(tmp_path: Path) -> None:
               {"mimeType": "text/plain", "text": f"imei={IMEI}\udcff"})
     (tx,) = list(read_har(_write(tmp_path, har([e])), []))
     assert tx.body == f"imei={IMEI}".encode() + b"\xed\xb3\xbf"
+
+
+# -- consent marks (issue 15): a request to the magic host is an event, as it was live -----
+
+def test_a_mark_in_a_har_is_a_consent_event_not_a_transmission(tmp_path: Path,
+                                                              imei_profile: Path) -> None:
+    path = _write(tmp_path, har([
+        entry("http://kidaudit.mark/grant?categories=all-disclosed", "2026-11-28T10:00:00Z"),
+        entry(f"http://api.example.cn/bind?imei={IMEI}", "2026-11-28T10:00:05Z"),
+        entry("http://kidaudit.mark/phase?name=idle", "2026-11-28T10:00:09Z"),
+        entry("http://kidaudit.mark/grant", "2026-11-28T10:00:10Z"),  # live answered 400
+    ]))
+    out = tmp_path / "out"
+    analyze([path], load_profile(str(imei_profile)), None, out)
+    doc = json.loads((out / "findings.json").read_text())
+    assert [(e["action"], e["source"], e["ts"]) for e in doc["events"]] == [
+        ("grant", "mark", "2026-11-28T10:00:00.000Z"),
+        ("phase", "mark", "2026-11-28T10:00:09.000Z")]
+    assert [t["host"] for t in doc["transmissions"]] == ["api.example.cn"]
+    assert [(e["stage"], e["message"]) for e in doc["coverage"]["errors"]] == [
+        ("mark", "ValueError: a grant mark needs categories=..., e.g. "
+                 "categories=all-disclosed")]
+    assert "kidaudit.mark" not in {f["recipient"] for f in doc["findings"]}

@@ -274,3 +274,33 @@ def test_a_raw_stream_is_one_message_per_turn_and_flushed_at_the_end(tmp_path: P
     source = PcapSource(cap.write(tmp_path / "raw.pcap"), (DEV,), [])
     assert [t.payload for t in source] == [b"hello raw", b"left open"]
     assert source.open_connections == 0  # flushed at the end, then forgotten
+
+
+def _get(cap: Capture, sport: int, host: str, target: str) -> None:
+    """One plain HTTP GET from the device, on its own connection, answered."""
+    cap.open(DEV, sport, SRV, 80)
+    cap.send(DEV, sport, SRV, 80, f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    cap.send(SRV, 80, DEV, sport, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    cap.close(DEV, sport, SRV, 80)
+
+
+def test_a_mark_in_a_pcap_is_a_consent_event_not_a_transmission(tmp_path: Path) -> None:
+    """Plain HTTP to the magic host (a browser behind a transparent proxy, captured on the
+    wire) is the consent mark the live addon recorded; a malformed one is a coverage error,
+    as live answered it 400."""
+    cap = Capture()
+    _get(cap, 40300, "kidaudit.mark", "/grant?categories=all-disclosed")
+    _get(cap, 40301, "api.example.cn", f"/bind?imei={IMEI}")
+    _get(cap, 40302, "kidaudit.mark", "/withdraw?categories=identifier.imei")
+    _get(cap, 40303, "kidaudit.mark", "/phase")
+    (tmp_path / "p.yaml").write_text(PROFILE)
+    out = tmp_path / "out"
+    analyze([cap.write(tmp_path / "marks.pcap")], load_profile(str(tmp_path / "p.yaml")),
+            None, out)
+    doc = json.loads((out / "findings.json").read_text())
+    assert [(e["action"], e["categories"], e["source"]) for e in doc["events"]] == [
+        ("grant", ["all-disclosed"], "mark"), ("withdraw", ["identifier.imei"], "mark")]
+    assert doc["events"][0]["ts"] < doc["transmissions"][0]["ts"] < doc["events"][1]["ts"]
+    assert [t["host"] for t in doc["transmissions"]] == ["api.example.cn"]
+    assert [(e["stage"], e["message"]) for e in doc["coverage"]["errors"]] == [
+        ("mark", "ValueError: a phase mark needs name=..., e.g. /phase?name=idle")]
