@@ -9,12 +9,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from auditor.detect import Detector, dedupe
 from auditor.detect.known import CONFIDENCE, KnownValues
-from auditor.model import Credential, Detection, Field, Location, Profile
+from auditor.model import Contact, Credential, Detection, Field, Location, Profile
 from tests.factories import BIRTHDATE, CHILD_NAME, IMEI, LAT, LON, profile, tx
 
 PASSWORD = "Tr0ub4dor&3"
@@ -252,7 +253,7 @@ def test_dedupe_across_methods(detections: list[Detection], expected: list[Detec
     pytest.param("name=陈小雨&x=1", ["child.name"], id="chinese-name-in-form-text"),
     pytest.param("陈小", [], id="part-of-the-name"),
     pytest.param(IMEI[:14], ["identifiers.imei"], id="imei-without-check-digit"),
-    pytest.param(IMEI[:14] + "07", [], id="imeisv-is-another-number"),
+    pytest.param(IMEI[:14] + "07", ["identifiers.imei"], id="imeisv"),
 ])
 def test_short_and_chinese_seeds(value: str, expected: list[str]) -> None:
     seeded = profile(child={"name": (CHILD_NAME, "陈小雨")})
@@ -359,3 +360,84 @@ IMEI_B64 = _b64(IMEI.encode())
 ])
 def test_seeds_used_as_names(overrides: dict, expected: list) -> None:
     assert _observed(**overrides) == expected
+
+
+ZH_NAME = "王小明"
+ZH_SCHOOL = "海淀实验小学"
+ZH_SEEDED = profile(child={"name": (CHILD_NAME, ZH_NAME), "school": (ZH_SCHOOL,)})
+
+
+def _derived(value: str) -> list[tuple[str, tuple[str, ...]]]:
+    found = Detector(ZH_SEEDED).detect(tx(), [Field("body", "body.json.x", value)])
+    return sorted((d.profile_key, d.encoding) for d in found if d.method == "known")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    pytest.param(IMEI[-10:], [("identifiers.imei", ("last 10 digits",))], id="watch-id"),
+    pytest.param(f"[3G*{IMEI[-10:]}*0009*LK]", [("identifiers.imei", ("last 10 digits",))],
+                 id="watch-id-in-3g-frame"),
+    pytest.param(IMEI[:14], [("identifiers.imei", ("without check digit",))], id="imei-14"),
+    pytest.param(IMEI[:14] + "07", [("identifiers.imei", ("imeisv",))], id="imeisv"),
+    pytest.param(f"sv={IMEI[:14]}99&x=1", [("identifiers.imei", ("imeisv",))],
+                 id="imeisv-in-text"),
+    pytest.param(IMEI, [("identifiers.imei", ())], id="whole-imei-stays-plain"),
+    pytest.param("9112345679", [], id="other-ten-digit-number"),
+    pytest.param(IMEI[-11:], [], id="suffix-inside-a-longer-number"),
+    pytest.param(IMEI[-10:] + "1", [], id="suffix-followed-by-a-digit"),
+    pytest.param(IMEI[:14] + "071", [], id="seventeen-digits-are-no-imeisv"),
+    pytest.param(IMEI + "0", [], id="imei-inside-a-longer-number"),
+])
+def test_imei_forms(value: str, expected: list) -> None:
+    assert _derived(value) == expected
+
+
+def _utf16(text: str) -> str:
+    return text.encode("utf-16-be").hex()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    pytest.param(ZH_NAME, [("child.name", ())], id="utf-8"),
+    pytest.param(quote(ZH_NAME), [("child.name", ("url",))], id="percent-utf-8"),
+    pytest.param(quote(ZH_NAME).lower(), [("child.name", ("url",))], id="percent-utf-8-lower"),
+    pytest.param(quote(ZH_NAME.encode("gbk")), [("child.name", ("url", "gbk"))],
+                 id="percent-gbk"),
+    pytest.param(ZH_NAME.encode("gbk").decode("latin-1"), [("child.name", ("gbk",))],
+                 id="raw-gbk-read-as-latin-1"),
+    pytest.param(ZH_NAME.encode().decode("latin-1"), [("child.name", ("utf-8",))],
+                 id="raw-utf-8-read-as-latin-1"),
+    pytest.param(_utf16(ZH_NAME).upper(), [("child.name", ("hex", "utf-16be"))],
+                 id="utf-16be-hex"),
+    pytest.param(_utf16("你好" + ZH_NAME + "同学").upper(),
+                 [("child.name", ("hex", "utf-16be"))], id="utf-16be-hex-inside-a-message"),
+    pytest.param("00" + _utf16(ZH_NAME) + "00", [], id="utf-16be-hex-off-by-a-byte"),
+    pytest.param(json.dumps(ZH_NAME), [("child.name", ("json-escape",))], id="json-escape"),
+    pytest.param(quote(ZH_SCHOOL.encode("gbk")), [("child.school", ("url", "gbk"))],
+                 id="school-percent-gbk"),
+    pytest.param(_utf16(ZH_SCHOOL), [("child.school", ("hex", "utf-16be"))],
+                 id="school-utf-16be-hex"),
+    pytest.param("王小红", [], id="other-chinese-name"),
+    pytest.param(quote("王小红".encode("gbk")), [], id="other-name-percent-gbk"),
+    pytest.param(_utf16("海淀外国语学校"), [], id="other-school-utf-16be-hex"),
+])
+def test_chinese_writings(value: str, expected: list) -> None:
+    assert _derived(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    *(pytest.param(v, [("child.name", ())], id=f"seeded-{v}")
+      for v in ("Wang Xiaoming", "wangxiaoming", "WANG Xiaoming", "wang_xiaoming")),
+    *(pytest.param(v, [("child.name", ("pinyin",))], id=v)
+      for v in ("Xiaoming Wang", "wang xiao ming", "XiaomingWang")),
+    pytest.param("Wang Xiaohong", [], id="other-name"),
+    pytest.param("Xiaoming", [], id="given-name-alone"),
+    pytest.param("wangxiaomingfan", [], id="inside-a-longer-word"),
+])
+def test_pinyin(value: str, expected: list) -> None:
+    assert _derived(value) == expected
+
+
+def test_pinyin_is_derived_for_contacts_without_a_latin_name() -> None:
+    seeded = profile(contacts=(Contact("李娜", "+8613912345670"),))
+    found = Detector(seeded).detect(tx(), [Field("body", "body.json.x", "Li Na")])
+    assert [(d.profile_key, d.encoding) for d in found if d.method == "known"] == [
+        ("contacts[0].name", ("pinyin",))]

@@ -8,6 +8,12 @@ of the value and looking the bytes up: among the forms themselves, and among the
 SHA-1 / SHA-256 / SHA-512 digests of each form (a dict). Only the plain forms are keys of
 the automaton, so a seed costs a few dozen keys whatever the writings, and a profile
 carrying a whole address book stays cheap to build.
+
+Some forms are another value derived from the seed, and the detection names them in its
+layers so a reviewer sees what was matched: the IMEI without its check digit, its last ten
+digits (the watch id of the 3G protocol family and of many watch APIs), the IMEISV (the
+IMEI's fourteen digits and any two-digit software version), a Chinese text as devices
+write it (``chinese.writings``) and a Chinese name's pinyin.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import ahocorasick
 import phonenumbers
 
 from auditor.categories import CHILD_KEYS, IDENTIFIER_KEYS
+from auditor.detect.chinese import is_chinese, pinyin_names, writings
 from auditor.model import DEFAULT_REGION, Detection, Field, Profile
 
 # UTF-8 bytes of a plain form in the automaton: shorter ones would match all over the place
@@ -41,6 +48,17 @@ _SEGMENT = re.compile(r"[A-Za-z0-9]+")
 _HEXCHARS = re.compile(r"[0-9A-Fa-f]+")
 K = TypeVar("K", str, bytes)
 MAX_SPLIT = 8
+# Layers of the derived forms that are values in their own right, so a device may also
+# hash or base64 them; the other derived forms are writings of the text, matched as written.
+IMEI_14 = ("without check digit",)
+IMEI_10 = ("last 10 digits",)
+IMEISV = ("imeisv",)
+PINYIN = ("pinyin",)
+VALUE_FORMS = frozenset({IMEI_14, IMEI_10, PINYIN})
+UTF16_HEX = ("hex", "utf-16be")
+# How far back a UTF-16BE hex match looks for the start of its hex run (a multiple of 4, so
+# a longer run is taken as aligned): bounds the work per match in a hostile hex blob.
+UTF16_LOOKBACK = 4096
 # A run longer than this is a blob, not a token, and a run of more than two segments
 # shorter than MIN_SEGMENT on average is no base64 text (whose +/ come about twice in 64
 # characters): only their alphanumeric segments are tried, which bounds the work per
@@ -96,11 +114,25 @@ def forms(seed: Seed, region: str) -> set[str]:
         out |= _date_forms(v)
     elif key == "iccid" and v.isdigit():
         out |= {v + "F", v + "f"}  # E.118: an odd-length ICCID is padded with an F nibble
-    elif key == "imei" and len(v) == 15 and v.isdigit():
-        out.add(v[:14])  # 3GPP TS 23.003 6.2.1: the IMEI without its Luhn digit, as many send it
     elif " " in v:
         out |= {v.replace(" ", ""), v.replace(" ", "_"), v.replace(" ", "+")}
     return {f for f in out if f}
+
+
+def derived_forms(seed: Seed) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(form, layers) of the values derived from a seed and of the writings of a Chinese
+    text; the layers say which, so a detection reads "IMEI (last 10 digits)"."""
+    v = seed.value.strip()
+    key = seed.profile_key.rsplit(".", 1)[-1]
+    if key == "imei" and len(v) == 15 and v.isdigit():
+        # 3GPP TS 23.003 6.2.1: the IMEI without its Luhn digit, as many send it; the 3G
+        # watch protocol and its APIs name the watch by the last ten digits
+        yield v[:14], IMEI_14
+        yield v[-10:], IMEI_10
+    if is_chinese(v):
+        yield from writings(v)
+        if key == "name":
+            yield from ((name, PINYIN) for name in pinyin_names(v))
 
 
 def _mac_forms(v: str) -> set[str]:
@@ -180,13 +212,20 @@ class KnownValues:
     instead."""
 
     def __init__(self, texts: dict[str, list[Variant]],
-                 digests: dict[bytes, list[Variant]] | None = None) -> None:
-        """``texts``: lowercased form -> its seeds; ``digests``: raw digest -> its seeds
-        (layers: the digest's name)."""
+                 digests: dict[bytes, list[Variant]] | None = None,
+                 suffixed: dict[str, list[Variant]] | None = None) -> None:
+        """``texts``: lowercased form -> its seeds (layers: () or the derived form's);
+        ``digests``: raw digest -> its seeds (layers: the digest's name); ``suffixed``: a
+        form (in ``texts``) -> the seeds it stands for when two more digits follow it (the
+        IMEISV's software version)."""
         self._texts = texts
         self._digests = digests or {}
-        self._variants = {k: vs for k, vs in texts.items() if len(k.encode("utf-8")) >= MIN_LEN}
-        self._longest = max(map(len, self._variants), default=0)
+        self._suffixed = suffixed or {}
+        self._written = {k: vs for k, vs in texts.items() if len(k.encode("utf-8")) >= MIN_LEN}
+        # Forms a device may also write in hex or base64: the values, not their writings.
+        self._variants = {k: vs for k, vs in self._written.items()
+                          if any(v.layers in VALUE_FORMS or not v.layers for v in vs)}
+        self._longest = max(map(len, self._written), default=0)
         # Byte lengths an encoded token may decode to: a token of another length is skipped
         # before it is decoded (most words of a text are base64-shaped).
         self._sizes = frozenset(len(k.encode("utf-8")) for k in self._variants) | (
@@ -202,9 +241,9 @@ class KnownValues:
         self._piece = re.compile(
             rf"(?<![A-Za-z0-9])[A-Za-z0-9]{{6,{max(2 * most, self._widest, 6)}}}(?![A-Za-z0-9])")
         self._auto = ahocorasick.Automaton()
-        for key, vs in self._variants.items():
+        for key, vs in self._written.items():
             self._auto.add_word(key, (key, vs))
-        if self._variants:
+        if self._written:
             self._auto.make_automaton()
 
     @classmethod
@@ -212,6 +251,7 @@ class KnownValues:
         region = profile.region
         texts: dict[str, list[Variant]] = {}
         digests: dict[bytes, list[Variant]] = {}
+        suffixed: dict[str, list[Variant]] = {}
         for seed in seeds(profile):
             plain = Variant(seed, ())
             hashed = {name: Variant(seed, (name,)) for name in DIGESTS}
@@ -219,7 +259,11 @@ class KnownValues:
                 _add(texts, form.lower(), plain)
                 for name, digest in _digests(form) if _digested(seed, form) else ():
                     _add(digests, digest, hashed[name])
-        return cls(texts, digests)
+            for form, layers in derived_forms(seed):
+                _add(texts, form.lower(), Variant(seed, layers))
+                if layers == IMEI_14:
+                    _add(suffixed, form, Variant(seed, IMEISV))
+        return cls(texts, digests, suffixed)
 
     def __len__(self) -> int:
         """Keys held: plain forms (the automaton's and shorter ones) and digests."""
@@ -229,7 +273,7 @@ class KnownValues:
         """The automaton's matches in windows: pyahocorasick copies the whole text it is given
         (four bytes a character), so a multi-MB value is fed a window at a time. Windows
         overlap by the longest key less one, and a match counts in the window it ends in."""
-        if not self._variants:
+        if not self._written:
             return
         if len(text) <= WINDOW:
             yield from self._auto.iter(text)
@@ -247,6 +291,17 @@ class KnownValues:
             start = end - len(key) + 1
             if _bounded(text, start, end):
                 yield from ((start, end, v) for v in variants)
+                continue
+            for v in self._suffixed.get(key, ()):
+                version = text[end + 1:end + 3]
+                # an IMEISV whose version begins with the check digit is not told from the
+                # IMEI inside a longer number, which is some other value: precision wins
+                if (len(version) == 2 and version.isdigit() and _bounded(text, start, end + 2)
+                        and text[start:end + 2] != v.seed.value.strip()):
+                    yield start, end + 2, v
+            for v in variants:
+                if v.layers == UTF16_HEX and _aligned(text, start):
+                    yield start, end, v
 
     def _encoded(self, value: str) -> Iterator[tuple[int, int, Variant]]:
         """Forms and digests written in hex or base64: each bounded token of that shape,
@@ -260,7 +315,7 @@ class KnownValues:
             except UnicodeDecodeError:
                 continue
             for v in self._variants.get(text, ()):
-                yield start, end - 1, Variant(v.seed, (layer,))
+                yield start, end - 1, Variant(v.seed, (layer, *v.layers))
 
     def _tokens(self, value: str) -> Iterator[tuple[int, int, str, bytes]]:
         """(start, end, layer, bytes) for every bounded hex or base64 token of ``value`` that
@@ -403,6 +458,20 @@ def _bounded(text: str, start: int, end: int) -> bool:
     if _word(before) and _word(first):
         return False
     return not (_word(after) and _word(last))
+
+
+def _aligned(text: str, start: int) -> bool:
+    """Whether a UTF-16BE hex match begins on a character of its hex run (a multiple of
+    four hex digits from the run's start): watch protocols send a whole message as one hex
+    run, so the name sits inside it, never bounded, and only alignment keeps its match from
+    being a coincidence across two characters."""
+    begin = start
+    while begin > 0 and start - begin < UTF16_LOOKBACK and text[begin - 1] in _HEX:
+        begin -= 1
+    return (start - begin) % 4 == 0
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def _word(ch: str) -> bool:
