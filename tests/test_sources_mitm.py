@@ -315,3 +315,24 @@ def test_a_bad_signal_filter_is_one_line_and_nothing_else(tmp_path: Path, recwar
         Signals(plan)
     assert str(err.value).startswith(f"p.yaml: signals[0].filter {shown} is not a mitmproxy")
     assert "\n" not in str(err.value) and len(recwarn) == 0
+
+
+def test_a_mark_in_a_flow_file_is_an_event_and_a_malformed_one_a_coverage_error(
+        tmp_path: Path) -> None:
+    """The magic-host requests a live session saved (the addon answered them) are consent
+    events again, never transmissions; one the addon answered 400 is a coverage error."""
+    from auditor.offline import analyze
+    from tests.factories import profile
+
+    flows = [http_flow("http://kidaudit.mark/grant?categories=all-disclosed", 1000.0,
+                       method="GET"),
+             http_flow(f"http://api.acme-watch.example/p?imei={IMEI}", 1001.0),
+             http_flow("http://kidaudit.mark/phase", 1002.0, method="GET")]
+    out = tmp_path / "out"
+    analyze([write_flows(tmp_path / "x.mitm", flows)], profile(source=""), None, out)
+    doc = json.loads((out / "findings.json").read_text(encoding="utf-8"))
+    assert [(e["action"], e["source"]) for e in doc["events"]] == [("grant", "mark")]
+    assert [(t["id"], t["host"]) for t in doc["transmissions"]] == [
+        (1, "api.acme-watch.example")]
+    assert [(e["stage"], e["message"]) for e in doc["coverage"]["errors"]] == [
+        ("mark", "ValueError: a phase mark needs name=..., e.g. /phase?name=idle")]
