@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.detect.location import CONFIDENCE, find_coordinate_pairs, find_locations
+from auditor.detect.location import (
+    BD09,
+    CONFIDENCE,
+    GCJ02,
+    WGS84,
+    datums,
+    find_coordinate_pairs,
+    find_locations,
+    gcj02_to_bd09,
+    wgs84_to_gcj02,
+)
 from auditor.model import Field, Location
 from tests.factories import LAT, LON
 
@@ -140,3 +150,74 @@ def test_unseeded_pairs_found(fields: list, expected: list) -> None:
 ])
 def test_unseeded_pairs_not_found(fields: list) -> None:
     assert _pairs(*fields) == []
+
+
+@pytest.mark.parametrize(("convert", "wgs", "expected"), [
+    # the published libraries' own reference point (wandergis/coordtransform's test)
+    pytest.param(wgs84_to_gcj02, (39.915, 116.404), (39.91640428150164, 116.41024449916938),
+                 id="wgs84-to-gcj02"),
+    pytest.param(gcj02_to_bd09, (39.915, 116.404), (39.92133699351021, 116.41036949371029),
+                 id="gcj02-to-bd09"),
+    pytest.param(wgs84_to_gcj02, (48.8566, 2.3522), (48.8566, 2.3522),
+                 id="outside-china-unchanged"),
+])
+def test_datum_conversions(convert, wgs: tuple[float, float],
+                           expected: tuple[float, float]) -> None:
+    assert convert(*wgs) == pytest.approx(expected, abs=1e-9)
+
+
+def _shifted(datum: str, decimals: int = 6) -> tuple[str, str]:
+    lat, lon = datums(HERE)[datum]
+    return f"{lat:.{decimals}f}", f"{lon:.{decimals}f}"
+
+
+def _datum_found(lat: str, lon: str) -> list[tuple[str, tuple[str, ...]]]:
+    fs = [Field("body", "body.json.lat", lat), Field("body", "body.json.lng", lon)]
+    return [(d.category, d.encoding) for d in find_locations(7, fs, HERE)]
+
+
+@pytest.mark.parametrize(("lat", "lon", "expected"), [
+    pytest.param(*_shifted(GCJ02), [("location.precise", ("gcj-02",))], id="gcj-02"),
+    pytest.param(*_shifted(BD09), [("location.precise", ("bd-09",))], id="bd-09"),
+    pytest.param(*_shifted(GCJ02, 4), [("location.precise", ("gcj-02",))],
+                 id="gcj-02-four-decimals"),
+    pytest.param(*_shifted(WGS84), [("location.precise", ())], id="wgs-84-not-noted"),
+    pytest.param(*_shifted(GCJ02, 3), [("location.precise", ())],
+                 id="three-decimals-cannot-tell"),
+    pytest.param("39.99312", "116.34791", [("location.precise", ())],
+                 id="near-but-in-no-datum"),
+    pytest.param("31.23041", "121.47370", [], id="another-city"),
+])
+def test_datum_noted(lat: str, lon: str, expected: list) -> None:
+    assert _datum_found(lat, lon) == expected
+
+
+def _dm(degrees: float) -> str:
+    whole = int(degrees)
+    return f"{whole}{(degrees - whole) * 60:07.4f}"
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    pytest.param([("body.json.gps.lat", _dm(LAT)), ("body.json.gps.ns", "N"),
+                  ("body.json.gps.lon", _dm(LON)), ("body.json.gps.ew", "E")],
+                 [("location.precise", "body.json.gps.lat+body.json.gps.lon",
+                   f"{_dm(LAT)},{_dm(LON)}")], id="hemispheres-in-siblings"),
+    pytest.param([("body.json.lat", _dm(LAT)), ("body.json.lon", _dm(LON)),
+                  ("body.json.ns", "n"), ("body.json.ew", "e")],
+                 [("location.precise", "body.json.lat+body.json.lon",
+                   f"{_dm(LAT)},{_dm(LON)}")], id="lower-case-letters"),
+    pytest.param([("body.json.lat", _dm(LAT)), ("body.json.lon", _dm(LON)),
+                  ("body.json.ns", "N")], [], id="longitude-without-its-hemisphere"),
+    pytest.param([("body.json.lat", _dm(LAT)), ("body.json.lon", _dm(LON))], [],
+                 id="no-hemisphere-no-reading"),
+    pytest.param([("body.json.a.lat", _dm(LAT)), ("body.json.a.lon", _dm(LON)),
+                  ("body.json.b.ns", "N")], [], id="hemisphere-of-another-object"),
+    pytest.param([("body.json.lat", _dm(LAT)), ("body.json.ns", "S"),
+                  ("body.json.lon", _dm(LON)), ("body.json.ew", "E")], [],
+                 id="southern-hemisphere-is-elsewhere"),
+    pytest.param([("body.json.lat", "3112.3456"), ("body.json.ns", "N"),
+                  ("body.json.lon", "12128.4220"), ("body.json.ew", "E")], [],
+                 id="other-position"),
+])
+def test_degrees_minutes_with_sibling_hemisphere(fields: list, expected: list) -> None:
+    assert _found(*fields) == expected

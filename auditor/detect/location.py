@@ -3,8 +3,16 @@
 A device rounds, reorders and reformats coordinates; what it cannot hide is that a pair of
 numbers sits next to the position the lab seeded. Decimal degrees in either order, integers
 scaled by 1e5 / 1e6 / 1e7 (Amap, Baidu and many watch APIs) and NMEA 0183 ``ddmm.mmmm,N``
-all count. The precision class comes from the resolution the device transmitted (RULES.md:
-3+ decimals, about 110 m, is precise).
+all count, and so does ``ddmm.mmmm`` alone when its hemisphere (``N``/``S``/``E``/``W``)
+sits in a sibling field, as watch APIs split it. The precision class comes from the
+resolution the device transmitted (RULES.md: 3+ decimals, about 110 m, is precise).
+
+Chinese map SDKs (Amap, Tencent: GCJ-02; Baidu: BD-09) send the position shifted by the
+national datum's obfuscation, a few hundred metres: still near the lab, so still found. When
+the transmitted resolution can tell, the detection notes the datum it matched in (a layer
+``gcj-02`` or ``bd-09``): a reviewer then knows the position went through such an SDK. The
+conversions are the published formulas (the GCJ-02 polynomial of the "eviltransform" /
+"coordtransform" libraries, and Baidu's BD-09 rotation), pure functions of the position.
 
 Coordinates nobody seeded are reported (method ``pattern``) only next to location keys:
 ``lat``/``lng`` siblings (``wd``/``jd``, ``weidu``/``jingdu``) or a ``location: "lat,lon"``.
@@ -12,6 +20,7 @@ Coordinates nobody seeded are reported (method ``pattern``) only next to locatio
 
 from __future__ import annotations
 
+import math
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -31,7 +40,81 @@ _DECIMAL = re.compile(r"(?<![\d.])-?\d{1,3}\.(\d+)(?![\d.])")
 _SCALED = re.compile(r"(?<![\d.])-?\d{6,10}(?![\d.])")
 # NMEA 0183: latitude ddmm.mmmm and longitude dddmm.mmmm, each followed by its hemisphere.
 _NMEA = re.compile(r"(?<![\d.])(\d{2,3})([0-5]\d)\.(\d+),?([NSEW])(?![A-Za-z])")
+# ddmm.mmmm alone in a field: a degrees-minutes value whose hemisphere is a sibling field.
+_DM = re.compile(r"\s*(\d{2,3})([0-5]\d)\.(\d+)\s*")
+HEMISPHERES = frozenset("NSEW")
 _PAIR = re.compile(r"^\s*(-?\d{1,3}\.\d+)\s*[,|; ]\s*(-?\d{1,3}\.\d+)\s*$")
+
+
+# Krasovsky 1940, the ellipsoid of the GCJ-02 formulas
+_GCJ_A = 6378245.0
+_GCJ_EE = 0.00669342162296594323
+_BD_X_PI = math.pi * 3000.0 / 180.0
+# A datum is noted only when the value resolves it (4+ decimals, about 11 m, against shifts
+# of hundreds of metres) and lies this close to it: nearer than any other datum's point.
+DATUM_DECIMALS = 4
+DATUM_MATCH_DEG = 0.0005
+WGS84, GCJ02, BD09 = "wgs-84", "gcj-02", "bd-09"
+
+
+def _out_of_china(lat: float, lon: float) -> bool:
+    """The published formulas leave positions outside China's bounding box as they are."""
+    return not (72.004 <= lon <= 137.8347 and 0.8293 <= lat <= 55.8271)
+
+
+def _shift_lat(x: float, y: float) -> float:
+    ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
+    ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2 / 3
+    ret += (20.0 * math.sin(y * math.pi) + 40.0 * math.sin(y / 3.0 * math.pi)) * 2 / 3
+    ret += (160.0 * math.sin(y / 12.0 * math.pi) + 320 * math.sin(y * math.pi / 30.0)) * 2 / 3
+    return ret
+
+
+def _shift_lon(x: float, y: float) -> float:
+    ret = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x))
+    ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2 / 3
+    ret += (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2 / 3
+    ret += (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2 / 3
+    return ret
+
+
+def wgs84_to_gcj02(lat: float, lon: float) -> tuple[float, float]:
+    """A WGS-84 position as GCJ-02 (what Amap and Tencent maps send)."""
+    if _out_of_china(lat, lon):
+        return lat, lon
+    dlat = _shift_lat(lon - 105.0, lat - 35.0)
+    dlon = _shift_lon(lon - 105.0, lat - 35.0)
+    rad = lat / 180.0 * math.pi
+    magic = 1 - _GCJ_EE * math.sin(rad) ** 2
+    dlat = dlat * 180.0 / (_GCJ_A * (1 - _GCJ_EE) / (magic * math.sqrt(magic)) * math.pi)
+    dlon = dlon * 180.0 / (_GCJ_A / math.sqrt(magic) * math.cos(rad) * math.pi)
+    return lat + dlat, lon + dlon
+
+
+def gcj02_to_bd09(lat: float, lon: float) -> tuple[float, float]:
+    """A GCJ-02 position as BD-09 (what Baidu maps send)."""
+    z = math.sqrt(lon * lon + lat * lat) + 0.00002 * math.sin(lat * _BD_X_PI)
+    theta = math.atan2(lat, lon) + 0.000003 * math.cos(lon * _BD_X_PI)
+    return z * math.sin(theta) + 0.006, z * math.cos(theta) + 0.0065
+
+
+def datums(here: Location) -> dict[str, tuple[float, float]]:
+    """The lab's position in each datum a device may send it in."""
+    gcj = wgs84_to_gcj02(here.lat, here.lon)
+    return {WGS84: (here.lat, here.lon), GCJ02: gcj, BD09: gcj02_to_bd09(*gcj)}
+
+
+def datum_of(lat: float, lon: float, decimals: int, here: Location) -> str:
+    """The datum a transmitted position matches (WGS-84 unless the value resolves another
+    and lies by its point): "" when it cannot tell."""
+    if decimals < DATUM_DECIMALS:
+        return ""
+    points = datums(here)
+    if len({points[GCJ02], points[WGS84]}) == 1:  # outside China: one position
+        return ""
+    name, (plat, plon) = min(points.items(),
+                             key=lambda p: math.hypot(lat - p[1][0], lon - p[1][1]))
+    return name if math.hypot(lat - plat, lon - plon) <= DATUM_MATCH_DEG else ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +123,32 @@ class _Hit:
     text: str
     value: float
     decimals: int
+
+
+def _hemispheres(fields: Iterable[Field]) -> dict[str, set[str]]:
+    """Parent path -> the hemisphere letters its fields hold (``{"ns": "N", "ew": "E"}``)."""
+    out: dict[str, set[str]] = {}
+    for f in fields:
+        letter = f.value.strip().upper()
+        if len(letter) == 1 and letter in HEMISPHERES:
+            out.setdefault(keys.parent(f.path), set()).add(letter)
+    return out
+
+
+def _degrees_minutes(f: Field, letters: set[str], here: Location
+                     ) -> Iterator[tuple[str, float, int]]:
+    """A field that is ``ddmm.mmmm`` alone, signed by a hemisphere of its siblings: N or S
+    for a latitude, E or W for a longitude."""
+    m = _DM.fullmatch(f.value) if letters else None
+    if m is None:
+        return
+    degrees, minutes, fraction = m.groups()
+    value = int(degrees) + float(f"{minutes}.{fraction}") / 60
+    for letter in letters:
+        signed = -value if letter in "SW" else value
+        seeded = here.lat if letter in "NS" else here.lon
+        if abs(signed - seeded) <= TOLERANCE_DEG:
+            yield f.value.strip(), signed, len(fraction) + 1
 
 
 def _numbers(f: Field, here: Location) -> Iterator[tuple[str, float, int]]:
@@ -69,10 +178,13 @@ def _near(value: float, here: Location) -> bool:
 
 def find_locations(tx_id: int, fields: Iterable[Field], here: Location) -> list[Detection]:
     """Detections for every latitude-like number that has a longitude-like partner of its own."""
+    fields = list(fields)
     lats: list[_Hit] = []
     lons: list[_Hit] = []
+    hemispheres = _hemispheres(fields)
     for f in fields:
-        for text, value, decimals in _numbers(f, here):
+        letters = hemispheres.get(keys.parent(f.path), set()) if hemispheres else set()
+        for text, value, decimals in (*_numbers(f, here), *_degrees_minutes(f, letters, here)):
             if abs(value - here.lat) <= TOLERANCE_DEG:
                 lats.append(_Hit(f, text, value, decimals))
             elif abs(value - here.lon) <= TOLERANCE_DEG:
@@ -94,9 +206,10 @@ def find_locations(tx_id: int, fields: Iterable[Field], here: Location) -> list[
         category = "location.precise" if decimals >= PRECISE_DECIMALS else "location.coarse"
         same = partner.field.path == lat.field.path
         path = lat.field.path if same else f"{lat.field.path}+{partner.field.path}"
+        datum = datum_of(lat.value, partner.value, decimals, here)
+        encoding = (*lat.field.encoding, datum) if datum and datum != WGS84 else lat.field.encoding
         out.append(Detection(tx_id, category, "known", lat.field.location, path,
-                             lat.field.encoding, "location", f"{lat.text},{partner.text}",
-                             CONFIDENCE))
+                             encoding, "location", f"{lat.text},{partner.text}", CONFIDENCE))
     return out
 
 
