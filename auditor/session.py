@@ -19,7 +19,7 @@ from auditor.pipeline import Pipeline
 from auditor.profile import load_consent_plan, load_profile
 from auditor.report import detections_csv, document, findings_json
 from auditor.report.document import iso as iso_utc
-from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate
+from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate, exercise
 from auditor.store import Store, private_copy, private_dir
 
 PROFILE_FILE, CONSENT_FILE, FLOWS_FILE = "profile.yaml", "consent.yaml", "flows.mitm"
@@ -181,7 +181,8 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     seeded = [("location.precise", str(v)) for v in (
         profile.location.lat, profile.location.lon)] if profile.location else []
     doc = document.build(session, observations, findings, ledger.events, coverage,
-                         consent=consent, reveal=reveal, seeded=seeded)
+                         consent=consent, reveal=reveal, seeded=seeded,
+                         **exercised(observations, findings, ledger))
     target = private_dir(out) if out is not None else directory
     # A row a renderer could not write is listed under coverage errors in what is written
     # after it: the CSV's in the page and findings.json, the page's in findings.json.
@@ -192,6 +193,21 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         if path.exists():
             os.chmod(path, 0o600)  # the evidence copy holds personal data too
     return Outputs(target, findings)
+
+
+def exercised(observations: list[Observation], findings: list[Finding], ledger: Ledger
+              ) -> dict[str, list]:
+    """The verdict's inputs beside the findings: each rule's status (``rules.exercise``)
+    and the plan's steps this session did not cover."""
+    rules = [document.RuleResult(s.id, s.status, s.reason) for s in exercise.statuses(
+        (rule.id for rule in CATALOGUE), (f.rule for f in findings), observations,
+        ledger.events)]
+    plan = ledger.plan
+    gaps = exercise.not_covered(
+        (ev for ev in plan.events if ev.source == "plan"),
+        ((sig.action, sig.name) for sig in plan.signals), ledger.events,
+        max((o.transmission.ts for o in observations), default=None))
+    return {"rules": rules, "not_covered": gaps}
 
 
 def judged_under(observations: list[Observation], ledger: Ledger,

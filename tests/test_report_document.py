@@ -189,3 +189,36 @@ def test_load_reads_what_other_writers_leave(written: dict, part, read: object) 
 def test_load_refuses_another_schema() -> None:
     with pytest.raises(ValueError, match="kidaudit.findings/2"):
         document.load({"schema": "kidaudit.findings/2"})
+
+
+# -- the verdict (issue 15, item 4) ---------------------------------------------------------
+
+def _finding(severity: str) -> document.FindingEntry:
+    return document.FindingEntry(id="KA-1", rule="R", severity=severity, count=1)
+
+
+@pytest.mark.parametrize("findings, connections, inspected, result", [
+    ((), 0, 0, "inconclusive"),
+    ((), 3, 0, "inconclusive"),
+    ((), 4, 1, "inconclusive"),
+    ((), 4, 2, "pass"),
+    ((_finding("info"),), 4, 0, "inconclusive"),
+    ((_finding("info"),), 4, 4, "pass"),
+    ((_finding("low"),), 4, 4, "fail"),
+    ((_finding("critical"),), 4, 0, "fail"),
+])
+def test_judge(findings, connections, inspected, result):
+    verdict = document.judge(findings, document.Coverage(connections, inspected))
+    assert verdict.result == result
+
+
+def test_the_verdict_is_the_last_key_and_reads_back():
+    verdict = document.Verdict("pass", "why", "clean", ("planned withdraw",),
+                               (document.RuleResult("WEAK_TLS", "pass", "ok"),))
+    data = document.to_dict(document.Document(verdict=verdict))
+    assert list(data)[-1] == "verdict"
+    assert data["verdict"] == {"result": "pass", "reason": "why", "basis": "clean",
+                               "not_covered": ["planned withdraw"],
+                               "rules": [{"id": "WEAK_TLS", "status": "pass", "reason": "ok"}]}
+    assert document.load(data).verdict == verdict
+    assert "verdict" not in document.to_dict(document.Document())

@@ -287,9 +287,12 @@ def test_masking_state_is_stated(masked, text):
 
 
 def test_no_findings_says_so():
+    # Issue 15: a session without findings is a PASS only on what was read, and says so
+    # (it was "NO FINDINGS" before the verdict existed).
     doc = watch_doc() | {"findings": []}
     page = report_html.render_string(load(doc))
-    assert "NO FINDINGS" in page
+    assert "<strong>PASS</strong>" in page
+    assert "No violation in the 6 connections read (of 7)." in page
     assert "No findings. No rule fired on the traffic the auditor inspected." in page
 
 
@@ -459,17 +462,32 @@ def test_finding_without_categories_renders():
     assert uninspected["evidence"][0]["request"] == "TLS pinned.acme-watch.example:443"
 
 
-@pytest.mark.parametrize("applied, results", [
-    (None, {"FAIL", "NOTE"}),
-    (["PRE_CONSENT_PI", "WEAK_TLS"], {"FAIL", "NOTE", "PASS"}),
+# Issue 15: a pass is claimed only for a rule the verdict says was exercised; rules_applied
+# alone (a document from before the verdict) no longer makes one.
+STATUSES = [{"id": "PRE_CONSENT_PI", "status": "fail", "reason": "has findings"},
+            {"id": "WEAK_TLS", "status": "pass", "reason": "exercised, nothing found"},
+            {"id": "AFTER_WITHDRAWAL", "status": "not exercised",
+             "reason": "no withdrawal happened"}]
+
+
+@pytest.mark.parametrize("applied, statuses, results", [
+    (None, None, {"FAIL", "NOTE"}),
+    (["PRE_CONSENT_PI", "WEAK_TLS"], None, {"FAIL", "NOTE"}),
+    (["PRE_CONSENT_PI", "WEAK_TLS", "AFTER_WITHDRAWAL"], STATUSES,
+     {"FAIL", "NOTE", "PASS", "NOT EXERCISED"}),
 ])
-def test_passes_only_for_rules_the_session_says_it_applied(applied, results):
+def test_passes_only_for_rules_the_verdict_says_passed(applied, statuses, results):
     doc = watch_doc()
     if applied:
         doc["session"]["rules_applied"] = applied
+    if statuses:
+        doc["verdict"] = {"result": "fail", "reason": "", "basis": "findings", "rules": statuses}
     rows = report_html.build_view(load(doc))["verdict"]["rules"]
     assert {r["result"] for r in rows} == results
-    assert [r["rule"] for r in rows if r["result"] == "PASS"] == (["WEAK_TLS"] if applied else [])
+    assert [r["rule"] for r in rows if r["result"] == "PASS"] == (
+        ["WEAK_TLS"] if statuses else [])
+    assert [r["why"] for r in rows if r["result"] == "NOT EXERCISED"] == (
+        ["no withdrawal happened"] if statuses else [])
 
 
 # -- rule titles in every language ---------------------------------------------------------

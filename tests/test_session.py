@@ -314,3 +314,67 @@ def test_the_profiles_position_is_masked_even_where_a_coordinate_stands_alone(tm
     for name in ("findings.json", "report.html", "detections.csv"):
         assert "39.98312" not in (out.directory / name).read_text(), name
     assert "39.98312" in (revealed.directory / "findings.json").read_text()
+
+
+# -- the verdict (issue 15, item 4) ---------------------------------------------------------
+
+def _verdict_of(tmp_path: Path, messages: list[Transmission], *events: ConsentEvent) -> dict:
+    import dataclasses
+
+    from tests.factories import plan, profile
+
+    session = Session(tmp_path / "s", dataclasses.replace(profile(), source=""),
+                      dataclasses.replace(plan(*events), source="") if events else None)
+    for m in messages:
+        session.observe(m)
+    out = session.write_outputs()
+    session.close()
+    return json.loads((out.directory / "findings.json").read_text())["verdict"]
+
+
+def _pinned(i: int) -> Transmission:
+    from tests.factories import HOST
+    return Transmission(id=i, ts=100.0 + i, transport="tls", host=HOST, port=443,
+                        inspected=False)
+
+
+def _clean(i: int) -> Transmission:
+    from tests.factories import tx
+    return tx(id=i, ts=100.0 + i, json={"battery": 87})
+
+
+def _imei(i: int) -> Transmission:
+    from tests.factories import tx
+    return tx(id=i, ts=100.0 + i)
+
+
+@pytest.mark.parametrize("messages, result, basis", [
+    ([], "inconclusive", "empty"),
+    ([_pinned(1), _pinned(2), _pinned(3)], "inconclusive", "nothing_inspected"),
+    ([_pinned(1), _pinned(2), _clean(3)], "inconclusive", "mostly_uninspected"),
+    ([_pinned(1), _clean(2), _clean(3)], "pass", "clean"),
+    ([_clean(1), _imei(2)], "fail", "findings"),
+])
+def test_the_verdict_is_never_a_pass_on_what_was_not_read(tmp_path, messages, result, basis):
+    verdict = _verdict_of(tmp_path, messages)
+    assert (verdict["result"], verdict["basis"]) == (result, basis)
+    assert verdict["reason"]
+
+
+def test_a_clean_session_lists_the_rules_it_never_exercised(tmp_path: Path):
+    verdict = _verdict_of(tmp_path, [_clean(1)])
+    status = {r["id"]: r["status"] for r in verdict["rules"]}
+    assert verdict["result"] == "pass"
+    assert status["AFTER_WITHDRAWAL"] == "not exercised"
+    assert status["UNINSPECTED_TRAFFIC"] == "pass"
+    assert "AFTER_WITHDRAWAL" in verdict["reason"]
+    assert {r["status"] for r in verdict["rules"]} <= {"pass", "not exercised"}
+
+
+def test_a_planned_withdrawal_after_the_traffic_is_not_covered(tmp_path: Path):
+    from tests.factories import event
+    verdict = _verdict_of(tmp_path, [_imei(1)], event("grant", 50.0, "all-disclosed"),
+                          event("withdraw", 500.0, "all-disclosed"))
+    status = {r["id"]: (r["status"], r["reason"]) for r in verdict["rules"]}
+    assert verdict["not_covered"] == ["planned withdraw came after the last message"]
+    assert status["AFTER_WITHDRAWAL"] == ("not exercised", "no withdrawal happened")

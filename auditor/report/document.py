@@ -10,7 +10,8 @@ tolerant, as a reader of a file from another tool or version has to be.
 Additive keys beyond DESIGN.md (readers of ``/1`` ignore unknown keys): ``session`` carries
 the tool and ruleset versions and evidence hashes; ``events`` the consent timeline; each
 finding ``last_seen`` and ``consent`` (the states it was judged under); ``coverage`` carries
-``analysis_errors`` and ``errors``.
+``analysis_errors`` and ``errors``; ``verdict`` the session's result, each rule's status
+and the plan's steps the session did not cover.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ from auditor.mask import Masker, mask
 from auditor.model import ConsentEvent, Detection, Finding, Observation
 
 SCHEMA = "kidaudit.findings/1"
+# A session is judged only on what was read: when more than this share of its connections
+# could not be read, silence proves nothing and the verdict is inconclusive.
+UNINSPECTED_LIMIT = 0.5
+# Every finding but a note (``info``: UNINSPECTED_TRAFFIC says what was not read) is a
+# violation of a clause, so any of them fails the session, not only the high ones.
+FAILING_SEVERITIES = ("critical", "high", "medium", "low")
+FAIL, PASS, INCONCLUSIVE = "fail", "pass", "inconclusive"
 # The coverage stage of what writing the outputs left out; a renderer adds its file's name.
 STAGE = "report"
 
@@ -274,6 +282,67 @@ class Coverage:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleResult:
+    """One rule's status in the session: ``fail``, ``pass`` or ``not exercised``."""
+
+    id: str = ""
+    status: str = ""
+    reason: str = ""
+
+    def json(self) -> dict[str, object]:
+        return {"id": self.id, "status": self.status, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a lab signs: ``result`` with its ``reason``, and ``basis`` (``findings``,
+    ``empty``, ``nothing_inspected``, ``mostly_uninspected`` or ``clean``) so a page in
+    another language can say the same; ``not_covered``: the plan's steps the session did
+    not reach; ``rules``: each rule's status."""
+
+    result: str = INCONCLUSIVE
+    reason: str = ""
+    basis: str = ""
+    not_covered: tuple[str, ...] = ()
+    rules: tuple[RuleResult, ...] = ()
+
+    def json(self) -> dict[str, object]:
+        return {"result": self.result, "reason": self.reason, "basis": self.basis,
+                "not_covered": list(self.not_covered), "rules": list(self.rules)}
+
+
+def judge(findings: Iterable[FindingEntry], coverage: Coverage,
+          rules: Iterable[RuleResult] = (), not_covered: Iterable[str] = ()) -> Verdict:
+    """The verdict: ``fail`` on any finding of a FAILING_SEVERITIES rule (what was read
+    already shows a violation); else ``inconclusive`` when nothing, or more than
+    UNINSPECTED_LIMIT of the connections, was read; else ``pass``. A pass names the rules
+    the session never exercised, so it is never read as more than it is."""
+    rules, not_covered = tuple(rules), tuple(not_covered)
+    failing = [f for f in findings if f.severity in FAILING_SEVERITIES]
+    connections = coverage.connections or 0
+    inspected = min(coverage.inspected or 0, connections)
+    unexercised = [r.id for r in rules if r.status == "not exercised"]
+    if failing:
+        kinds = len({f.rule for f in failing})
+        result, basis, reason = FAIL, "findings", (
+            f"{len(failing)} finding(s) of {kinds} rule(s) at severity low or above")
+    elif connections == 0:
+        result, basis, reason = INCONCLUSIVE, "empty", "the capture holds no traffic"
+    elif inspected == 0:
+        result, basis, reason = INCONCLUSIVE, "nothing_inspected", (
+            f"none of the {connections} connection(s) could be read")
+    elif connections - inspected > UNINSPECTED_LIMIT * connections:
+        result, basis, reason = INCONCLUSIVE, "mostly_uninspected", (
+            f"{connections - inspected} of {connections} connections could not be read")
+    else:
+        result, basis, reason = PASS, "clean", (
+            f"no violation in {inspected} connection(s) read")
+        if unexercised:
+            reason += "; not exercised: " + ", ".join(unexercised)
+    return Verdict(result, reason, basis, not_covered, rules)
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
     session: SessionInfo = field(default_factory=SessionInfo)
     transmissions: tuple[TransmissionEntry, ...] = ()
@@ -282,12 +351,23 @@ class Document:
     events: tuple[EventEntry, ...] = ()
     coverage: Coverage = field(default_factory=Coverage)
     schema: str = SCHEMA
+    verdict: Verdict | None = None  # None: a findings.json from before the verdict
 
     def json(self) -> dict[str, object]:
-        return {"schema": self.schema, "session": self.session,
-                "transmissions": list(self.transmissions), "detections": list(self.detections),
-                "findings": list(self.findings), "events": list(self.events),
-                "coverage": self.coverage}
+        out: dict[str, object] = {
+            "schema": self.schema, "session": self.session,
+            "transmissions": list(self.transmissions), "detections": list(self.detections),
+            "findings": list(self.findings), "events": list(self.events),
+            "coverage": self.coverage}
+        if self.verdict is not None:
+            out["verdict"] = self.verdict
+        return out
+
+    def judged(self) -> Verdict:
+        """The document's verdict; one worked out from its findings and coverage when a
+        file from before the verdict holds none (without rule statuses: it never says
+        which rules passed)."""
+        return self.verdict or judge(self.findings, self.coverage)
 
     def with_errors(self, errors: Iterable[CoverageError]) -> Document:
         """This document with coverage errors found while rendering added to its list and
@@ -325,7 +405,8 @@ def build(session: SessionInfo, observations: list[Observation],
           findings: Iterable[Finding], events: Iterable[ConsentEvent],
           coverage: Mapping[str, Iterable[Mapping[str, Any]]], *,
           consent: dict[int, dict[str, str]] | None = None,
-          reveal: bool = False, seeded: Iterable[tuple[str, str]] = ()) -> Document:
+          reveal: bool = False, seeded: Iterable[tuple[str, str]] = (),
+          rules: Iterable[RuleResult] = (), not_covered: Iterable[str] = ()) -> Document:
     """The document. Masked (unless ``reveal``): each transmission's URL, host, recipient,
     field paths and coverage notes with its own detections' values hidden in every form
     (``auditor.mask.Masker``), the session-wide texts with all of them. A transmission
@@ -333,7 +414,8 @@ def build(session: SessionInfo, observations: list[Observation],
     is written: one odd message must not cost the lab its report. ``seeded``: (category,
     value) pairs masked in every text even where nothing detected them (the profile's
     latitude and longitude: one coordinate alone pairs with nothing). ``coverage``: the
-    store's ``uninspected`` and ``errors`` rows."""
+    store's ``uninspected`` and ``errors`` rows. ``rules`` and ``not_covered`` go into the
+    verdict (``judge``) with the findings and coverage built here."""
     show: Callable[..., str] = _same if reveal else mask
     always = [Detection(0, category, "known", "", "", (), "", value, 1.0)
               for category, value in seeded]
@@ -359,18 +441,21 @@ def build(session: SessionInfo, observations: list[Observation],
         detections += rows
         if hidden:
             opaque.append(Opaque(o.transmission.id, tuple(hidden)))
+    entries = tuple(
+        FindingEntry(f.id, f.rule, f.severity, f.title, tuple(f.categories),
+                     everywhere(f.recipient), tuple(f.transmissions), at(f.first_seen),
+                     at(f.last_seen), f.count, tuple(f.references), tuple(f.consent))
+        for f in findings)
+    covered = _coverage(observations, coverage, opaque, failed, everywhere)
     return Document(
         session=session,
         transmissions=tuple(transmissions),
         detections=tuple(detections),
-        findings=tuple(
-            FindingEntry(f.id, f.rule, f.severity, f.title, tuple(f.categories),
-                         everywhere(f.recipient), tuple(f.transmissions), at(f.first_seen),
-                         at(f.last_seen), f.count, tuple(f.references), tuple(f.consent))
-            for f in findings),
+        findings=entries,
         events=tuple(EventEntry(at(e.ts), e.action, tuple(e.categories), tuple(e.recipients),
                                 tuple(e.separate), e.name, e.source) for e in events),
-        coverage=_coverage(observations, coverage, opaque, failed, everywhere),
+        coverage=covered,
+        verdict=judge(entries, covered, rules, (everywhere(n) for n in not_covered)),
     )
 
 
@@ -457,6 +542,7 @@ def load(data: Any) -> Document:
         masked=masked if isinstance(masked, bool) else None,
         started=parse_time(s.get("started")), ended=parse_time(s.get("ended")))
     cov = _dict(data.get("coverage"))
+    verdict = _dict(data.get("verdict")) if "verdict" in data else None
     return Document(
         schema=SCHEMA, session=session,
         transmissions=tuple(_load_transmission(t) for t in _records(data.get("transmissions"))),
@@ -480,7 +566,13 @@ def load(data: Any) -> Document:
             errors=tuple(CoverageError(_id(e.get("transmission")), _text(e.get("stage")),
                                        _text(e.get("message")))
                          if isinstance(e, dict) else CoverageError(None, "", _text(e))
-                         for e in _list(cov.get("errors")))))
+                         for e in _list(cov.get("errors")))),
+        verdict=None if verdict is None else Verdict(
+            _text(verdict.get("result")) or INCONCLUSIVE, _text(verdict.get("reason")),
+            _text(verdict.get("basis")), _texts(verdict.get("not_covered")),
+            tuple(RuleResult(_text(r.get("id")), _text(r.get("status")),
+                             _text(r.get("reason")))
+                  for r in _records(verdict.get("rules")))))
 
 
 def _load_transmission(t: dict) -> TransmissionEntry:

@@ -32,6 +32,7 @@ from auditor.categories import SEVERITIES
 from auditor.report import timeline
 from auditor.report.display import ARROW, DASH, fmt_ts, or_dash, severity_key, severity_order
 from auditor.report.document import (
+    FAILING_SEVERITIES,
     SCHEMA,
     Coverage,
     CoverageError,
@@ -44,7 +45,7 @@ from auditor.report.document import (
     iso_text,
 )
 from auditor.report.document import STAGE as REPORT_STAGE
-from auditor.report.i18n import LABELS, RULE_TEXT, TERMS, rule_text
+from auditor.report.i18n import LABELS, NOT_EXERCISED_TEXT, RULE_TEXT, TERMS, rule_text
 from auditor.store import printable, private_dir
 
 T = TypeVar("T")
@@ -119,7 +120,7 @@ def build_view(doc: Document, *, lang: str = "en",
     view = {
         "t": t,
         "summary": _summary(doc, session, t),
-        "verdict": _verdict(findings, session, t, terms, titles),
+        "verdict": _verdict(doc, findings, t, terms, titles),
         "findings": shown,
         "flows": _flows(transmissions.values(), detections, t, terms, failed),
         "timeline": _timeline(doc, transmissions.values(), detections, findings, t, terms,
@@ -236,8 +237,13 @@ def _summary(doc: Document, session: SessionInfo, t: Labels) -> dict[str, Any]:
     }
 
 
-def _verdict(findings: list[FindingEntry], session: SessionInfo, t: Labels, terms: Terms,
+def _verdict(doc: Document, findings: list[FindingEntry], t: Labels, terms: Terms,
              titles: RuleTitles) -> dict[str, Any]:
+    """The document's verdict (``Document.judged``) first, then every rule: those that
+    fired with their counts, then those that passed, then those never exercised with why.
+    A document without rule statuses (written before them) lists only what fired and never
+    claims a pass."""
+    verdict = doc.judged()
     by_sev = Counter(severity_key(f.severity) for f in findings)
     rules: dict[str, dict[str, Any]] = {}
     for f in findings:  # already worst-first, so a rule's first finding sets its severity
@@ -246,39 +252,53 @@ def _verdict(findings: list[FindingEntry], session: SessionInfo, t: Labels, term
             "rule": rule, "anchor": _anchor("rule-", rule), "title": titles.title(f.rule, f.title),
             "severity": severity_key(f.severity),
             "severity_label": _term(terms, "severity", f.severity),
-            "findings": 0, "messages": 0,
+            "findings": 0, "messages": 0, "why": "",
         })
         row["findings"] += 1
         row["messages"] += f.count
     for row in rules.values():
         row["result_key"] = "note" if row["severity"] == "info" else "fail"
         row["result"] = terms["result"][row["result_key"]]
-    failing = [r for r in rules.values() if r["result_key"] == "fail"]
-    if failing:
-        status, sentence = "fail", t["verdict_fail"].format(
-            findings=sum(r["findings"] for r in failing), rules=len(failing))
-    elif findings:
-        status, sentence = "note", t["verdict_info"].format(findings=len(findings))
-    else:
-        status, sentence = "clear", t["verdict_clear"]
     ordered = sorted(rules.values(), key=lambda r: (severity_order(r["severity"]),
                                                     -r["findings"], -r["messages"], r["rule"]))
-    # A producer that records which rules ran (session.rules_applied) gets explicit passes;
-    # without it the page lists only what fired and never claims a pass.
-    applied = [r for r in session.rules_applied if r]
-    passed = [{"rule": r, "anchor": "", "title": titles.title(r),
-               "severity": "none", "severity_label": DASH, "findings": 0, "messages": 0,
-               "result_key": "pass", "result": terms["result"]["pass"]}
-              for r in sorted(set(applied) - set(rules))]
+    why = NOT_EXERCISED_TEXT.get(t["html_lang"][:2], {})
+    quiet = [{"rule": r.id, "anchor": "", "title": titles.title(r.id),
+              "severity": "none", "severity_label": DASH, "findings": 0, "messages": 0,
+              "result_key": r.status.replace(" ", "_"),
+              "result": _term(terms, "result", r.status),
+              "why": "" if r.status == "pass" else why.get(r.reason, r.reason)}
+             for r in verdict.rules if r.id and r.id not in rules and r.status != "fail"]
+    quiet.sort(key=lambda r: (r["result_key"] != "pass", r["rule"]))
+    status = verdict.result if verdict.result in terms["result"] else "inconclusive"
     return {
         "status": status,
         "status_label": terms["result"][status],
-        "sentence": sentence,
+        "sentence": _verdict_sentence(doc, verdict.basis, verdict.reason, findings, t),
         "counts": [{"severity": s, "label": terms["severity"][s], "n": by_sev.get(s, 0)}
                    for s in SEVERITIES],
-        "rules": ordered + passed,
-        "has_passes": bool(passed),
+        "rules": ordered + quiet,
+        "has_passes": any(r["result_key"] == "pass" for r in quiet),
+        "not_exercised": [r["rule"] for r in quiet if r["result_key"] != "pass"],
+        "not_covered": list(verdict.not_covered),
     }
+
+
+def _verdict_sentence(doc: Document, basis: str, reason: str,
+                      findings: list[FindingEntry], t: Labels) -> str:
+    """The verdict's reason in the page's language, from its basis and the counts the
+    document holds; a basis this page does not know is shown as the document wrote it."""
+    cov = doc.coverage
+    connections = cov.connections or 0
+    inspected = min(cov.inspected or 0, connections)
+    if basis == "findings":
+        failing = [f for f in findings if f.severity in FAILING_SEVERITIES]
+        return t["verdict_fail"].format(findings=len(failing),
+                                        rules=len({f.rule for f in failing}))
+    key = f"verdict_{basis}"
+    if basis and key in t:
+        return t[key].format(connections=connections, inspected=inspected,
+                             uninspected=connections - inspected)
+    return reason or t["verdict_clear"]
 
 
 def _request_text(tx: TransmissionEntry) -> str:

@@ -49,6 +49,16 @@ LABELS: dict[str, dict[str, str]] = {
         "verdict_info": "No violations. Informational findings: {findings}.",
         "no_findings": "No findings. No rule fired on the traffic the auditor inspected.",
         "verdict_clear": "No rule fired on the traffic the auditor inspected.",
+        "verdict_clean": "No violation in the {inspected} connections read (of {connections}).",
+        "verdict_empty": "The capture holds no traffic: nothing was judged.",
+        "verdict_nothing_inspected": "None of the {connections} connections could be read: "
+                                     "nothing was judged.",
+        "verdict_mostly_uninspected": "{uninspected} of {connections} connections could not "
+                                      "be read: silence on the rest proves little.",
+        "not_exercised_list": "Not exercised (the session never gave these rules something "
+                              "to judge):",
+        "not_covered": "Plan steps the session did not cover:",
+        "why": "Why",
         "rules_not_listed": "Rules not listed here did not fire on the inspected traffic; "
                             "see Coverage for what could not be inspected.",
         "result": "Result",
@@ -168,6 +178,14 @@ LABELS: dict[str, dict[str, str]] = {
         "verdict_info": "未发现违规；共 {findings} 个提示性发现项。",
         "no_findings": "无发现项：在已检测的流量中未触发任何规则。",
         "verdict_clear": "在已检测的流量中未触发任何规则。",
+        "verdict_clean": "在已读取的 {inspected} 个连接（共 {connections} 个）中未发现违规。",
+        "verdict_empty": "捕获中没有任何流量：未作任何判定。",
+        "verdict_nothing_inspected": "{connections} 个连接均无法读取：未作任何判定。",
+        "verdict_mostly_uninspected": "{connections} 个连接中有 {uninspected} 个无法读取："
+                                      "其余部分未发现问题并不足以说明合规。",
+        "not_exercised_list": "未被检验（本次会话没有出现这些规则的前提条件）：",
+        "not_covered": "本次会话未覆盖的计划步骤：",
+        "why": "原因",
         "rules_not_listed": "未列出的规则在已检测的流量中未被触发；"
                             "无法检测的部分见“检测覆盖范围”。",
         "result": "结果",
@@ -255,7 +273,8 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
     "en": {
         "severity": {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low",
                      "info": "Info"},
-        "result": {"fail": "FAIL", "note": "NOTE", "clear": "NO FINDINGS", "pass": "PASS"},
+        "result": {"fail": "FAIL", "note": "NOTE", "clear": "NO FINDINGS", "pass": "PASS",
+                   "inconclusive": "INCONCLUSIVE", "not exercised": "NOT EXERCISED"},
         "consent": {"none": "none", "granted": "granted",
                     "granted (separate)": "granted (separate)", "refused": "refused",
                     "withdrawn": "withdrawn"},
@@ -268,7 +287,8 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
     },
     "zh": {
         "severity": {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"},
-        "result": {"fail": "不通过", "note": "提示", "clear": "无发现项", "pass": "通过"},
+        "result": {"fail": "不通过", "note": "提示", "clear": "无发现项", "pass": "通过",
+                   "inconclusive": "无法判定", "not exercised": "未检验"},
         "consent": {"none": "无", "granted": "已同意", "granted (separate)": "已单独同意",
                     "refused": "已拒绝", "withdrawn": "已撤回"},
         "action": {"grant": "同意", "refuse": "拒绝", "withdraw": "撤回", "phase": "阶段"},
@@ -276,6 +296,33 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
         "source": {"plan": "同意计划", "mark": "现场标记", "signal": "流量信号",
                    "command": "代理命令"},
         "method": {"known": "已知值", "pattern": "模式匹配", "key": "键名"},
+    },
+}
+
+
+# Why a rule was not exercised (``auditor.rules.exercise.PRECONDITIONS``' ``missing``), as
+# the page says it in each language other than English; unknown texts print as written.
+NOT_EXERCISED_TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "no personal data was seen": "未发现个人信息",
+        "no known SDK received personal data": "没有已知 SDK 收到个人信息",
+        "no grant happened": "未发生同意",
+        "no refusal happened": "未发生拒绝",
+        "no withdrawal happened": "未发生撤回",
+        "no sensitive category was seen": "未发现敏感个人信息类别",
+        "no voice or photo was seen": "未发现语音或照片",
+        "no personal data went to a third party": "没有个人信息发往第三方",
+        "personal data reached one organisation only": "个人信息只发往一个组织",
+        "no advertising or attribution host received personal data":
+            "没有广告或归因主机收到个人信息",
+        "no recipient's country was known": "没有接收方的国家或地区可知",
+        "no idle phase happened": "未出现空闲阶段",
+        "no personal data went over a cleartext transport": "没有个人信息经明文传输",
+        "no TLS handshake was seen": "未发现 TLS 握手",
+        "no TLS connection was read": "未读取任何 TLS 连接",
+        "no update was fetched": "未发生更新下载",
+        "no server command to the device was seen": "未发现服务器发给设备的指令",
+        "no traffic was seen": "未发现任何流量",
     },
 }
 
