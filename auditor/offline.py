@@ -33,8 +33,8 @@ from auditor.sources.mitm import (
     flow_transmissions,
     http_flow_of,
     is_mark,
-    mark_event,
     read_flows,
+    saved_mark_event,
     transmission,
 )
 from auditor.sources.pcap import PcapSource, uninspected_reason
@@ -167,7 +167,7 @@ def _flow(session: Session, signals: Signals, flow: object, ids: Iterator[int],
     if isinstance(flow, http.HTTPFlow):
         if is_mark(flow):
             try:
-                session.record_event(mark_event(flow))
+                session.record_event(saved_mark_event(flow))
             except ValueError as e:
                 session.record_error(None, "mark", e)
             return

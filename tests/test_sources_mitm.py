@@ -22,6 +22,7 @@ from auditor.sources.mitm import (
     mark_event,
     mark_flow,
     read_flows,
+    saved_mark_event,
     transmission,
 )
 from tests.factories import IMEI, http_flow, write_flows
@@ -45,6 +46,22 @@ def test_a_mark_written_as_a_flow_reads_back_as_the_same_event(tmp_path: Path) -
         (flow,) = list(io.FlowReader(fh).stream())
     assert is_mark(flow)
     assert mark_event(flow, source="cli") == ev
+
+
+@pytest.mark.parametrize("source", ["cli", "command"])
+def test_a_written_mark_reads_back_with_its_source(tmp_path: Path, source: str) -> None:
+    """``analyze flows.mitm`` says who marked, as the live timeline did."""
+    ev = ConsentEvent(1234.5, "phase", (), (), (), "idle", source)
+    (flow,) = read_flows(write_flows(tmp_path / "m.mitm", [mark_flow(ev)]), [])
+    assert saved_mark_event(flow) == ev
+
+
+@pytest.mark.parametrize("comment", ["", "kidaudit: consent mark",
+                                     "kidaudit: consent mark (plan)"])
+def test_a_magic_host_request_reads_back_as_a_mark(comment: str) -> None:
+    flow = http_flow("http://kidaudit.mark/phase?name=idle", 1234.5, method="GET")
+    flow.comment = comment
+    assert saved_mark_event(flow).source == "mark"
 
 
 @pytest.mark.parametrize(("host", "header", "http2", "mark"), [

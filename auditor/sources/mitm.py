@@ -50,6 +50,19 @@ def mark_event(flow: http.HTTPFlow, source: str = "mark") -> ConsentEvent:
     return parse_mark(flow.request.path, flow.request.timestamp_start, source)
 
 
+MARK_COMMENT = "kidaudit: consent mark"
+WRITTEN_SOURCES = ("cli", "command")  # marks that reach flows.mitm only as a written flow
+
+
+def saved_mark_event(flow: http.HTTPFlow) -> ConsentEvent:
+    """A mark read back from a flow file. A mark the addon wrote as a flow (``mark_flow``:
+    ``kidaudit mark`` or the ``kidaudit.mark`` command) names its source in the comment,
+    so the rebuilt timeline says who marked, as the live one did; a request to the magic
+    host is a ``mark``."""
+    written = flow.comment.removeprefix(f"{MARK_COMMENT} (").removesuffix(")")
+    return mark_event(flow, written if written in WRITTEN_SOURCES else "mark")
+
+
 def mark_flow(ev: ConsentEvent) -> http.HTTPFlow:
     """A consent mark as a flow, so ``flows.mitm`` carries the whole timeline."""
     client = connection.Client(peername=("127.0.0.1", 0), sockname=("127.0.0.1", 0),
@@ -59,7 +72,7 @@ def mark_flow(ev: ConsentEvent) -> http.HTTPFlow:
     flow.request.timestamp_start = flow.request.timestamp_end = ev.ts
     flow.response = http.Response.make(200, b"recorded\n", {"content-type": "text/plain"})
     flow.response.timestamp_start = flow.response.timestamp_end = ev.ts
-    flow.comment = f"kidaudit: consent mark ({ev.source})"
+    flow.comment = f"{MARK_COMMENT} ({ev.source})"
     return flow
 
 
