@@ -11,11 +11,12 @@ import bisect
 from dataclasses import dataclass
 
 from auditor.categories import ALL_DISCLOSED, expand
-from auditor.model import ConsentEvent, ConsentPlan, Recipient
-from auditor.recipients import matches_domain
+from auditor.model import PROCESSOR, ConsentEvent, ConsentPlan, Profile, Recipient
+from auditor.recipients import Parties, address_of, matches_domain, parties
 
 NONE, GRANTED, REFUSED, WITHDRAWN = "none", "granted", "refused", "withdrawn"
 _STATE_OF = {"grant": GRANTED, "refuse": REFUSED, "withdraw": WITHDRAWN}
+NOBODY_KNOWN = Parties()  # no profile: names match only as written
 
 
 @dataclass(frozen=True)
@@ -25,18 +26,33 @@ class ConsentState:
     event: ConsentEvent | None = None
 
 
-def recipient_matches(name: str, recipient: Recipient, host: str = "") -> bool:
-    """A plan names a recipient by domain (subdomains match) or by organisation name."""
+def recipient_matches(name: str, recipient: Recipient, host: str = "",
+                      who: Parties = NOBODY_KNOWN) -> bool:
+    """A plan names a recipient by domain (subdomains match) or by organisation name.
+
+    With the profile's parties (``who``), a name also covers the addresses that are its
+    owner's: the maker's domain names the maker's first-party IPs, and an organisation's
+    domain names every recipient attributed to that organisation."""
     name = name.strip().lower()
     if recipient.organization and name == recipient.organization.lower():
         return True
-    return any(matches_domain(h, name) for h in (host, recipient.domain) if h)
+    if any(matches_domain(h, name) for h in (host, recipient.domain) if h):
+        return True
+    # cheapest test first: the ledger asks this for every disclosure and message
+    if (who.names_maker(name) and address_of(host or recipient.domain) is not None
+            and (recipient.party == "first" or who.is_first(host, recipient.domain))):
+        return True
+    return bool(recipient.organization and who.organisations) and any(
+        matches_domain(name, d) for d in who.domains_of(recipient.organization))
 
 
 class Ledger:
     def __init__(self, plan: ConsentPlan | None = None,
-                 events: tuple[ConsentEvent, ...] = ()) -> None:
+                 events: tuple[ConsentEvent, ...] = (), profile: Profile | None = None) -> None:
+        """``profile``: whose addresses are whose, so that a disclosure or event naming the
+        maker's domain (or an organisation) covers the addresses the profile gives it."""
         self.plan = plan or ConsentPlan()
+        self.who = parties(profile.first_party, profile.organisations) if profile else NOBODY_KNOWN
         self.grace = self.plan.withdrawal_grace_s
         self._events: list[ConsentEvent] = []
         self._times: list[float] = []
@@ -56,7 +72,16 @@ class Ledger:
         """Categories the privacy notice disclosed for this recipient."""
         out: set[str] = set()
         for d in self.plan.disclosed:
-            if recipient_matches(d.recipient, recipient, host):
+            if recipient_matches(d.recipient, recipient, host, self.who):
+                out |= set(d.categories)
+        return frozenset(out)
+
+    def processed_for(self, recipient: Recipient, host: str = "") -> frozenset[str]:
+        """Categories the notice discloses this recipient handling as the maker's processor
+        (``role: processor``, PIPL 21) rather than receiving as a third party (PIPL 23)."""
+        out: set[str] = set()
+        for d in self.plan.disclosed:
+            if d.role == PROCESSOR and recipient_matches(d.recipient, recipient, host, self.who):
                 out |= set(d.categories)
         return frozenset(out)
 
@@ -82,7 +107,7 @@ class Ledger:
             effective = ev.ts + (self.grace if ev.action == "withdraw" else 0.0)
             if ev.action == "phase" or effective > t:
                 continue
-            if not self._covers(ev, category, recipient, host, disclosed):
+            if not self._covers(ev, category, recipient, host, disclosed, self.who):
                 continue
             separate = category in expand(ev.separate, disclosed) if ev.separate else False
             latest = ConsentState(_STATE_OF[ev.action], separate, ev)
@@ -90,8 +115,8 @@ class Ledger:
 
     @staticmethod
     def _covers(ev: ConsentEvent, category: str, recipient: Recipient, host: str,
-                disclosed: frozenset[str]) -> bool:
-        if ev.recipients and not any(recipient_matches(r, recipient, host)
+                disclosed: frozenset[str], who: Parties) -> bool:
+        if ev.recipients and not any(recipient_matches(r, recipient, host, who)
                                      for r in ev.recipients):
             return False
         if ALL_DISCLOSED in ev.categories and category in disclosed:

@@ -172,6 +172,17 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Organisation:
+    """Who operates addresses and domains that no public data attributes (a maker's own IP
+    range above all): the profile names them so attribution, disclosures and the linking
+    rules treat them as the one party they are."""
+
+    name: str
+    addresses: tuple[str, ...] = ()  # IP addresses and CIDR blocks, canonical text
+    domains: tuple[str, ...] = ()  # subdomains match
+
+
+@dataclass(frozen=True)
 class Profile:
     device: Device = field(default_factory=Device)
     # key -> seeded values (a profile may list several values for one key)
@@ -180,7 +191,9 @@ class Profile:
     location: Location | None = None
     contacts: tuple[Contact, ...] = ()
     credentials: tuple[Credential, ...] = ()
+    # the maker's own: domains and hostnames (subdomains match), IP addresses, CIDR blocks
     first_party: tuple[str, ...] = ()
+    organisations: tuple[Organisation, ...] = ()
     jurisdiction: str = ""
     # dotted keys (identifiers.imei, contacts.phone) the lab vouched for: their values passed
     # the format checks but not the checksum / MCC / numbering-plan ones
@@ -201,6 +214,13 @@ class Disclosure:
     recipient: str
     categories: tuple[str, ...]  # expanded to category ids
     purpose: str = ""
+    # PROCESSOR handles the data on the maker's behalf (PIPL 21); THIRD_PARTY receives it
+    # for its own purposes (PIPL 23), the reading when the plan says nothing
+    role: str = "third_party"
+
+
+PROCESSOR, THIRD_PARTY = "processor", "third_party"
+ROLES = (PROCESSOR, THIRD_PARTY)
 
 
 @dataclass(frozen=True)

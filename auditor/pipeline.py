@@ -22,7 +22,8 @@ class Pipeline:
     @classmethod
     def for_profile(cls, profile: Profile, sdks: SdkTable) -> Pipeline:
         """``sdks``: the SDK table the edge loaded (``auditor.data.load_sdks()``)."""
-        return cls(Detector(profile), Recipients(profile.first_party, sdks))
+        return cls(Detector(profile), Recipients(profile.first_party, sdks,
+                                                 organisations=profile.organisations))
 
     def observe(self, tx: Transmission) -> Observation:
         recipient = self.recipients.attribute(tx.host, tx.ip)

@@ -47,6 +47,8 @@ from auditor.categories import (
 from auditor.detect import patterns
 from auditor.model import (
     DEFAULT_REGION,
+    ROLES,
+    THIRD_PARTY,
     Cell,
     ConsentEvent,
     ConsentPlan,
@@ -55,6 +57,7 @@ from auditor.model import (
     Device,
     Disclosure,
     Location,
+    Organisation,
     Profile,
     Signal,
 )
@@ -471,6 +474,70 @@ def _domains(node: yaml.Node, path: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _block(text: str) -> str | None:
+    """An IP address or CIDR block in ``ipaddress``'s canonical text; None when it is not one.
+    A block with host bits set (``203.0.113.7/24``) is refused: the lab meant either the
+    address or the block, and guessing which would widen or narrow the maker."""
+    text = text.strip().strip("[]")
+    try:
+        return ip_text(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    try:
+        return str(ipaddress.ip_network(text))
+    except ValueError:
+        return None
+
+
+_BLOCK_HELP = "an IP address or CIDR block (like 203.0.113.0/24 or 2001:db8::/32)"
+
+
+def _addresses(node: yaml.Node, path: str) -> tuple[str, ...]:
+    out = []
+    for item, where in _items(node, path):
+        text = _nonempty(item, where)
+        block = _block(text)
+        if block is None:
+            _fail(item, where, f"{_show(text)} is not {_BLOCK_HELP}")
+        out.append(block)
+    return tuple(out)
+
+
+def _parties(node: yaml.Node, path: str) -> tuple[str, ...]:
+    """``first_party``: the maker's domains and hostnames (subdomains match), and its IP
+    addresses and CIDR blocks, which cellular watches reach without any name."""
+    out = []
+    for item, where in _items(node, path):
+        text = _nonempty(item, where).strip().lower()
+        block = _block(text)
+        if block is not None:
+            out.append(block)
+        # digits and dots alone are a mistyped address (300.1.2.3), never a domain meant
+        elif re.fullmatch(r"[\d./]+", text) or not _DOMAIN.fullmatch(text):
+            _fail(item, where, f"{_show(item.value)} is not a domain name (like acme.example) "
+                               f"or {_BLOCK_HELP}")
+        else:
+            out.append(text.rstrip("."))
+    return tuple(out)
+
+
+_ORGANISATION_FIELDS: dict[str, Callable[[yaml.Node, str], Any]] = {
+    "name": _nonempty, "addresses": _addresses, "domains": _domains,
+}
+
+
+def _read_organisation(node: yaml.Node, path: str) -> Organisation:
+    """One operator the lab knows: a name, and the addresses and domains that are its own."""
+    fields = _mapping(node, path, _ORGANISATION_FIELDS)
+    _require(node, path, fields, "name")
+    if "addresses" not in fields and "domains" not in fields:
+        _fail(node, path, "has neither addresses nor domains; give what the organisation owns")
+    values = {key: _ORGANISATION_FIELDS[key](value, _join(path, key))
+              for key, value in fields.items()}
+    values["name"] = values["name"].strip()
+    return Organisation(**values)
+
+
 def _country(node: yaml.Node, path: str) -> str:
     text = _scalar(node, path)  # the node's text: ``NO`` (Norway) is not YAML's false here
     if not re.fullmatch(r"[A-Za-z]{2}", text):
@@ -598,7 +665,8 @@ _PROFILE_SECTIONS: dict[str, Callable[[yaml.Node, str], Any]] = {
     "location": _read_location,
     "contacts": _each(_read_contact),
     "credentials": _each(_read_credential),
-    "first_party": _domains,
+    "first_party": _parties,
+    "organisations": _each(_read_organisation),
     "jurisdiction": _country,
     "irregular": _irregular,
 }
@@ -709,12 +777,24 @@ def _read_signal(node: yaml.Node, path: str) -> Signal:
 
 def _read_disclosure(node: yaml.Node, path: str) -> Disclosure:
     """One recipient named by the privacy notice; families become the ids they stand for."""
-    fields = _mapping(node, path, {"recipient": None, "categories": None, "purpose": None})
+    fields = _mapping(node, path, {"recipient": None, "categories": None, "purpose": None,
+                                   "role": None})
     recipient = _nonempty(_require(node, path, fields, "recipient"), _join(path, "recipient"))
     named = _ids(_require(node, path, fields, "categories"), _join(path, "categories"))
     ids = [cid for spec in named for cid in CATEGORIES if cid in expand(spec)]
     purpose = _scalar(fields["purpose"], _join(path, "purpose")) if "purpose" in fields else ""
-    return Disclosure(recipient=recipient, categories=tuple(dict.fromkeys(ids)), purpose=purpose)
+    role = _role(fields["role"], _join(path, "role")) if "role" in fields else THIRD_PARTY
+    return Disclosure(recipient=recipient, categories=tuple(dict.fromkeys(ids)),
+                      purpose=purpose, role=role)
+
+
+def _role(node: yaml.Node, path: str) -> str:
+    """``processor`` (acts for the maker, PIPL 21) or ``third_party`` (PIPL 23)."""
+    text = _scalar(node, path)
+    if text not in ROLES:
+        _fail(node, path, f"{_show(text)} is not one of {_allowed(ROLES)}"
+                          f"{_did_you_mean(text, ROLES)}")
+    return text
 
 
 def _positive(node: yaml.Node, path: str) -> float:

@@ -22,7 +22,7 @@ import iptocc
 import tldextract
 
 from auditor.memo import Memo, memoised
-from auditor.model import Recipient
+from auditor.model import Organisation, Recipient
 
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
@@ -40,6 +40,10 @@ class SdkEntry:
 SdkTable = Mapping[str, SdkEntry]
 
 MEMO = 65536  # (host, ip) pairs a session's attribution remembers
+PARTIES = 64  # profiles' parties remembered (a session has one; tests build a few)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @memoised(4096)
@@ -87,23 +91,113 @@ def country_of(ip: str) -> str:
     get "" (they say nothing about where data went, and we do not guess). An IPv4-mapped
     IPv6 address is looked up as the IPv4 address it carries.
     """
-    try:
-        addr = ipaddress.ip_address(ip.strip().strip("[]"))
-    except ValueError:
+    addr = address_of(ip)
+    if addr is None:
         return ""
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
     if not addr.is_global or addr.is_multicast or addr.is_reserved or addr.is_unspecified:
         return ""
     return iptocc.country_code(str(addr)) or ""
 
 
-class Recipients:
-    """Attribution for one session: built once from the profile's ``first_party`` list and
-    the SDK table the edge loaded (``auditor.data.load_sdks()``)."""
+def address_of(text: str) -> Address | None:
+    """The IP address a host or address text is, if it is one; an IPv4-mapped IPv6 address
+    is the IPv4 address it carries (a dual-stack socket reports the maker's IPv4 so)."""
+    try:
+        addr = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
 
-    def __init__(self, first_party: tuple[str, ...], sdks: SdkTable, memo: int = MEMO) -> None:
+
+def network_of(text: str) -> Network | None:
+    """An address (``203.0.113.7``) or CIDR block (``2001:db8::/32``) as a network; None for
+    a name. Host bits are forgiven (``203.0.113.7/24`` is the /24): the lab means the block."""
+    try:
+        return ipaddress.ip_network(text.strip().strip("[]"), strict=False)
+    except ValueError:
+        return None
+
+
+def _within(addr: Address | None, networks: tuple[Network, ...]) -> bool:
+    return addr is not None and any(addr.version == n.version and addr in n for n in networks)
+
+
+@dataclass(frozen=True)
+class Parties:
+    """The profile's word on who is who: the maker's own names and addresses
+    (``first_party``) and the organisations it names for addresses no public data
+    attributes. Asked by attribution, by the ledger (whom a disclosure names) and by rules."""
+
+    domains: tuple[str, ...] = ()
+    networks: tuple[Network, ...] = ()
+    organisations: tuple[tuple[Organisation, tuple[Network, ...]], ...] = ()
+
+    @property
+    def declared(self) -> bool:
+        """The profile says who the maker is: anyone else is then a third party."""
+        return bool(self.domains or self.networks)
+
+    def is_first(self, host: str, domain: str = "", ip: str = "") -> bool:
+        """The maker's: a host under a first-party domain, or an address (the connection's,
+        or the host when it is one) inside a first-party block."""
+        if any(matches_domain(h, fp) for h in (host, domain) if h for fp in self.domains):
+            return True
+        return bool(self.networks) and any(
+            _within(address_of(a), self.networks) for a in (ip, host) if a)
+
+    def organisation_of(self, host: str, ip: str = "") -> Organisation | None:
+        """The profile organisation a host (by its domains) or an address (by its blocks)
+        belongs to; the first listed wins."""
+        for org, networks in self.organisations:
+            if host and any(matches_domain(host, d) for d in org.domains):
+                return org
+            if any(_within(address_of(a), networks) for a in (ip, host) if a):
+                return org
+        return None
+
+    def names_maker(self, name: str) -> bool:
+        """A plan's recipient name that is one of the maker's domains (or under one)."""
+        return any(matches_domain(name, fp) for fp in self.domains)
+
+    def domains_of(self, organisation: str) -> tuple[str, ...]:
+        """The domains the profile gives the organisation of this name (any case)."""
+        wanted = organisation.strip().casefold()
+        return tuple(d for org, _ in self.organisations if org.name.casefold() == wanted
+                     for d in org.domains)
+
+
+@memoised(PARTIES)
+def parties(first_party: tuple[str, ...] = (),
+            organisations: tuple[Organisation, ...] = ()) -> Parties:
+    """A profile's ``first_party`` and ``organisations`` read once into names and networks:
+    every message asks, and parsing a CIDR block each time would be waste. An organisation
+    owning a first-party domain is the maker, so its addresses are first party too."""
+    domains, networks = [], []
+    for entry in first_party:
+        net = network_of(entry)
+        if net is None:
+            domains.append(entry.lower().strip("."))
+        else:
+            networks.append(net)
+    orgs = tuple((org, tuple(n for a in org.addresses if (n := network_of(a)) is not None))
+                 for org in organisations)
+    # An organisation owning a first-party domain is the maker: its addresses are too.
+    for org, nets in orgs:
+        if any(matches_domain(d, fp) for d in org.domains for fp in domains):
+            networks.extend(nets)
+    return Parties(tuple(domains), tuple(networks), orgs)
+
+
+class Recipients:
+    """Attribution for one session: built once from the profile's ``first_party`` list (and
+    ``organisations``) and the SDK table the edge loaded (``auditor.data.load_sdks()``)."""
+
+    def __init__(self, first_party: tuple[str, ...], sdks: SdkTable, memo: int = MEMO, *,
+                 organisations: tuple[Organisation, ...] = ()) -> None:
         """``memo``: how many (host, ip) pairs' answers to remember."""
+        self.parties = parties(tuple(first_party), tuple(organisations))
         self.first_party = tuple(d.lower().strip(".") for d in first_party)
         self.sdks = sdks
         self._memo: Memo[tuple[str, str], Recipient] = Memo(memo)
@@ -127,16 +221,21 @@ class Recipients:
         domain = registrable_domain(host or ip)
         if not domain:
             return Recipient(domain="", party="unknown", country=country)
-        # The profile wins: a maker's own domain is first party even when it sits on a
-        # cloud or shares a name with an SDK vendor.
-        if any(matches_domain(host, fp) or matches_domain(domain, fp) for fp in self.first_party):
+        # The profile wins: a maker's own domain or address is first party even when it
+        # sits on a cloud or shares a name with an SDK vendor.
+        if self.parties.is_first(host, domain, ip):
             party = "first"
-        elif self.first_party:
+        elif self.parties.declared:
             party = "third"
         else:
             party = "unknown"  # without first_party we cannot tell, and we do not guess
+        # An organisation the profile names outranks the SDK table's: the lab knows whose
+        # address it is where public data says nothing (or something else).
+        named = self.parties.organisation_of(host, ip)
         entry = sdk_for(host, self.sdks) if host else None
+        organization = named.name if named else entry.organization if entry else ""
         if entry is None:
-            return Recipient(domain=domain, party=party, country=country)
-        return Recipient(domain=domain, organization=entry.organization, party=party,
+            return Recipient(domain=domain, organization=organization, party=party,
+                             country=country)
+        return Recipient(domain=domain, organization=organization, party=party,
                          country=country, sdk=entry.sdk, sdk_type=entry.sdk_type)

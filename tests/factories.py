@@ -201,3 +201,9 @@ PHONE_DIGITS = PHONE.lstrip("+")
 
 IMSI = "460001234567890"
 """A China Mobile IMSI (MCC 460, MNC 00), as watch and tracker frames carry it."""
+
+# The maker's own addresses (documentation blocks, RFC 5737 / RFC 3849) and its name, for a
+# profile's first_party CIDR entries and organisations: tx()'s ip lies in MAKER_BLOCK.
+MAKER_BLOCK = "203.0.113.0/24"
+MAKER_BLOCK6 = "2001:db8::/32"
+MAKER_ORG = "Acme Watch Co."

@@ -20,6 +20,7 @@ from auditor.model import (
     Device,
     Disclosure,
     Location,
+    Organisation,
     Profile,
     Signal,
 )
@@ -135,6 +136,16 @@ def test_empty_mapping_is_a_profile_with_defaults(tmp_path, monkeypatch):
     ("identifiers: {phone: '(010) 6275-1234'}", "identifiers", {"phone": ("(010) 6275-1234",)}),
     ("jurisdiction: NO", "jurisdiction", "NO"),  # Norway, not YAML's false
     ("first_party: Acme.Example.", "first_party", ("acme.example",)),
+    # domains, hostnames, addresses and CIDR blocks, addresses in canonical text
+    ("first_party: [watch.acme.example, 203.0.113.7, 198.51.100.0/24, '2001:DB8::/32',\n"
+     "              '[2001:db8::1]']", "first_party",
+     ("watch.acme.example", "203.0.113.7", "198.51.100.0/24", "2001:db8::/32", "2001:db8::1")),
+    ("organisations:\n  - {name: ' Acme Watch Co. ', addresses: [203.0.113.0/24, "
+     "'2001:db8::/32'],\n     domains: acme-watch.example}", "organisations",
+     (Organisation("Acme Watch Co.", ("203.0.113.0/24", "2001:db8::/32"),
+                   ("acme-watch.example",)),)),
+    ("organisations: [{name: Lab Cloud, addresses: 192.0.2.10}]", "organisations",
+     (Organisation("Lab Cloud", ("192.0.2.10",)),)),
     ("device: {firmware: 1.10}", "device", Device(firmware="1.10")),
     ("device: {ip: '::ffff:0a00:0001'}", "device", Device(ip=(MAPPED_AS_IN_A_PCAP,))),
     ("location: {lat: '-33.9', lon: 0, cell: [{mcc: 460, mnc: 01, tac: 17, cid: 5}],\n"
@@ -202,6 +213,19 @@ def test_simultaneous_events_keep_file_order(tmp_path, monkeypatch):
         "  - {at: '2026-11-28T10:00:00Z', action: phase, name: c}\n"
     ))
     assert [event.name for event in load_consent_plan(name).events] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(("text", "role"), [
+    ("", "third_party"),  # what a plan without roles always meant
+    ("    role: processor\n", "processor"),
+    ("    role: third_party\n", "third_party"),
+])
+def test_a_disclosure_says_whether_the_recipient_is_a_processor(tmp_path, monkeypatch, text,
+                                                                 role):
+    plan = load_consent_plan(_write(tmp_path, monkeypatch, "plan.yaml",
+                                    "disclosed:\n  - recipient: amap.com\n"
+                                    "    categories: [location.precise]\n" + text))
+    assert plan.disclosed == (Disclosure("amap.com", ("location.precise",), role=role),)
 
 
 def test_plan_defaults(tmp_path, monkeypatch):
@@ -299,13 +323,32 @@ PROFILE_ERRORS = [
      'profile.yaml, line 1: device.ip[1] "10.0.0.256" is not an IP address'),
     ("first_party: ['https://acme.example/']\n",
      'profile.yaml, line 1: first_party[0] "https://acme.example/" is not a domain name '
-     "(like acme.example)"),
+     "(like acme.example) or an IP address or CIDR block (like 203.0.113.0/24 or "
+     "2001:db8::/32)"),
+    ("first_party: [acme.example, 300.1.2.3]\n",
+     'profile.yaml, line 1: first_party[1] "300.1.2.3" is not a domain name '
+     "(like acme.example) or an IP address or CIDR block (like 203.0.113.0/24 or "
+     "2001:db8::/32)"),
+    ("first_party: ['203.0.113.7/24']\n",  # host bits set: the address or the block?
+     'profile.yaml, line 1: first_party[0] "203.0.113.7/24" is not a domain name '
+     "(like acme.example) or an IP address or CIDR block (like 203.0.113.0/24 or "
+     "2001:db8::/32)"),
+    ("organisations:\n  - {name: Acme}\n",
+     "profile.yaml, line 2: organisations[0] has neither addresses nor domains; give what "
+     "the organisation owns"),
+    ("organisations:\n  - {addresses: [203.0.113.0/24]}\n",
+     "profile.yaml, line 2: organisations[0].name is missing"),
+    ("organisations:\n  - {name: Acme, addresses: [203.0.113.0/24, 'acme.example']}\n",
+     'profile.yaml, line 2: organisations[0].addresses[1] "acme.example" is not an IP '
+     "address or CIDR block (like 203.0.113.0/24 or 2001:db8::/32)"),
+    ("organisations: {name: Acme, domains: acme.example}\n",
+     "profile.yaml, line 1: organisations is a mapping; expected a list"),
     ("jurisdiction: CHN\n",
      'profile.yaml, line 1: jurisdiction "CHN" is not a 2-letter ISO country code (like CN)'),
     ("device: {name: K2}\n\nidentifers: {}\n",
      "profile.yaml, line 3: identifers is not a known key; did you mean identifiers? (allowed: "
-     "device, identifiers, child, location, contacts, credentials, first_party, jurisdiction, "
-     "irregular)"),
+     "device, identifiers, child, location, contacts, credentials, first_party, organisations, "
+     "jurisdiction, irregular)"),
     ("device: {name: K2}\nidentifiers: {imei: '1\n",
      "profile.yaml, line 3: is not valid YAML: while scanning a quoted scalar, "
      "found unexpected end of stream"),
@@ -570,6 +613,9 @@ PLAN_ERRORS = [
      "name the categories"),
     ("disclosed:\n  - categories: [location]\n",
      "plan.yaml, line 2: disclosed[0].recipient is missing"),
+    ("disclosed:\n  - {recipient: amap.com, categories: [location], role: procesor}\n",
+     'plan.yaml, line 2: disclosed[0].role "procesor" is not one of processor, third_party; '
+     "did you mean processor?"),
     ("disclosed:\n  - recipient: amap.com\n",
      "plan.yaml, line 2: disclosed[0].categories is missing"),
     ("disclosed:\n  - recipient: amap.com\n    categories: [location, gps]\n",

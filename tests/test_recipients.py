@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 
 from auditor.data import load_sdks
-from auditor.model import Recipient
+from auditor.model import Organisation, Recipient
 from auditor.recipients import (
     Recipients,
     country_of,
     matches_domain,
+    parties,
     registrable_domain,
     sdk_for,
 )
-from tests.factories import FIRST_PARTY
+from tests.factories import FIRST_PARTY, MAKER_BLOCK, MAKER_BLOCK6, MAKER_ORG
 
 SDKS = load_sdks()
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,72 @@ AMAP = dict(organization="AutoNavi", sdk="Amap (AutoNavi) maps and location",
 def test_attribute(first_party: tuple[str, ...], host: str, ip: str,
                    expected: Recipient) -> None:
     assert Recipients(first_party, SDKS).attribute(host, ip) == expected
+
+
+MAKER = (FIRST_PARTY, MAKER_BLOCK, MAKER_BLOCK6)
+
+
+@pytest.mark.parametrize(("first_party", "host", "ip", "party"), [
+    pytest.param(MAKER, "", "203.0.113.10", "first", id="ip-in-v4-block"),
+    pytest.param(MAKER, "203.0.113.10", "", "first", id="ip-literal-host-in-block"),
+    pytest.param(MAKER, "", "203.0.114.1", "third", id="ip-outside-block"),
+    pytest.param(MAKER, "", "2001:db8::7", "first", id="ip-in-v6-block"),
+    pytest.param(MAKER, "[2001:db8::7]", "", "first", id="bracketed-v6-host"),
+    pytest.param(MAKER, "", "::ffff:203.0.113.10", "first", id="v4-mapped-in-v4-block"),
+    pytest.param(MAKER, "", "2001:db9::1", "third", id="ip-outside-v6-block"),
+    pytest.param((FIRST_PARTY, "203.0.113.10"), "", "203.0.113.10", "first", id="one-address"),
+    pytest.param((FIRST_PARTY, "203.0.113.10"), "", "203.0.113.11", "third",
+                 id="the-next-address-is-not"),
+    pytest.param(("watch.acme-watch.example",), "watch.acme-watch.example", "", "first",
+                 id="hostname"),
+    pytest.param(("watch.acme-watch.example",), "cdn.acme-watch.example", "", "third",
+                 id="hostname-not-its-domain"),
+    pytest.param((MAKER_BLOCK,), "t.example", "203.0.113.10", "first",
+                 id="named-host-at-a-maker-address"),
+    pytest.param((MAKER_BLOCK,), "", "198.51.100.1", "third", id="only-a-block-declared"),
+])
+def test_first_party_by_address(first_party: tuple[str, ...], host: str, ip: str,
+                                party: str) -> None:
+    """Cellular watches reach their maker by bare IP: a profile's addresses and CIDR blocks
+    make such a recipient first party (issue 15, item 1)."""
+    assert Recipients(first_party, SDKS).attribute(host, ip).party == party
+
+
+ACME = Organisation(MAKER_ORG, (MAKER_BLOCK, MAKER_BLOCK6), (FIRST_PARTY,))
+CLOUD = Organisation("Lab Cloud", ("198.51.100.0/24",))
+LOCAL_MAPS = Organisation("Local Maps", (), ("amap.com",))
+
+
+@pytest.mark.parametrize(("first_party", "host", "ip", "expected"), [
+    pytest.param((FIRST_PARTY,), "", "203.0.113.10",
+                 Recipient("203.0.113.10", MAKER_ORG, party="first"),
+                 id="org-owning-a-first-party-domain-makes-its-block-first"),
+    pytest.param((FIRST_PARTY,), "api.acme-watch.example", "",
+                 Recipient(FIRST_PARTY, MAKER_ORG, party="first"), id="org-by-domain"),
+    pytest.param((FIRST_PARTY,), "", "2001:db8::1",
+                 Recipient("2001:db8::1", MAKER_ORG, party="first"), id="org-by-v6-block"),
+    pytest.param((FIRST_PARTY,), "", "198.51.100.9",
+                 Recipient("198.51.100.9", "Lab Cloud", party="third"),
+                 id="org-for-a-third-party-block"),
+    pytest.param((FIRST_PARTY,), "restapi.amap.com", "",
+                 Recipient("amap.com", "Local Maps", party="third",
+                           sdk="Amap Web Service API", sdk_type="location"),
+                 id="profile-org-outranks-sdk-table-org"),
+    pytest.param((FIRST_PARTY,), "", "192.0.2.1", Recipient("192.0.2.1", party="third"),
+                 id="no-org-for-other-addresses"),
+])
+def test_profile_organisations_attribute_their_addresses(
+        first_party: tuple[str, ...], host: str, ip: str, expected: Recipient) -> None:
+    recipients = Recipients(first_party, SDKS, organisations=(ACME, CLOUD, LOCAL_MAPS))
+    assert recipients.attribute(host, ip) == expected
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    (FIRST_PARTY, True), ("api.acme-watch.example", True), ("amap.com", False),
+    ("evilacme-watch.example", False),
+])
+def test_parties_name_the_maker_by_its_domains(name: str, expected: bool) -> None:
+    assert parties((FIRST_PARTY, MAKER_BLOCK), ()).names_maker(name) is expected
 
 
 def test_attribution_remembered_within_a_small_bound_is_the_same_answer() -> None:

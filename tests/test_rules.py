@@ -19,13 +19,14 @@ from auditor.model import (
     Device,
     Disclosure,
     Observation,
+    Organisation,
     Profile,
     Recipient,
     Transmission,
 )
 from auditor.rules import CATALOGUE, Aggregator, Hit, RuleContext, by_id, evaluate
 from auditor.rules.engine import finding_id
-from tests.factories import FIRST_PARTY, IMEI, T0, plan, profile
+from tests.factories import FIRST_PARTY, IMEI, MAKER_BLOCK, MAKER_ORG, T0, plan, profile
 
 FIRST = Recipient(FIRST_PARTY, party="first")
 AMAP = Recipient("amap.com", organization="AutoNavi", party="third", country="CN",
@@ -46,6 +47,31 @@ CONTACT, VOICE, PHOTO, PASSWORD = ("contacts.entry", "media.voice", "media.photo
                                    "credentials.password")
 
 DISCLOSED = plan().disclosed  # the maker: IMEI, precise location, contacts; AMap: locations
+
+# The maker's watch server, reached by bare IP (issue 15): the profile lists its block, and
+# attribution calls it first party; WATCH_AS_SEEN is how it looks when nothing says so.
+WATCH_IP = "203.0.113.10"
+MAKER_BY_IP = profile(first_party=(FIRST_PARTY, MAKER_BLOCK))
+WATCH = Recipient(WATCH_IP, party="first")
+WATCH_AS_SEEN = Recipient(WATCH_IP, party="third")
+# An organisation the profile names for a block no public data attributes.
+CLOUD_IP = "198.51.100.9"
+CLOUD_PROFILE = profile(organisations=(
+    Organisation("Acme Cloud", ("198.51.100.0/24",), ("acme-cloud.example",)),))
+CLOUD = Recipient(CLOUD_IP, "Acme Cloud", party="third")
+
+
+def processor(*disclosures: Disclosure) -> tuple[Disclosure, ...]:
+    """The plan's disclosures, with these recipients disclosed as the maker's processors
+    (PIPL 21) instead of whatever the plan said of them."""
+    named = {d.recipient for d in disclosures}
+    return (*(d for d in DISCLOSED if d.recipient not in named),
+            *(dataclasses.replace(d, role="processor") for d in disclosures))
+
+
+AMAP_PROCESSOR = processor(Disclosure("amap.com", (PRECISE, WIFI, CELL)))
+UMENG_PROCESSOR = processor(Disclosure("umeng.com", (IMEI_C, "identity.name")))
+ADS_PROCESSOR = processor(Disclosure("ads.example", (ADV, PRECISE)))
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,7 @@ class Msg:
     recipient: Recipient = FIRST
     direction: str = "up"
     host: str = ""
+    ip: str = ""
     url: str = ""
     method: str = "POST"
     tags: tuple[str, ...] = ()
@@ -83,7 +110,7 @@ class Msg:
     def observation(self, tx_id: int) -> Observation:
         host = self.host or "api." + self.recipient.domain
         tx = Transmission(id=tx_id, ts=T0 + self.at, transport=self.transport, host=host,
-                          port=443, direction=self.direction, method=self.method,
+                          port=443, ip=self.ip, direction=self.direction, method=self.method,
                           url=self.url, inspected=self.inspected, decrypted=self.decrypted,
                           tls_versions=self.tls_versions, tls_ciphers=self.tls_ciphers)
         plain = [Found(c, profile_key=c) for c in self.categories]
@@ -114,7 +141,7 @@ class Case:
         limits = {"min_interval_s": dict(self.limits)} if self.limits else {}
         plan = ConsentPlan(disclosed=self.disclosed, events=self.events, limits=limits,
                            withdrawal_grace_s=self.grace)
-        return RuleContext(self.profile, Ledger(plan))
+        return RuleContext(self.profile, Ledger(plan, profile=self.profile))
 
     def expected(self) -> list[Hit]:
         if self.expect is None:
@@ -167,8 +194,17 @@ CASES: dict[str, dict[str, list[Case]]] = {
                      expect=((1, ("identity.birthdate",)),)),
                 case(recipient=AMAP, categories=(IMEI_C, CELL),
                      events=(grant(cats=("location",), recipients=("amap.com",)),),
-                     expect=((1, (IMEI_C,)),))],
+                     expect=((1, (IMEI_C,)),)),
+                # the watch server's IP, with no profile saying whose it is
+                case(recipient=WATCH_AS_SEEN, host=WATCH_IP, events=(GRANT,))],
         "ok": [case(categories=("identity.birthdate",)), case(events=(GRANT,)),
+               # a disclosure naming the maker's domain covers the maker's addresses
+               case(recipient=WATCH, host=WATCH_IP, events=(GRANT,), profile=MAKER_BY_IP),
+               case(recipient=WATCH_AS_SEEN, host=WATCH_IP, ip=WATCH_IP, events=(GRANT,),
+                    profile=MAKER_BY_IP),
+               # ... and an organisation's domain covers the addresses the profile gives it
+               case(recipient=CLOUD, host=CLOUD_IP, events=(GRANT,), profile=CLOUD_PROFILE,
+                    disclosed=(Disclosure("acme-cloud.example", (IMEI_C,)),)),
                case(categories=("identity.birthdate",),
                     events=(GRANT, ev("refuse", 10, ("identity.birthdate",)))),
                case(categories=(PRECISE,), events=(GRANT, ev("withdraw", 10, (PRECISE,))))],
@@ -235,8 +271,11 @@ CASES: dict[str, dict[str, list[Case]]] = {
                 case(recipient=AMAP, categories=(PRECISE, IMEI_C), expect=((1, (IMEI_C,)),)),
                 case(recipient=AUTONAVI, categories=(WIFI, IMEI_C),
                      disclosed=(Disclosure("AutoNavi", (WIFI,)),), expect=((1, (IMEI_C,)),)),
-                case(recipient=UNKNOWN, categories=(PRECISE,))],
+                case(recipient=UNKNOWN, categories=(PRECISE,)),
+                case(recipient=WATCH_AS_SEEN, host=WATCH_IP)],
         "ok": [case(categories=("identity.birthdate",)),
+               case(recipient=WATCH_AS_SEEN, host=WATCH_IP, profile=MAKER_BY_IP),
+               case(recipient=AMAP, categories=(PRECISE,), disclosed=AMAP_PROCESSOR),
                case(recipient=AMAP, categories=(PRECISE, WIFI), host="restapi.amap.com"),
                case(recipient=AUTONAVI, categories=(WIFI,),
                     disclosed=(Disclosure("autonavi", (WIFI,)),)),
@@ -246,8 +285,19 @@ CASES: dict[str, dict[str, list[Case]]] = {
     "PERSISTENT_ID_TO_THIRD_PARTY": {
         "hit": [case(recipient=ADS, categories=(IMEI_C, ADV), expect=((1, (IMEI_C,)),)),
                 case(recipient=CDN, categories=("identity.phone", MAC, "identifier.iccid",
-                                                "identifier.imsi", "identifier.serial"))],
+                                                "identifier.imsi", "identifier.serial")),
+                case(recipient=WATCH_AS_SEEN, host=WATCH_IP),
+                # a processor with no grant yet, or disclosed as a third party, is one
+                case(recipient=UMENG, disclosed=UMENG_PROCESSOR),
+                case(recipient=UMENG, events=(GRANT,),
+                     disclosed=(*DISCLOSED, Disclosure("umeng.com", (IMEI_C,)))),
+                case(recipient=UMENG, categories=(IMEI_C, MAC), events=(GRANT,),
+                     disclosed=UMENG_PROCESSOR, expect=((1, (MAC,)),))],
         "ok": [case(), case(recipient=ADS, categories=(ADV, "identifier.android_id")),
+               case(recipient=WATCH_AS_SEEN, host=WATCH_IP, profile=MAKER_BY_IP),
+               case(recipient=WATCH_AS_SEEN, host="watch.example", ip=WATCH_IP,
+                    profile=MAKER_BY_IP),
+               case(recipient=UMENG, events=(GRANT,), disclosed=UMENG_PROCESSOR),
                case(recipient=ADS, direction="down"),
                case(recipient=UNKNOWN, profile=profile(first_party=()))],
     },
@@ -263,8 +313,25 @@ CASES: dict[str, dict[str, list[Case]]] = {
                      Msg(recipient=AMAP, categories=(), at=200, found=(
                          Found(IMEI_C, IMEI, "pattern"),)),
                      Msg(recipient=AMAP, categories=(ADV,), at=300),
+                     expect=((1, (IMEI_C,)), (2, (IMEI_C,)))),
+                # the watch server's IP is someone else while the profile does not say whose
+                case(Msg(), Msg(recipient=WATCH_AS_SEEN, host=WATCH_IP, at=200),
+                     expect=((1, (IMEI_C,)), (2, (IMEI_C,)))),
+                # a processor not (yet) granted the identifier is another organisation
+                case(Msg(), Msg(recipient=UMENG, at=200), disclosed=UMENG_PROCESSOR,
                      expect=((1, (IMEI_C,)), (2, (IMEI_C,))))],
         "ok": [case(Msg(recipient=AMAP), Msg(recipient=AUTONAVI, at=200)),
+               # the maker's domain and its IP are one organisation
+               case(Msg(), Msg(recipient=WATCH, host=WATCH_IP, at=200)),
+               case(Msg(), Msg(recipient=WATCH_AS_SEEN, host=WATCH_IP, ip=WATCH_IP, at=200),
+                    profile=MAKER_BY_IP),
+               case(Msg(recipient=Recipient(WATCH_IP, MAKER_ORG, party="third"),
+                        host=WATCH_IP),
+                    Msg(recipient=Recipient("acme-cdn.example", MAKER_ORG, party="third"),
+                        at=200)),
+               # a granted processor acts for the maker
+               case(Msg(), Msg(recipient=UMENG, at=200), events=(GRANT,),
+                    disclosed=UMENG_PROCESSOR),
                case(Msg(), Msg(host="cdn.acme-watch.example", at=200)),
                case(Msg(recipient=ADS, categories=(), found=(
                         Found(IMEI_C, "490154203237518", "pattern"),)),
@@ -278,8 +345,23 @@ CASES: dict[str, dict[str, list[Case]]] = {
         "hit": [case(recipient=AMAP, categories=(PRECISE, WIFI, IMEI_C),
                      expect=((1, (PRECISE, WIFI)),)),
                 case(recipient=CDN, categories=("location.coarse",)),
-                case(recipient=UNKNOWN, categories=(CELL,))],
+                case(recipient=UNKNOWN, categories=(CELL,)),
+                case(recipient=WATCH_AS_SEEN, host=WATCH_IP, categories=(PRECISE,)),
+                # disclosed and granted, but as a third party (the plan's default role)
+                case(recipient=AMAP, categories=(PRECISE,), events=(GRANT_SEP,)),
+                # a processor, but precise location was not granted separately (PIPL 29)
+                case(recipient=AMAP, categories=(PRECISE, WIFI), events=(GRANT,),
+                     disclosed=AMAP_PROCESSOR, expect=((1, (PRECISE,)),)),
+                # a processor before any grant
+                case(recipient=AMAP, categories=(PRECISE, WIFI), disclosed=AMAP_PROCESSOR),
+                # a processor after the guardian withdrew location
+                case(recipient=AMAP, categories=(CELL,), at=500, disclosed=AMAP_PROCESSOR,
+                     events=(GRANT_SEP, ev("withdraw", 100, ("location",))))],
         "ok": [case(categories=(PRECISE,)), case(recipient=ADS),
+               case(recipient=WATCH_AS_SEEN, host=WATCH_IP, categories=(PRECISE,),
+                    profile=MAKER_BY_IP),
+               case(recipient=AMAP, categories=(PRECISE, WIFI, CELL), events=(GRANT_SEP,),
+                    disclosed=AMAP_PROCESSOR),
                case(recipient=UNKNOWN, categories=(CELL,), profile=profile(first_party=())),
                case(recipient=AMAP, categories=(PRECISE,), direction="down")],
     },
@@ -288,20 +370,32 @@ CASES: dict[str, dict[str, list[Case]]] = {
                      expect=((1, ("identity.name", "identity.birthdate")),)),
                 case(recipient=CDN, categories=("identity.phone", "identity.email",
                                                 "identity.national_id", "identity.school",
-                                                "identity.address"))],
+                                                "identity.address")),
+                case(recipient=UMENG, categories=("identity.name", "identity.birthdate"),
+                     events=(GRANT,), disclosed=UMENG_PROCESSOR,
+                     expect=((1, ("identity.birthdate",)),))],
         "ok": [case(categories=("identity.name",)), case(recipient=ADS),
+               case(recipient=UMENG, categories=("identity.name",), events=(GRANT,),
+                    disclosed=UMENG_PROCESSOR),
                case(recipient=ADS, categories=(CONTACT,))],
     },
     "AD_TRACKER_RECEIVES_CHILD_DATA": {
         "hit": [case(recipient=ADS, categories=(ADV, "identity.name"), events=(GRANT,),
                      expect=((1, (ADV,)),)),
-                case(recipient=APPSFLYER, categories=(CELL, "identifier.android_id"))],
+                case(recipient=APPSFLYER, categories=(CELL, "identifier.android_id")),
+                case(recipient=ADS, categories=(ADV, PRECISE), events=(GRANT,),
+                     disclosed=ADS_PROCESSOR, expect=((1, (PRECISE,)),))],
         "ok": [case(recipient=UMENG), case(recipient=ADS, categories=("identity.name",)),
+               case(recipient=ADS, categories=(ADV, PRECISE), events=(GRANT_SEP,),
+                    disclosed=ADS_PROCESSOR),
                case(recipient=AMAP, categories=(PRECISE,))],
     },
     "CROSS_BORDER": {
         "hit": [case(recipient=ADS, categories=(ADV, PRECISE)),
-                case(recipient=dataclasses.replace(CDN, country="sg"))],
+                case(recipient=dataclasses.replace(CDN, country="sg")),
+                # a processor's data abroad is still abroad (PIPL 38)
+                case(recipient=ADS, categories=(ADV, PRECISE), events=(GRANT_SEP,),
+                     disclosed=ADS_PROCESSOR)],
         "ok": [case(recipient=AMAP), case(recipient=CDN),
                case(recipient=ADS, profile=profile(jurisdiction="")),
                case(recipient=ADS, categories=()), case(recipient=ADS, direction="down")],
@@ -314,7 +408,11 @@ CASES: dict[str, dict[str, list[Case]]] = {
                case(direction="down")],
     },
     "EXCESS_FREQUENCY": {
-        "hit": [case(Msg(categories=(PRECISE,), at=100), Msg(categories=(PRECISE,), at=130),
+        "hit": [case(Msg(recipient=AMAP, categories=(WIFI,), at=100),
+                     Msg(recipient=AMAP, categories=(WIFI,), at=130),
+                     events=(GRANT, ev("phase", 50, name="idle")), disclosed=AMAP_PROCESSOR,
+                     expect=((1, (WIFI,)), (2, (WIFI,)))),
+                case(Msg(categories=(PRECISE,), at=100), Msg(categories=(PRECISE,), at=130),
                      events=(IDLE,), expect=((1, (PRECISE,)), (2, (PRECISE,)))),
                 case(Msg(at=100), Msg(at=200), limits=((IMEI_C, 300.0),),
                      expect=((1, (IMEI_C,)), (2, (IMEI_C,)))),
@@ -366,7 +464,10 @@ CASES: dict[str, dict[str, list[Case]]] = {
     "CLEARTEXT_PI": {
         "hit": [case(transport="http", events=(GRANT,)), case(transport="tcp"),
                 case(transport="dns"), case(transport="udp"),
-                case(transport="websocket", url="ws://gw.acme-watch.example/ws")],
+                case(transport="websocket", url="ws://gw.acme-watch.example/ws"),
+                # a granted processor still gets a cleartext finding (PIPL 51)
+                case(recipient=AMAP, transport="http", categories=(WIFI,), events=(GRANT,),
+                     disclosed=AMAP_PROCESSOR)],
         "ok": [case(transport="https"), case(transport="http", categories=()),
                case(transport="websocket"),
                case(transport="websocket", url="wss://gw.acme-watch.example/ws"),

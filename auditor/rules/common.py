@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 
 from auditor.categories import CATEGORIES, FAMILIES
-from auditor.memo import memoised
+from auditor.consent import GRANTED
 from auditor.model import Observation
-from auditor.recipients import matches_domain, registrable_domain
+from auditor.recipients import parties, registrable_domain
 from auditor.rules.base import RuleContext
 
 # RULES.md says "identifier" for the device and SIM ids: the ``identifier`` family.
@@ -34,7 +34,6 @@ AD_SDK_TYPES = frozenset({"advertising", "attribution"})
 FIRST_PARTY_ORG = "(first party)"
 # The phase BACKGROUND_COLLECTION and the default EXCESS_FREQUENCY interval are about.
 IDLE = "idle"
-FIRST_PARTY_HOSTS = 4096  # hosts remembered as under a first-party domain, or not
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
@@ -51,16 +50,28 @@ def hit(categories: frozenset[str] | set[str]) -> frozenset[str] | None:
 
 
 def is_first_party(obs: Observation, ctx: RuleContext) -> bool:
-    """The operator's own host: attributed so, or under a profile ``first_party`` domain."""
+    """The operator's own host: attributed so, under a profile ``first_party`` domain, or
+    reached at an address inside a ``first_party`` block (cellular watches talk to bare IPs)."""
     if obs.recipient.party == "first":
         return True
-    return _under(obs.transmission.host, obs.recipient.domain, ctx.profile.first_party)
+    tx, profile = obs.transmission, ctx.profile
+    return parties(profile.first_party, profile.organisations).is_first(
+        tx.host, obs.recipient.domain, tx.ip)
 
 
-@memoised(FIRST_PARTY_HOSTS)
-def _under(host: str, domain: str, first_party: tuple[str, ...]) -> bool:
-    """Remembered: a handful of rules ask it of every message, about the same few hosts."""
-    return any(matches_domain(h, fp) for h in (host, domain) if h for fp in first_party)
+def for_the_maker(obs: Observation, ctx: RuleContext) -> frozenset[str]:
+    """The categories a disclosed processor handles on the maker's behalf in this message
+    (PIPL 21): disclosed with ``role: processor`` and granted for it, separately where the
+    category needs a grant of its own (PIPL 29). For these it is not a third party (PIPL 23),
+    and the recipient rules leave them alone."""
+    tx = obs.transmission
+    processed = sent(obs) & ctx.ledger.processed_for(obs.recipient, tx.host)
+    out = set()
+    for category in processed:
+        state = ctx.ledger.state(category, obs.recipient, tx.ts, tx.host)
+        if state.status == GRANTED and (state.separate or category not in NEEDS_SEPARATE_GRANT):
+            out.add(category)
+    return frozenset(out)
 
 
 def idle_at(ctx: RuleContext, ts: float) -> bool:
@@ -85,8 +96,9 @@ def is_sdk_host(obs: Observation, ctx: RuleContext) -> bool:
 
 
 def organisation(obs: Observation, ctx: RuleContext) -> str:
-    """Who a recipient is, for "different organisations": every first-party domain is the one
-    operator; others are their attributed organisation, else their registrable domain."""
+    """Who a recipient is, for "different organisations": every first-party domain and
+    address is the one operator; others are their attributed organisation (a profile's
+    ``organisations`` name the owners of addresses), else their registrable domain."""
     if is_first_party(obs, ctx):
         return FIRST_PARTY_ORG
     if obs.recipient.organization.strip():

@@ -10,6 +10,7 @@ from auditor.rules.common import (
     IDENTIFIERS_OR_LOCATION,
     LOCATIONS,
     NON_RESETTABLE,
+    for_the_maker,
     hit,
     is_first_party,
     is_third_party,
@@ -28,7 +29,12 @@ def third_party_undisclosed(obs: Observation, ctx: RuleContext) -> frozenset[str
 
 def _to_third_party(obs: Observation, ctx: RuleContext,
                     among: frozenset[str]) -> frozenset[str] | None:
-    return hit(sent(obs) & among) if is_third_party(obs, ctx) else None
+    """What a third party receives of ``among``, less what a granted processor handles for
+    the maker (PIPL 21: it acts for the maker, not as a third party)."""
+    if not is_third_party(obs, ctx):
+        return None
+    cats = sent(obs) & among
+    return hit(cats - for_the_maker(obs, ctx)) if cats else None
 
 
 def persistent_id_to_third_party(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
@@ -49,15 +55,18 @@ def direct_ids_to_third_party(obs: Observation, ctx: RuleContext) -> frozenset[s
 
 def ad_tracker_receives_child_data(obs: Observation, ctx: RuleContext
                                    ) -> frozenset[str] | None:
-    """An advertising or attribution SDK host receives any identifier or location."""
+    """An advertising or attribution SDK host receives any identifier or location (unless
+    the plan discloses it as the maker's processor for that category, granted)."""
     if obs.recipient.sdk_type not in AD_SDK_TYPES:
         return None
-    return hit(sent(obs) & IDENTIFIERS_OR_LOCATION)
+    cats = sent(obs) & IDENTIFIERS_OR_LOCATION
+    return hit(cats - for_the_maker(obs, ctx)) if cats else None
 
 
 def cross_border(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
     """Personal data to an IP located outside the profile's jurisdiction (both must be
-    known: an unlocated IP or a profile without a jurisdiction decides nothing)."""
+    known: an unlocated IP or a profile without a jurisdiction decides nothing). A processor
+    counts here like anyone else: data abroad is abroad (PIPL 38)."""
     country, home = obs.recipient.country.upper(), ctx.profile.jurisdiction.upper()
     if not country or not home or country == home:
         return None

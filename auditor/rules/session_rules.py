@@ -11,7 +11,16 @@ from collections.abc import Iterator
 
 from auditor.model import Detection, Observation
 from auditor.rules.base import Hit, RuleContext, StepMemo
-from auditor.rules.common import IDENTIFIERS, LOCATIONS, idle_at, normalised, organisation, sent
+from auditor.rules.common import (
+    FIRST_PARTY_ORG,
+    IDENTIFIERS,
+    LOCATIONS,
+    for_the_maker,
+    idle_at,
+    normalised,
+    organisation,
+    sent,
+)
 
 LINKED_BY = 2  # "two or more different organisations"
 DEFAULT_INTERVAL_S = 60.0  # RULES.md EXCESS_FREQUENCY default: location, once a minute, idle
@@ -49,7 +58,10 @@ def _identity(d: Detection, seeds: dict[str, str], several: frozenset[str]) -> s
 def cross_service_linking(obs: Observation, memo: StepMemo, ctx: RuleContext
                           ) -> Iterator[Hit]:
     """The same identifier (any encoding) reaches two or more organisations: every message
-    that carried it, to any of them, is evidence, from the moment the second one receives it."""
+    that carried it, to any of them, is evidence, from the moment the second one receives it.
+
+    The organisation is the unit, not the host: the maker's domains and addresses are one,
+    and a disclosed processor granted the identifier acts for the maker (PIPL 21)."""
     if "seeds" not in memo:
         memo.update(seeds=_seed_index(ctx), orgs={}, carriers={})
     seeds, several = memo["seeds"]
@@ -62,10 +74,11 @@ def cross_service_linking(obs: Observation, memo: StepMemo, ctx: RuleContext
     if not found:
         return
     org = organisation(obs, ctx)
+    maker = for_the_maker(obs, ctx) if org != FIRST_PARTY_ORG else frozenset()
     for key, cats in found.items():
         seen = orgs.setdefault(key, set())
         already = len(seen) >= LINKED_BY
-        seen.add(org)
+        seen.add(FIRST_PARTY_ORG if cats <= maker else org)
         carriers.setdefault(key, []).append((obs.transmission.id, frozenset(cats)))
         if already:
             yield Hit(obs.transmission.id, frozenset(cats))
