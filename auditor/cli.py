@@ -424,9 +424,13 @@ def diff_sessions(
     new: Annotated[Path, typer.Argument(help="The later session folder.")],
     out: Annotated[Path | None, typer.Option("--out", help="Also write an HTML page.")] = None,
     lang: LangOpt = Lang.en,
+    fail_on_new: Annotated[Severity | None, typer.Option(
+        "--fail-on-new", case_sensitive=False,
+        help="Exit 1 when NEW has a new finding (or one that gained categories) at or above "
+             "this severity: a regression gate between firmware versions.")] = None,
 ) -> None:
     """Two sessions side by side (e.g. two firmware versions)."""
-    from auditor.diff import DocumentError, check, diff, format_text
+    from auditor.diff import DocumentError, check, diff, format_text, regressions
     from auditor.report import diff_html
     from auditor.session import FINDINGS_FILE
 
@@ -444,6 +448,13 @@ def diff_sessions(
     typer.echo(format_text(result), nl=False)
     if out is not None:
         diff_html.render(result, out, lang=lang.value)
+    if fail_on_new is not None and (crossed := regressions(result, fail_on_new.value)):
+        say(f"kidaudit: --fail-on-new {fail_on_new.value}: {len(crossed)} new finding"
+            f"{'s' if len(crossed) != 1 else ''} at or above {fail_on_new.value} in {new}:")
+        for f in crossed:
+            say(f"  [{f.severity.upper()}] {f.rule} -> {f.organisation or f.recipient or '?'} "
+                f"({', '.join(f.categories) or '-'})")
+        raise typer.Exit(EXIT_FAIL_ON)
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """The HTML page of ``kidaudit diff``: two sessions side by side, in the report's style.
 
 Same rules as the report (STYLE.md point 8): one Jinja environment with autoescape and
-StrictUndefined, a prepared view model, no external resources.
+StrictUndefined, a prepared view model, no external resources. The caveats come first: a
+reader quoting "fixed" must see, before it, what the two sessions could not both see.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.diff import FindingRef, SessionDiff, SessionRef
+from auditor.diff import FindingChange, FindingRef, SessionDiff, SessionRef, caveat_text
 from auditor.report import html
 from auditor.report.display import DASH, fmt_ts, severity_key
 from auditor.report.i18n import DIFF_LABELS, TERMS
@@ -33,11 +34,18 @@ def build_view(d: SessionDiff, *, lang: str = "en") -> dict[str, Any]:
     titles = html.RuleTitles(lang)
 
     def finding(f: FindingRef) -> dict[str, Any]:
+        names = f.recipient if f.organisation and f.organisation != f.recipient else ""
         return {"rule": f.rule or DASH, "severity": severity_key(f.severity),
                 "severity_label": terms["severity"].get(f.severity, f.severity or DASH),
                 "title": titles.title(f.rule, f.title),
-                "recipient": f.recipient or DASH, "categories": list(f.categories),
-                "count": f.count}
+                "recipient": f.organisation or f.recipient or DASH, "recipient_names": names,
+                "categories": list(f.categories), "count": f.count}
+
+    def change(c: FindingChange) -> dict[str, Any]:
+        unsure = "" if c.comparable else t["removal_unsure"].format(
+            transports=", ".join(c.old.transports))
+        return {**finding(c.new), "count_old": c.old.count, "added": list(c.added),
+                "removed": list(c.removed), "unsure": unsure}
 
     def session(s: SessionRef) -> dict[str, str]:
         return {"device": s.device or DASH, "firmware": s.firmware or DASH,
@@ -49,6 +57,11 @@ def build_view(d: SessionDiff, *, lang: str = "en") -> dict[str, Any]:
         "introduced": [finding(f) for f in d.findings_introduced],
         "fixed": [finding(f) for f in d.findings_fixed],
         "persisting": [{**finding(n), "count_old": o.count} for o, n in d.findings_persisting],
+        "changes": [change(c) for c in d.findings_changed],
+        "not_comparable": [{**finding(f), "side": t["old"]} for f in d.not_comparable_old]
+        + [{**finding(f), "side": t["new"]} for f in d.not_comparable_new],
+        "caveats": [t["caveat_" + c.kind].format(old=c.old, new=c.new)
+                    if "caveat_" + c.kind in t else caveat_text(c) for c in d.caveats],
         "recipients_new": [{"recipient": r, "categories": list(d.categories_new.get(r, ()))}
                            for r in d.recipients_new],
         "recipients_vanished": list(d.recipients_vanished),
