@@ -70,7 +70,7 @@ class Session:
         stored = self.store.events()
         self._events_seen = max((i for i, _ in stored), default=0)
         self._own_events: set[int] = set()  # recorded here: already in the ledger
-        self.ledger = timeline_ledger(plan, stored)
+        self.ledger = timeline_ledger(plan, stored, profile)
         self.aggregator = self._live_aggregator()
         self._next_id = self.store.next_id()
 
@@ -247,16 +247,17 @@ def reopen(directory: Path) -> tuple[Store, Profile, Ledger]:
         directory / PROFILE_FILE).is_file() else Profile()
     plan = load_consent_plan(str(directory / CONSENT_FILE)) if (
         directory / CONSENT_FILE).is_file() else None
-    ledger = timeline_ledger(plan, store.events())
+    ledger = timeline_ledger(plan, store.events(), profile)
     return store, profile, ledger
 
 
-def timeline_ledger(plan: ConsentPlan | None, stored: list[tuple[int, ConsentEvent]]
-                    ) -> Ledger:
+def timeline_ledger(plan: ConsentPlan | None, stored: list[tuple[int, ConsentEvent]],
+                    profile: Profile | None = None) -> Ledger:
     """The ledger of a session: the plan (its disclosures, grace window and events) and the
     events the session recorded in its store. A folder written before the plan's events
     stayed in the plan holds copies of them in its store, source ``plan``: with the plan at
     hand they are its own and are taken from it, once; without one they are all there is.
-    Either way the ledger sees the plan's events first, as such a store listed them."""
+    Either way the ledger sees the plan's events first, as such a store listed them. The
+    profile tells the ledger whose addresses a plan's names cover."""
     recorded = tuple(ev for _, ev in stored if plan is None or ev.source != "plan")
-    return Ledger(plan, recorded)
+    return Ledger(plan, recorded, profile)
