@@ -729,3 +729,37 @@ def test_a_folder_the_page_makes_is_private_and_an_existing_one_left_alone(tmp_p
     report_html.render(load(watch_doc()), folder / "r.html")
     assert os.stat(folder).st_mode & 0o777 == (0o755 if existed else 0o700)
     assert (folder / "r.html").is_file()
+
+
+# -- sign-off facts: the clause legend and a Chinese page without English (issue 15) -------
+
+def test_every_clause_abbreviation_of_the_catalogue_has_its_title_in_both_languages():
+    from auditor.report.i18n import CLAUSE_TITLES, clause_abbreviation
+    from auditor.rules import CATALOGUE
+
+    used = {clause_abbreviation(ref) for rule in CATALOGUE for ref in rule.references}
+    assert sorted(used - set(CLAUSE_TITLES)) == []
+    for abbr, titles in CLAUSE_TITLES.items():
+        assert titles["en"] and titles["zh"] and titles["en"] != titles["zh"], abbr
+
+
+@pytest.mark.parametrize("lang, title", [
+    ("en", "Methods for Identifying the Illegal Collection"),
+    ("zh", "《App违法违规收集使用个人信息行为认定方法》"),
+])
+def test_the_page_spells_out_each_abbreviation_its_references_use(lang, title):
+    view = report_html.build_view(load(watch_doc()), lang=lang)
+    used = {r["text"].split(" ", 1)[0] for rule in view["rules"] for r in rule["references"]}
+    assert used and {c["abbr"] for c in view["legend"]} == used
+    assert title in report_html.render_string(load(watch_doc()), lang=lang)
+
+
+def test_no_label_of_the_chinese_page_is_left_in_english():
+    from auditor.report.i18n import LABELS, TERMS
+
+    en, zh = LABELS["en"], LABELS["zh"]
+    assert set(en) == set(zh)
+    # a label holding an English word (three lower-case letters or more) must be translated
+    assert [k for k in en if re.search(r"[a-z]{3,}", en[k]) and zh[k] == en[k]] == []
+    for group, words in TERMS["en"].items():
+        assert [w for w in words if TERMS["zh"][group].get(w, words[w]) == words[w]] == [], group

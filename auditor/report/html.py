@@ -45,7 +45,15 @@ from auditor.report.document import (
     iso_text,
 )
 from auditor.report.document import STAGE as REPORT_STAGE
-from auditor.report.i18n import LABELS, NOT_EXERCISED_TEXT, RULE_TEXT, TERMS, rule_text
+from auditor.report.i18n import (
+    CLAUSE_TITLES,
+    LABELS,
+    NOT_EXERCISED_TEXT,
+    RULE_TEXT,
+    TERMS,
+    clause_abbreviation,
+    rule_text,
+)
 from auditor.store import printable, private_dir
 
 T = TypeVar("T")
@@ -126,6 +134,7 @@ def build_view(doc: Document, *, lang: str = "en",
         "timeline": _timeline(doc, transmissions.values(), detections, findings, t, terms,
                               failed),
         "rules": _rules(findings, terms, titles),
+        "legend": _legend(findings, lang),
         "footer": t["footer"].format(version=session.tool_version or __version__,
                                      ruleset=session.ruleset or RULESET_VERSION),
     }
@@ -543,6 +552,15 @@ def _rules(findings: list[FindingEntry], terms: Terms,
             if ref not in row["references"]:
                 row["references"].append(ref)
     return sorted(rules.values(), key=lambda r: (severity_order(r["severity"]), r["rule"]))
+
+
+def _legend(findings: Iterable[FindingEntry], lang: str) -> list[dict[str, str]]:
+    """Each abbreviation the page's references use, with its full title in the page's
+    language (the legend a reader signs against); one the table does not know is left out
+    rather than guessed."""
+    used = {clause_abbreviation(ref) for f in findings for ref in f.references}
+    return [{"abbr": abbr, "title": titles[lang]}
+            for abbr, titles in CLAUSE_TITLES.items() if abbr in used]
 
 
 __all__ = ["EVIDENCE_CAP", "LABELS", "LIST_CAP", "RULE_TEXT", "TERMS", "RuleTitles",

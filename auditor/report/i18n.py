@@ -59,6 +59,7 @@ LABELS: dict[str, dict[str, str]] = {
                               "to judge):",
         "not_covered": "Plan steps the session did not cover:",
         "why": "Why",
+        "clause_legend": "Abbreviations in the references",
         "rules_not_listed": "Rules not listed here did not fire on the inspected traffic; "
                             "see Coverage for what could not be inspected.",
         "result": "Result",
@@ -186,6 +187,7 @@ LABELS: dict[str, dict[str, str]] = {
         "not_exercised_list": "未被检验（本次会话没有出现这些规则的前提条件）：",
         "not_covered": "本次会话未覆盖的计划步骤：",
         "why": "原因",
+        "clause_legend": "依据中的缩写",
         "rules_not_listed": "未列出的规则在已检测的流量中未被触发；"
                             "无法检测的部分见“检测覆盖范围”。",
         "result": "结果",
@@ -325,6 +327,53 @@ NOT_EXERCISED_TEXT: dict[str, dict[str, str]] = {
         "no traffic was seen": "未发现任何流量",
     },
 }
+
+
+# The abbreviation a reference starts with (RULES.md "Abbreviations") -> its full title:
+# the instrument, its number and year, and what the number after it counts. The report's
+# legend lists those its references use, so a reader needs no other document.
+CLAUSE_TITLES: dict[str, dict[str, str]] = {
+    "PIPL": {"en": "Personal Information Protection Law of the PRC (2021), article",
+             "zh": "《中华人民共和国个人信息保护法》（2021），条"},
+    "CPI": {"en": "Provisions on the Cyber Protection of Children's Personal Information "
+                  "(CAC, 2019), article",
+            "zh": "《儿童个人信息网络保护规定》（国家互联网信息办公室，2019），条"},
+    "MNR": {"en": "Regulations on the Protection of Minors Online (State Council, 2024), "
+                  "article",
+            "zh": "《未成年人网络保护条例》（国务院，2024），条"},
+    "IDM": {"en": "Methods for Identifying the Illegal Collection and Use of Personal "
+                  "Information by Apps (2019), section.item (IDM 3.1 = section 3, item 1)",
+            "zh": "《App违法违规收集使用个人信息行为认定方法》（2019），章.项（IDM 3.1 = 三.1）"},
+    "35273": {"en": "GB/T 35273-2020 Information security technology — Personal information "
+                    "security specification, clause",
+              "zh": "GB/T 35273-2020《信息安全技术 个人信息安全规范》，条款"},
+    "41391": {"en": "GB/T 41391-2022 Information security technology — Basic requirements "
+                    "for collecting personal information in mobile internet applications, "
+                    "clause",
+              "zh": "GB/T 41391-2022《信息安全技术 移动互联网应用程序（App）收集个人信息基本要求》"
+                    "，条款"},
+    "ETSI": {"en": "ETSI EN 303 645 V2.1.1 (2020) Cyber security for consumer IoT, provision",
+             "zh": "ETSI EN 303 645 V2.1.1（2020）《消费类物联网网络安全基线要求》，条款"},
+    "18031": {"en": "EN 18031-2:2024 Common security requirements for radio equipment "
+                    "(personal data protection), requirement id",
+              "zh": "EN 18031-2:2024《无线电设备通用安全要求》（个人数据保护），要求编号"},
+    "AADC": {"en": "UK ICO Age Appropriate Design Code (2020), standard",
+             "zh": "英国信息专员办公室《适龄设计规范》（2020），标准"},
+    "COPPA": {"en": "US Children's Online Privacy Protection Rule, 16 CFR 312 (2025 "
+                    "amendments), section",
+              "zh": "美国《儿童在线隐私保护规则》16 CFR 312（2025 年修订），条"},
+    "GDPR": {"en": "Regulation (EU) 2016/679, General Data Protection Regulation, article",
+             "zh": "欧盟《通用数据保护条例》（EU）2016/679，条"},
+    "FTC": {"en": "US Federal Trade Commission enforcement case (year of the order)",
+            "zh": "美国联邦贸易委员会执法案例（括号内为裁定年份）"},
+    "BNetzA": {"en": "Bundesnetzagentur, Germany's Federal Network Agency",
+               "zh": "德国联邦网络管理局（Bundesnetzagentur）"},
+}
+
+
+def clause_abbreviation(reference: str) -> str:
+    """The abbreviation a reference is written with: its first word (``IDM 3.1`` → IDM)."""
+    return reference.strip().split(" ", 1)[0].rstrip("*")
 
 
 # Every rule id of RULES.md: (title, one-line explanation) per language. Ids are stable.
