@@ -427,43 +427,62 @@ RULE_TEXT: dict[str, dict[str, tuple[str, str]]] = {
     "PERSISTENT_ID_TO_THIRD_PARTY": {
         "en": ("Non-resettable identifier sent to a third party",
                "A non-resettable identifier (IMEI, IMSI, ICCID, serial, MAC, phone number) "
-               "reached a third party."),
+               "reached a third party. A disclosed processor acting for the maker (PIPL 21), "
+               "granted the category (separately where PIPL 29 asks), is not a third party "
+               "here."),
         "zh": ("不可重置标识符发送给第三方",
-               "IMEI、IMSI、ICCID、序列号、MAC 地址或手机号等不可重置的标识符被发送给第三方。"),
+               "IMEI、IMSI、ICCID、序列号、MAC 地址或手机号等不可重置的标识符被发送给第三方。"
+               "经告知、代表制造商处理（个保法第21条）并已就该类别取得同意（需单独同意的已单独同意）"
+               "的受托处理者不视为第三方。"),
     },
     "CROSS_SERVICE_LINKING": {
         "en": ("Same identifier sent to several organisations",
                "The same identifier, in any encoding, reached two or more different "
-               "organisations, which lets them link the child across services."),
+               "organisations, which lets them link the child across services. The maker's "
+               "domains and addresses are one organisation, and a disclosed processor granted "
+               "the identifier acts for the maker (PIPL 21)."),
         "zh": ("同一标识符发送给多个组织",
-               "同一标识符（无论以何种编码）被发送给两个或以上不同的组织，可被用于跨服务关联儿童。"),
+               "同一标识符（无论以何种编码）被发送给两个或以上不同的组织，可被用于跨服务关联儿童。"
+               "制造商的域名和地址视为同一组织；经告知并已就该标识符取得同意的受托处理者代表制造商"
+               "处理（个保法第21条）。"),
     },
     "LOCATION_TO_THIRD_PARTY": {
         "en": ("Location sent to a third party",
                "A location category (precise, coarse, cell tower or Wi-Fi) reached a third "
-               "party."),
+               "party. A disclosed processor acting for the maker (PIPL 21), granted the "
+               "category (separately where PIPL 29 asks), is not a third party here."),
         "zh": ("位置信息发送给第三方",
-               "精准位置、粗略位置、基站或 Wi-Fi 等位置类信息被发送给第三方。"),
+               "精准位置、粗略位置、基站或 Wi-Fi 等位置类信息被发送给第三方。"
+               "经告知、代表制造商处理（个保法第21条）并已就该类别取得同意（需单独同意的已单独同意）的受托处理者不视为第三方。"),
     },
     "DIRECT_IDS_TO_THIRD_PARTY": {
         "en": ("Child's direct identifiers sent to a third party",
                "The child's name, birthdate, school, address, phone, e-mail or national id "
-               "reached a third party."),
+               "reached a third party. A disclosed processor acting for the maker (PIPL 21), "
+               "granted the category (separately where PIPL 29 asks), is not a third party "
+               "here."),
         "zh": ("儿童身份信息发送给第三方",
-               "儿童的姓名、出生日期、学校、住址、电话、电子邮箱或身份证号被发送给第三方。"),
+               "儿童的姓名、出生日期、学校、住址、电话、电子邮箱或身份证号被发送给第三方。"
+               "经告知、代表制造商处理（个保法第21条）并已就该类别取得同意（需单独同意的已单独同意）"
+               "的受托处理者不视为第三方。"),
     },
     "AD_TRACKER_RECEIVES_CHILD_DATA": {
         "en": ("Advertising or attribution host receives child data",
-               "An advertising or attribution host received an identifier or location."),
+               "An advertising or attribution host received an identifier or location, unless "
+               "the plan discloses it as a processor acting for the maker (PIPL 21), granted "
+               "the category (separately where PIPL 29 asks)."),
         "zh": ("广告或归因服务接收儿童数据",
-               "广告或归因类主机收到了设备标识符或位置信息。"),
+               "广告或归因类主机收到了设备标识符或位置信息；隐私政策告知其为代表制造商处理的受托"
+               "处理者（个保法第21条）且已就该类别取得同意（需单独同意的已单独同意）的除外。"),
     },
     "CROSS_BORDER": {
         "en": ("Personal data sent abroad",
                "Personal data reached an IP address located outside the profile's "
-               "jurisdiction."),
+               "jurisdiction; a processor acting for the maker counts like any other "
+               "recipient (PIPL 38)."),
         "zh": ("个人信息出境",
-               "个人信息被发送到位于设备配置所定法域之外的 IP 地址。"),
+               "个人信息被发送到位于设备配置所定法域之外的 IP 地址；代表制造商处理的受托处理者"
+               "同样计入（个保法第38条）。"),
     },
     "NON_RESETTABLE_ID": {
         "en": ("Hardware or SIM identifier sent",
