@@ -99,6 +99,10 @@ class SessionDiff:
     # Only in one session, over a transport the other session's input could not hold.
     not_comparable_old: tuple[FindingRef, ...] = ()
     not_comparable_new: tuple[FindingRef, ...] = ()
+    # Recipients, and categories per recipient, seen in one session only over a transport the
+    # other session's input could not hold: neither new nor vanished.
+    recipients_not_comparable: tuple[str, ...] = ()
+    categories_not_comparable: dict[str, tuple[str, ...]] = field(default_factory=dict)
     caveats: tuple[Caveat, ...] = ()
 
     @property
@@ -106,7 +110,8 @@ class SessionDiff:
         return bool(self.recipients_new or self.recipients_vanished or self.categories_new
                     or self.categories_vanished or self.findings_introduced
                     or self.findings_fixed or self.findings_changed
-                    or self.not_comparable_old or self.not_comparable_new)
+                    or self.not_comparable_old or self.not_comparable_new
+                    or self.recipients_not_comparable or self.categories_not_comparable)
 
 
 class DocumentError(ValueError):
@@ -141,31 +146,36 @@ def diff(old: dict, new: dict) -> SessionDiff:
     """What changed from ``old`` to ``new``: recipients, categories per recipient, findings,
     and the caveats that bound it. Both must pass ``check`` (DocumentError otherwise)."""
     old, new = check(old), check(new)
+    old_holds, new_holds = _holds(old), _holds(new)
     old_flows, new_flows = _flows(old), _flows(new)
-    shared = old_flows.keys() & new_flows.keys()
+    gone, gone_unseen = _missing(old_flows, new_flows, new_holds)
+    came, came_unseen = _missing(new_flows, old_flows, old_holds)
     # A recipient's organisation is a fact about it, not about one session: each session's
     # findings are read with what either document says, its own first.
     old_orgs, new_orgs = _organisations(old), _organisations(new)
     old_f = _findings(old, new_orgs | old_orgs)
     new_f = _findings(new, old_orgs | new_orgs)
-    old_holds, new_holds = _holds(old), _holds(new)
-    gone = [old_f[k] for k in old_f.keys() - new_f.keys()]
-    came = [new_f[k] for k in new_f.keys() - old_f.keys()]
+    lost = [old_f[k] for k in old_f.keys() - new_f.keys()]
+    found = [new_f[k] for k in new_f.keys() - old_f.keys()]
     both = sorted(old_f.keys() & new_f.keys(), key=lambda k: (_rank(new_f[k].severity), k))
     return SessionDiff(
         old=_session(old), new=_session(new),
-        recipients_new=tuple(sorted(new_flows.keys() - old_flows.keys())),
-        recipients_vanished=tuple(sorted(old_flows.keys() - new_flows.keys())),
-        categories_new=_per_recipient(new_flows, old_flows, shared | new_flows.keys()),
-        categories_vanished=_per_recipient(old_flows, new_flows, shared),
-        findings_introduced=_ordered(f for f in came if _visible(f, old_holds)),
-        findings_fixed=_ordered(f for f in gone if _visible(f, new_holds)),
+        recipients_new=_recipients(came),
+        recipients_vanished=_recipients(gone),
+        categories_new=_categories(came, new_flows),
+        categories_vanished=_categories(gone, new_flows),
+        findings_introduced=_ordered(f for f in found if _visible(f, old_holds)),
+        findings_fixed=_ordered(f for f in lost if _visible(f, new_holds)),
         findings_persisting=tuple((old_f[k], new_f[k]) for k in both
                                   if old_f[k].categories == new_f[k].categories),
         findings_changed=tuple(_change(old_f[k], new_f[k], new_holds) for k in both
                                if old_f[k].categories != new_f[k].categories),
-        not_comparable_old=_ordered(f for f in gone if not _visible(f, new_holds)),
-        not_comparable_new=_ordered(f for f in came if not _visible(f, old_holds)),
+        not_comparable_old=_ordered(f for f in lost if not _visible(f, new_holds)),
+        not_comparable_new=_ordered(f for f in found if not _visible(f, old_holds)),
+        recipients_not_comparable=tuple(sorted({*_recipients(gone_unseen),
+                                                *_recipients(came_unseen)})),
+        categories_not_comparable=_merged(_categories(gone_unseen, None),
+                                          _categories(came_unseen, None)),
         caveats=_caveats(old, new),
     )
 
@@ -193,10 +203,13 @@ def format_text(d: SessionDiff) -> str:
     section("findings introduced", [_finding_line("+", f) for f in d.findings_introduced])
     section("findings fixed", [_finding_line("-", f) for f in d.findings_fixed])
     section("findings whose categories changed", [_change_line(c) for c in d.findings_changed])
-    if d.not_comparable_old or d.not_comparable_new:
+    if (d.not_comparable_old or d.not_comparable_new or d.recipients_not_comparable
+            or d.categories_not_comparable):
         section("not comparable (the other session's input cannot hold their transport)",
                 [_finding_line("?-", f) for f in d.not_comparable_old]
-                + [_finding_line("?+", f) for f in d.not_comparable_new])
+                + [_finding_line("?+", f) for f in d.not_comparable_new]
+                + [f"? recipient {r}" for r in d.recipients_not_comparable]
+                + [f"? {r}: {', '.join(c)}" for r, c in d.categories_not_comparable.items()])
     section("new recipients", [f"+ {r}: {', '.join(d.categories_new.get(r, ())) or '-'}"
                                for r in d.recipients_new])
     section("vanished recipients", [f"- {r}" for r in d.recipients_vanished])
@@ -275,30 +288,61 @@ def _uploads(doc: dict) -> list[dict]:
     return [tx for tx in _dicts(doc.get("transmissions")) if tx.get("direction", "up") == "up"]
 
 
-def _flows(doc: dict) -> dict[str, set[str]]:
-    """Recipient → the categories device-sent messages carried to it (empty: contacted only)."""
+CONTACT = ""  # in Flows, the recipient itself (contacted, whatever was sent)
+Flows = dict[str, dict[str, set[str]]]
+
+
+def _flows(doc: dict) -> Flows:
+    """Recipient → category → the transports device-sent messages carried it by; under
+    ``CONTACT`` the transports the recipient was reached by at all."""
     cats_by_tx: dict[object, set[str]] = defaultdict(set)
     for det in _dicts(doc.get("detections")):
         if det.get("category"):
             cats_by_tx[_key(det.get("transmission"))].add(_text(det["category"]))
-    flows: dict[str, set[str]] = {}
+    flows: Flows = {}
     for tx in _uploads(doc):
         rcp = _dict(tx.get("recipient"))
         name = _text(rcp.get("domain")) or _text(tx.get("host")) or _text(tx.get("ip"))
-        if name:
-            flows.setdefault(name, set()).update(cats_by_tx.get(_key(tx.get("id")), ()))
+        if not name:
+            continue
+        transport = {_text(tx.get("transport"))} - {""}
+        per = flows.setdefault(name, {})
+        for cat in (CONTACT, *cats_by_tx.get(_key(tx.get("id")), ())):
+            per.setdefault(cat, set()).update(transport)
     return flows
 
 
-def _per_recipient(a: dict[str, set[str]], b: dict[str, set[str]],
-                   recipients: set[str]) -> dict[str, tuple[str, ...]]:
-    """Per recipient, the categories in ``a`` and not in ``b``."""
+def _missing(a: Flows, b: Flows, b_holds: frozenset[str] | None) -> tuple[Flows, Flows]:
+    """What ``a`` has and ``b`` lacks (recipients, categories per recipient): what ``b``'s
+    input could have shown, and what it could not (sent only by transports it cannot hold)."""
+    shown: Flows = {}
+    unseen: Flows = {}
+    for r, per in a.items():
+        for cat, transports in per.items():
+            if cat in b.get(r, {}):
+                continue
+            seen = b_holds is ALL_TRANSPORTS or transports <= b_holds
+            (shown if seen else unseen).setdefault(r, {})[cat] = transports
+    return shown, unseen
+
+
+def _recipients(flows: Flows) -> tuple[str, ...]:
+    return tuple(sorted(r for r, per in flows.items() if CONTACT in per))
+
+
+def _categories(flows: Flows, only_in: Flows | None) -> dict[str, tuple[str, ...]]:
+    """Per recipient (of ``only_in``, when given), its categories in ``flows``."""
     out = {}
-    for r in sorted(recipients):
-        extra = a.get(r, set()) - b.get(r, set())
-        if extra:
-            out[r] = tuple(sorted(extra))
+    for r in sorted(flows):
+        cats = tuple(sorted(set(flows[r]) - {CONTACT}))
+        if cats and (only_in is None or r in only_in):
+            out[r] = cats
     return out
+
+
+def _merged(a: dict[str, tuple[str, ...]],
+            b: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    return {r: tuple(sorted({*a.get(r, ()), *b.get(r, ())})) for r in sorted({*a, *b})}
 
 
 def _organisation_of(value: object) -> str:

@@ -251,6 +251,41 @@ def test_what_one_input_cannot_hold_is_not_comparable(old_changes, new_changes, 
     assert regressions(d, "info") == ()
 
 
+def _tcp_upload(doc, category):
+    """The maker's IP also gets ``category`` by raw TCP (a watch frame)."""
+    doc["transmissions"].append(doc["transmissions"][0] | {
+        "id": 60, "transport": "tcp", "method": "", "url": ""})
+    doc["detections"].append(doc["detections"][0] | {"transmission": 60, "category": category})
+
+
+@pytest.mark.parametrize("old_inputs, new_inputs, expect", [
+    # the HAR export keeps the HTTP part only: the TCP-only flows are not comparable
+    (["live capture (flows.mitm)"], HAR,
+     {"recipients_not_comparable": (MAKER_IP,), "categories_not_comparable": {
+         FIRST: ("contacts.entry",)}}),
+    # two live captures: the same flows gone are gone
+    (["live capture (flows.mitm)"], ["live capture (flows.mitm)"],
+     {"recipients_vanished": (MAKER_IP,), "categories_vanished": {FIRST: ("contacts.entry",)}}),
+    # the other way round: what the old HAR could not hold is not new either
+    (HAR, ["live capture (flows.mitm)"], "mirror"),
+], ids=["har", "live", "old-har"])
+def test_flows_over_a_transport_one_input_cannot_hold_are_not_comparable(old_inputs,
+                                                                          new_inputs, expect):
+    live = _upgrade(tcp_finding="CLEARTEXT_PI")
+    _tcp_upload(live, "contacts.entry")
+    export = _upgrade(drop_tcp=None)
+    old, new = (live, export) if expect != "mirror" else (export, live)
+    old["session"]["inputs"], new["session"]["inputs"] = old_inputs, new_inputs
+    d = diff(old, new)
+    if expect == "mirror":
+        expect = {"recipients_not_comparable": (MAKER_IP,),
+                  "categories_not_comparable": {FIRST: ("contacts.entry",)}}
+    for name in ("recipients_vanished", "recipients_new", "recipients_not_comparable"):
+        assert getattr(d, name) == expect.get(name, ()), name
+    for name in ("categories_vanished", "categories_new", "categories_not_comparable"):
+        assert getattr(d, name) == expect.get(name, {}), name
+
+
 def test_categories_lost_over_a_transport_the_new_input_cannot_hold_are_not_a_fix():
     old = _upgrade(tcp_finding="CLEARTEXT_PI")
     new = _upgrade(inputs=HAR, categories=("CLEARTEXT_PI", []))  # what the HTTP part kept
@@ -407,11 +442,12 @@ def test_html_page(tmp_path, lang, texts):
         assert text in page
 
 
-def test_html_page_shows_what_is_not_comparable(tmp_path):
+def test_html_page_shows_what_is_not_comparable():
     d = diff(_upgrade(tcp_finding="CLEARTEXT_PI"),
              _upgrade(tcp_finding="CLEARTEXT_PI", drop_tcp=None, inputs=HAR))
     page = diff_html.render_string(d)
-    assert 'id="not-comparable"' in page and "Not comparable (1)" in page
+    assert 'id="not-comparable"' in page and "Not comparable (2)" in page
+    assert MAKER_IP in page.split('id="not-comparable"')[1].split("</section>")[0]
 
 
 @pytest.mark.browser

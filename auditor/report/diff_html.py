@@ -60,6 +60,11 @@ def build_view(d: SessionDiff, *, lang: str = "en") -> dict[str, Any]:
         "changes": [change(c) for c in d.findings_changed],
         "not_comparable": [{**finding(f), "side": t["old"]} for f in d.not_comparable_old]
         + [{**finding(f), "side": t["new"]} for f in d.not_comparable_new],
+        "not_comparable_flows": [
+            {"recipient": r, "categories": list(d.categories_not_comparable.get(r, ()))}
+            for r in d.recipients_not_comparable]
+        + [{"recipient": r, "categories": list(c)} for r, c in d.categories_not_comparable.items()
+           if r not in d.recipients_not_comparable],
         "caveats": [t["caveat_" + c.kind].format(old=c.old, new=c.new)
                     if "caveat_" + c.kind in t else caveat_text(c) for c in d.caveats],
         "recipients_new": [{"recipient": r, "categories": list(d.categories_new.get(r, ()))}
