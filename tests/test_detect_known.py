@@ -373,10 +373,10 @@ def _derived(value: str) -> list[tuple[str, tuple[str, ...]]]:
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    pytest.param(IMEI[-10:], [("identifiers.imei", ("last 10 digits",))], id="watch-id"),
-    pytest.param(f"[3G*{IMEI[-10:]}*0009*LK]", [("identifiers.imei", ("last 10 digits",))],
+    pytest.param(IMEI[-10:], [("identifiers.imei", ("last-10-digits",))], id="watch-id"),
+    pytest.param(f"[3G*{IMEI[-10:]}*0009*LK]", [("identifiers.imei", ("last-10-digits",))],
                  id="watch-id-in-3g-frame"),
-    pytest.param(IMEI[:14], [("identifiers.imei", ("without check digit",))], id="imei-14"),
+    pytest.param(IMEI[:14], [("identifiers.imei", ("no-check-digit",))], id="imei-14"),
     pytest.param(IMEI[:14] + "07", [("identifiers.imei", ("imeisv",))], id="imeisv"),
     pytest.param(f"sv={IMEI[:14]}99&x=1", [("identifiers.imei", ("imeisv",))],
                  id="imeisv-in-text"),

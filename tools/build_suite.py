@@ -27,6 +27,8 @@ from urllib.parse import quote, urlencode
 import cbor2
 import msgpack
 
+from auditor.detect.location import BD09, GCJ02, datums
+from auditor.model import Location
 from auditor.validate.runner import SCHEMA, SUITE
 
 PROVENANCE: dict[str, str] = {
@@ -70,6 +72,9 @@ SERIAL = "K2X7A0012345"
 PHONE = "+8613812345678"
 NAME = "Chen Xiaoyu"
 NAME_ZH = "陈小雨"
+SCHOOL_ZH = "海淀实验小学"
+ADDRESS_ZH = "北京市海淀区中关村大街12号"
+CONTACT_ZH = {"name": "赵丽华", "phone": "+8613612345674"}  # a contact known only in Chinese
 BIRTH = "2016-08-21"
 SCHOOL = "Haidian Experimental Primary School"
 EMAIL = "xiaoyu.chen@example.com"
@@ -80,7 +85,7 @@ CELLS = ({"mcc": "460", "mnc": "0", "lac": "10140", "cid": "23561"},
          {"mcc": "460", "mnc": "1", "lac": "4291", "cid": "188543"})
 BSSIDS = ("5c:63:bf:12:34:56", "d4:ee:07:ab:cd:ef")
 CONTACTS = ({"name": "Chen Jun", "phone": "+8613912345670"},
-            {"name": "Liu Fang", "phone": "+8613712345671"})
+            {"name": "Liu Fang", "phone": "+8613712345671"}, CONTACT_ZH)
 PASSWORD = "Panda#2016"
 
 PROFILE: dict[str, Any] = {
@@ -88,8 +93,8 @@ PROFILE: dict[str, Any] = {
     "identifiers": {"imei": IMEI, "imsi": IMSI, "iccid": ICCID, "mac": MAC,
                     "android_id": ANDROID_ID, "advertising_id": ADID, "serial": SERIAL,
                     "phone": PHONE},
-    "child": {"name": [NAME, NAME_ZH], "birthdate": BIRTH, "school": SCHOOL, "email": EMAIL,
-              "national_id": NATIONAL_ID, "address": ADDRESS},
+    "child": {"name": [NAME, NAME_ZH], "birthdate": BIRTH, "school": [SCHOOL, SCHOOL_ZH],
+              "email": EMAIL, "national_id": NATIONAL_ID, "address": [ADDRESS, ADDRESS_ZH]},
     "location": {"lat": LAT, "lon": LON, "cell": list(CELLS), "wifi": list(BSSIDS)},
     "contacts": list(CONTACTS),
     "credentials": [{"username": "xiaoyu", "password": PASSWORD}],
@@ -239,7 +244,7 @@ def known_cases() -> Iterator[Case]:
         yield json_case(f"known-{key}-hex", "own", {"blob": value.encode().hex()},
                         [exp(category, "body.json.blob*", "hex")])
     yield json_case("known-imei-14-digits", "own", {"deviceNo": IMEI[:14]},
-                    [exp("identifier.imei", "body.json.deviceNo")],
+                    [exp("identifier.imei", "body.json.deviceNo", "no-check-digit")],
                     note="IMEI without its check digit, as some SDKs send it")
     yield query_case("known-name-zh-query", "own", {"nick": NAME_ZH},
                      [exp("identity.name", "query.nick")])
@@ -756,9 +761,111 @@ def carrier_cases() -> Iterator[Case]:
                note="Chinese devices often send GB18030 text")
 
 
+def utf16(text: str) -> str:
+    """UTF-16BE hex, upper case: how 3G-family watch frames carry text (MESSAGE, PHB)."""
+    return text.encode("utf-16-be").hex().upper()
+
+
+def chinese_device_cases() -> Iterator[Case]:
+    """The forms a Chinese watch and its app use (issue 15 item 2), each with look-alike
+    negatives: the watch id, Chinese text in its byte writings, pinyin, GCJ-02 / BD-09
+    positions and degrees-minutes with the hemisphere beside them."""
+    imei = "identifier.imei"
+    text = {"content_type": "text/plain", "method": "POST"}
+    tcp = {"transport": "tcp", "url": "tcp://47.100.12.34:7700"}
+    # (a) the watch id: the IMEI's last ten digits, the IMEISV
+    yield case("cn-watch-id-3g-text", "traccar-watch",
+               [exp(imei, "body.text", "last-10-digits")],
+               body=f"[3G*{IMEI[-10:]}*000D*LK,0,10,100]", **text,
+               note="the 3G protocol names the watch by the IMEI's last ten digits")
+    yield case("cn-watch-id-3g-tcp", "traccar-watch", [exp(imei, "payload*", "last-10-digits")],
+               body=f"[3G*{IMEI[-10:]}*000D*LK,0,10,100]", **tcp)
+    yield json_case("cn-watch-id-api", "own", {"watchId": IMEI[-10:], "cmd": "bind"},
+                    [exp(imei, "body.json.watchId", "last-10-digits")])
+    yield json_case("cn-imeisv", "own", {"sv": IMEI[:14] + "03"},
+                    [exp(imei, "body.json.sv", "imeisv")],
+                    note="IMEISV: the IMEI's 14 digits and a 2-digit software version")
+    yield json_case("cn-neg-ten-digit-numbers", "own",
+                    {"order": IMEI[-10:-1] + "7", "uid": "9112345679", "mid": IMEI[-11:-1],
+                     "code": IMEI[-10:] + "1"}, [],
+                    note="ten-digit numbers that are not the seeded suffix, and the suffix "
+                         "inside a longer number")
+    yield case("cn-neg-watch-other-id", "traccar-watch", [], body="[3G*9112345679*0009*LK]",
+               **text, note="another watch's id")
+    # (b) Chinese text in the writings devices use
+    zh = (("name", "identity.name", NAME_ZH), ("school", "identity.school", SCHOOL_ZH),
+          ("address", "identity.address", ADDRESS_ZH),
+          ("contact", "contacts.entry", CONTACT_ZH["name"]))
+    for key, category, value in zh:
+        yield json_case(f"cn-{key}-percent-utf8", "own", {"q": f"n={quote(value)}&t=1"},
+                        [exp(category, "body.json.q*", "url")])
+        yield json_case(f"cn-{key}-percent-gbk", "own",
+                        {"q": f"n={quote(value.encode('gbk'))}&t=1"},
+                        [exp(category, "body.json.q*", "url+gbk")],
+                        note="percent-encoded GBK, which a UTF-8 reading turns into U+FFFD")
+        yield case(f"cn-{key}-utf16-hex", "traccar-watch",
+                   [exp(imei, "body.text"), exp(category, "body.text", "hex+utf-16be")],
+                   body=f"[3G*{IMEI}*0040*TXT,{utf16('你好' + value)}]", **text,
+                   note="UTF-16BE hex inside a watch frame read as plain text")
+        yield case(f"cn-{key}-json-escape", "own", [exp(category, "body*", "json-escape")],
+                   body="n=" + json.dumps(value), **text,
+                   note="a JSON string's escapes in a text body")
+    yield case("cn-name-percent-gbk-query", "own", [exp("identity.name", "query.nick")],
+               url=f"{HOST}/api?nick={quote(NAME_ZH.encode('gbk'))}&t=1", method="GET",
+               note="a GBK query string, read as GB18030 where it is not UTF-8")
+    for key, category, value in zh[::3]:
+        yield case(f"cn-{key}-raw-gbk-tcp", "traccar-watch",
+                   [exp(imei, "payload*"), exp(category, "payload*", "gbk")],
+                   body_b64=b64(f"[3G*{IMEI}*0020*PHB,".encode() + value.encode("gbk") + b"]"),
+                   **tcp, note="raw GBK bytes in a watch frame's phonebook")
+    yield case("cn-neg-other-chinese", "own", [], body=(
+        f"n={quote('陈小云')}&s={quote('海淀外国语学校'.encode('gbk'))}&a="
+        f"{utf16('上海市浦东新区')}&c=" + json.dumps("赵丽娟")), **text,
+        note="other Chinese names, schools and addresses in the same writings")
+    yield json_case("cn-neg-other-chinese-json", "own",
+                    {"nick": "王小红", "school": "海淀实验中学", "city": "北京市朝阳区"}, [])
+    # (c) pinyin derived from the Chinese names
+    for i, (value, category) in enumerate((("Xiaoyu Chen", "identity.name"),
+                                           ("chen xiao yu", "identity.name"),
+                                           ("Zhao Lihua", "contacts.entry"),
+                                           ("lihua zhao", "contacts.entry"),
+                                           ("ZHAO Lihua", "contacts.entry"))):
+        yield json_case(f"cn-pinyin-{i}", "own", {"nick": value},
+                        [exp(category, "body.json.nick", "pinyin")])
+    yield json_case("cn-neg-other-pinyin", "own",
+                    {"a": "Xiaoyun Chen", "b": "Zhao Lijuan", "c": "lihuazhaoyang"}, [])
+    # (d) the lab's position in the Chinese datums
+    for name, (lat, lon) in (("gcj-02", GCJ_POS), ("bd-09", BD_POS)):
+        yield json_case(f"cn-loc-{name}", "amap-position" if name == "gcj-02" else "baidu-locapi",
+                        {"loc": {"lat": lat, "lng": lon}},
+                        [exp("location.precise", "body.json.loc.lat+body.json.loc.lng", name)],
+                        note=f"the seeded position converted to {name.upper()}")
+    yield json_case("cn-neg-other-city", "own", {"a": "31.230416", "b": "121.473701"}, [],
+                    note="another city's coordinates under neutral keys")
+    # (e) degrees-minutes with the hemisphere in a sibling field
+    yield json_case("cn-loc-degrees-minutes", "own",
+                    {"gps": {"lat": "2232.5716", "ns": "N", "lon": "11403.5736", "ew": "E"}},
+                    [exp("location.precise", "body.json.gps.lat+body.json.gps.lon")])
+    yield json_case("cn-neg-degrees-minutes-no-hemisphere", "own",
+                    {"gps": {"a": "2232.5716", "b": "11403.5736"}}, [],
+                    note="ddmm.mmmm-shaped numbers without a hemisphere beside them")
+
+
+def _shifted() -> tuple[tuple[str, str], tuple[str, str]]:
+    """The seeded position in GCJ-02 and BD-09, six decimals as map SDKs send them."""
+    here = Location(float(LAT), float(LON))
+    points = datums(here)
+    return tuple((f"{points[d][0]:.6f}", f"{points[d][1]:.6f}")  # type: ignore[return-value]
+                 for d in (GCJ02, BD09))
+
+
+GCJ_POS, BD_POS = _shifted()
+
+
 # The groups in the order their cases appear in suite.json.
 GROUPS = (known_cases, format_cases, location_cases, cell_wifi_cases, watch_frames,
-          pattern_cases, sdk_cases, negative_cases, negative_matrix, carrier_cases, tcp_cases)
+          pattern_cases, sdk_cases, negative_cases, negative_matrix, carrier_cases, tcp_cases,
+          chinese_device_cases)
 
 
 def build() -> dict[str, Any]:

@@ -50,8 +50,8 @@ K = TypeVar("K", str, bytes)
 MAX_SPLIT = 8
 # Layers of the derived forms that are values in their own right, so a device may also
 # hash or base64 them; the other derived forms are writings of the text, matched as written.
-IMEI_14 = ("without check digit",)
-IMEI_10 = ("last 10 digits",)
+IMEI_14 = ("no-check-digit",)
+IMEI_10 = ("last-10-digits",)
 IMEISV = ("imeisv",)
 PINYIN = ("pinyin",)
 VALUE_FORMS = frozenset({IMEI_14, IMEI_10, PINYIN})
@@ -121,7 +121,7 @@ def forms(seed: Seed, region: str) -> set[str]:
 
 def derived_forms(seed: Seed) -> Iterator[tuple[str, tuple[str, ...]]]:
     """(form, layers) of the values derived from a seed and of the writings of a Chinese
-    text; the layers say which, so a detection reads "IMEI (last 10 digits)"."""
+    text; the layers say which, so a reviewer reads the IMEI as ``last-10-digits``."""
     v = seed.value.strip()
     key = seed.profile_key.rsplit(".", 1)[-1]
     if key == "imei" and len(v) == 15 and v.isdigit():

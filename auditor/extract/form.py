@@ -21,7 +21,16 @@ def form_pairs(text: str) -> Iterator[tuple[str, str]]:
     for m in re.finditer(r"[^&]+", text):
         name, eq, value = m.group().partition("=")
         if eq and value:
-            yield unquote_plus(name), unquote_plus(value)
+            yield _unquote(name), _unquote(value)
+
+
+def _unquote(text: str) -> str:
+    """Percent-decoded as UTF-8, or as GB18030 (GBK's superset) when the bytes are not
+    UTF-8: older Chinese SDKs percent-encode GBK, which UTF-8 would turn into U+FFFD."""
+    try:
+        return unquote_plus(text, errors="strict")
+    except UnicodeDecodeError:
+        return unquote_plus(text, encoding="gb18030", errors="replace")
 
 
 def read_form(text: str, prefix: str, ctx: ReadContext, encoding: Encoding
