@@ -198,7 +198,6 @@ class Recipients:
                  organisations: tuple[Organisation, ...] = ()) -> None:
         """``memo``: how many (host, ip) pairs' answers to remember."""
         self.parties = parties(tuple(first_party), tuple(organisations))
-        self.first_party = tuple(d.lower().strip(".") for d in first_party)
         self.sdks = sdks
         self._memo: Memo[tuple[str, str], Recipient] = Memo(memo)
 

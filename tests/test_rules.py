@@ -12,6 +12,7 @@ import pytest
 
 from auditor.categories import SEVERITIES
 from auditor.consent import ConsentState, Ledger
+from auditor.data import load_sdks
 from auditor.model import (
     ConsentEvent,
     ConsentPlan,
@@ -24,9 +25,23 @@ from auditor.model import (
     Recipient,
     Transmission,
 )
+from auditor.pipeline import Pipeline
 from auditor.rules import CATALOGUE, Aggregator, Hit, RuleContext, by_id, evaluate
 from auditor.rules.engine import finding_id
-from tests.factories import FIRST_PARTY, IMEI, MAKER_BLOCK, MAKER_ORG, T0, plan, profile
+from tests.factories import (
+    FIRST_PARTY,
+    HOST,
+    IMEI,
+    LAT,
+    LON,
+    MAKER_BLOCK,
+    MAKER_ORG,
+    T0,
+    event,
+    plan,
+    profile,
+    tx,
+)
 
 FIRST = Recipient(FIRST_PARTY, party="first")
 AMAP = Recipient("amap.com", organization="AutoNavi", party="third", country="CN",
@@ -881,3 +896,33 @@ def test_a_url_urlsplit_refuses_is_still_judged_by_its_parts(url: str, rules: se
     fired = {f.rule for f in evaluate([obs], Case(events=(GRANT,)).context(), errors=errors)}
     watched = {"CREDENTIALS_EXPOSED", "CLEARTEXT_PI", "INSECURE_UPDATE"}
     assert fired & watched == rules and errors == []
+
+
+# -- the issue 15 watch: the maker's server reached by bare IP ------------------------------
+
+MAKER_RULES = frozenset({"THIRD_PARTY_UNDISCLOSED", "PERSISTENT_ID_TO_THIRD_PARTY",
+                         "LOCATION_TO_THIRD_PARTY", "CROSS_SERVICE_LINKING", "SCOPE_EXCEEDED"})
+
+
+@pytest.mark.parametrize(("seeded", "fired"), [
+    pytest.param(profile(), MAKER_RULES, id="profile-names-the-domain-only"),
+    pytest.param(profile(first_party=(FIRST_PARTY, MAKER_BLOCK)), frozenset(),
+                 id="first-party-block"),
+    pytest.param(profile(organisations=(Organisation(MAKER_ORG, (MAKER_BLOCK,),
+                                                     (FIRST_PARTY,)),)), frozenset(),
+                 id="organisation-owning-the-maker-domain"),
+])
+def test_the_makers_server_by_ip_is_the_maker(seeded: Profile, fired: frozenset[str]) -> None:
+    """Attribution and rules together, as a session runs them: the watch reports to its
+    maker's domain and to the maker's server by IP, under a plan disclosing the maker's
+    domain and a grant of everything disclosed (precise location separately)."""
+    pipeline = Pipeline.for_profile(seeded, load_sdks())
+    body = {"imei": IMEI, "lat": LAT, "lon": LON}
+    messages = [tx(id=1, ts=T0 + 10, json=body),
+                tx(id=2, ts=T0 + 20, host=WATCH_IP, json=body,
+                   headers=(("Host", WATCH_IP), ("Content-Type", "application/json")))]
+    observations = [pipeline.observe(m) for m in messages]
+    grant_all = event(categories="all-disclosed", separate=PRECISE)
+    ctx = RuleContext(seeded, Ledger(plan(grant_all), profile=seeded))
+    assert HOST != WATCH_IP and {IMEI_C, PRECISE} <= observations[1].categories
+    assert {f.rule for f in evaluate(observations, ctx)} & MAKER_RULES == fired
