@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -430,7 +431,7 @@ def test_format_text(changes, lines):
             "Findings whose categories changed (1)", "Input kind: old mitmproxy flows, new HAR",
             FIRST_ORG]),
     ("zh", ["已修复的发现项 (1)", "新增接收方 (1)", "明文传输个人信息",
-            "数据类别有变化的发现项 (1)", "输入类型：旧 mitmproxy flows，新 HAR"]),
+            "数据类别有变化的发现项 (1)", "输入类型：旧 mitmproxy 流量文件，新 HAR"]),
 ])
 def test_html_page(tmp_path, lang, texts):
     d = diff(watch_doc(), _upgrade(drop_rule="CLEARTEXT_PI",
@@ -477,7 +478,10 @@ def test_diff_labels_match_across_languages():
     from auditor.report.i18n import DIFF_LABELS, LABELS
 
     assert set(DIFF_LABELS) == set(LABELS)
-    assert set(DIFF_LABELS["en"]) == set(DIFF_LABELS["zh"])
+    en, zh = DIFF_LABELS["en"], DIFF_LABELS["zh"]
+    assert set(en) == set(zh)
+    # a label holding an English word (three lower-case letters or more) must be translated
+    assert [k for k in en if re.search(r"[a-z]{3,}", en[k]) and zh[k] == en[k]] == []
 
 
 # -- hostile input (issue 13): a findings.json diff cannot read is exit 2, one line ----------

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.diff import FindingChange, FindingRef, SessionDiff, SessionRef, caveat_text
+from auditor.diff import (
+    LIST_JOIN,
+    Caveat,
+    FindingChange,
+    FindingRef,
+    SessionDiff,
+    SessionRef,
+    caveat_text,
+)
 from auditor.report import html
 from auditor.report.display import DASH, fmt_ts, severity_key
 from auditor.report.i18n import DIFF_LABELS, TERMS
@@ -41,6 +49,17 @@ def build_view(d: SessionDiff, *, lang: str = "en") -> dict[str, Any]:
                 "recipient": f.organisation or f.recipient or DASH, "recipient_names": names,
                 "categories": list(f.categories), "count": f.count}
 
+    def caveat(c: Caveat) -> str:
+        """The caveat in the page's language: its words translated, names (HAR, pcap, a
+        transport, a capture mode) as they are."""
+        if "caveat_" + c.kind not in t:
+            return caveat_text(c)
+
+        def words(value: str) -> str:
+            return LIST_JOIN.join(t.get("value_" + v, v) for v in value.split(LIST_JOIN))
+
+        return t["caveat_" + c.kind].format(old=words(c.old), new=words(c.new))
+
     def change(c: FindingChange) -> dict[str, Any]:
         unsure = "" if c.comparable else t["removal_unsure"].format(
             transports=", ".join(c.old.transports))
@@ -65,8 +84,7 @@ def build_view(d: SessionDiff, *, lang: str = "en") -> dict[str, Any]:
             for r in d.recipients_not_comparable]
         + [{"recipient": r, "categories": list(c)} for r, c in d.categories_not_comparable.items()
            if r not in d.recipients_not_comparable],
-        "caveats": [t["caveat_" + c.kind].format(old=c.old, new=c.new)
-                    if "caveat_" + c.kind in t else caveat_text(c) for c in d.caveats],
+        "caveats": [caveat(c) for c in d.caveats],
         "recipients_new": [{"recipient": r, "categories": list(d.categories_new.get(r, ()))}
                            for r in d.recipients_new],
         "recipients_vanished": list(d.recipients_vanished),
