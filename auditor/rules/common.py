@@ -10,7 +10,8 @@ import re
 
 from auditor.categories import CATEGORIES, FAMILIES
 from auditor.consent import GRANTED
-from auditor.model import Observation
+from auditor.memo import memoised
+from auditor.model import Observation, Organisation
 from auditor.recipients import parties, registrable_domain
 from auditor.rules.base import RuleContext
 
@@ -34,6 +35,7 @@ AD_SDK_TYPES = frozenset({"advertising", "attribution"})
 FIRST_PARTY_ORG = "(first party)"
 # The phase BACKGROUND_COLLECTION and the default EXCESS_FREQUENCY interval are about.
 IDLE = "idle"
+FIRST_PARTY_HOSTS = 4096  # (host, address) pairs remembered as the maker's, or not
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
@@ -55,8 +57,15 @@ def is_first_party(obs: Observation, ctx: RuleContext) -> bool:
     if obs.recipient.party == "first":
         return True
     tx, profile = obs.transmission, ctx.profile
-    return parties(profile.first_party, profile.organisations).is_first(
-        tx.host, obs.recipient.domain, tx.ip)
+    return _makers(tx.host, obs.recipient.domain, tx.ip, profile.first_party,
+                   profile.organisations)
+
+
+@memoised(FIRST_PARTY_HOSTS)
+def _makers(host: str, domain: str, ip: str, first_party: tuple[str, ...],
+            organisations: tuple[Organisation, ...]) -> bool:
+    """Remembered: a handful of rules ask it of every message, about the same few hosts."""
+    return parties(first_party, organisations).is_first(host, domain, ip)
 
 
 def for_the_maker(obs: Observation, ctx: RuleContext) -> frozenset[str]:
