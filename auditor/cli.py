@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -246,6 +247,9 @@ def capture(
         "--resume", help="Continue an interrupted capture in --session, with the same "
         "profile and plan (checked by their SHA-256); the report says it was resumed.")
     ] = False,
+    operator: Annotated[str, typer.Option(
+        "--operator", help="Who runs the capture: named in the report's sign-off facts.")
+    ] = "",
 ) -> None:
     """Run mitmproxy with the kidaudit addon until Ctrl-C, then write the reports.
 
@@ -268,7 +272,7 @@ def capture(
                         tcp_hosts=tcp_host or [], port=port, listen_host=listen_host, web=web,
                         extra=ctx.args, resume=resume)
     typer.echo(" ".join(argv), err=True)
-    code = _run_proxy(argv)
+    code = _with_capture_env(modes, operator, lambda: _run_proxy(argv))
     if code in (0, EXIT_USAGE, EXIT_FAILED):
         if code == 0:
             from auditor.live.lock import settled
@@ -342,6 +346,27 @@ def _check_ports(host: str, ports: list[int]) -> None:
                 raise RunFailed(f"port {p} on {host or 'all addresses'}: "
                                 f"{e.strerror or e}; stop whatever listens there, or choose "
                                 "another with --port (or the mode's @PORT)") from None
+
+
+def _with_capture_env(modes: list[str], operator: str, run: Callable[[], int]) -> int:
+    """``run`` with the modes and operator in the environment the proxy inherits (its
+    addon records them in the session, ``session.capture_facts``); this process's own
+    environment is as it was afterwards."""
+    from auditor.session import MODES_ENV, OPERATOR_ENV
+
+    saved = {k: os.environ.get(k) for k in (MODES_ENV, OPERATOR_ENV)}
+    os.environ[MODES_ENV] = ",".join(modes)
+    os.environ.pop(OPERATOR_ENV, None)
+    if operator:
+        os.environ[OPERATOR_ENV] = operator
+    try:
+        return run()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _run_proxy(argv: list[str]) -> int:

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
+import subprocess
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
 
 from auditor import RULESET_VERSION, __version__
@@ -26,6 +30,14 @@ PROFILE_FILE, CONSENT_FILE, FLOWS_FILE = "profile.yaml", "consent.yaml", "flows.
 FINDINGS_FILE, REPORT_FILE, CSV_FILE = "findings.json", "report.html", "detections.csv"
 OUTPUTS = (FINDINGS_FILE, REPORT_FILE, CSV_FILE)
 LIVE_INPUT = "live capture"  # how a capture's session names its input in ``meta.inputs``
+# How ``kidaudit capture`` hands the proxy process what only it knows (the operator, the
+# modes as asked): the environment mitmproxy, its addon and worker inherit. The modes are
+# comma-joined; a bare ``mitmdump -s`` run records none.
+OPERATOR_ENV, MODES_ENV = "KIDAUDIT_OPERATOR", "KIDAUDIT_MODES"
+UNKNOWN = "unknown"
+# A file of an ``analyze`` input, by suffix, as the kind of capture it is.
+INPUT_KINDS = {".har": "har", ".mitm": "mitm", ".flows": "mitm", ".dump": "mitm",
+               ".pcap": "pcap", ".pcapng": "pcap", ".cap": "pcap"}
 
 
 def sha256_file(path: Path) -> str:
@@ -159,11 +171,12 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
     findings = evaluate(observations, RuleContext(profile, ledger), errors=judged)
     meta = store.meta()
+    inputs = tuple(i for i in meta.get("inputs", "").split(",") if i)
     session = document.SessionInfo(
         id=meta.get("id", ""),
         device=document.Device(meta.get("device", ""), meta.get("kind", ""),
                                meta.get("firmware", "")),
-        inputs=tuple(i for i in meta.get("inputs", "").split(",") if i),
+        inputs=inputs,
         resumed=tuple(t for t in map(document.parse_time, meta.get("resumed", "").split(","))
                       if t),
         tool_version=meta.get("tool_version", __version__),
@@ -173,6 +186,7 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         flows_sha256=sha256_file(directory / FLOWS_FILE),
         rules_applied=tuple(rule.id for rule in CATALOGUE),
         country_source=country_source(),
+        **_sign_off(meta, inputs),  # type: ignore[arg-type]
     )
     consent = judged_under(observations, ledger, judged)
     coverage = {"uninspected": store.uninspected(), "errors": store.errors() + judged}
@@ -208,6 +222,58 @@ def exercised(observations: list[Observation], findings: list[Finding], ledger: 
         ((sig.action, sig.name) for sig in plan.signals), ledger.events,
         max((o.transmission.ts for o in observations), default=None))
     return {"rules": rules, "not_covered": gaps}
+
+
+def clock_sync() -> str:
+    """Whether the OS says this host's clock is synchronised (systemd-timesyncd or any NTP
+    client timedatectl knows): ``synchronized``, ``not synchronized`` or ``unknown`` when
+    nothing says. Read at the edge, once per capture: the timestamps a lab signs rest on
+    it."""
+    try:
+        said = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+                              capture_output=True, text=True, timeout=2, check=False)
+        answer = said.stdout.strip().lower() if said.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        answer = ""
+    if answer in ("yes", "no"):
+        return "synchronized" if answer == "yes" else "not synchronized"
+    return "synchronized" if Path("/run/systemd/timesync/synchronized").exists() else UNKNOWN
+
+
+def versions() -> dict[str, str]:
+    """The versions a report's findings come from: kidaudit's, mitmproxy's (from its
+    installed metadata, so nothing of it is imported here) and Python's."""
+    try:
+        mitmproxy = metadata.version("mitmproxy")
+    except metadata.PackageNotFoundError:
+        mitmproxy = UNKNOWN
+    return {"kidaudit": __version__, "mitmproxy": mitmproxy,
+            "python": platform.python_version()}
+
+
+def capture_facts(environ: Mapping[str, str]) -> dict[str, str]:
+    """What a live capture records in its store's meta when it starts: the modes and the
+    operator ``kidaudit capture`` was given (``environ``), the clock's sync state and the
+    versions running it. A report judged later, elsewhere, still states them."""
+    facts = {"clock_sync": clock_sync(), **{f"{k}_version": v for k, v in versions().items()}}
+    if environ.get(MODES_ENV):
+        facts["capture_modes"] = environ[MODES_ENV]
+    if environ.get(OPERATOR_ENV):
+        facts["operator"] = environ[OPERATOR_ENV]
+    return facts
+
+
+def _sign_off(meta: Mapping[str, str], inputs: tuple[str, ...]) -> dict[str, object]:
+    """The session's sign-off facts from its meta: a capture's as it recorded them; for
+    ``analyze`` the inputs' kinds stand as its modes, and the clock is unknown (nothing
+    says how the capturing host's clock stood)."""
+    now = versions()
+    kinds = sorted({INPUT_KINDS[Path(i).suffix.lower()] for i in inputs
+                    if Path(i).suffix.lower() in INPUT_KINDS})
+    modes = [m for m in meta.get("capture_modes", "").split(",") if m] or kinds
+    return {"capture_modes": tuple(modes), "operator": meta.get("operator", ""),
+            "clock_sync": meta.get("clock_sync", UNKNOWN),
+            "versions": {k: meta.get(f"{k}_version", v) for k, v in now.items()}}
 
 
 def judged_under(observations: list[Observation], ledger: Ledger,

@@ -139,7 +139,9 @@ def test_findings_json_values(path: tuple, written: object) -> None:
 @pytest.mark.parametrize(("section", "keys"), [
     ("session", ["id", "device", "inputs", "resumed", "tool_version", "ruleset",
                  "profile_sha256", "consent_sha256", "flows_sha256", "rules_applied",
-                 "country_source", "masked", "started", "ended"]),
+                 "country_source", "masked", "started", "ended",
+                 # issue 15's sign-off facts, added after every key written before them
+                 "capture", "versions"]),
     ("transmissions", ["id", "ts", "transport", "direction", "host", "ip", "port", "method",
                        "url", "inspected", "bytes", "recipient", "consent"]),
     ("detections", ["transmission", "category", "method", "location", "field", "encoding",
@@ -222,3 +224,14 @@ def test_the_verdict_is_the_last_key_and_reads_back():
                                "rules": [{"id": "WEAK_TLS", "status": "pass", "reason": "ok"}]}
     assert document.load(data).verdict == verdict
     assert "verdict" not in document.to_dict(document.Document())
+
+
+def test_the_sign_off_facts_read_back():
+    session = document.SessionInfo(capture_modes=("regular", "reverse:tcp://10.0.0.5:5900"),
+                                   operator="Li Lab", clock_sync="synchronized",
+                                   versions={"kidaudit": "0.3.0", "python": "3.11.9"})
+    data = document.to_dict(document.Document(session=session))
+    assert data["session"]["capture"] == {"modes": ["regular", "reverse:tcp://10.0.0.5:5900"],
+                                          "operator": "Li Lab", "clock_sync": "synchronized"}
+    assert document.load(data).session == session
+    assert document.load({}).session.clock_sync == "unknown"

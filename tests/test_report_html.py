@@ -763,3 +763,19 @@ def test_no_label_of_the_chinese_page_is_left_in_english():
     assert [k for k in en if re.search(r"[a-z]{3,}", en[k]) and zh[k] == en[k]] == []
     for group, words in TERMS["en"].items():
         assert [w for w in words if TERMS["zh"][group].get(w, words[w]) == words[w]] == [], group
+
+
+@pytest.mark.parametrize("lang, texts", [
+    ("en", ["Capture modes", "<code>regular</code>", "Operator", "Li Lab",
+            "synchronised (the OS says so)", "mitmproxy <span class=\"mono\">11.1.3</span>"]),
+    ("zh", ["抓包方式", "操作人员", "Li Lab", "已同步（据操作系统）", "软件版本"]),
+])
+def test_the_page_carries_the_sign_off_facts(lang, texts):
+    doc = watch_doc()
+    doc["session"]["capture"] = {"modes": ["regular"], "operator": "Li Lab",
+                                 "clock_sync": "synchronized"}
+    doc["session"]["versions"] = {"kidaudit": "0.3.0", "mitmproxy": "11.1.3",
+                                  "python": "3.11.9"}
+    page = report_html.render_string(load(doc), lang=lang)
+    for text in texts:
+        assert text in page

@@ -378,3 +378,81 @@ def test_a_planned_withdrawal_after_the_traffic_is_not_covered(tmp_path: Path):
     status = {r["id"]: (r["status"], r["reason"]) for r in verdict["rules"]}
     assert verdict["not_covered"] == ["planned withdraw came after the last message"]
     assert status["AFTER_WITHDRAWAL"] == ("not exercised", "no withdrawal happened")
+
+
+# -- the sign-off facts (issue 15, item 7) --------------------------------------------------
+
+def _session_json(tmp_path: Path, inputs: tuple[str, ...] = (), **meta: str) -> dict:
+    session = Session(tmp_path / "s", Profile(), None, inputs=inputs)
+    if meta:
+        session.store.set_meta(**meta)
+    out = session.write_outputs()
+    session.close()
+    return json.loads((out.directory / "findings.json").read_text())["session"]
+
+
+def test_an_analysed_session_states_its_input_kinds_and_the_versions(tmp_path: Path):
+    from importlib import metadata
+
+    facts = _session_json(tmp_path, ("watch.har", "watch.pcapng", "profile.yaml"))
+    assert facts["capture"] == {"modes": ["har", "pcap"], "operator": "",
+                                "clock_sync": "unknown"}
+    assert facts["versions"]["mitmproxy"] == metadata.version("mitmproxy")
+    assert set(facts["versions"]) == {"kidaudit", "mitmproxy", "python"}
+
+
+def test_a_capture_states_the_modes_operator_and_clock_it_recorded(tmp_path: Path):
+    from auditor.session import MODES_ENV, OPERATOR_ENV, capture_facts
+
+    recorded = capture_facts({MODES_ENV: "regular,reverse:tcp://10.0.0.5:5900@5900",
+                              OPERATOR_ENV: "王工程师"})
+    facts = _session_json(tmp_path, **(recorded | {"clock_sync": "synchronized",
+                                                   "mitmproxy_version": "11.0.0"}))
+    assert facts["capture"] == {"modes": ["regular", "reverse:tcp://10.0.0.5:5900@5900"],
+                                "operator": "王工程师", "clock_sync": "synchronized"}
+    assert facts["versions"]["mitmproxy"] == "11.0.0"
+
+
+@pytest.mark.parametrize("said, state", [
+    ((0, "yes\n"), "synchronized"),
+    ((0, "no\n"), "not synchronized"),
+    ((1, ""), None),
+    (OSError("no timedatectl"), None),
+])
+def test_the_clock_sync_state_is_what_the_os_says_or_unknown(monkeypatch, said, state):
+    import subprocess
+
+    from auditor import session as session_module
+
+    def run(*args, **kwargs):
+        if isinstance(said, Exception):
+            raise said
+        return subprocess.CompletedProcess(args, said[0], said[1], "")
+
+    monkeypatch.setattr(session_module.subprocess, "run", run)
+    fallback = ("synchronized" if Path("/run/systemd/timesync/synchronized").exists()
+                else "unknown")
+    assert session_module.clock_sync() == (state or fallback)
+
+
+def test_capture_hands_the_proxy_its_modes_and_operator(tmp_path, monkeypatch, capsys,
+                                                         watch_profile):
+    import os
+
+    from auditor import cli
+    from auditor.session import MODES_ENV, OPERATOR_ENV
+    from tests.factories import run_main
+
+    seen: dict[str, str | None] = {}
+
+    def proxy(argv: list[str]) -> int:
+        seen.update({k: os.environ.get(k) for k in (MODES_ENV, OPERATOR_ENV)})
+        return 3
+
+    monkeypatch.setattr(cli, "_run_proxy", proxy)
+    monkeypatch.setattr(cli, "_check_ports", lambda *a, **k: None)
+    monkeypatch.delenv(OPERATOR_ENV, raising=False)
+    run_main(["capture", "-p", str(watch_profile), "--session", str(tmp_path / "new"),
+              "--operator", "Li Lab"], monkeypatch, capsys)
+    assert seen == {MODES_ENV: "regular", OPERATOR_ENV: "Li Lab"}
+    assert OPERATOR_ENV not in os.environ

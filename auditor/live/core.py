@@ -56,7 +56,7 @@ from auditor.mask import Masker
 from auditor.memo import Memo
 from auditor.model import Transmission
 from auditor.profile import load_consent_plan, load_profile
-from auditor.session import CONSENT_FILE, FLOWS_FILE, PROFILE_FILE, Session
+from auditor.session import CONSENT_FILE, FLOWS_FILE, PROFILE_FILE, Session, capture_facts
 from auditor.sources import tnet
 from auditor.sources.mitm import mark_flow, state_transmission, with_tls
 from auditor.store import Store
@@ -90,6 +90,8 @@ class Core:
         self.session = Session(directory, profile, plan)
         if settings.resume and not take_over:  # once per resumed capture, not per take-over
             self.session.note_resumed(time.time())
+        if not take_over:  # the sign-off facts, as they stand when this capture starts
+            self.session.store.set_meta(**capture_facts(os.environ))
         meta = self.session.store.meta()
         self._flows = _open_flows(directory / FLOWS_FILE, meta)
         self._clock = clock

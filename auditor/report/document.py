@@ -109,6 +109,11 @@ class SessionInfo:
     masked: bool | None = None
     started: datetime | None = None
     ended: datetime | None = None
+    # the sign-off facts (issue 15): how the traffic was taken, by whom, on what clock
+    capture_modes: tuple[str, ...] = ()
+    operator: str = ""
+    clock_sync: str = "unknown"
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     def json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -120,7 +125,10 @@ class SessionInfo:
         if self.clock_note is not None:
             out["clock_note"] = self.clock_note
         out.update({"masked": self.masked, "started": iso_text(self.started),
-                    "ended": iso_text(self.ended)})
+                    "ended": iso_text(self.ended),
+                    "capture": {"modes": list(self.capture_modes), "operator": self.operator,
+                                "clock_sync": self.clock_sync},
+                    "versions": dict(self.versions)})
         return out
 
 
@@ -525,6 +533,7 @@ def load(data: Any) -> Document:
     s = _dict(data.get("session"))
     device = s.get("device")
     masked = s.get("masked")
+    capture = _dict(s.get("capture"))
     session = SessionInfo(
         id=_text(s.get("id")),
         device=(Device(_text(device.get("name")), _text(device.get("kind")),
@@ -540,7 +549,10 @@ def load(data: Any) -> Document:
         country_source=_text(s.get("country_source")),
         clock_note=_text(s["clock_note"]) if "clock_note" in s else None,
         masked=masked if isinstance(masked, bool) else None,
-        started=parse_time(s.get("started")), ended=parse_time(s.get("ended")))
+        started=parse_time(s.get("started")), ended=parse_time(s.get("ended")),
+        capture_modes=_texts(capture.get("modes")), operator=_text(capture.get("operator")),
+        clock_sync=_text(capture.get("clock_sync")) or "unknown",
+        versions={_text(k): _text(v) for k, v in _dict(s.get("versions")).items()})
     cov = _dict(data.get("coverage"))
     verdict = _dict(data.get("verdict")) if "verdict" in data else None
     return Document(

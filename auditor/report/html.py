@@ -127,7 +127,7 @@ def build_view(doc: Document, *, lang: str = "en",
         lambda pair: f"finding {pair[1].id or pair[0]}")
     view = {
         "t": t,
-        "summary": _summary(doc, session, t),
+        "summary": _summary(doc, session, t) | _sign_off(session, terms),
         "verdict": _verdict(doc, findings, t, terms, titles),
         "findings": shown,
         "flows": _flows(transmissions.values(), detections, t, terms, failed),
@@ -243,6 +243,17 @@ def _summary(doc: Document, session: SessionInfo, t: Labels) -> dict[str, Any]:
             {"label": t["hash_profile"], "value": or_dash(session.profile_sha256)},
             {"label": t["hash_consent"], "value": or_dash(session.consent_sha256)},
         ],
+    }
+
+
+def _sign_off(session: SessionInfo, terms: Terms) -> dict[str, Any]:
+    """What the lab's sign-off checklist asks of a report (lab-setup.md): how the traffic
+    was taken, by whom, on what clock, and which versions judged it."""
+    return {
+        "capture_modes": [m for m in session.capture_modes if m],
+        "operator": or_dash(session.operator),
+        "clock_sync": _term(terms, "clock", session.clock_sync or "unknown"),
+        "versions": [{"name": k, "version": or_dash(v)} for k, v in session.versions.items()],
     }
 
 

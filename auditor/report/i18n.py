@@ -60,6 +60,10 @@ LABELS: dict[str, dict[str, str]] = {
         "not_covered": "Plan steps the session did not cover:",
         "why": "Why",
         "clause_legend": "Abbreviations in the references",
+        "capture_modes": "Capture modes",
+        "operator": "Operator",
+        "clock_sync": "Host clock synchronised",
+        "versions": "Versions",
         "rules_not_listed": "Rules not listed here did not fire on the inspected traffic; "
                             "see Coverage for what could not be inspected.",
         "result": "Result",
@@ -188,6 +192,10 @@ LABELS: dict[str, dict[str, str]] = {
         "not_covered": "本次会话未覆盖的计划步骤：",
         "why": "原因",
         "clause_legend": "依据中的缩写",
+        "capture_modes": "抓包方式",
+        "operator": "操作人员",
+        "clock_sync": "主机时钟同步状态",
+        "versions": "软件版本",
         "rules_not_listed": "未列出的规则在已检测的流量中未被触发；"
                             "无法检测的部分见“检测覆盖范围”。",
         "result": "结果",
@@ -286,6 +294,9 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
         "source": {"plan": "consent plan", "mark": "live mark", "signal": "traffic signal",
                    "command": "proxy command"},
         "method": {"known": "known value", "pattern": "pattern", "key": "key name"},
+        "clock": {"synchronized": "synchronised (the OS says so)",
+                  "not synchronized": "not synchronised (the OS says so)",
+                  "unknown": "unknown (the OS did not say)"},
     },
     "zh": {
         "severity": {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"},
@@ -298,6 +309,9 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
         "source": {"plan": "同意计划", "mark": "现场标记", "signal": "流量信号",
                    "command": "代理命令"},
         "method": {"known": "已知值", "pattern": "模式匹配", "key": "键名"},
+        "clock": {"synchronized": "已同步（据操作系统）",
+                  "not synchronized": "未同步（据操作系统）",
+                  "unknown": "未知（操作系统未给出）"},
     },
 }
 
