@@ -25,8 +25,10 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 from auditor.detect import keys
+from auditor.memo import memoised
 from auditor.model import Detection, Field, Location
 
 TOLERANCE_DEG = 0.5  # ~50 km: near enough to be this position, far enough for coarse rounding
@@ -43,6 +45,7 @@ _NMEA = re.compile(r"(?<![\d.])(\d{2,3})([0-5]\d)\.(\d+),?([NSEW])(?![A-Za-z])")
 # ddmm.mmmm alone in a field: a degrees-minutes value whose hemisphere is a sibling field.
 _DM = re.compile(r"\s*(\d{2,3})([0-5]\d)\.(\d+)\s*")
 HEMISPHERES = frozenset("NSEW")
+MAX_LETTER = 3  # characters of a field holding a hemisphere letter, spaces included
 _PAIR = re.compile(r"^\s*(-?\d{1,3}\.\d+)\s*[,|; ]\s*(-?\d{1,3}\.\d+)\s*$")
 
 
@@ -55,6 +58,7 @@ _BD_X_PI = math.pi * 3000.0 / 180.0
 DATUM_DECIMALS = 4
 DATUM_MATCH_DEG = 0.0005
 WGS84, GCJ02, BD09 = "wgs-84", "gcj-02", "bd-09"
+DATUM_MEMO = 64  # lab positions whose conversions are remembered (a session has one)
 
 
 def _out_of_china(lat: float, lon: float) -> bool:
@@ -98,8 +102,10 @@ def gcj02_to_bd09(lat: float, lon: float) -> tuple[float, float]:
     return z * math.sin(theta) + 0.006, z * math.cos(theta) + 0.0065
 
 
+@memoised(DATUM_MEMO)
 def datums(here: Location) -> dict[str, tuple[float, float]]:
-    """The lab's position in each datum a device may send it in."""
+    """The lab's position in each datum a device may send it in: the same few positions
+    every message of a session, so remembered rather than converted per detection."""
     gcj = wgs84_to_gcj02(here.lat, here.lon)
     return {WGS84: (here.lat, here.lon), GCJ02: gcj, BD09: gcj02_to_bd09(*gcj)}
 
@@ -129,6 +135,8 @@ def _hemispheres(fields: Iterable[Field]) -> dict[str, set[str]]:
     """Parent path -> the hemisphere letters its fields hold (``{"ns": "N", "ew": "E"}``)."""
     out: dict[str, set[str]] = {}
     for f in fields:
+        if len(f.value) > MAX_LETTER:  # most fields: told by their length alone
+            continue
         letter = f.value.strip().upper()
         if len(letter) == 1 and letter in HEMISPHERES:
             out.setdefault(keys.parent(f.path), set()).add(letter)
@@ -139,7 +147,7 @@ def _degrees_minutes(f: Field, letters: set[str], here: Location
                      ) -> Iterator[tuple[str, float, int]]:
     """A field that is ``ddmm.mmmm`` alone, signed by a hemisphere of its siblings: N or S
     for a latitude, E or W for a longitude."""
-    m = _DM.fullmatch(f.value) if letters else None
+    m = _DM.fullmatch(f.value)
     if m is None:
         return
     degrees, minutes, fraction = m.groups()
@@ -183,8 +191,11 @@ def find_locations(tx_id: int, fields: Iterable[Field], here: Location) -> list[
     lons: list[_Hit] = []
     hemispheres = _hemispheres(fields)
     for f in fields:
-        letters = hemispheres.get(keys.parent(f.path), set()) if hemispheres else set()
-        for text, value, decimals in (*_numbers(f, here), *_degrees_minutes(f, letters, here)):
+        found = _numbers(f, here)
+        letters = hemispheres.get(keys.parent(f.path)) if hemispheres else None
+        if letters:
+            found = chain(found, _degrees_minutes(f, letters, here))
+        for text, value, decimals in found:
             if abs(value - here.lat) <= TOLERANCE_DEG:
                 lats.append(_Hit(f, text, value, decimals))
             elif abs(value - here.lon) <= TOLERANCE_DEG:
