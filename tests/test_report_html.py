@@ -779,3 +779,16 @@ def test_the_page_carries_the_sign_off_facts(lang, texts):
     page = report_html.render_string(load(doc), lang=lang)
     for text in texts:
         assert text in page
+
+
+@pytest.mark.parametrize("lang, line, shown", [
+    ("en", "planned withdraw came after the last message",
+     "planned withdraw came after the last message"),
+    ("zh", "planned withdraw came after the last message", "计划中的“撤回”在最后一条报文之后"),
+    ("zh", "signalled phase 'idle' never happened", "由流量信号触发的“阶段 'idle'”始终未发生"),
+    ("zh", "something else", "something else"),
+])
+def test_the_plans_uncovered_steps_are_said_in_the_pages_language(lang, line, shown):
+    doc = watch_doc()
+    doc["verdict"] = {"result": "fail", "basis": "findings", "not_covered": [line]}
+    assert report_html.build_view(load(doc), lang=lang)["verdict"]["not_covered"] == [shown]

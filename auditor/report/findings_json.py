@@ -11,8 +11,8 @@ from auditor.report.document import Document, json_value
 def render(doc: Document, out: Path) -> None:
     """Streamed to the file a piece at a time, each object of the document turned into its
     mapping only when the encoder reaches it: ``json.dumps`` with an indent builds the whole
-    text from a list of small strings first, which for a day's capture was most of the
-    report's peak memory."""
+    text from a list of small strings first, so a long capture's file would be held in
+    memory whole."""
     with open(out, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=2, ensure_ascii=False, default=json_value)
         fh.write("\n")

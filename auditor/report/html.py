@@ -8,7 +8,7 @@ no clock, so the same document always renders the same bytes (invariant 5).
 
 A session may hold tens of thousands of transmissions: every list the page prints is capped
 (the rest counted, never silently dropped) and the timeline (``timeline``) draws binned
-marks, so the page stays a few megabytes at most and renders in seconds.
+marks, so the page's size follows what it shows, not the length of the session.
 
 A part of the document the page cannot show (a finding, a transmission, an event, a
 coverage row, the timeline drawing) is left out alone and listed under coverage errors
@@ -48,6 +48,7 @@ from auditor.report.document import STAGE as REPORT_STAGE
 from auditor.report.i18n import (
     CLAUSE_TITLES,
     LABELS,
+    NOT_COVERED_TEXT,
     NOT_EXERCISED_TEXT,
     RULE_TEXT,
     TERMS,
@@ -299,8 +300,20 @@ def _verdict(doc: Document, findings: list[FindingEntry], t: Labels, terms: Term
         "rules": ordered + quiet,
         "has_passes": any(r["result_key"] == "pass" for r in quiet),
         "not_exercised": [r["rule"] for r in quiet if r["result_key"] != "pass"],
-        "not_covered": list(verdict.not_covered),
+        "not_covered": [_not_covered(line, t["html_lang"][:2], terms)
+                        for line in verdict.not_covered],
     }
+
+
+def _not_covered(line: str, lang: str, terms: Terms) -> str:
+    """A plan step the session did not cover, in the page's language: its action word from
+    TERMS, a step's name as written."""
+    for pattern, text in NOT_COVERED_TEXT.get(lang, ()):
+        if (match := re.fullmatch(pattern, line)) is not None:
+            action, _, name = match.group(1).partition(" ")
+            step = " ".join(filter(None, (_term(terms, "action", action), name)))
+            return text.format(step=step)
+    return line
 
 
 def _verdict_sentence(doc: Document, basis: str, reason: str,

@@ -343,6 +343,15 @@ NOT_EXERCISED_TEXT: dict[str, dict[str, str]] = {
 }
 
 
+# The plan's steps a session did not cover (``auditor.rules.exercise.not_covered``'s lines:
+# a pattern whose group is the step, an action word and maybe a quoted name), as each
+# language other than English says them; a line no pattern matches prints as written.
+NOT_COVERED_TEXT: dict[str, tuple[tuple[str, str], ...]] = {
+    "zh": ((r"planned (.+) came after the last message", "计划中的“{step}”在最后一条报文之后"),
+           (r"signalled (.+) never happened", "由流量信号触发的“{step}”始终未发生")),
+}
+
+
 # The abbreviation a reference starts with (RULES.md "Abbreviations") -> its full title:
 # the instrument, its number and year, and what the number after it counts. The report's
 # legend lists those its references use, so a reader needs no other document.
