@@ -8,8 +8,10 @@ writing is derived from the seed once, when the profile is loaded, with the labe
 layers (outermost first), so a detection says how the value was written.
 
 A child's or a contact's name is also written in pinyin, by people and by forms that take
-ASCII only: the syllables come from ``pypinyin`` (its phrase dictionary reads surnames and
-common given names as they are pronounced), never from a hand-written table.
+ASCII only: the syllables come from ``pypinyin``, never from a hand-written table. A
+one-character surname is spelt in every reading ``pypinyin`` knows for it, because its
+everyday reading is often not the surname's (曾 is "ceng" in words, "Zeng" as a surname;
+单 "dan" and "Shan"); a spelling nobody uses costs a key and matches nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import quote
 
-from pypinyin import Style, lazy_pinyin
+from pypinyin import Style, lazy_pinyin, pinyin
 
 # Two-character surnames (复姓) common enough to be split as one surname.
 COMPOUND_SURNAMES = frozenset({"欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙",
@@ -52,9 +54,12 @@ def pinyin_names(name: str) -> set[str]:
     name = name.strip()
     if len(name) not in NAME_CHARS or not all(is_chinese(ch) for ch in name):
         return set()
-    cut = 2 if name[:2] in COMPOUND_SURNAMES else 1
-    surname = "".join(lazy_pinyin(name[:cut], style=Style.NORMAL))
+    if name[:2] in COMPOUND_SURNAMES:
+        cut, surnames = 2, ["".join(lazy_pinyin(name[:2], style=Style.NORMAL))]
+    else:
+        cut, surnames = 1, pinyin(name[0], style=Style.NORMAL, heteronym=True)[0]
     syllables = lazy_pinyin(name[cut:], style=Style.NORMAL)
     given = "".join(syllables)
-    return {f"{surname} {given}", f"{surname}{given}", f"{given} {surname}",
-            f"{given}{surname}", " ".join([surname, *syllables]), f"{surname}_{given}"}
+    return {spelling for surname in surnames for spelling in (
+        f"{surname} {given}", f"{surname}{given}", f"{given} {surname}", f"{given}{surname}",
+        " ".join([surname, *syllables]), f"{surname}_{given}")}
