@@ -15,6 +15,7 @@ import pytest
 
 from auditor.detect import Detector, dedupe
 from auditor.detect.known import CONFIDENCE, KnownValues
+from auditor.extract.watchproto import payload_fields
 from auditor.model import Contact, Credential, Detection, Field, Location, Profile
 from tests.factories import BIRTHDATE, CHILD_NAME, IMEI, LAT, LON, profile, tx
 
@@ -441,3 +442,16 @@ def test_pinyin_is_derived_for_contacts_without_a_latin_name() -> None:
     found = Detector(seeded).detect(tx(), [Field("body", "body.json.x", "Li Na")])
     assert [(d.profile_key, d.encoding) for d in found if d.method == "known"] == [
         ("contacts[0].name", ("pinyin",))]
+
+
+@pytest.mark.parametrize(("frame", "expected"), [
+    pytest.param(f"[3G*{IMEI[-10:]}*0009*LK,0,10,100]",
+                 [("payload.watch.id", ("last-10-digits",))], id="3g-watch-id"),
+    pytest.param(f"[SG*{IMEI}*0009*LK,0,10,100]", [("payload.watch.id", ())], id="whole-imei"),
+    pytest.param("[3G*9112345679*0009*LK,0,10,100]", [], id="another-watch"),
+])
+def test_watch_id_from_the_frame_header(frame: str, expected: list) -> None:
+    """The 3G family's header field reaches the detector as ``payload.watch.id``."""
+    fields = payload_fields(frame.encode())
+    found = Detector(ZH_SEEDED).detect(tx(), fields)
+    assert [(d.field, d.encoding) for d in found if d.method == "known"] == expected
