@@ -7,23 +7,35 @@ from pathlib import Path
 
 import pytest
 
+from auditor.demo.cloud import MAKER_IP
 from auditor.demo.run import run_demo
 
 pytestmark = pytest.mark.e2e
+# The rules that judge who received the data; a granted, disclosed processor raises none.
+RECIPIENT_RULES = {"THIRD_PARTY_UNDISCLOSED", "PERSISTENT_ID_TO_THIRD_PARTY",
+                   "LOCATION_TO_THIRD_PARTY", "DIRECT_IDS_TO_THIRD_PARTY",
+                   "AD_TRACKER_RECEIVES_CHILD_DATA"}
+MAP_SDK = "pinmap-sdk.example"
 
 
-def test_demo_session_produces_the_expected_findings(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, int]:
+    """One demo run for every test here: it is a real proxy session, run once."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
     result = run_demo(out)
+    return out, json.loads((out / "findings.json").read_text()), len(result.findings)
+
+
+def test_demo_session_produces_the_expected_findings(demo: tuple[Path, dict, int]) -> None:
+    out, doc, returned = demo
     for name in ("findings.json", "report.html", "detections.csv", "flows.mitm"):
         assert (out / name).is_file(), name
-    doc = json.loads((out / "findings.json").read_text())
     found = {(f["rule"], f["recipient"]): f for f in doc["findings"]}
     pre = found[("PRE_CONSENT_PI", "acme-watch.example")]
     assert pre["categories"] == ["identifier.iccid", "identifier.imei", "identifier.mac"]
     assert pre["consent"] == ["none"]
     assert found[("CLEARTEXT_PI", "acme-watch.example")]["categories"] == ["identity.phone"]
-    assert len(result.findings) == len(doc["findings"])
+    assert returned == len(doc["findings"])
     categories = {d["category"] for d in doc["detections"]}
     assert {"location.precise", "location.coarse", "contacts.entry",
             "identity.name", "identity.birthdate"} <= categories
@@ -33,3 +45,36 @@ def test_demo_session_produces_the_expected_findings(tmp_path: Path) -> None:
     assert third["tinytrack-analytics.example"] == "third"
     assert [(e["action"], e["source"]) for e in doc["events"]] == [("grant", "mark"),
                                                                    ("phase", "mark")]
+
+
+def test_the_watch_talks_to_its_maker_by_ip_as_first_party(
+        demo: tuple[Path, dict, int]) -> None:
+    _, doc, _ = demo
+    tcp = [t for t in doc["transmissions"] if t["transport"] == "tcp"]
+    assert tcp and {t["ip"] for t in tcp} == {MAKER_IP}
+    assert {(t["recipient"]["party"], t["recipient"]["organization"]) for t in tcp} == {
+        ("first", "Acme Watch Co.")}
+    against_maker_ip = {f["rule"] for f in doc["findings"] if f["recipient"] == MAKER_IP}
+    assert not against_maker_ip & (RECIPIENT_RULES | {"SCOPE_EXCEEDED"})
+    # What the watch protocol carried is still found: its id (the IMEI's last ten digits)
+    # and its position, sent in the clear.
+    ids = {t["id"] for t in tcp}
+    on_tcp = {(d["category"], tuple(d["encoding"])) for d in doc["detections"]
+              if d["transmission"] in ids}
+    assert {("identifier.imei", ("last-10-digits",)), ("location.precise", ())} <= on_tcp
+    cleartext = [f for f in doc["findings"]
+                 if f["rule"] == "CLEARTEXT_PI" and f["recipient"] == MAKER_IP]
+    assert cleartext and "location.precise" in set().union(*(f["categories"]
+                                                            for f in cleartext))
+
+
+def test_the_disclosed_granted_processor_raises_no_recipient_finding(
+        demo: tuple[Path, dict, int]) -> None:
+    _, doc, _ = demo
+    sent = [t["id"] for t in doc["transmissions"] if t["recipient"]["domain"] == MAP_SDK]
+    assert sent
+    assert any(d["category"] == "location.precise" for d in doc["detections"]
+               if d["transmission"] in sent)
+    assert not [f for f in doc["findings"] if f["recipient"] == MAP_SDK
+                and f["rule"] in RECIPIENT_RULES]
+    assert not [f for f in doc["findings"] if f["rule"] == "LOCATION_TO_THIRD_PARTY"]

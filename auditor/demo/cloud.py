@@ -1,13 +1,19 @@
-"""The demo's local "cloud": HTTP and HTTPS servers on 127.0.0.1 answering for every host.
+"""The demo's local "cloud": HTTP and HTTPS servers on 127.0.0.1 answering for every host,
+and the watch maker's raw-TCP ``[3G*...]`` server on its own loopback address.
 
 The HTTPS server's certificate is self-signed and generated at start; mitmproxy is told not
 to verify upstream certificates for the demo, as it would be for a lab's own test server.
+The watch server sits on ``MAKER_IP`` (127.0.0.2), not 127.0.0.1: every hostname the demo
+re-routes lands on 127.0.0.1, and the profile names the maker's address as first party, so
+sharing it would make the analytics host the maker too.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import re
+import socketserver
 import ssl
 import tempfile
 import threading
@@ -20,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 MAX_BODY = 1 << 20
+MAKER_IP = "127.0.0.2"  # the demo maker's server address: loopback, but not the cloud's
+WATCH_FRAME = re.compile(rb"\[3G\*(\d+)\*[0-9A-Fa-f]{4}\*(\w+)")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -105,3 +113,41 @@ class LocalCloud:
             s.shutdown()
             s.server_close()
         self._tmp.cleanup()
+
+
+class _WatchHandler(socketserver.BaseRequestHandler):
+    """Answers each heartbeat (``LK``) as 3G servers do, with ``[3G*ID*0002*LK]``, and
+    position reports not at all: the watch waits for the heartbeat's answer, so the demo
+    ends its TCP session at a known point, after the server has read every frame."""
+
+    def handle(self) -> None:
+        self.request.settimeout(10)
+        buffer = b""
+        while chunk := self.request.recv(4096):
+            buffer += chunk
+            while (end := buffer.find(b"]")) >= 0:
+                frame, buffer = buffer[:end + 1], buffer[end + 1:]
+                m = WATCH_FRAME.match(frame)
+                if m and m.group(2) == b"LK":
+                    self.request.sendall(b"[3G*" + m.group(1) + b"*0002*LK]")
+
+
+class WatchServer:
+    """The maker's raw-TCP watch server on ``MAKER_IP``; ``with WatchServer() as s: ...``."""
+
+    def __init__(self, host: str = MAKER_IP) -> None:
+        self.server = socketserver.ThreadingTCPServer((host, 0), _WatchHandler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        return self.server.server_address[:2]
+
+    def __enter__(self) -> WatchServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,7 +1,9 @@
 """The simulated kids' watch and parent app: real HTTP clients talking through the proxy.
 
 The watch registers with its IMEI before the guardian consents, the guardian's consent is
-marked, then the watch reports precise location, syncs contacts, calls a third-party
+marked, then the watch reports precise location (over HTTPS, and as a cellular watch does,
+in raw-TCP ``[3G*...]`` frames to its maker's server reached by bare IP), asks the map SDK
+the maker uses as its processor for a position, syncs contacts, calls a third-party
 analytics host with a hashed device id, and makes one cleartext HTTP call with a phone
 number; finally the session goes idle and the watch keeps reporting.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,8 @@ API = "api.acme-watch.example"
 APP = "app.acme-watch.example"
 SMS = "sms.acme-watch.example"
 ANALYTICS = "collect.tinytrack-analytics.example"
-HOSTS = (API, APP, SMS, ANALYTICS)
+MAP = "lbs.pinmap-sdk.example"  # the map SDK: a processor in the demo's consent plan
+HOSTS = (API, APP, SMS, ANALYTICS, MAP)
 TIMEOUT = 10
 
 
@@ -29,6 +33,22 @@ TIMEOUT = 10
 class Proxy:
     port: int
     ca: Path  # mitmproxy's CA certificate, which the simulated devices trust
+    # mitmproxy's reverse:tcp listener standing in for the maker's server, as the SMS
+    # re-pointing of lab-setup.md section 7 makes it; 0 when the proxy has none
+    watch_port: int = 0
+
+    def watch(self, frames: list[bytes]) -> bytes:
+        """One raw-TCP session of the watch: every frame, then the server's answers up to
+        the last frame's (the last frame is a heartbeat, which the server answers)."""
+        with socket.create_connection(("127.0.0.1", self.watch_port), timeout=TIMEOUT) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(b"".join(frames))
+            got = b""
+            while got.count(b"]") < sum(f.endswith(b"LK]") for f in frames):
+                if not (chunk := s.recv(4096)):
+                    break
+                got += chunk
+        return got
 
     def https(self, host: str, method: str, path: str, body: object | None = None) -> int:
         ctx = ssl.create_default_context(cafile=str(self.ca))
@@ -58,11 +78,25 @@ def _send(conn: http.client.HTTPConnection, method: str, target: str, body: obje
         conn.close()
 
 
+def watch_frame(watch_id: str, content: str) -> bytes:
+    """A 3G-protocol frame: ``[3G*ID*LEN*CONTENT]``, LEN the content's length in hex."""
+    body = content.encode()
+    return b"[3G*%s*%04X*%s]" % (watch_id.encode(), len(body), body)
+
+
+def position_frame(watch_id: str, lat: float, lon: float) -> bytes:
+    """A ``UD`` position report: date, time, fix, latitude, N, longitude, E, then speed,
+    course, altitude, satellites, signal, battery, steps and status as 3G watches send."""
+    return watch_frame(watch_id, f"UD,281126,101500,A,{lat:.6f},N,{lon:.6f},E,0.00,0.0,"
+                                 "52.0,7,100,86,0,0,00000000,0")
+
+
 def run_session(proxy: Proxy, profile: dict) -> list[int]:
     """The scripted lab session; returns the HTTP status of every request."""
     ids, child = profile["identifiers"], profile["child"]
     here, contacts = profile["location"], profile["contacts"]
     hashed = hashlib.sha256(ids["imei"].encode()).hexdigest()
+    watch_id = ids["imei"][-10:]  # 3G watches name themselves by the IMEI's last ten digits
     statuses = [
         # 1. Setup: the watch registers before anyone consented.
         proxy.https(API, "POST", "/v1/device/register",
@@ -74,6 +108,13 @@ def run_session(proxy: Proxy, profile: dict) -> list[int]:
         # 3. Normal use.
         proxy.https(API, "POST", "/v1/location/report",
                     {"imei": ids["imei"], "lat": here["lat"], "lng": here["lon"], "acc": 12}),
+        # The watch's own protocol, to the maker's server by IP: a heartbeat, a position.
+        *_tcp(proxy, [watch_frame(watch_id, "LK,0,0,86"),
+                      position_frame(watch_id, here["lat"], here["lon"]),
+                      watch_frame(watch_id, "LK,0,0,86")]),
+        # The map SDK, the maker's processor, turns the fix into a position.
+        proxy.https(MAP, "POST", "/v3/geocode/locate",
+                    {"lat": here["lat"], "lng": here["lon"], "coord": "wgs84"}),
         proxy.https(APP, "POST", "/api/child/profile",
                     {"name": child["name"], "birthday": child["birthdate"]}),
         proxy.https(API, "POST", "/v1/contacts/sync",
@@ -88,3 +129,12 @@ def run_session(proxy: Proxy, profile: dict) -> list[int]:
                      "lng": round(here["lon"], 2), "acc": 1500}),
     ]
     return statuses
+
+
+def _tcp(proxy: Proxy, frames: list[bytes]) -> list[int]:
+    """The raw-TCP session in the statuses list: 200 if the server answered every
+    heartbeat, 0 when it did not; nothing when the proxy has no watch listener."""
+    if not proxy.watch_port:
+        return []
+    answers = proxy.watch(frames)
+    return [200 if answers.count(b"]") == sum(f.endswith(b"LK]") for f in frames) else 0]

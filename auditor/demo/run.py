@@ -1,8 +1,14 @@
-"""Run the demo: local cloud, in-process mitmproxy (DumpMaster) with kidaudit, the devices."""
+"""Run the demo: local cloud, in-process mitmproxy (DumpMaster) with kidaudit, the devices.
+
+The maker's raw-TCP watch server is reached through a ``reverse:tcp`` listener, the way
+lab-setup.md section 7 reaches a cellular watch's server by IP; the HTTPS hosts go through
+the regular listener.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -15,7 +21,7 @@ from mitmproxy.options import Options
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tools.dump import DumpMaster
 
-from auditor.demo.cloud import LocalCloud
+from auditor.demo.cloud import LocalCloud, WatchServer
 from auditor.demo.devices import HOSTS, Proxy, run_session
 from auditor.folder import FolderError, check_new, is_running, is_session_of
 from auditor.live.addon import KidAudit
@@ -39,33 +45,45 @@ class RouteToCloud:
 
 
 async def listening_port(master: DumpMaster) -> int:
+    """The port of the first listener that is up (the demo's regular one comes first)."""
+    return (await listening_ports(master))[0]
+
+
+async def listening_ports(master: DumpMaster) -> list[int]:
+    """Every listener's port, in the order of the ``mode`` option, once all are up."""
     proxyserver = master.addons.get("proxyserver")
     for _ in range(STARTUP_POLLS):
-        for server in proxyserver.servers:
-            if server.is_running and server.listen_addrs:
-                return server.listen_addrs[0][1]
+        servers = list(proxyserver.servers)
+        if servers and all(s.is_running and s.listen_addrs for s in servers):
+            return [s.listen_addrs[0][1] for s in servers]
         await asyncio.sleep(0.05)
     raise RuntimeError("mitmproxy did not start listening within 10 s")
 
 
 def run_through_proxy(confdir: Path, settings: dict[str, str],
                       drive: Callable[[Proxy], T], *, termlog: bool = False,
-                      timeout: float | None = None) -> T:
+                      timeout: float | None = None, watch: bool = False) -> T:
     """Local cloud + in-process mitmproxy with kidaudit (``settings`` are its options);
     ``drive(proxy)`` runs in a thread while the proxy serves, then everything shuts down
-    (which writes the session's reports). Used by the demo and by the end-to-end tests."""
+    (which writes the session's reports). Used by the demo and by the end-to-end tests.
+    ``watch`` adds the maker's watch server and a ``reverse:tcp`` listener in front of it
+    (``proxy.watch_port``)."""
 
     async def main() -> T:
-        with LocalCloud() as cloud:
+        with LocalCloud() as cloud, contextlib.ExitStack() as servers:
+            modes = ["regular"]
+            if watch:
+                host, port = servers.enter_context(WatchServer()).addr
+                modes.append(f"reverse:tcp://{host}:{port}")
             opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(confdir),
-                           ssl_insecure=True)
+                           ssl_insecure=True, mode=modes)
             master = DumpMaster(opts, with_termlog=termlog, with_dumper=False)
             master.addons.add(KidAudit(), RouteToCloud(cloud))
             master.options.update(**settings)
             task = asyncio.create_task(master.run())
             try:
-                port = await listening_port(master)
-                proxy = Proxy(port, confdir / "mitmproxy-ca-cert.pem")
+                port, *watch_port = await listening_ports(master)
+                proxy = Proxy(port, confdir / "mitmproxy-ca-cert.pem", *watch_port)
                 return await asyncio.wait_for(asyncio.to_thread(drive, proxy), timeout)
             finally:
                 master.shutdown()
@@ -95,7 +113,7 @@ def run_demo(out: Path) -> Outputs:
         run_through_proxy(tmpdir / "mitmproxy",
                           {"kidaudit_profile": str(profile_path),
                            "kidaudit_consent": str(consent_path), "kidaudit_session": str(out)},
-                          lambda proxy: run_session(proxy, profile), termlog=True)
+                          lambda proxy: run_session(proxy, profile), termlog=True, watch=True)
     store, profile, ledger = reopen(out)
     findings = evaluate(store.observations(), RuleContext(profile, ledger))
     store.close()
