@@ -27,6 +27,7 @@ from auditor.model import (
 )
 from auditor.pipeline import Pipeline
 from auditor.rules import CATALOGUE, Aggregator, Hit, RuleContext, by_id, evaluate
+from auditor.rules.consent_rules import PRECEDENCE, most_specific
 from auditor.rules.engine import finding_id
 from tests.factories import (
     FIRST_PARTY,
@@ -606,6 +607,73 @@ def test_rule_stays_quiet(rule_id: str, case: Case) -> None:
     assert by_id(rule_id).hits(case.observations(), case.context()) == []
 
 
+# -- consent-family precedence: one transmission x category, one consent finding ---------
+
+WITHDRAW_PRECISE = ev("withdraw", 100, (PRECISE,))
+REFUSE_IMEI = ev("refuse", 0, (IMEI_C,))
+
+
+@pytest.mark.parametrize(("timeline", "expected"), [
+    # after a withdrawal: never also "without a separate grant" (issue 15)
+    pytest.param(case(categories=(PRECISE,), at=500, events=(GRANT_SEP, WITHDRAW_PRECISE)),
+                 {"AFTER_WITHDRAWAL": (PRECISE,)}, id="withdrawn-separate-grant"),
+    pytest.param(case(categories=(PRECISE,), at=500, events=(GRANT, WITHDRAW_PRECISE)),
+                 {"AFTER_WITHDRAWAL": (PRECISE,)}, id="withdrawn-plain-grant"),
+    pytest.param(case(categories=(PRECISE,), at=500, events=(WITHDRAW_PRECISE,)),
+                 {"AFTER_WITHDRAWAL": (PRECISE,)}, id="withdrawn-before-any-grant"),
+    # within the grace window the grant still holds: only its missing separateness is left
+    pytest.param(case(categories=(PRECISE,), at=150, events=(GRANT, WITHDRAW_PRECISE)),
+                 {"SENSITIVE_NO_SEPARATE_CONSENT": (PRECISE,)}, id="withdrawn-in-grace"),
+    # after a refusal: neither pre-consent nor without a separate grant
+    pytest.param(case(events=(REFUSE_IMEI,)), {"AFTER_REFUSAL": (IMEI_C,)},
+                 id="refused-before-any-grant"),
+    pytest.param(case(categories=(CONTACT,), events=(GRANT, ev("refuse", 50, (CONTACT,)))),
+                 {"AFTER_REFUSAL": (CONTACT,)}, id="refused-after-grant"),
+    pytest.param(case(categories=(IMEI_C, PRECISE), events=(ev("refuse", 0, (PRECISE,)),)),
+                 {"AFTER_REFUSAL": (PRECISE,), "PRE_CONSENT_PI": (IMEI_C,)},
+                 id="refused-one-category-before-any-grant"),
+    # before any grant: PRE_CONSENT_SDK for what an SDK host gets of it, else PRE_CONSENT_PI
+    pytest.param(case(categories=(CONTACT, PRECISE)),
+                 {"PRE_CONSENT_PI": (CONTACT, PRECISE)}, id="before-consent"),
+    pytest.param(case(recipient=UMENG, categories=(IMEI_C, PRECISE, "identity.name")),
+                 {"PRE_CONSENT_SDK": (IMEI_C, PRECISE), "PRE_CONSENT_PI": ("identity.name",)},
+                 id="before-consent-to-an-sdk"),
+    # after a grant that never covered it: beyond scope, not also without a separate grant
+    pytest.param(case(recipient=ADS, categories=(ADV, PRECISE), events=(GRANT,)),
+                 {"SCOPE_EXCEEDED": (ADV, PRECISE)}, id="beyond-scope"),
+    pytest.param(case(categories=(PRECISE, "identity.birthdate"), events=(GRANT,)),
+                 {"SCOPE_EXCEEDED": ("identity.birthdate",),
+                  "SENSITIVE_NO_SEPARATE_CONSENT": (PRECISE,)}, id="beyond-scope-and-plain"),
+    # granted, but not separately: the least specific consent finding
+    pytest.param(case(categories=(PRECISE, IMEI_C), events=(GRANT,)),
+                 {"SENSITIVE_NO_SEPARATE_CONSENT": (PRECISE,)}, id="without-separate-grant"),
+    pytest.param(case(categories=(PRECISE, IMEI_C), events=(GRANT_SEP,)), {},
+                 id="separately-granted"),
+])
+def test_a_transmission_category_gets_only_the_most_specific_consent_finding(
+        timeline: Case, expected: dict[str, tuple[str, ...]]) -> None:
+    """RULES.md "Precedence": after withdrawal, after refusal, before consent (to an SDK
+    host, then at all), beyond scope, without separate grant; other families unaffected."""
+    findings = evaluate(timeline.observations(), timeline.context())
+    assert {f.rule: f.categories for f in findings if f.rule in PRECEDENCE} == expected
+
+
+@pytest.mark.parametrize(("hits", "expected"), [
+    ({"AFTER_WITHDRAWAL": frozenset({PRECISE}), "SENSITIVE_NO_SEPARATE_CONSENT":
+      frozenset({PRECISE, CONTACT}), "CLEARTEXT_PI": frozenset({PRECISE})},
+     {"AFTER_WITHDRAWAL": frozenset({PRECISE}), "SENSITIVE_NO_SEPARATE_CONSENT":
+      frozenset({CONTACT}), "CLEARTEXT_PI": frozenset({PRECISE})}),
+    ({"PRE_CONSENT_PI": frozenset({IMEI_C}), "PRE_CONSENT_SDK": frozenset({IMEI_C}),
+      "UNINSPECTED_TRAFFIC": frozenset()},
+     {"PRE_CONSENT_SDK": frozenset({IMEI_C}), "UNINSPECTED_TRAFFIC": frozenset()}),
+    ({"MEDIA_UPLOAD": frozenset({VOICE}), "PRE_CONSENT_PI": frozenset({VOICE})},
+     {"MEDIA_UPLOAD": frozenset({VOICE}), "PRE_CONSENT_PI": frozenset({VOICE})}),
+    ({}, {}),
+], ids=["family-narrowed-others-kept", "emptied-rule-dropped", "media-upload-apart", "none"])
+def test_most_specific_narrows_only_the_consent_family(hits: dict, expected: dict) -> None:
+    assert most_specific(hits) == expected
+
+
 # -- the engine --------------------------------------------------------------------------
 
 TWO = (by_id("PRE_CONSENT_PI"), by_id("CLEARTEXT_PI"))
@@ -773,8 +841,7 @@ SCRIPT: tuple[Msg, ...] = (
 FA, UM, AD = FIRST_PARTY, "umeng.com", "ads.example"
 SCRIPT_FINDINGS = {
     ("PRE_CONSENT_PI", FA, (IMEI_C,), (1,)),
-    ("PRE_CONSENT_PI", UM, (IMEI_C,), (2,)),
-    ("PRE_CONSENT_SDK", UM, (IMEI_C,), (2,)),
+    ("PRE_CONSENT_SDK", UM, (IMEI_C,), (2,)),  # claims the IMEI from PRE_CONSENT_PI
     ("THIRD_PARTY_UNDISCLOSED", UM, (IMEI_C,), (2,)),
     ("PERSISTENT_ID_TO_THIRD_PARTY", UM, (IMEI_C,), (2,)),
     ("NON_RESETTABLE_ID", FA, (IMEI_C,), (1, 6)),
@@ -787,19 +854,17 @@ SCRIPT_FINDINGS = {
     ("BULK_CONTACTS", FA, (CONTACT,), (5,)),
     ("CLEARTEXT_PI", FA, (IMEI_C,), (6,)),
     ("THIRD_PARTY_UNDISCLOSED", AD, (ADV, PRECISE), (7,)),
-    ("SCOPE_EXCEEDED", AD, (ADV, PRECISE), (7,)),
+    ("SCOPE_EXCEEDED", AD, (ADV, PRECISE), (7,)),  # not also SENSITIVE_NO_SEPARATE_CONSENT
     ("LOCATION_TO_THIRD_PARTY", AD, (PRECISE,), (7,)),
     ("AD_TRACKER_RECEIVES_CHILD_DATA", AD, (ADV, PRECISE), (7,)),
     ("CROSS_BORDER", AD, (ADV, PRECISE), (7,)),
-    ("SENSITIVE_NO_SEPARATE_CONSENT", AD, (PRECISE,), (7,)),
     ("INSECURE_UPDATE", FA, (), (8,)),
     ("COVERT_MONITOR", FA, (), (9,)),
     ("BACKGROUND_COLLECTION", FA, (PRECISE,), (10, 11, 12, 14)),
     ("EXCESS_FREQUENCY", FA, (PRECISE,), (10, 11)),
     ("BACKGROUND_COLLECTION", "amap.com", (PRECISE,), (13,)),
     ("LOCATION_TO_THIRD_PARTY", "amap.com", (PRECISE,), (13,)),
-    ("AFTER_WITHDRAWAL", FA, (PRECISE,), (14,)),
-    ("SENSITIVE_NO_SEPARATE_CONSENT", FA, (PRECISE,), (14,)),
+    ("AFTER_WITHDRAWAL", FA, (PRECISE,), (14,)),  # not also SENSITIVE_NO_SEPARATE_CONSENT
 }
 
 

@@ -1,7 +1,17 @@
 """Rules over the consent ledger (RULES.md "The consent ledger"): each judges the categories
-a message carries against the guardian's state for (category, recipient) at that moment."""
+a message carries against the guardian's state for (category, recipient) at that moment.
+
+The family's triggers overlap (a precise location sent after a withdrawal was also never
+separately granted; data sent after a refusal that came before any grant is also pre-consent
+data), and a lab would read one problem as several. ``PRECEDENCE`` says which rule claims a
+transmission × category: the most specific, once (RULES.md "Precedence"). Each rule's
+function keeps its own trigger, so its fixtures still say exactly when it fires; the engine
+applies ``most_specific`` to a message's hits before filing them.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from auditor.consent import GRANTED, NONE, REFUSED, WITHDRAWN, ConsentState
 from auditor.model import Observation
@@ -14,6 +24,40 @@ from auditor.rules.common import (
     is_sdk_host,
     sent,
 )
+
+# Most specific first: what the guardian said about the category (took it back, said no)
+# outranks when it was sent (before any grant), which outranks what the grant covered (not
+# at all, or not separately). PRE_CONSENT_SDK is PRE_CONSENT_PI's case for an SDK host, so
+# it claims first: for the categories it covers there, it is the one finding. MEDIA_UPLOAD is
+# not in the family's order (RULES.md lists it apart): it judges the recipient's grant for
+# voice and photo, and keeps its findings.
+PRECEDENCE: tuple[str, ...] = (
+    "AFTER_WITHDRAWAL",  # PIPL 47(1)(3); CPI 20(3); IDM 3.2, 3.8
+    "AFTER_REFUSAL",  # IDM 3.2; MNR 32
+    "PRE_CONSENT_SDK",  # IDM 2.1, 3.1; 41391 6.6
+    "PRE_CONSENT_PI",  # PIPL 13, 31; CPI 9; IDM 3.1
+    "SCOPE_EXCEEDED",  # IDM 3.3; CPI 14
+    "SENSITIVE_NO_SEPARATE_CONSENT",  # PIPL 28, 29, 31
+)
+
+
+def most_specific(hits: Mapping[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """One message's hits (rule id -> categories) with each category left to the first rule
+    of ``PRECEDENCE`` that hit it; a family rule left with no category is dropped. Rules
+    outside the family pass through unchanged."""
+    out = dict(hits)
+    claimed: set[str] = set()
+    for rule_id in PRECEDENCE:
+        cats = out.get(rule_id)
+        if not cats:  # no hit, or a hit about the connection rather than the data
+            continue
+        kept = cats - claimed
+        claimed |= cats
+        if kept:
+            out[rule_id] = kept
+        else:
+            del out[rule_id]
+    return out
 
 
 def _state(obs: Observation, ctx: RuleContext, category: str) -> ConsentState:

@@ -12,6 +12,12 @@ The consent states a finding was judged under are asked of the ledger when the f
 once per message and category: several rules hit one message for the same categories, and
 the alerts raised while traffic flows never show them.
 
+The consent family's rules overlap, so a message's hits from them are narrowed before they
+are filed: each category goes to the most specific rule that hit it
+(``consent_rules.PRECEDENCE``, applied by ``most_specific`` here and nowhere else). Every
+finding stays one per (rule, recipient, category set); only the categories a more specific
+consent rule claimed leave the others.
+
 A rule that raises on one transmission loses that one judgement, never the session's: the
 engine catches it per rule and transmission and keeps it in ``errors`` (the report lists it
 under coverage). One hostile message must not stop every report of a session (issue 13).
@@ -28,6 +34,7 @@ from auditor.memo import Memo
 from auditor.model import Finding, Observation, Transmission
 from auditor.rules.base import Rule, RuleContext, StepMemo, timeline
 from auditor.rules.catalogue import CATALOGUE
+from auditor.rules.consent_rules import most_specific
 
 Key = tuple[str, str, tuple[str, ...]]  # rule id, recipient, sorted categories
 Failures = dict[tuple[int, str], str]  # (transmission, rule id) -> what was raised
@@ -98,7 +105,10 @@ class Aggregator:
         show them (without the consent states ``findings`` judges)."""
         self._judged = None
         self._by_id[obs.transmission.id] = obs
-        opened = [found for rule in self._message if (found := self._judge(rule, obs))]
+        hits = self._judge(obs)
+        opened = [found for rule in self._message
+                  if (cats := hits.get(rule.id)) is not None
+                  and (found := self._record(rule, obs, cats))]
         return opened + self._step(obs) if self._session else opened
 
     def extend(self, observations: Iterable[Observation]) -> list[Finding]:
@@ -122,14 +132,21 @@ class Aggregator:
     def _failed(self, rule: Rule, obs: Observation, exc: Exception) -> None:
         self._errors[(obs.transmission.id, rule.id)] = _failure(exc)
 
-    def _judge(self, rule: Rule, obs: Observation) -> Finding | None:
-        assert rule.check is not None
-        try:
-            cats = rule.check(obs, self.ctx)
-        except Exception as e:  # noqa: BLE001 - one rule on one message, not the session
-            self._failed(rule, obs, e)
-            return None
-        return None if cats is None else self._record(rule, obs, cats)
+    def _judge(self, obs: Observation) -> dict[str, frozenset[str]]:
+        """Every message rule's hit on one message (rule id -> categories), each consent
+        category left to its most specific rule. A consent rule that raised claims nothing:
+        the next rule in the order that hit the category keeps it."""
+        hits: dict[str, frozenset[str]] = {}
+        for rule in self._message:
+            assert rule.check is not None
+            try:
+                cats = rule.check(obs, self.ctx)
+            except Exception as e:  # noqa: BLE001 - one rule on one message, not the session
+                self._failed(rule, obs, e)
+                continue
+            if cats is not None:
+                hits[rule.id] = cats
+        return most_specific(hits)
 
     def _record(self, rule: Rule, obs: Observation, cats: frozenset[str]) -> Finding | None:
         """File one hit under its finding; the finding when this opened it."""
