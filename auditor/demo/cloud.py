@@ -32,10 +32,11 @@ WATCH_FRAME = re.compile(rb"\[3G\*(\d+)\*[0-9A-Fa-f]{4}\*(\w+)")
 
 class _Handler(BaseHTTPRequestHandler):
     # One request per connection: with HTTP/1.1 keep-alive and the demo's re-routing of
-    # hostnames (RouteToCloud), the sixth request on one client connection stalled (seen
-    # in a profiling run); the device side stays keep-alive either way.
+    # hostnames (RouteToCloud), a long run of requests on one client connection could
+    # stall; the device side stays keep-alive either way.
     protocol_version = "HTTP/1.0"
-    disable_nagle_algorithm = True  # else every response stalls ~40 ms (delayed ACK)
+    # Small responses would otherwise wait for the client's delayed ACK before leaving.
+    disable_nagle_algorithm = True
     server_version = "demo-cloud/1"
 
     def _answer(self) -> None:
