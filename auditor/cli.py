@@ -17,7 +17,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -270,9 +269,9 @@ def capture(
         _check_ports("127.0.0.1", [web_port(ctx.args)])
     argv = capture_argv(profile, session, consent, modes=modes,
                         tcp_hosts=tcp_host or [], port=port, listen_host=listen_host, web=web,
-                        extra=ctx.args, resume=resume)
+                        extra=ctx.args, resume=resume, operator=operator)
     typer.echo(" ".join(argv), err=True)
-    code = _with_capture_env(modes, operator, lambda: _run_proxy(argv))
+    code = _run_proxy(argv)
     if code in (0, EXIT_USAGE, EXIT_FAILED):
         if code == 0:
             from auditor.live.lock import settled
@@ -348,27 +347,6 @@ def _check_ports(host: str, ports: list[int]) -> None:
                                 "another with --port (or the mode's @PORT)") from None
 
 
-def _with_capture_env(modes: list[str], operator: str, run: Callable[[], int]) -> int:
-    """``run`` with the modes and operator in the environment the proxy inherits (its
-    addon records them in the session, ``session.capture_facts``); this process's own
-    environment is as it was afterwards."""
-    from auditor.session import MODES_ENV, OPERATOR_ENV
-
-    saved = {k: os.environ.get(k) for k in (MODES_ENV, OPERATOR_ENV)}
-    os.environ[MODES_ENV] = ",".join(modes)
-    os.environ.pop(OPERATOR_ENV, None)
-    if operator:
-        os.environ[OPERATOR_ENV] = operator
-    try:
-        return run()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _run_proxy(argv: list[str]) -> int:
     """Run mitmproxy as a child and return its exit code (negative: the signal that killed
     it). Ctrl-C at the terminal reaches both processes; a SIGINT or SIGTERM sent to this
@@ -389,7 +367,7 @@ def _run_proxy(argv: list[str]) -> int:
 
 def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: list[str],
                  tcp_hosts: list[str], port: int, listen_host: str, web: bool,
-                 extra: list[str], resume: bool = False) -> list[str]:
+                 extra: list[str], resume: bool = False, operator: str = "") -> list[str]:
     """The mitmdump (or mitmweb) command line ``capture`` runs. Raw TCP stays on
     (``rawtcp``), so a watch's ``[3G*...]`` socket is seen as TCP messages."""
     tool = Path(sys.executable).with_name("mitmweb" if web else "mitmdump")
@@ -406,6 +384,8 @@ def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: l
         argv += ["--set", f"kidaudit_consent={consent}"]
     if resume:
         argv += ["--set", "kidaudit_resume=true"]
+    if operator:
+        argv += ["--set", f"kidaudit_operator={operator}"]
     return argv + list(extra)
 
 

@@ -10,7 +10,7 @@ import os
 import platform
 import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -33,7 +33,6 @@ LIVE_INPUT = "live capture"  # how a capture's session names its input in ``meta
 # How ``kidaudit capture`` hands the proxy process what only it knows (the operator, the
 # modes as asked): the environment mitmproxy, its addon and worker inherit. The modes are
 # comma-joined; a bare ``mitmdump -s`` run records none.
-OPERATOR_ENV, MODES_ENV = "KIDAUDIT_OPERATOR", "KIDAUDIT_MODES"
 UNKNOWN = "unknown"
 # A file of an ``analyze`` input, by suffix, as the kind of capture it is.
 INPUT_KINDS = {".har": "har", ".mitm": "mitm", ".flows": "mitm", ".dump": "mitm",
@@ -251,15 +250,16 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def capture_facts(environ: Mapping[str, str]) -> dict[str, str]:
-    """What a live capture records in its store's meta when it starts: the modes and the
-    operator ``kidaudit capture`` was given (``environ``), the clock's sync state and the
-    versions running it. A report judged later, elsewhere, still states them."""
+def capture_facts(modes: Sequence[str], operator: str) -> dict[str, str]:
+    """What a live capture records in its store's meta when it starts: the proxy's modes
+    (mitmproxy's ``mode`` option, as given), the operator (``kidaudit_operator``), the
+    clock's sync state and the versions running it. A report judged later, elsewhere, still
+    states them."""
     facts = {"clock_sync": clock_sync(), **{f"{k}_version": v for k, v in versions().items()}}
-    if environ.get(MODES_ENV):
-        facts["capture_modes"] = environ[MODES_ENV]
-    if environ.get(OPERATOR_ENV):
-        facts["operator"] = environ[OPERATOR_ENV]
+    if modes:
+        facts["capture_modes"] = ",".join(modes)
+    if operator:
+        facts["operator"] = operator
     return facts
 
 

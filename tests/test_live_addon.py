@@ -111,6 +111,19 @@ def test_flow_with_personal_data_is_marked_commented_and_committed(tmp_path, pro
     assert (tmp_path / "s" / "findings.json").is_file()
 
 
+def test_the_proxys_modes_and_operator_are_the_reports_sign_off_facts(tmp_path, profile):
+    """A lab running mitmdump with the addon itself gets them too, not only ``capture``."""
+    addon = KidAudit()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, mode=["reverse:tcp://127.0.0.1:5900@5900"],
+                       kidaudit_operator="王工程师")
+        _configured(tctx, addon, profile, tmp_path / "s")
+        addon.done()
+    capture = json.loads((tmp_path / "s" / "findings.json").read_text())["session"]["capture"]
+    assert capture["modes"] == ["reverse:tcp://127.0.0.1:5900@5900"]
+    assert capture["operator"] == "王工程师"
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"kidaudit_profile": "missing.yaml", "kidaudit_session": "S"}, "missing.yaml"),
     ({"kidaudit_profile": "P"}, "needs both"),

@@ -402,10 +402,9 @@ def test_an_analysed_session_states_its_input_kinds_and_the_versions(tmp_path: P
 
 
 def test_a_capture_states_the_modes_operator_and_clock_it_recorded(tmp_path: Path):
-    from auditor.session import MODES_ENV, OPERATOR_ENV, capture_facts
+    from auditor.session import capture_facts
 
-    recorded = capture_facts({MODES_ENV: "regular,reverse:tcp://10.0.0.5:5900@5900",
-                              OPERATOR_ENV: "王工程师"})
+    recorded = capture_facts(("regular", "reverse:tcp://10.0.0.5:5900@5900"), "王工程师")
     facts = _session_json(tmp_path, **(recorded | {"clock_sync": "synchronized",
                                                    "mitmproxy_version": "11.0.0"}))
     assert facts["capture"] == {"modes": ["regular", "reverse:tcp://10.0.0.5:5900@5900"],
@@ -437,22 +436,20 @@ def test_the_clock_sync_state_is_what_the_os_says_or_unknown(monkeypatch, said, 
 
 def test_capture_hands_the_proxy_its_modes_and_operator(tmp_path, monkeypatch, capsys,
                                                          watch_profile):
-    import os
-
     from auditor import cli
-    from auditor.session import MODES_ENV, OPERATOR_ENV
     from tests.factories import run_main
 
-    seen: dict[str, str | None] = {}
+    seen: list[list[str]] = []
 
     def proxy(argv: list[str]) -> int:
-        seen.update({k: os.environ.get(k) for k in (MODES_ENV, OPERATOR_ENV)})
+        seen.append(argv)
         return 3
 
     monkeypatch.setattr(cli, "_run_proxy", proxy)
     monkeypatch.setattr(cli, "_check_ports", lambda *a, **k: None)
-    monkeypatch.delenv(OPERATOR_ENV, raising=False)
     run_main(["capture", "-p", str(watch_profile), "--session", str(tmp_path / "new"),
-              "--operator", "Li Lab"], monkeypatch, capsys)
-    assert seen == {MODES_ENV: "regular", OPERATOR_ENV: "Li Lab"}
-    assert OPERATOR_ENV not in os.environ
+              "--mode", "reverse:tcp://127.0.0.1:5900@5900", "--operator", "Li Lab"],
+             monkeypatch, capsys)
+    argv = " ".join(seen[0])
+    assert "--mode reverse:tcp://127.0.0.1:5900@5900" in argv
+    assert "--set kidaudit_operator=Li Lab" in argv

@@ -89,7 +89,7 @@ from auditor.profile import ConfigError, load_consent_plan, load_profile
 from auditor.sources.mitm import Signals
 
 OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang",
-           "kidaudit_worker", "kidaudit_resume")
+           "kidaudit_worker", "kidaudit_resume", "kidaudit_operator")
 SESSION_OPTIONS = {"kidaudit_profile", "kidaudit_session", "kidaudit_consent",
                    "kidaudit_worker", "kidaudit_resume"}
 
@@ -127,6 +127,8 @@ class KidAudit:
         loader.add_option("kidaudit_resume", bool, False,
                           "kidaudit: continue an interrupted capture in kidaudit_session "
                           "(same profile and plan); otherwise the folder must be new or empty.")
+        loader.add_option("kidaudit_operator", str, "",
+                          "kidaudit: who runs the capture, named in the report's sign-off facts.")
 
     def configure(self, updated: set[str]) -> None:
         """Options are checked here; the session starts in ``running`` (or here, when the
@@ -179,7 +181,8 @@ class KidAudit:
             raise OptionsError(str(e)) from None
         self._check_folder(Path(opts.kidaudit_session), opts)
         settings = Settings(opts.kidaudit_session, opts.kidaudit_profile, opts.kidaudit_consent,
-                            resume=opts.kidaudit_resume)
+                            resume=opts.kidaudit_resume, modes=tuple(opts.mode),
+                            operator=opts.kidaudit_operator)
         self._pending = settings, signals
 
     def _start(self) -> None:

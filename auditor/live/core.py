@@ -91,7 +91,7 @@ class Core:
         if settings.resume and not take_over:  # once per resumed capture, not per take-over
             self.session.note_resumed(time.time())
         if not take_over:  # the sign-off facts, as they stand when this capture starts
-            self.session.store.set_meta(**capture_facts(os.environ))
+            self.session.store.set_meta(**capture_facts(settings.modes, settings.operator))
         meta = self.session.store.meta()
         self._flows = _open_flows(directory / FLOWS_FILE, meta)
         self._clock = clock

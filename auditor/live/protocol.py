@@ -190,6 +190,8 @@ class Settings:
     #                     otherwise only results with alerts or errors come back
     resume: bool = False  # ``capture --resume``: continue an interrupted capture's folder
     take_over: bool = False  # a stand-in for a dead worker of the same capture
+    modes: tuple[str, ...] = ()  # the proxy's modes (mitmproxy's ``mode``), for sign-off
+    operator: str = ""  # who runs the capture (``kidaudit_operator``), for sign-off
 
 
 def from_tuple(msg: tuple) -> Message:
