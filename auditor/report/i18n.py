@@ -404,41 +404,66 @@ RULE_TEXT: dict[str, dict[str, tuple[str, str]]] = {
     "PRE_CONSENT_PI": {
         "en": ("Personal data sent before any guardian consent",
                "Personal data left the device before the guardian granted anything in the "
-               "session."),
+               "session. A category withdrawn or refused is reported by AFTER_WITHDRAWAL or "
+               "AFTER_REFUSAL instead, and one an SDK host received by PRE_CONSENT_SDK; a "
+               "category reported here is not also reported as without a separate grant."),
         "zh": ("监护人同意前发送个人信息",
-               "本次会话中，监护人作出任何同意之前，设备已发出个人信息。"),
+               "本次会话中，监护人作出任何同意之前，设备已发出个人信息。已被撤回或拒绝的类别分别由"
+               "「撤回同意后仍发送数据」「监护人拒绝后仍发送数据」报告，SDK 主机收到的类别由"
+               "「同意前向第三方 SDK 发送数据」报告；此处报告的类别不再另报为未取得单独同意。"),
     },
     "PRE_CONSENT_SDK": {
         "en": ("Third-party SDK receives data before consent",
-               "A third-party SDK host received an identifier or location before any grant."),
+               "A third-party SDK host received an identifier or location before any grant. "
+               "These categories are reported here instead of by PRE_CONSENT_PI or "
+               "SENSITIVE_NO_SEPARATE_CONSENT; only a withdrawal or refusal of them outranks "
+               "this rule."),
         "zh": ("同意前向第三方 SDK 发送数据",
-               "监护人作出任何同意之前，第三方 SDK 主机已收到设备标识符或位置信息。"),
+               "监护人作出任何同意之前，第三方 SDK 主机已收到设备标识符或位置信息。这些类别只在此处"
+               "报告，不再另报为「监护人同意前发送个人信息」或未取得单独同意；仅撤回或拒绝该类别的"
+               "规则优先于本规则。"),
     },
     "SCOPE_EXCEEDED": {
         "en": ("Data sent beyond the granted scope",
-               "After a grant, a category the guardian never granted was sent."),
+               "After a grant, a category the guardian never granted was sent. Such a category "
+               "is not also reported as without a separate grant: beyond the granted scope "
+               "(IDM 3.3) is the more specific finding."),
         "zh": ("超出同意范围发送数据",
-               "监护人作出同意后，设备发送了监护人从未同意的数据类别。"),
+               "监护人作出同意后，设备发送了监护人从未同意的数据类别。此类类别不再另报为未取得单独"
+               "同意：超出同意范围（认定方法 3.3）是更具体的结论。"),
     },
     "AFTER_REFUSAL": {
         "en": ("Data sent after the guardian refused",
-               "A category was sent after the guardian refused it."),
+               "A category was sent after the guardian refused it. Among the consent rules "
+               "only AFTER_WITHDRAWAL outranks it: the category is not also reported as sent "
+               "before consent, beyond scope or without a separate grant."),
         "zh": ("监护人拒绝后仍发送数据",
-               "监护人拒绝某类数据后，设备仍发送了该类数据。"),
+               "监护人拒绝某类数据后，设备仍发送了该类数据。同意类规则中仅「撤回同意后仍发送数据」"
+               "优先于本规则：该类别不再另报为同意前发送、超出同意范围或未取得单独同意。"),
     },
     "AFTER_WITHDRAWAL": {
         "en": ("Data sent after consent was withdrawn",
-               "A withdrawn category (or recipient) was still sent after the grace window."),
+               "A withdrawn category (or recipient) was still sent after the grace window. "
+               "The most specific consent finding: the category is not also reported by "
+               "another consent rule (after refusal, before consent, beyond scope, without a "
+               "separate grant)."),
         "zh": ("撤回同意后仍发送数据",
-               "监护人撤回同意且超过宽限期后，设备仍发送该类数据或仍向该接收方发送数据。"),
+               "监护人撤回同意且超过宽限期后，设备仍发送该类数据或仍向该接收方发送数据。这是同意类"
+               "规则中最具体的结论：该类别不再另报为拒绝后发送、同意前发送、超出同意范围或未取得"
+               "单独同意。"),
     },
     "SENSITIVE_NO_SEPARATE_CONSENT": {
         "en": ("Sensitive data sent without separate consent",
                "Precise location, voice, photo, contacts or a national id was sent without a "
-               "separate grant for that category (PIPL 29)."),
+               "separate grant for that category (PIPL 29). The least specific consent "
+               "finding: a category sent after a withdrawal (PIPL 47(1)(3)) or a refusal "
+               "(IDM 3.2), before any consent (PIPL 13; to an SDK host, IDM 2.1) or beyond the "
+               "granted scope (IDM 3.3) is reported by that rule only."),
         "zh": ("敏感个人信息未取得单独同意",
                "精准位置、语音、照片、通讯录或身份证号在未取得该类别单独同意（个保法第29条）的"
-               "情况下被发送。"),
+               "情况下被发送。这是同意类规则中最不具体的结论：撤回同意后（个保法第47条第1款第3项）"
+               "或拒绝后（认定方法 3.2）发送、任何同意之前发送（个保法第13条；向 SDK 主机发送的，"
+               "认定方法 2.1）或超出同意范围（认定方法 3.3）的类别，只由相应规则报告。"),
     },
     "THIRD_PARTY_UNDISCLOSED": {
         "en": ("Personal data sent to an undisclosed third party",
