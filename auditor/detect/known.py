@@ -57,8 +57,9 @@ PINYIN = ("pinyin",)
 VALUE_FORMS = frozenset({IMEI_14, IMEI_10, PINYIN})
 UTF16_HEX = ("hex", "utf-16be")
 # How far back a UTF-16BE hex match looks for the start of its hex run (a multiple of 4, so
-# a longer run is taken as aligned): bounds the work per match in a hostile hex blob.
-UTF16_LOOKBACK = 4096
+# a longer run is taken as aligned): bounds the work per match, so a hostile blob repeating
+# the name costs a few dozen steps a match, not the length of the blob.
+UTF16_LOOKBACK = 64
 # A run longer than this is a blob, not a token, and a run of more than two segments
 # shorter than MIN_SEGMENT on average is no base64 text (whose +/ come about twice in 64
 # characters): only their alphanumeric segments are tried, which bounds the work per
@@ -366,9 +367,19 @@ class KnownValues:
         ``+86`` number around the national one."""
         spans = sorted([*self._plain(value), *self._encoded(value)], key=lambda s: s[0] - s[1])
         kept: list[tuple[int, int, Variant]] = []
+        # A kept span that contains a later one of its seed begins at most the seed's
+        # longest kept span before it: only those starts are looked up, so a value that
+        # repeats a seed thousands of times costs linear time, not the square of the count.
+        reach: dict[Seed, int] = {}  # seed -> its longest kept span
+        ends: dict[tuple[Seed, int], int] = {}  # (seed, start) -> furthest kept end
         for start, end, v in spans:
-            if not any(k[2].seed == v.seed and k[0] <= start and end <= k[1] for k in kept):
-                kept.append((start, end, v))
+            longest = reach.get(v.seed, -1)
+            if any(ends.get((v.seed, s), -1) >= end
+                   for s in range(max(0, start - longest), start + 1)):
+                continue
+            kept.append((start, end, v))
+            ends[v.seed, start] = max(ends.get((v.seed, start), -1), end)
+            reach[v.seed] = max(longest, end - start)
         return kept
 
     def _in_names(self, tx_id: int, f: Field, named: set[tuple[str, Seed]]
