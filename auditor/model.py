@@ -111,7 +111,21 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class CategoryFacts:
+    """How one category of a finding was sent: a finding covers every category its rule hit
+    for one organisation, and a reader still wants each one's own extent."""
+
+    category: str
+    count: int  # transmissions of the finding that carried it
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
 class Finding:
+    """One rule x one recipient organisation: one problem, however many categories and
+    hosts it spans (``recipients``), each category's extent in ``per_category``."""
+
     id: str
     rule: str
     severity: str
@@ -123,6 +137,8 @@ class Finding:
     last_seen: float
     references: tuple[str, ...]
     consent: tuple[str, ...] = field(default=())  # consent state(s) it was judged under
+    recipients: tuple[str, ...] = field(default=())  # the domains, hosts or IPs it covers
+    per_category: tuple[CategoryFacts, ...] = field(default=())  # by category, sorted
 
     @property
     def count(self) -> int:

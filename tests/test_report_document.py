@@ -8,7 +8,14 @@ import json
 
 import pytest
 
-from auditor.model import ConsentEvent, Detection, Finding, Observation, Recipient
+from auditor.model import (
+    CategoryFacts,
+    ConsentEvent,
+    Detection,
+    Finding,
+    Observation,
+    Recipient,
+)
 from auditor.report import document
 from auditor.report.document import (
     CoverageError,
@@ -101,7 +108,8 @@ def _built(*, reveal: bool = False) -> Document:
     if not reveal:  # revealed, the broken row is written as it is (a null value)
         obs.insert(1, _obs(2, f"https://{HOST}/b?d={IMEI}", BROKEN))
     finding = Finding("f1", "NON_RESETTABLE_ID", "medium", "t", ("identifier.imei",),
-                      FIRST_PARTY, (1, 3), T0, T0 + 1.2345, ("IDM 4.1",), ("none",))
+                      FIRST_PARTY, (1, 3), T0, T0 + 1.2345, ("IDM 4.1",), ("none",),
+                      (FIRST_PARTY,), (CategoryFacts("identifier.imei", 2, T0, T0 + 1.2345),))
     events = [ConsentEvent(T0 - 60, "phase", name="setup"),
               ConsentEvent(T0 + 0.5, "grant", ("all-disclosed",), (), ("location.precise",),
                            source="mark")]
@@ -125,6 +133,10 @@ def test_a_document_read_back_from_its_json_is_the_same(reveal: bool) -> None:
     (("session", "started"), "2026-11-28T10:15:00.000Z"),  # the first transmission
     (("session", "resumed"), ["2026-11-28T10:15:02.000Z"]),
     (("findings", 0, "last_seen"), "2026-11-28T10:15:01.234Z"),  # cut, not rounded
+    (("findings", 0, "recipients"), [FIRST_PARTY]),
+    (("findings", 0, "per_category"), {"identifier.imei": {
+        "count": 2, "first_seen": "2026-11-28T10:15:00.000Z",
+        "last_seen": "2026-11-28T10:15:01.234Z"}}),
     (("transmissions", 0, "recipient", "organization"), None),  # unknown: null, not ""
     (("coverage", "analysis_errors"), 2),  # the store's error and the left-out row
     (("coverage", "errors", 1, "message"), "transmission left out (TypeError)"),
@@ -148,7 +160,10 @@ def test_findings_json_values(path: tuple, written: object) -> None:
                     "profile_key", "value", "confidence"]),
     ("findings", ["id", "rule", "severity", "title", "categories", "recipient",
                   "transmissions", "first_seen", "last_seen", "count", "references",
-                  "consent"]),
+                  "consent",
+                  # one finding per (rule, organisation): the hosts and each category's
+                  # extent, added after every key written before them
+                  "recipients", "per_category"]),
     ("events", ["ts", "action", "categories", "recipients", "separate", "name", "source"]),
     ("coverage", ["connections", "inspected", "uninspected", "opaque_payloads", "opaque",
                   "analysis_errors", "errors"]),
@@ -179,6 +194,14 @@ def test_errors_found_while_rendering_are_added_and_counted(added: list, count: 
                  lambda d: (d.coverage.errors, d.coverage.uninspected),
                  ((CoverageError(None, "", "boom"),), (document.Uninspected("h.example"),)),
                  id="coverage-rows-as-text"),
+    pytest.param({"findings": [{"rule": "R", "per_category": {"a": {"count": 2}, "b": 5}}]},
+                 lambda d: [(c.category, c.count, c.first_seen)
+                            for c in d.findings[0].per_category],
+                 [("a", 2, None), ("b", 0, None)],
+                 id="per-category-partial-or-not-a-record"),
+    pytest.param({"findings": [{"rule": "R"}]},
+                 lambda d: (d.findings[0].recipients, d.findings[0].per_category),
+                 ((), ()), id="finding-written-before-per-category"),
     pytest.param({"events": [5, {"ts": "2026-11-28T10:00:00+08:00", "action": "grant"}]},
                  lambda d: [(e.ts, e.action) for e in d.events],
                  [(document.at(T0 - 8 * 3600 - 15 * 60), "grant")],

@@ -195,6 +195,20 @@ class DetectionEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class CategoryEntry:
+    """One category of a finding: how many of its transmissions carried it, and when."""
+
+    category: str = ""
+    count: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+    def json(self) -> dict[str, object]:
+        return {"count": self.count, "first_seen": iso_text(self.first_seen),
+                "last_seen": iso_text(self.last_seen)}
+
+
+@dataclass(frozen=True, slots=True)
 class FindingEntry:
     id: str = ""
     rule: str = ""
@@ -208,14 +222,19 @@ class FindingEntry:
     count: int = 0
     references: tuple[str, ...] = ()
     consent: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()  # the domains, hosts or IPs the organisation used
+    per_category: tuple[CategoryEntry, ...] = ()
 
     def json(self) -> dict[str, object]:
+        # new keys go at the end: readers of earlier versions see the same prefix
         return {"id": self.id, "rule": self.rule, "severity": self.severity,
                 "title": self.title, "categories": list(self.categories),
                 "recipient": self.recipient, "transmissions": list(self.transmissions),
                 "first_seen": iso_text(self.first_seen),
                 "last_seen": iso_text(self.last_seen), "count": self.count,
-                "references": list(self.references), "consent": list(self.consent)}
+                "references": list(self.references), "consent": list(self.consent),
+                "recipients": list(self.recipients),
+                "per_category": {c.category: c.json() for c in self.per_category}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +471,10 @@ def build(session: SessionInfo, observations: list[Observation],
     entries = tuple(
         FindingEntry(f.id, f.rule, f.severity, f.title, tuple(f.categories),
                      everywhere(f.recipient), tuple(f.transmissions), at(f.first_seen),
-                     at(f.last_seen), f.count, tuple(f.references), tuple(f.consent))
+                     at(f.last_seen), f.count, tuple(f.references), tuple(f.consent),
+                     tuple(everywhere(r) for r in f.recipients),
+                     tuple(CategoryEntry(c.category, c.count, at(c.first_seen),
+                                         at(c.last_seen)) for c in f.per_category))
         for f in findings)
     covered = _coverage(observations, coverage, opaque, failed, everywhere)
     return Document(
@@ -617,7 +639,14 @@ def _load_finding(f: dict) -> FindingEntry:
         _text(f.get("title")), _texts(f.get("categories")), _text(f.get("recipient")), txs,
         parse_time(f.get("first_seen")), parse_time(f.get("last_seen")),
         len(txs) if count is None else count, _texts(f.get("references")),
-        _texts(f.get("consent")))
+        _texts(f.get("consent")), _texts(f.get("recipients")),
+        tuple(_load_category(_text(c), _dict(v))
+              for c, v in sorted(_dict(f.get("per_category")).items())))
+
+
+def _load_category(category: str, c: dict) -> CategoryEntry:
+    return CategoryEntry(category, _count(c.get("count")) or 0,
+                         parse_time(c.get("first_seen")), parse_time(c.get("last_seen")))
 
 
 def _dict(value: Any) -> dict:
