@@ -30,11 +30,22 @@ def test_demo_session_produces_the_expected_findings(demo: tuple[Path, dict, int
     out, doc, returned = demo
     for name in ("findings.json", "report.html", "detections.csv", "flows.mitm"):
         assert (out / name).is_file(), name
+    # one finding per rule and organisation: the maker's domain and its IP are one party
     found = {(f["rule"], f["recipient"]): f for f in doc["findings"]}
-    pre = found[("PRE_CONSENT_PI", "acme-watch.example")]
+    assert len(found) == len(doc["findings"])
+    pre = found[("PRE_CONSENT_PI", "Acme Watch Co.")]
     assert pre["categories"] == ["identifier.iccid", "identifier.imei", "identifier.mac"]
     assert pre["consent"] == ["none"]
-    assert found[("CLEARTEXT_PI", "acme-watch.example")]["categories"] == ["identity.phone"]
+    assert pre["recipients"] == ["acme-watch.example"]
+    cleartext = found[("CLEARTEXT_PI", "Acme Watch Co.")]
+    assert cleartext["categories"] == ["identifier.imei", "identity.phone", "location.precise"]
+    assert cleartext["recipients"] == [MAKER_IP, "acme-watch.example"]
+    per = cleartext["per_category"]
+    assert list(per) == cleartext["categories"]
+    assert all(1 <= c["count"] <= cleartext["count"] for c in per.values())
+    phone = [t for t in cleartext["transmissions"] if any(
+        d["transmission"] == t and d["category"] == "identity.phone" for d in doc["detections"])]
+    assert per["identity.phone"]["count"] == len(phone) >= 1
     assert returned == len(doc["findings"])
     categories = {d["category"] for d in doc["detections"]}
     assert {"location.precise", "location.coarse", "contacts.entry",

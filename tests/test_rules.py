@@ -14,6 +14,7 @@ from auditor.categories import SEVERITIES
 from auditor.consent import ConsentState, Ledger
 from auditor.data import load_sdks
 from auditor.model import (
+    CategoryFacts,
     ConsentEvent,
     ConsentPlan,
     Detection,
@@ -684,20 +685,31 @@ def _obs(tx_id: int, at: float, cats: tuple[str, ...], transport: str = "https",
     return Msg(cats, at, transport, recipient).observation(tx_id)
 
 
-def test_findings_aggregate_per_rule_recipient_and_category_set() -> None:
+def test_findings_aggregate_per_rule_and_organisation() -> None:
     ctx = Case().context()
     observations = [_obs(1, 1, (IMEI_C,)), _obs(2, 2, (IMEI_C,)),
                     _obs(3, 3, (IMEI_C, PRECISE)), _obs(4, 4, (IMEI_C,), recipient=ADS)]
     findings = evaluate(observations, ctx, TWO)
-    summary = {(f.rule, f.recipient, f.categories): (f.transmissions, f.count)
+    summary = {(f.rule, f.recipient, f.categories): (f.transmissions, f.count, f.recipients)
                for f in findings}
-    assert summary == {
-        ("PRE_CONSENT_PI", FIRST_PARTY, (IMEI_C,)): ((1, 2), 2),
-        ("PRE_CONSENT_PI", FIRST_PARTY, (IMEI_C, PRECISE)): ((3,), 1),
-        ("PRE_CONSENT_PI", "ads.example", (IMEI_C,)): ((4,), 1),
+    assert summary == {  # an organisation named in the data, else the address
+        ("PRE_CONSENT_PI", FIRST_PARTY, (IMEI_C, PRECISE)): ((1, 2, 3), 3, (FIRST_PARTY,)),
+        ("PRE_CONSENT_PI", "AdCo", (IMEI_C,)): ((4,), 1, ("ads.example",)),
     }
     first = findings[0]
-    assert first.count == 2 and first.first_seen == T0 + 1 and first.last_seen == T0 + 2
+    assert first.count == 3 and first.first_seen == T0 + 1 and first.last_seen == T0 + 3
+    assert first.per_category == (CategoryFacts(IMEI_C, 3, T0 + 1, T0 + 3),
+                                  CategoryFacts(PRECISE, 1, T0 + 3, T0 + 3))
+
+
+def test_one_organisations_hosts_make_one_finding() -> None:
+    observations = [_obs(1, 1, (IMEI_C,), recipient=AMAP),
+                    _obs(2, 2, (PRECISE,), recipient=AUTONAVI)]
+    (finding,) = evaluate(observations, Case().context(), TWO[:1])
+    assert (finding.rule, finding.recipient, finding.recipients, finding.categories,
+            finding.transmissions) == ("PRE_CONSENT_PI", "AutoNavi",
+                                       ("amap.com", "autonavi.com"), (IMEI_C, PRECISE), (1, 2))
+    assert finding.id == finding_id("PRE_CONSENT_PI", "AutoNavi")
 
 
 def test_aggregator_reports_a_finding_only_when_it_opens() -> None:
@@ -760,9 +772,10 @@ def test_an_alert_never_asks_the_ledger_for_consent_states() -> None:
 
 
 def test_finding_ids_are_stable() -> None:
-    assert finding_id("PRE_CONSENT_PI", "acme-watch.example", (IMEI_C,)) == "KA-5ba633fc7e"
+    # (rule, organisation) since findings are one per problem; the categories no longer count
+    assert finding_id("PRE_CONSENT_PI", "acme-watch.example") == "KA-a34486b0c8"
     (finding,) = evaluate([_obs(1, 1, (IMEI_C,))], Case().context(), TWO[:1])
-    assert finding.id == "KA-5ba633fc7e"
+    assert finding.id == "KA-a34486b0c8"
 
 
 def test_a_connection_rule_hit_has_no_categories() -> None:
@@ -779,10 +792,10 @@ def test_a_session_rule_opens_its_finding_live_when_the_second_organisation_appe
     assert agg.add(_obs(1, 1, (IMEI_C,))) == []
     opened = agg.add(_obs(2, 2, (IMEI_C,), recipient=ADS))
     assert {(f.recipient, f.transmissions) for f in opened} == {
-        (FIRST_PARTY, (1,)), ("ads.example", (2,))}
+        (FIRST_PARTY, (1,)), ("AdCo", (2,))}
     assert agg.add(_obs(3, 3, (IMEI_C,))) == []
     assert [(f.recipient, f.transmissions) for f in agg.findings()] == [
-        (FIRST_PARTY, (1, 3)), ("ads.example", (2,))]
+        (FIRST_PARTY, (1, 3)), ("AdCo", (2,))]
 
 
 def test_a_later_hit_on_the_same_message_merges_into_one_finding() -> None:
@@ -790,12 +803,16 @@ def test_a_later_hit_on_the_same_message_merges_into_one_finding() -> None:
     agg.add(_obs(1, 1, (IMEI_C, MAC)))
     assert [f.categories for f in agg.add(_obs(2, 2, (IMEI_C,), recipient=ADS))] == [
         (IMEI_C,), (IMEI_C,)]
+    # the maker's finding is open already: its new category is no new alert
     opened = agg.add(_obs(3, 3, (MAC,), recipient=UMENG))
-    assert {(f.recipient, f.categories) for f in opened} == {
-        (FIRST_PARTY, (IMEI_C, MAC)), ("umeng.com", (MAC,))}
-    assert {(f.recipient, f.categories, f.transmissions) for f in agg.findings()} == {
-        (FIRST_PARTY, (IMEI_C, MAC), (1,)), ("ads.example", (IMEI_C,), (2,)),
-        ("umeng.com", (MAC,), (3,))}
+    assert {(f.recipient, f.categories) for f in opened} == {("Alibaba", (MAC,))}
+    findings = {f.recipient: f for f in agg.findings()}
+    assert {(f.recipient, f.categories, f.transmissions) for f in findings.values()} == {
+        (FIRST_PARTY, (IMEI_C, MAC), (1,)), ("AdCo", (IMEI_C,), (2,)),
+        ("Alibaba", (MAC,), (3,))}
+    # message 1 is listed once, each of its categories counted once
+    assert findings[FIRST_PARTY].per_category == (CategoryFacts(IMEI_C, 1, T0 + 1, T0 + 1),
+                                                  CategoryFacts(MAC, 1, T0 + 1, T0 + 1))
 
 
 def test_a_rule_has_exactly_one_of_check_and_step() -> None:
@@ -838,7 +855,8 @@ SCRIPT: tuple[Msg, ...] = (
     Msg((PRECISE,), 930, recipient=AMAP),                                      # 13 in grace
     Msg((PRECISE,), 1000),                                                     # 14 after it
 )
-FA, UM, AD = FIRST_PARTY, "umeng.com", "ads.example"
+# findings are filed under the recipient's organisation where the data names one
+FA, UM, AD = FIRST_PARTY, "Alibaba", "AdCo"
 SCRIPT_FINDINGS = {
     ("PRE_CONSENT_PI", FA, (IMEI_C,), (1,)),
     ("PRE_CONSENT_SDK", UM, (IMEI_C,), (2,)),  # claims the IMEI from PRE_CONSENT_PI
@@ -862,8 +880,8 @@ SCRIPT_FINDINGS = {
     ("COVERT_MONITOR", FA, (), (9,)),
     ("BACKGROUND_COLLECTION", FA, (PRECISE,), (10, 11, 12, 14)),
     ("EXCESS_FREQUENCY", FA, (PRECISE,), (10, 11)),
-    ("BACKGROUND_COLLECTION", "amap.com", (PRECISE,), (13,)),
-    ("LOCATION_TO_THIRD_PARTY", "amap.com", (PRECISE,), (13,)),
+    ("BACKGROUND_COLLECTION", "AutoNavi", (PRECISE,), (13,)),
+    ("LOCATION_TO_THIRD_PARTY", "AutoNavi", (PRECISE,), (13,)),
     ("AFTER_WITHDRAWAL", FA, (PRECISE,), (14,)),  # not also SENSITIVE_NO_SEPARATE_CONSENT
 }
 

@@ -1,8 +1,11 @@
-"""Turn observations into findings: one finding per (rule, recipient, category set).
+"""Turn observations into findings: one finding per (rule, recipient organisation).
 
-Every rule runs once per observation, where it lands: message rules judge it, session rules
-step through it with a memo per session; a hit on a message a session rule already hit merges
-into that message's categories (it moves to the finding for the larger set). ``evaluate``
+A finding is one problem: a rule that hits the same organisation for several categories, over
+several of its hosts, is still one finding, listing every category with its own count and
+first/last times (a lab signs problems, not category sets: one finding per category set made
+one problem several findings). Every rule runs once per observation, where it lands: message
+rules judge it, session rules step through it with a memo per session; a session rule hitting
+a message again adds the new categories to that message in the same finding. ``evaluate``
 feeds a session in timeline order, so its findings are the same whatever order the
 observations came in. Live alerts feed them as they arrive: a message that lands slightly out
 of time order (concurrent connections do that) is stepped where it lands, as an alert must be
@@ -15,7 +18,7 @@ the alerts raised while traffic flows never show them.
 The consent family's rules overlap, so a message's hits from them are narrowed before they
 are filed: each category goes to the most specific rule that hit it
 (``consent_rules.PRECEDENCE``, applied by ``most_specific`` here and nowhere else). Every
-finding stays one per (rule, recipient, category set); only the categories a more specific
+finding stays one per (rule, organisation); only the categories a more specific
 consent rule claimed leave the others.
 
 A rule that raises on one transmission loses that one judgement, never the session's: the
@@ -31,26 +34,34 @@ from dataclasses import dataclass, field
 
 from auditor.categories import severity_rank
 from auditor.memo import Memo
-from auditor.model import Finding, Observation, Transmission
+from auditor.model import CategoryFacts, Finding, Observation
 from auditor.rules.base import Rule, RuleContext, StepMemo, timeline
 from auditor.rules.catalogue import CATALOGUE
 from auditor.rules.consent_rules import most_specific
 
-Key = tuple[str, str, tuple[str, ...]]  # rule id, recipient, sorted categories
+Key = tuple[str, str]  # rule id, recipient organisation
 Failures = dict[tuple[int, str], str]  # (transmission, rule id) -> what was raised
 RULE_STAGE = "rule"  # the coverage ``stage`` of a rule's error: ``rule RULE_ID``
 STATES = 1 << 16  # (message, category) consent states remembered while findings are judged
 
 
-def finding_id(rule_id: str, recipient: str, categories: tuple[str, ...]) -> str:
-    """Stable across runs and tool versions: reports and labs' tooling refer to it."""
-    key = f"{rule_id}|{recipient}|{','.join(categories)}"
+def finding_id(rule_id: str, organisation: str) -> str:
+    """Stable across runs and tool versions: reports and labs' tooling refer to it. The
+    categories are not part of it: a finding whose categories change stays the same finding."""
+    key = f"{rule_id}|{organisation}"
     return "KA-" + hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
 def recipient_of(obs: Observation) -> str:
-    """The name a finding is filed under: the registrable domain, else the host or IP."""
+    """The address a message went to: the registrable domain, else the host or IP."""
     return obs.recipient.domain or obs.transmission.host or obs.transmission.ip
+
+
+def organisation_of(obs: Observation) -> str:
+    """The name a finding is filed under: the recipient's organisation (from the profile,
+    the SDK table or the maker) when known, else its address as ``recipient_of`` gives it.
+    The organisation is the unit a lab holds responsible, whatever hosts or IPs it uses."""
+    return obs.recipient.organization or recipient_of(obs)
 
 
 def _failure(exc: Exception) -> str:
@@ -59,27 +70,41 @@ def _failure(exc: Exception) -> str:
 
 @dataclass
 class _Open:
-    """A finding while its messages are gathered: they are kept, not their consent states,
-    which are judged once, when the findings are asked for."""
+    """A finding while its messages are gathered: they are kept with the categories the rule
+    hit each for, not their consent states, which are judged once, when the findings are
+    asked for. A message is a member once, however often a session rule hits it."""
 
     rule: Rule
-    recipient: str
-    categories: tuple[str, ...]
+    organisation: str
     members: dict[int, Observation] = field(default_factory=dict)  # by transmission id
+    hit: dict[int, set[str]] = field(default_factory=dict)  # transmission id -> categories
 
-    def finding(self, members: Iterable[Transmission] | None = None,
+    def add(self, obs: Observation, cats: frozenset[str]) -> None:
+        """File a hit: the message once, its categories merged with any earlier hit's."""
+        self.members[obs.transmission.id] = obs
+        self.hit.setdefault(obs.transmission.id, set()).update(cats)
+
+    def finding(self, members: Iterable[Observation] | None = None,
                 consent: frozenset[str] = frozenset()) -> Finding:
         """The finding over ``members`` (all of them unless given), judged under ``consent``."""
-        txs = [o.transmission for o in self.members.values()] if members is None else list(
-            members)
+        kept = list(self.members.values()) if members is None else list(members)
+        txs = [o.transmission for o in kept]
         times = [tx.ts for tx in txs]
+        sent: dict[str, list[float]] = {}
+        for o in kept:
+            for cat in self.hit[o.transmission.id]:
+                sent.setdefault(cat, []).append(o.transmission.ts)
+        per_category = tuple(CategoryFacts(c, len(ts), min(ts), max(ts))
+                             for c, ts in sorted(sent.items()))
         return Finding(
-            id=finding_id(self.rule.id, self.recipient, self.categories),
+            id=finding_id(self.rule.id, self.organisation),
             rule=self.rule.id, severity=self.rule.severity, title=self.rule.title,
-            categories=self.categories, recipient=self.recipient,
+            categories=tuple(sorted(sent)), recipient=self.organisation,
             transmissions=tuple(sorted(tx.id for tx in txs)), first_seen=min(times),
             last_seen=max(times), references=self.rule.references,
-            consent=tuple(sorted(consent)))
+            consent=tuple(sorted(consent)),
+            recipients=tuple(sorted({recipient_of(o) for o in kept})),
+            per_category=per_category)
 
 
 class Aggregator:
@@ -94,7 +119,6 @@ class Aggregator:
         self._open: dict[Key, _Open] = {}
         self._by_id: dict[int, Observation] = {}
         self._memo: dict[str, StepMemo] = {r.id: {} for r in self._session}
-        self._placed: dict[tuple[str, int], Key] = {}  # (session rule, tx) -> its finding
         self._errors: Failures = {}  # a rule that raised on a transmission
         # the findings with their consent states and the ledger's failures, until an ``add``
         # (the ledger may have moved by then: a mark arrives while traffic flows)
@@ -149,14 +173,16 @@ class Aggregator:
         return most_specific(hits)
 
     def _record(self, rule: Rule, obs: Observation, cats: frozenset[str]) -> Finding | None:
-        """File one hit under its finding; the finding when this opened it."""
-        key = (rule.id, recipient_of(obs), tuple(sorted(cats)))
+        """File one hit under its finding; the finding when this opened it (a live alert is
+        raised once per finding, not per category or message)."""
+        key = (rule.id, organisation_of(obs))
         agg = self._open.get(key)
-        is_new = agg is None
         if agg is None:
-            agg = self._open[key] = _Open(rule, key[1], key[2])
-        agg.members[obs.transmission.id] = obs
-        return agg.finding() if is_new else None
+            agg = self._open[key] = _Open(rule, key[1])
+            agg.add(obs, cats)
+            return agg.finding()
+        agg.add(obs, cats)
+        return None
 
     def _step(self, obs: Observation) -> list[Finding]:
         opened: list[Finding] = []
@@ -169,28 +195,13 @@ class Aggregator:
                 continue
             for tx_id, cats in hits:
                 try:
-                    found = self._place(rule, self._by_id[tx_id], cats)
+                    found = self._record(rule, self._by_id[tx_id], cats)
                 except Exception as e:  # noqa: BLE001 - as above, for the hit's message
                     self._failed(rule, self._by_id.get(tx_id, obs), e)
                     continue
                 if found is not None:
                     opened.append(found)
         return opened
-
-    def _place(self, rule: Rule, obs: Observation, cats: frozenset[str]) -> Finding | None:
-        """A session rule's hit: merged with the categories it already hit that message for."""
-        placed = (rule.id, obs.transmission.id)
-        old = self._placed.get(placed)
-        if old is not None:
-            merged = cats | frozenset(old[2])
-            if len(merged) == len(old[2]):
-                return None
-            cats = merged
-            del self._open[old].members[obs.transmission.id]
-            if not self._open[old].members:
-                del self._open[old]
-        self._placed[placed] = (rule.id, recipient_of(obs), tuple(sorted(cats)))
-        return self._record(rule, obs, cats)
 
     def _judgement(self) -> tuple[list[Finding], Failures]:
         """Every finding with the consent states its messages' categories were sent under.
@@ -203,14 +214,15 @@ class Aggregator:
             out: list[Finding] = []
             for agg in self._open.values():
                 consent: set[str] = set()
-                kept: list[Transmission] = []
+                kept: list[Observation] = []
                 for obs in agg.members.values():
+                    cats = agg.hit[obs.transmission.id]
                     try:
-                        consent |= {self._status(obs, c, states) for c in agg.categories}
+                        consent |= {self._status(obs, c, states) for c in cats}
                     except Exception as e:  # noqa: BLE001 - one message, not the session
                         failed[(obs.transmission.id, agg.rule.id)] = _failure(e)
                         continue
-                    kept.append(obs.transmission)
+                    kept.append(obs)
                 if kept:
                     out.append(agg.finding(kept, frozenset(consent)))
             out.sort(key=lambda f: (severity_rank(f.severity), -f.count, f.rule, f.recipient,
