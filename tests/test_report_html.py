@@ -455,6 +455,29 @@ def test_coverage_lists_opaque_payloads_with_reasons(pages):
     assert f"POST https://{API}/v1/loc/report" in pages["en"]
 
 
+@pytest.mark.parametrize("lang, extent", [
+    ("en", "5 transmissions, 2026-11-28 10:00:01 to 2026-11-28 10:05:00"),
+    ("zh", "5 条报文，2026-11-28 10:00:01 至 2026-11-28 10:05:00"),
+])
+def test_a_finding_shows_each_category_with_its_count_and_its_addresses(lang, extent):
+    doc = watch_doc()
+    finding = doc["findings"][0]
+    finding |= {
+        "recipient": "Acme Watch Co.",
+        "recipients": ["198.51.100.20", "acme-watch.example"],
+        "per_category": {
+            "identifier.imei": {"count": 5, "first_seen": "2026-11-28T10:00:01Z",
+                                "last_seen": "2026-11-28T10:05:00Z"},
+            "location.precise": {"count": 3, "first_seen": "2026-11-28T10:01:00Z",
+                                 "last_seen": "2026-11-28T10:02:00Z"}}}
+    page = report_html.render_string(load(doc), lang=lang)
+    sep = "、" if lang == "zh" else ", "
+    assert (f'<span title="{extent}"><code>identifier.imei</code> ×5</span>{sep}'
+            '<span title="') in page
+    assert "<code>location.precise</code> ×3" in page
+    assert f"198.51.100.20{sep}acme-watch.example</dd>" in page
+
+
 def test_finding_without_categories_renders():
     view = report_html.build_view(load(watch_doc()))
     (uninspected,) = [f for f in view["findings"] if f["rule"] == "UNINSPECTED_TRAFFIC"]

@@ -386,7 +386,13 @@ def _finding(index: int, f: FindingEntry, transmissions: Mapping[Any, Transmissi
         "title": titles.title(f.rule, f.title),
         "explanation": titles.explanation(f.rule),
         "categories": list(f.categories),
+        "per_category": [{
+            "category": c.category, "count": c.count,
+            "extent": t["category_extent"].format(n=c.count, first=fmt_ts(c.first_seen),
+                                                  last=fmt_ts(c.last_seen)),
+        } for c in f.per_category],
         "recipient": or_dash(f.recipient),
+        "addresses": [r for r in f.recipients if r != f.recipient],
         "count": f.count,
         "first_seen": fmt_ts(f.first_seen),
         "last_seen": fmt_ts(f.last_seen),
