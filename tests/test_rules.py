@@ -720,6 +720,15 @@ def test_aggregator_reports_a_finding_only_when_it_opens() -> None:
     assert {f.count for f in agg.findings()} == {2}
 
 
+def test_a_new_category_for_the_same_organisation_raises_no_new_alert() -> None:
+    agg = Aggregator(Case().context(), TWO[:1])
+    assert [(f.rule, f.recipient, f.categories) for f in agg.add(_obs(1, 1, (IMEI_C,)))] == [
+        ("PRE_CONSENT_PI", FIRST_PARTY, (IMEI_C,))]
+    assert agg.add(_obs(2, 2, (IMEI_C, PRECISE))) == []
+    assert [(f.recipient, f.categories, f.transmissions) for f in agg.findings()] == [
+        (FIRST_PARTY, (IMEI_C, PRECISE), (1, 2))]
+
+
 def test_findings_are_sorted_worst_first_and_record_the_consent_state() -> None:
     ctx = Case(events=(GRANT,)).context()
     (finding,) = evaluate([_obs(1, 5, (IMEI_C,), "http")], ctx, TWO)
