@@ -815,3 +815,46 @@ def test_the_plans_uncovered_steps_are_said_in_the_pages_language(lang, line, sh
     doc = watch_doc()
     doc["verdict"] = {"result": "fail", "basis": "findings", "not_covered": [line]}
     assert report_html.build_view(load(doc), lang=lang)["verdict"]["not_covered"] == [shown]
+
+
+# The tool's own fixed phrases (not a device's text), as the sources write them.
+_OWN_PHRASES = [
+    ("input", "live capture (flows.mitm)"),
+    ("uninspected", "client rejected the interception certificate (pinned or CA not trusted)"),
+    ("uninspected", "passed through uninspected: the client rejected interception before"),
+    ("uninspected", "QUIC: client rejected the interception certificate"),
+    ("uninspected", "TLS: encrypted in the capture (SNI, versions and suites read)"),
+    ("uninspected", "QUIC: encrypted in the capture (ClientHello read from its Initials)"),
+    ("uninspected", "not inspected"),
+    ("country", "iptocc 3.3.170, registry allocation data of 2026-10-27 (wheel build date)"),
+]
+
+
+@pytest.mark.parametrize("where, phrase", _OWN_PHRASES)
+def test_the_tools_own_phrases_are_in_the_chinese_pages_language(where, phrase):
+    doc = watch_doc()
+    if where == "input":
+        doc["session"]["inputs"] = [phrase]
+    elif where == "country":
+        doc["session"]["country_source"] = phrase
+    else:
+        doc["coverage"]["uninspected"] = [{"host": "pinned.example", "reason": phrase}]
+    zh = report_html.render_string(load(doc), lang="zh")
+    en = report_html.render_string(load(doc), lang="en")
+    assert str(escape(phrase)) in en
+    assert str(escape(phrase)) not in zh
+    kept = re.sub(r"[a-z]{3,}", "", phrase.replace("capture", ""))  # digits, names kept
+    assert all(part in zh for part in re.findall(r"\d[\d.-]+", kept))
+
+
+def test_the_reason_sources_write_are_all_translated():
+    """A reason added to a source without a Chinese phrase would show in English again."""
+    from auditor.live import tls
+    from auditor.report.i18n import in_language
+    from auditor.session import LIVE_INPUT
+    from auditor.sources.pcap import REASONS
+
+    for text in (tls.PINNED, tls.PASSED, tls.QUIC, *REASONS.values(), LIVE_INPUT):
+        assert not re.search(r"[a-z]{4,}", in_language(text, "zh").replace("QUIC", "")
+                             .replace("TLS", "").replace("SNI", "")
+                             .replace("ClientHello", "").replace("Initial", "")), text

@@ -53,6 +53,7 @@ from auditor.report.i18n import (
     RULE_TEXT,
     TERMS,
     clause_abbreviation,
+    in_language,
     rule_text,
 )
 from auditor.store import printable, private_dir
@@ -232,10 +233,11 @@ def _summary(doc: Document, session: SessionInfo, t: Labels) -> dict[str, Any]:
         "tool_version": or_dash(session.tool_version),
         "ruleset": or_dash(session.ruleset),
         "schema": or_dash(doc.schema),
-        "inputs": [i for i in session.inputs if i],
+        "inputs": [in_language(i, t["html_lang"][:2]) for i in session.inputs if i],
         "resumed": [fmt_ts(r) for r in session.resumed],
         "clock": session.clock_note or t["clock_default"],
-        "country_source": session.country_source or t["country_unknown_source"],
+        "country_source": in_language(session.country_source, t["html_lang"][:2])
+        or t["country_unknown_source"],
         "revealed": session.masked is False,
         "masking": {True: t["masked_note"], False: t["revealed_note"]}.get(
             session.masked, t["masking_note"]),
@@ -533,7 +535,8 @@ def _coverage(cov: Coverage, transmissions: Mapping[Any, TransmissionEntry], t: 
     """Coverage as the document has it, plus what this page itself had to leave out."""
     errors = [{"transmission": or_dash(err.transmission), "stage": or_dash(err.stage),
                "message": or_dash(err.message)} for err in (*cov.errors, *failed)]
-    uninspected = [{"host": or_dash(u.host), "reason": or_dash(u.reason)}
+    uninspected = [{"host": or_dash(u.host),
+                    "reason": or_dash(in_language(u.reason, t["html_lang"][:2]))}
                    for u in cov.uninspected]
     opaque = []
     for o in cov.opaque:

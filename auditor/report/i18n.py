@@ -627,6 +627,42 @@ def rule_text(rule_id: str, lang: str, fallback_title: str) -> tuple[str, str]:
     return entry if entry else (fallback_title, "")
 
 # The diff page (``kidaudit diff OLD NEW --out FILE``).
+# The tool's own fixed English in the data a page shows (input names, uninspected reasons,
+# the country database's description), in the page's language: the texts are written by
+# kidaudit (``auditor.live.tls``, ``auditor.sources.pcap``, ``auditor.offline``,
+# ``auditor.session``, ``auditor.data``), never by a device, so a table of them is complete.
+# Longest first, so a phrase inside another is not replaced half-way.
+PHRASES: dict[str, tuple[tuple[str, str], ...]] = {
+    "zh": tuple(sorted((
+        ("live capture", "实时抓包"),
+        ("client rejected the interception certificate (pinned or CA not trusted)",
+         "客户端拒绝了拦截证书（证书固定，或不信任实验室 CA）"),
+        ("passed through uninspected: the client rejected interception before",
+         "未检查即放行：该客户端此前拒绝过拦截"),
+        ("QUIC: client rejected the interception certificate", "QUIC：客户端拒绝了拦截证书"),
+        ("TLS: encrypted in the capture (SNI, versions and suites read)",
+         "TLS：抓包中为加密内容（已读取 SNI、版本和密码套件）"),
+        ("QUIC: encrypted in the capture (ClientHello read from its Initials)",
+         "QUIC：抓包中为加密内容（已从 Initial 包读取 ClientHello）"),
+        ("not analysed by this version", "本版本不分析"),
+        ("not inspected", "未检查"),
+        ("registry allocation data of", "地址分配注册数据，日期"),
+        ("(wheel build date)", "（软件包构建日期）"),
+        ("(version unknown)", "（版本未知）"),
+        ("unknown date", "未知"),
+    ), key=lambda pair: -len(pair[0]))),
+}
+
+
+def in_language(text: str, lang: str) -> str:
+    """``text`` with the tool's own fixed phrases in ``lang`` (PHRASES); anything else, a
+    device's host name say, is left as it is."""
+    for english, translated in PHRASES.get(lang, ()):
+        if english in text:
+            text = text.replace(english, translated)
+    return text
+
+
 DIFF_LABELS: dict[str, dict[str, str]] = {
     "en": {
         "html_lang": "en",
