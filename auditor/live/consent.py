@@ -17,7 +17,7 @@ from auditor.live.channel import Channel
 from auditor.live.protocol import Consent
 from auditor.live.terminal import describe, kidaudit_logger
 from auditor.marks import parse_words
-from auditor.sources.mitm import Signals, mark_event, now
+from auditor.sources.mitm import MARK_COMMENT, Signals, mark_event, now
 
 logger = kidaudit_logger()
 
@@ -51,7 +51,7 @@ class ConsentMarks:
         logger.warning(f"kidaudit: consent mark {describe(ev)}")
         flow.response = http.Response.make(
             200, f"kidaudit recorded: {describe(ev)}\n".encode(), {"content-type": "text/plain"})
-        flow.comment = "kidaudit: consent mark"
+        flow.comment = MARK_COMMENT
 
     def signals_of(self, flow: http.HTTPFlow) -> None:
         """The plan's signals this request matches, each a consent event."""

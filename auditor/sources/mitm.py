@@ -25,7 +25,7 @@ from mitmproxy.net.http import url
 
 from auditor.extract.payload import ClientHello, parse_dns
 from auditor.extract.watchproto import FrameSplitter, looks_like_watch
-from auditor.marks import MARK_HOST, mark_path, parse_mark
+from auditor.marks import MARK_HOST, is_mark_host, mark_path, parse_mark
 from auditor.memo import Memo, memoised
 from auditor.model import ConsentEvent, ConsentPlan, Transmission
 from auditor.profile import ConfigError
@@ -43,7 +43,7 @@ def is_mark(flow: http.HTTPFlow) -> bool:
     req = flow.request
     if MARK_HOST not in (req.host_header or req.host):
         return False
-    return req.pretty_host == MARK_HOST
+    return is_mark_host(req.pretty_host)
 
 
 def mark_event(flow: http.HTTPFlow, source: str = "mark") -> ConsentEvent:
