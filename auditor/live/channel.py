@@ -101,7 +101,7 @@ class Channel:
             self.analysis.send(msg)
         except JournalFailed as e:  # a full disk: nothing more can be recorded
             self._lose(f"the journal cannot be written ({e})")
-        except WorkerError:  # died just now: ``_worker_died`` has put the analysis in-process
+        except WorkerError:  # died just now: ``_worker_died`` has put its replacement in
             if self.analysis is not None:
                 self.analysis.send(msg)
 
