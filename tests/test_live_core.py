@@ -375,3 +375,21 @@ def test_a_journal_written_before_the_typed_protocol_is_still_recovered(settings
     assert _ids(directory) == [1, 2]
     assert [ev.action for _, ev in events] == ["grant"]
     assert any("unknown message 'mystery'" in e["message"] for e in errors)
+
+
+def test_recover_keeps_the_sign_off_facts_the_capture_recorded(settings) -> None:
+    """``kidaudit report`` on a killed capture, perhaps on another host: the clock state and
+    versions a lab signs are the capturing host's, not the host that commits the rest."""
+    directory = Path(settings.directory)
+    core = Core(replace(settings, modes=("regular",), operator="Li Lab"))
+    core.session.store.set_meta(clock_sync="synchronized", python_version="3.11.0")
+    core.close()
+    _journal(directory, [_http({"imei": IMEI}, 1)])
+    assert recover(directory) == 1
+    store = Store.open_existing(directory)
+    try:
+        meta = store.meta()
+    finally:
+        store.close()
+    assert (meta["capture_modes"], meta["operator"]) == ("regular", "Li Lab")
+    assert (meta["clock_sync"], meta["python_version"]) == ("synchronized", "3.11.0")

@@ -73,15 +73,17 @@ class Core:
     commits (see the module's docstring)."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
-                 *, in_proxy: bool = False, plausible: bool = True, replay: bool = True
-                 ) -> None:
+                 *, in_proxy: bool = False, plausible: bool = True, replay: bool = True,
+                 capturing: bool = True) -> None:
         """``in_proxy``: this runs in mitmproxy's process. There, and in a stand-in for a
         dead worker (``settings.take_over``, not another resumption), a message that was
         being analysed when a worker died is never run again: it may be what killed it
         (elsewhere, after both processes were killed, it gets a second chance).
         ``plausible=False``: a kept profile, read as it was taken (``recover``).
         ``replay=False``: the journal's backlog is left for the caller to read with
-        ``handle_records`` (the worker, which says it is ready first)."""
+        ``handle_records`` (the worker, which says it is ready first).
+        ``capturing=False``: no capture starts here (``recover`` commits what a killed one
+        left), so its sign-off facts stay as that capture recorded them, not this host's."""
         take_over = settings.take_over
         directory = Path(settings.directory)
         self._lock = hold_lock(directory)
@@ -90,7 +92,7 @@ class Core:
         self.session = Session(directory, profile, plan)
         if settings.resume and not take_over:  # once per resumed capture, not per take-over
             self.session.note_resumed(time.time())
-        if not take_over:  # the sign-off facts, as they stand when this capture starts
+        if capturing and not take_over:  # the sign-off facts as this capture starts
             self.session.store.set_meta(**capture_facts(settings.modes, settings.operator))
         meta = self.session.store.meta()
         self._flows = _open_flows(directory / FLOWS_FILE, meta)
@@ -442,7 +444,7 @@ def recover(directory: Path) -> int | None:
     settings = Settings(str(directory), str(directory / PROFILE_FILE),
                         str(consent) if consent.is_file() else "")
     try:
-        core = Core(settings, plausible=False)
+        core = Core(settings, plausible=False, capturing=False)
     except SessionBusy:
         return None
     core.close()
