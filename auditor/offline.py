@@ -82,7 +82,7 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
     hars = {path: list(read_har(path, notes)) for path in inputs
             if path.suffix.lower() in HAR_SUFFIXES}
     mitm_inputs = [p for p in inputs if p.suffix.lower() in MITM_SUFFIXES]
-    session = Session(out, profile, plan, inputs=tuple(p.name for p in inputs))
+    session = Session(out, profile, plan, inputs=tuple(p.name for p in inputs), alerts=False)
     evidence = _Evidence(mitm_inputs, out / FLOWS_FILE)
     for path in inputs:
         if path.suffix.lower() not in MITM_SUFFIXES:

@@ -62,8 +62,12 @@ class Outputs:
 
 class Session:
     def __init__(self, directory: Path, profile: Profile, plan: ConsentPlan | None,
-                 inputs: tuple[str, ...] = ()) -> None:
+                 inputs: tuple[str, ...] = (), *, alerts: bool = True) -> None:
+        """``alerts``: run the rules as each message lands, for the live alerts. ``analyze``
+        has no one to alert: it leaves them off, and its findings are judged once, from the
+        store, when the reports are written."""
         self.directory = Path(directory)
+        self.alerts = alerts
         self.store = Store(self.directory)
         self.profile, self.plan = profile, plan or ConsentPlan()
         self._keep_copy(profile.source, PROFILE_FILE)
@@ -108,11 +112,18 @@ class Session:
                 _without_content(tx), self.pipeline.recipients.attribute(tx.host, tx.ip),
                 opaque=(f"*: analysis failed ({type(e).__name__})",)))
             raise
+        return obs, self.commit(obs)
+
+    def commit(self, obs: Observation) -> list[Finding]:
+        """Commit one analysed message (analysed here, or by another process: ``analyze
+        --jobs``) and return the findings it opened, when alerts are on."""
         self.store.add_observation(obs)
-        # The timeline rules keep every observation: without its body, so memory follows
-        # the number of messages, not their size.
+        if not self.alerts:
+            return []
+        # The alerts' rules see the message without its body: memory follows the number of
+        # open findings, not the size of messages.
         kept = replace(obs, transmission=_without_content(obs.transmission))
-        return obs, self.aggregator.add(kept)
+        return self.aggregator.add(kept)
 
     def record_event(self, ev: ConsentEvent) -> None:
         self._own_events.add(self.store.add_event(ev))
