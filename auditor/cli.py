@@ -463,6 +463,69 @@ def diff_sessions(
 
 
 @app.command()
+def campaign(
+    manifest: Annotated[Path, typer.Argument(help="The campaign manifest (YAML).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="A new or empty folder, or this campaign's folder to update.")],
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="A Dask scheduler (tcp://HOST:8786) whose workers see the inputs "
+                            "and --out at the same paths; default: a local cluster.")] = None,
+    fail_on: FailOnOpt = None,
+    fail_on_new: Annotated[Severity | None, typer.Option(
+        "--fail-on-new", case_sensitive=False,
+        help="Exit 1 when a firmware introduced a finding at or above this severity against "
+             "the previous firmware of the same device and scenario.")] = None,
+) -> None:
+    """Analyse a lab's test matrix (device x firmware x app x scenario) as Dask tasks: every
+    run's session folder, one Parquet dataset, a campaign report."""
+    from auditor.campaign import gate
+    from auditor.campaign.manifest import ManifestError, load_manifest
+    from auditor.campaign.runner import CampaignFailed, run_campaign
+    from auditor.campaign.state import CampaignFolderError, check_out
+
+    try:
+        plan = load_manifest(manifest)
+        check_out(out)
+    except (ManifestError, CampaignFolderError) as e:
+        raise fail(str(e)) from None
+
+    def said(r) -> None:
+        verdict = r.error if r.status == "failed" else f"{r.verdict}, {len(r.findings)} findings"
+        typer.echo(f"{r.spec.id}: {r.status}: {verdict}")
+
+    try:
+        result = run_campaign(plan, out, scheduler=scheduler, on_result=said)
+    except CampaignFailed as e:
+        raise RunFailed(str(e)) from None
+    failed = [r for r in result.runs if r.status == "failed"]
+    for r in failed:
+        say(f"kidaudit: run {r.spec.id} failed: {r.error}")
+    if len(failed) == len(result.runs):
+        raise RunFailed(f"every run of {manifest} failed (see above); {out / 'campaign.json'}")
+    typer.echo(f"{len(result.runs) - len(failed)} of {len(result.runs)} runs done; "
+               f"campaign: {result_page(out)}")
+    crossed = [(f"{where}:", f) for where, f in gate.crossed(result, fail_on.value)
+               ] if fail_on else []
+    new = [(f"{where}:", f) for where, f in gate.introduced(result, fail_on_new.value)
+           ] if fail_on_new else []
+    for option, severity, hits, what in (("--fail-on", fail_on, crossed, "finding"),
+                                         ("--fail-on-new", fail_on_new, new, "new finding")):
+        if hits:
+            say(f"kidaudit: {option} {severity.value}: {len(hits)} {what}"
+                f"{'s' if len(hits) != 1 else ''} at or above {severity.value}:")
+            for where, f in hits:
+                say(gate.line(where, f))
+    if crossed or new:
+        raise typer.Exit(EXIT_FAIL_ON)
+
+
+def result_page(out: Path) -> Path:
+    """The campaign's page when the report writer wrote one, else its campaign.json."""
+    page = out / "campaign.html"
+    return page if page.is_file() else out / "campaign.json"
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "reports/demo"),
