@@ -56,6 +56,10 @@ def _benchmarks(args: argparse.Namespace) -> list[tuple[str, object]]:
     if importlib.util.find_spec("bench.pcap_ingest") is not None:
         pcap = importlib.import_module("bench.pcap_ingest")
         out.append(("pcap_ingest", pcap.run))
+    if importlib.util.find_spec("bench.campaign_throughput") is not None:
+        campaign = importlib.import_module("bench.campaign_throughput")
+        out.append(("campaign_throughput", lambda: campaign.run(
+            runs=4 if args.quick else 8, flows=300 if args.quick else 2000)))
     return out
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -199,9 +200,13 @@ def _submit(todo: list[RunSpec], out: Path, hashes: dict[str, str], scheduler: s
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
         else:
             n = workers or max(1, min(os.cpu_count() or 1, len(todo)))
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+            with warnings.catch_warnings():
+                # The scheduler's health endpoint (loopback) moves to a free port when 8787
+                # is taken, with a warning that is no concern of the lab's.
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None,
+                                       silence_logs=logging.ERROR)
             client = Client(cluster)
     except (OSError, TimeoutError) as e:
         if cluster is not None:
