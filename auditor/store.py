@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS errors (
 CREATE TABLE IF NOT EXISTS uninspected (host TEXT, reason TEXT, PRIMARY KEY (host, reason));
 CREATE INDEX IF NOT EXISTS detections_tx ON detections(transmission);
 """
+# The timeline order the reports read in, without a sort of the whole table: made when a
+# store opens, an older session folder's too, once its table is known to be kidaudit's.
+TIME_INDEX = "CREATE INDEX IF NOT EXISTS transmissions_time ON transmissions(ts, id)"
+# Transmissions read per batch by ``iter_observations``: one query for their detections
+# each (SQLite takes up to 32,766 parameters; a batch also bounds what one read holds).
+BATCH = 500
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -193,6 +199,8 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        if _columns(self.db, "transmissions") == layout()["transmissions"]:
+            self.db.execute(TIME_INDEX)
         self.db.commit()
         self._batching = False
 
@@ -273,14 +281,41 @@ class Store:
                             _json(d.encoding), d.profile_key, d.value, d.confidence))
                  for d in obs.detections])
 
-    @_damaged
     def observations(self) -> list[Observation]:
-        """Everything recorded, without bodies: what rules and reports need.
+        """Everything recorded, without bodies, at once: for a small session and the tests.
+        The reports read ``iter_observations``, which holds one batch at a time."""
+        return list(self.iter_observations())
 
-        The whole session is held while the reports are written, so what repeats from row
-        to row (a recipient, a host, a category, an encoding chain) is one object shared by
-        every row, not a copy per row: what the reports hold grows with what differs, not
-        with how often the device repeated it (bench/results.md has the analyze peak)."""
+    def iter_observations(self) -> Iterator[Observation]:
+        """Everything recorded, without bodies, in timeline order (ts, id): what rules and
+        reports need, read through one cursor a batch at a time, each batch's detections in
+        one more query. Memory follows the batch, not the session.
+
+        What repeats from row to row (a recipient, a host, a category, an encoding chain) is
+        one object shared by the rows of a batch, not a copy per row; the table of shared
+        values starts again with each batch, so it never grows with the session."""
+        cursor = self._read("SELECT * FROM transmissions ORDER BY ts, id")
+        while rows := self._fetch(cursor):
+            yield from self._observations(rows)
+
+    @_damaged
+    def observation(self, tx_id: int) -> Observation | None:
+        """One transmission as ``iter_observations`` gives it, or None: what a finding
+        recalls of a message it cites, without the session held."""
+        rows = self.db.execute("SELECT * FROM transmissions WHERE id = ?", (tx_id,)).fetchall()
+        return next(iter(self._observations(rows)), None)
+
+    @_damaged
+    def _read(self, query: str) -> sqlite3.Cursor:
+        return self.db.execute(query)
+
+    @_damaged
+    def _fetch(self, cursor: sqlite3.Cursor) -> list[tuple]:
+        return cursor.fetchmany(BATCH)
+
+    @_damaged
+    def _observations(self, rows: list[tuple]) -> list[Observation]:
+        """These transmission rows as Observations, with their detections (one query)."""
         shared: dict[object, object] = {}
 
         def one(value: T) -> T:
@@ -290,23 +325,22 @@ class Store:
             return () if text == "[]" else one(tuple(json.loads(text)))
 
         dets: dict[int, list[Detection]] = {}
-        for row in self.db.execute("SELECT * FROM detections ORDER BY rowid"):
+        ids = [row[0] for row in rows]
+        for row in self.db.execute(
+                f"SELECT * FROM detections WHERE transmission IN ({','.join('?' * len(ids))})"
+                " ORDER BY rowid", ids):
             d = Detection(row[0], one(row[1]), one(row[2]), one(row[3]), one(row[4]),
                           listed(row[5]), row[6], row[7], row[8])
             dets.setdefault(d.transmission, []).append(d)
-        recipients: dict[tuple, Recipient] = {}
         out: list[Observation] = []
-        for row in self.db.execute("SELECT * FROM transmissions ORDER BY ts, id"):
+        for row in rows:
             tx = Transmission(id=row[0], ts=row[1], transport=one(row[2]), direction=one(row[3]),
                               host=one(row[4]), ip=one(row[5]), port=row[6],
                               method=one(row[7]), url=row[8], inspected=bool(row[9]),
                               size=row[10], flow_id=row[11], content_type=one(row[12]),
                               sni=one(row[17]), decrypted=bool(row[18]),
                               tls_versions=listed(row[19]), tls_ciphers=listed(row[20]))
-            key = (row[13], row[14], row[15], row[16], row[21], row[22])
-            recipient = recipients.get(key)
-            if recipient is None:
-                recipient = recipients[key] = Recipient(*key)
+            recipient = one(Recipient(row[13], row[14], row[15], row[16], row[21], row[22]))
             out.append(Observation(tx, recipient, tuple(dets.pop(tx.id, ())), listed(row[23]),
                                    listed(row[24])))
         return out

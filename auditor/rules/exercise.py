@@ -39,38 +39,49 @@ class Seen:
     actions: set[str] = field(default_factory=set)
     phases: set[str] = field(default_factory=set)
 
+    last: float | None = None  # the last message's time: events after it exercise nothing
+
     @classmethod
     def of(cls, observations: Iterable[Observation], events: Iterable[ConsentEvent]) -> Seen:
-        """An event after the last message exercises nothing: no message was judged under
-        it (a withdrawal planned after the capture ended)."""
+        """A whole session at once: every message, then the events."""
         seen = cls()
-        last: float | None = None
         for o in observations:
-            tx, r = o.transmission, o.recipient
-            seen.any_traffic = True
-            last = tx.ts if last is None else max(last, tx.ts)
-            seen.tls_hello |= bool(tx.tls_versions or tx.tls_ciphers)
-            seen.read_tls |= tx.decrypted or (tx.inspected and tx.transport == "https")
-            seen.commands |= tx.direction == "down"
-            if not o.categories:
-                seen.update_fetch |= is_update_fetch(o)
-                continue
-            seen.personal_data = True
-            seen.categories |= o.categories
-            seen.third_party |= r.party != "first"
-            seen.sdk |= bool(r.sdk)
-            seen.ad_sdk |= r.sdk_type in AD_SDK_TYPES
-            seen.organisations.add(r.organization or r.domain)
-            seen.country_known |= bool(r.country)
-            seen.cleartext |= cleartext(tx)
-            seen.update_fetch |= is_update_fetch(o)
+            seen.add(o)
+        return seen.close(events)
+
+    def add(self, o: Observation) -> None:
+        """One message, as a stream of them reaches it: nothing of it is kept but the facts,
+        so a session of any length is read in one pass in constant memory."""
+        tx, r = o.transmission, o.recipient
+        self.any_traffic = True
+        self.last = tx.ts if self.last is None else max(self.last, tx.ts)
+        self.tls_hello |= bool(tx.tls_versions or tx.tls_ciphers)
+        self.read_tls |= tx.decrypted or (tx.inspected and tx.transport == "https")
+        self.commands |= tx.direction == "down"
+        if not o.categories:
+            self.update_fetch |= is_update_fetch(o)
+            return
+        self.personal_data = True
+        self.categories |= o.categories
+        self.third_party |= r.party != "first"
+        self.sdk |= bool(r.sdk)
+        self.ad_sdk |= r.sdk_type in AD_SDK_TYPES
+        self.organisations.add(r.organization or r.domain)
+        self.country_known |= bool(r.country)
+        self.cleartext |= cleartext(tx)
+        self.update_fetch |= is_update_fetch(o)
+
+    def close(self, events: Iterable[ConsentEvent]) -> Seen:
+        """The session's events, once its messages are all in. An event after the last
+        message exercises nothing: no message was judged under it (a withdrawal planned
+        after the capture ended)."""
         for ev in events:
-            if last is None or ev.ts > last:
+            if self.last is None or ev.ts > self.last:
                 continue
-            seen.actions.add(ev.action)
+            self.actions.add(ev.action)
             if ev.action == "phase":
-                seen.phases.add(ev.name)
-        return seen
+                self.phases.add(ev.name)
+        return self
 
 
 @dataclass(frozen=True)
@@ -135,12 +146,14 @@ class RuleStatus:
 
 
 def statuses(rule_ids: Iterable[str], fired: Iterable[str],
-             observations: Iterable[Observation], events: Iterable[ConsentEvent]
+             observations: Iterable[Observation] | Seen, events: Iterable[ConsentEvent] = ()
              ) -> list[RuleStatus]:
     """Each rule's status: ``fail`` when it has findings, else ``pass`` when its
     precondition happened, else ``not exercised`` with what did not happen. A rule with no
-    precondition listed counts as exercised by any traffic."""
-    seen = Seen.of(observations, events)
+    precondition listed counts as exercised by any traffic. ``observations``: the
+    session's messages with its ``events``, or a ``Seen`` already closed over both (a
+    stream read once, for the rules and these facts together)."""
+    seen = observations if isinstance(observations, Seen) else Seen.of(observations, events)
     fired = set(fired)
     out = []
     for rule in rule_ids:
