@@ -10,7 +10,7 @@ import os
 import platform
 import subprocess
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -177,9 +177,10 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     beside the first, or the lab's unmasked copy, never in the folder that is sent out)."""
     from auditor.report import html
 
-    observations = store.observations()
     judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
-    findings = evaluate(observations, RuleContext(profile, ledger), errors=judged)
+    seen = exercise.Seen()
+    findings = _judge(store, RuleContext(profile, ledger), judged, seen)
+    seen.close(ledger.events)
     meta = store.meta()
     inputs = tuple(i for i in meta.get("inputs", "").split(",") if i)
     session = document.SessionInfo(
@@ -198,15 +199,17 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         country_source=country_source(),
         **_sign_off(meta, inputs),  # type: ignore[arg-type]
     )
-    consent = judged_under(observations, ledger, judged)
     coverage = {"uninspected": store.uninspected(), "errors": store.errors() + judged}
     # The profile's position is masked wherever it stands, a latitude alone included: one
     # coordinate pairs with nothing, so no detection names it.
     seeded = [("location.precise", str(v)) for v in (
         profile.location.lat, profile.location.lon)] if profile.location else []
-    doc = document.build(session, observations, findings, ledger.events, coverage,
-                         consent=consent, reveal=reveal, seeded=seeded,
-                         **exercised(observations, findings, ledger))
+    # The document's rows are read from the store again by each output, one at a time,
+    # each with the consent states it was judged under worked out as it is written.
+    doc = document.build(session, document.Replay(store.iter_observations), findings,
+                         ledger.events, coverage, consent=lambda o: _states(o, ledger),
+                         reveal=reveal, seeded=seeded,
+                         **exercised(seen, findings, ledger))
     target = private_dir(out) if out is not None else directory
     # A row a renderer could not write is listed under coverage errors in what is written
     # after it: the CSV's in the page and findings.json, the page's in findings.json.
@@ -219,18 +222,32 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     return Outputs(target, findings)
 
 
-def exercised(observations: list[Observation], findings: list[Finding], ledger: Ledger
-              ) -> dict[str, list]:
+def _judge(store: Store, ctx: RuleContext, errors: list[dict[str, object]],
+           seen: exercise.Seen) -> list[Finding]:
+    """The session's findings, from one walk over the store in timeline order; the same
+    walk gathers what the rules' statuses ask (``seen``)."""
+    def walked() -> Iterator[Observation]:
+        for o in store.iter_observations():
+            seen.add(o)
+            yield o
+
+    return evaluate(walked(), ctx, errors=errors)
+
+
+def exercised(observations: Iterable[Observation] | exercise.Seen, findings: list[Finding],
+              ledger: Ledger) -> dict[str, list]:
     """The verdict's inputs beside the findings: each rule's status (``rules.exercise``)
-    and the plan's steps this session did not cover."""
+    and the plan's steps this session did not cover. ``observations``: the session's
+    messages, or what a walk over them gathered (``exercise.Seen``, closed)."""
+    if not isinstance(observations, exercise.Seen):
+        observations = exercise.Seen.of(observations, ledger.events)
+    seen = observations
     rules = [document.RuleResult(s.id, s.status, s.reason) for s in exercise.statuses(
-        (rule.id for rule in CATALOGUE), (f.rule for f in findings), observations,
-        ledger.events)]
+        (rule.id for rule in CATALOGUE), (f.rule for f in findings), seen)]
     plan = ledger.plan
     gaps = exercise.not_covered(
         (ev for ev in plan.events if ev.source == "plan"),
-        ((sig.action, sig.name) for sig in plan.signals), ledger.events,
-        max((o.transmission.ts for o in observations), default=None))
+        ((sig.action, sig.name) for sig in plan.signals), ledger.events, seen.last)
     return {"rules": rules, "not_covered": gaps}
 
 
@@ -285,26 +302,6 @@ def _sign_off(meta: Mapping[str, str], inputs: tuple[str, ...]) -> dict[str, obj
     return {"capture_modes": tuple(modes), "operator": meta.get("operator", ""),
             "clock_sync": meta.get("clock_sync", UNKNOWN),
             "versions": {k: meta.get(f"{k}_version", v) for k, v in now.items()}}
-
-
-def judged_under(observations: list[Observation], ledger: Ledger,
-                 errors: list[dict[str, object]] | None = None) -> dict[int, dict[str, str]]:
-    """For every transmission, the consent state of each category it carried, at its time:
-    what the report shows beside each piece of evidence. A transmission the ledger fails on
-    is shown without states and appended to ``errors`` (coverage), never the reports' end."""
-    out: dict[int, dict[str, str]] = {}
-    for o in observations:
-        tx = o.transmission
-        try:
-            states = _states(o, ledger)
-        except Exception as e:  # noqa: BLE001 - one transmission, never the reports
-            if errors is not None:
-                errors.append({"transmission": tx.id, "stage": "consent",
-                               "message": f"{type(e).__name__}: {e}"})
-            continue
-        if states:
-            out[tx.id] = states
-    return out
 
 
 def _states(o: Observation, ledger: Ledger) -> dict[str, str]:

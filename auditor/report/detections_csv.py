@@ -7,11 +7,16 @@ still written. A cell a spreadsheet would run as a formula (starting with ``=``,
 ``-``, ``@``, a tab or a carriage return: hosts, fields and values are the device's or an
 attacker's text) gets a leading ``'``, as OWASP's CSV-injection advice says, so Excel and
 LibreOffice show it as text. Text cells are quoted, so a line break inside one stays in it.
+
+Written in chunks of ``CHUNK`` rows, each through pandas: the file is the one a single
+frame of every row writes (a test compares them), without every row held at once.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,7 @@ COLUMNS = ["transmission", "ts", "transport", "method", "host", "recipient_domai
            "profile_key", "value", "confidence"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 STAGE = f"{REPORT_STAGE} detections.csv"
+CHUNK = 5000  # rows per frame written
 
 
 def neutralised(cell: Any) -> Any:
@@ -75,11 +81,22 @@ def _row(det: DetectionEntry, tx: TransmissionEntry | None) -> dict[str, Any]:
 
 def rows(doc: Document, errors: list[CoverageError] | None = None) -> list[dict[str, Any]]:
     """Every detection's row; one that cannot be built is appended to ``errors`` instead."""
-    transmissions = {tx.id: tx for tx in doc.transmissions}
-    out = []
-    for i, det in enumerate(doc.detections):
+    return list(each_row(doc, errors))
+
+
+def each_row(doc: Document, errors: list[CoverageError] | None = None
+             ) -> Iterator[dict[str, Any]]:
+    """Every detection's row in the document's order, one at a time: a document built from
+    a session walks its transmissions once, each with its own detections; one read back
+    joins its detections with its transmissions by id."""
+    if doc.pairs is not None:
+        joined = ((det, tx) for tx, dets in doc.pairs for det in dets)
+    else:
+        transmissions = {tx.id: tx for tx in doc.transmissions}
+        joined = ((det, transmissions.get(det.transmission)) for det in doc.detections)
+    for i, (det, tx) in enumerate(joined):
         try:
-            out.append(_row(det, transmissions.get(det.transmission)))
+            yield _row(det, tx)
         except Exception as e:  # noqa: BLE001 - one row, never the whole file
             if errors is not None:
                 tx_id = det.transmission
@@ -87,7 +104,6 @@ def rows(doc: Document, errors: list[CoverageError] | None = None) -> list[dict[
                 # values were masked before this row was made
                 errors.append(CoverageError(tx_id if isinstance(tx_id, int) else None, STAGE,
                                             f"detection {i} left out ({type(e).__name__})"))
-    return out
 
 
 def frame(doc: Document, errors: list[CoverageError] | None = None) -> pd.DataFrame:
@@ -97,7 +113,13 @@ def frame(doc: Document, errors: list[CoverageError] | None = None) -> pd.DataFr
 def render(doc: Document, out: Path) -> list[CoverageError]:
     """Write the file; return the rows that could not be written, as coverage errors."""
     errors: list[CoverageError] = []
-    # Every text cell quoted: with the minimal quoting a lone carriage return inside a value
-    # is written bare, and spreadsheets and csv readers start a new row there.
-    frame(doc, errors).to_csv(out, index=False, quoting=csv.QUOTE_NONNUMERIC)
+    made = each_row(doc, errors)
+    with open(out, "w", encoding="utf-8", newline="") as fh:
+        first = True
+        while (chunk := list(islice(made, CHUNK))) or first:
+            # Every text cell quoted: with the minimal quoting a lone carriage return inside
+            # a value is written bare, and spreadsheets and csv readers start a new row there.
+            pd.DataFrame(chunk, columns=COLUMNS).to_csv(
+                fh, index=False, header=first, quoting=csv.QUOTE_NONNUMERIC)
+            first = False
     return errors

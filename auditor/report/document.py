@@ -17,10 +17,10 @@ and the plan's steps the session did not cover.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from auditor.mask import Masker, mask
 from auditor.model import ConsentEvent, Detection, Finding, Observation
@@ -35,6 +35,30 @@ FAILING_SEVERITIES = ("critical", "high", "medium", "low")
 FAIL, PASS, INCONCLUSIVE = "fail", "pass", "inconclusive"
 # The coverage stage of what writing the outputs left out; a renderer adds its file's name.
 STAGE = "report"
+# Where a detected value also names a recipient: the session-wide texts (a finding's
+# recipients, an uninspected host, a plan step) are masked with the values found here, a
+# set that grows with the session's hosts, not with its messages.
+HOST_LOCATIONS = frozenset({"host", "sni", "dns"})
+HOST_FIELDS = frozenset({"url.host"})
+
+T = TypeVar("T")
+
+
+class Replay(Generic[T]):
+    """A list of a document that is read again from its source each time it is iterated
+    (a new store cursor, the rows masked one at a time), never held whole: the renderers
+    each walk it once, so a document's size follows its findings, not its messages."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], Iterable[T]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._make())
+
+    def __repr__(self) -> str:
+        return "Replay(...)"
 
 
 # -- times ---------------------------------------------------------------------------------
@@ -297,7 +321,7 @@ class Coverage:
     inspected: int | None = None
     uninspected: tuple[Uninspected, ...] = ()
     opaque_payloads: int | None = None
-    opaque: tuple[Opaque, ...] = ()
+    opaque: tuple[Opaque, ...] | Replay[Opaque] = ()
     analysis_errors: int | None = None
     errors: tuple[CoverageError, ...] = ()
 
@@ -372,13 +396,17 @@ def judge(findings: Iterable[FindingEntry], coverage: Coverage,
 @dataclass(frozen=True, slots=True)
 class Document:
     session: SessionInfo = field(default_factory=SessionInfo)
-    transmissions: tuple[TransmissionEntry, ...] = ()
-    detections: tuple[DetectionEntry, ...] = ()
+    transmissions: tuple[TransmissionEntry, ...] | Replay[TransmissionEntry] = ()
+    detections: tuple[DetectionEntry, ...] | Replay[DetectionEntry] = ()
     findings: tuple[FindingEntry, ...] = ()
     events: tuple[EventEntry, ...] = ()
     coverage: Coverage = field(default_factory=Coverage)
     schema: str = SCHEMA
     verdict: Verdict | None = None  # None: a findings.json from before the verdict
+    # Not written: each transmission with its own detections, in order (``joined``), and
+    # the first and last message's times, for a document built streamed from a session.
+    pairs: Replay[tuple[TransmissionEntry, list[DetectionEntry]]] | None = None
+    span: tuple[datetime | None, datetime | None] | None = None
 
     def json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -405,6 +433,35 @@ class Document:
         return replace(self, coverage=replace(self.coverage, errors=listed,
                                               analysis_errors=len(listed)))
 
+    def joined(self) -> Iterator[tuple[TransmissionEntry | None, list[DetectionEntry]]]:
+        """Each transmission with its detections, in the document's order; then, for a
+        document read back, detections of transmissions it does not list (``None``). A
+        streamed document walks its source once; one in memory is grouped by id (an id
+        listed twice, in a file written by hand, counts once: its last row)."""
+        if self.pairs is not None:
+            yield from self.pairs
+            return
+        grouped: dict[Any, list[DetectionEntry]] = {}
+        for det in self.detections:
+            grouped.setdefault(det.transmission, []).append(det)
+        for tx in {tx.id: tx for tx in self.transmissions}.values():
+            yield tx, grouped.pop(tx.id, [])
+        for dets in grouped.values():
+            yield None, dets
+
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        """The first and last message's times (None when none has one)."""
+        if self.span is not None:
+            return self.span
+        times = [tx.ts for tx in self.transmissions if tx.ts is not None]
+        return min(times, default=None), max(times, default=None)
+
+    def materialised(self) -> Document:
+        """This document with every list held (for a small one, and the tests)."""
+        return replace(self, transmissions=tuple(self.transmissions),
+                       detections=tuple(self.detections), pairs=None, span=None,
+                       coverage=replace(self.coverage, opaque=tuple(self.coverage.opaque)))
+
 
 # -- the serialiser ------------------------------------------------------------------------
 
@@ -414,6 +471,8 @@ def json_value(value: object) -> object:
     a time as the encoder reaches it, so the whole text is never held at once."""
     if isinstance(value, Mapping):
         return dict(value)
+    if isinstance(value, Replay):
+        return list(value)
     to_json = getattr(value, "json", None)
     if to_json is None:
         raise TypeError(f"{type(value).__name__} is not part of a findings document")
@@ -428,46 +487,67 @@ def to_dict(doc: Document) -> dict[str, Any]:
 # -- build ---------------------------------------------------------------------------------
 
 
-def build(session: SessionInfo, observations: list[Observation],
+def build(session: SessionInfo, observations: Iterable[Observation],
           findings: Iterable[Finding], events: Iterable[ConsentEvent],
           coverage: Mapping[str, Iterable[Mapping[str, Any]]], *,
-          consent: dict[int, dict[str, str]] | None = None,
+          consent: Mapping[int, Mapping[str, str]] | Callable[[Observation], Mapping[str, str]]
+          | None = None,
           reveal: bool = False, seeded: Iterable[tuple[str, str]] = (),
           rules: Iterable[RuleResult] = (), not_covered: Iterable[str] = ()) -> Document:
     """The document. Masked (unless ``reveal``): each transmission's URL, host, recipient,
-    field paths and coverage notes with its own detections' values hidden in every form
-    (``auditor.mask.Masker``), the session-wide texts with all of them. A transmission
-    whose rows cannot be built is left out and listed under coverage errors, and the rest
-    is written: one odd message must not cost the lab its report. ``seeded``: (category,
-    value) pairs masked in every text even where nothing detected them (the profile's
-    latitude and longitude: one coordinate alone pairs with nothing). ``coverage``: the
-    store's ``uninspected`` and ``errors`` rows. ``rules`` and ``not_covered`` go into the
-    verdict (``judge``) with the findings and coverage built here."""
+    field paths and opaque notes with its own detections' values hidden in every form
+    (``auditor.mask.Masker``). A transmission whose rows cannot be built is left out and
+    listed under coverage errors, and the rest is written: one odd message must not cost
+    the lab its report.
+
+    ``observations``: the session's messages in timeline order, walked here once and
+    again by each renderer, one at a time (a list, or a ``Replay`` reading the store):
+    the document's transmissions, detections and opaque notes are ``Replay`` streams of
+    masked rows, never held whole. ``consent``: each transmission's states (category →
+    state it was judged under), a mapping by id or a function of the observation, asked
+    as each row is made; one it fails on is shown without states and listed under
+    coverage errors.
+
+    The session-wide texts (a finding's recipients, uninspected hosts, coverage messages,
+    the plan's steps not covered) are masked with ``seeded`` (category, value) pairs (the
+    profile's latitude and longitude: one coordinate alone pairs with nothing), and every
+    value detected where a recipient is named (``HOST_LOCATIONS``, ``HOST_FIELDS``): a set
+    that grows with the session's hosts, not with its messages. A coverage message naming
+    a transmission is masked with that transmission's own detections too. ``coverage``:
+    the store's ``uninspected`` and ``errors`` rows. ``rules`` and ``not_covered`` go into
+    the verdict (``judge``) with the findings and coverage built here."""
     show: Callable[..., str] = _same if reveal else mask
     always = [Detection(0, category, "known", "", "", (), "", value, 1.0)
               for category, value in seeded]
-    everywhere = _masker([*always, *(d for o in observations for d in o.detections)], reveal)
-    times = [o.transmission.ts for o in observations]
+    states = _consent_of(consent)
+    extra = [e for e in coverage.get("errors", [])]
+    survey = _Survey({e.get("transmission") for e in extra} - {None})
+    for i, o in enumerate(observations):
+        survey.add(i, o, show, always, states, reveal)
+    everywhere = _masker([*always, *survey.wide.values()], reveal)
     session = replace(session, masked=not reveal,
-                      started=session.started or at(min(times, default=None)),
-                      ended=session.ended or at(max(times, default=None)))
-    transmissions: list[TransmissionEntry] = []
-    detections: list[DetectionEntry] = []
-    opaque: list[Opaque] = []
-    failed: list[CoverageError] = []
-    for o in observations:
-        try:
-            row, rows, hidden = _rows(o, show, _masker([*always, *o.detections], reveal),
-                                      (consent or {}).get(o.transmission.id, {}))
-        except Exception as exc:  # noqa: BLE001 - any fault of one row, recorded below
-            # The kind of error only: its text may quote a captured value in any form.
-            failed.append(CoverageError(o.transmission.id, STAGE,
-                                        f"transmission left out ({type(exc).__name__})"))
-            continue
-        transmissions.append(row)
-        detections += rows
-        if hidden:
-            opaque.append(Opaque(o.transmission.id, tuple(hidden)))
+                      started=session.started or at(survey.first),
+                      ended=session.ended or at(survey.last))
+    failed = survey.failed
+
+    def rows() -> Iterator[tuple[TransmissionEntry, list[DetectionEntry], list[str]]]:
+        for i, o in enumerate(observations):
+            if i not in failed:
+                yield _rows(o, show, _masker([*always, *o.detections], reveal),
+                            _states(states, o))
+
+    def opaque() -> Iterator[Opaque]:
+        for i, o in enumerate(observations):
+            if o.opaque and i not in failed:
+                hide = _masker([*always, *o.detections], reveal)
+                yield Opaque(o.transmission.id, tuple(hide(note) for note in o.opaque))
+
+    def hide_error(e: Mapping[str, Any]) -> str:
+        own = survey.named.get(e.get("transmission"))  # type: ignore[arg-type]
+        hide = everywhere if not own else _masker(
+            [*always, *survey.wide.values(), *own], reveal)
+        return hide(str(e.get("message", "")))
+
     entries = tuple(
         FindingEntry(f.id, f.rule, f.severity, f.title, tuple(f.categories),
                      everywhere(f.recipient), tuple(f.transmissions), at(f.first_seen),
@@ -476,17 +556,101 @@ def build(session: SessionInfo, observations: list[Observation],
                      tuple(CategoryEntry(c.category, c.count, at(c.first_seen),
                                          at(c.last_seen)) for c in f.per_category))
         for f in findings)
-    covered = _coverage(observations, coverage, opaque, failed, everywhere)
+    errors = [CoverageError(e.get("transmission"), e.get("stage", ""), hide_error(e))
+              for e in (*extra, *survey.consent_errors)] + list(failed.values())
+    covered = Coverage(
+        connections=survey.connections, inspected=survey.inspected,
+        uninspected=tuple(Uninspected(everywhere(str(u.get("host", ""))), u.get("reason", ""))
+                          for u in coverage.get("uninspected", [])),
+        opaque_payloads=survey.opaque, opaque=Replay(opaque),
+        analysis_errors=len(errors), errors=tuple(errors))
     return Document(
         session=session,
-        transmissions=tuple(transmissions),
-        detections=tuple(detections),
+        transmissions=Replay(lambda: (row[0] for row in rows())),
+        detections=Replay(lambda: (det for row in rows() for det in row[1])),
         findings=entries,
         events=tuple(EventEntry(at(e.ts), e.action, tuple(e.categories), tuple(e.recipients),
                                 tuple(e.separate), e.name, e.source) for e in events),
         coverage=covered,
         verdict=judge(entries, covered, rules, (everywhere(n) for n in not_covered)),
+        pairs=Replay(lambda: ((row[0], row[1]) for row in rows())),
+        span=(at(survey.first_built), at(survey.last_built)),
     )
+
+
+class _Survey:
+    """One walk over a session's messages before its document is written: the counts
+    coverage states, the time window, the values the session-wide texts must hide, and
+    which rows cannot be built (the renderers' walks skip them). Holds what grows with
+    hosts and failures only."""
+
+    def __init__(self, named: set[Any]) -> None:
+        self.connections = self.inspected = self.opaque = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.first_built: float | None = None
+        self.last_built: float | None = None
+        self.wide: dict[tuple, Detection] = {}
+        self.wanted = named  # transmissions a coverage error names
+        self.named: dict[Any, tuple[Detection, ...]] = {}
+        self.consent_errors: list[dict[str, object]] = []
+        self.failed: dict[int, CoverageError] = {}
+
+    def add(self, i: int, o: Observation, show: Callable[..., str], always: list[Detection],
+            states: Callable[[Observation], Mapping[str, str]], reveal: bool) -> None:
+        tx = o.transmission
+        self.connections += 1
+        self.inspected += bool(tx.inspected)
+        self.opaque += bool(o.opaque)
+        self.first, self.last = _earlier(self.first, tx.ts), _later(self.last, tx.ts)
+        for d in o.detections:
+            if d.location in HOST_LOCATIONS or d.field in HOST_FIELDS:
+                self.wide.setdefault((d.category, d.value, d.encoding), d)
+        if tx.id in self.wanted:
+            self.named[tx.id] = o.detections
+        try:
+            judged = states(o)
+        except Exception as e:  # noqa: BLE001 - one transmission, never the reports
+            self.consent_errors.append({"transmission": tx.id, "stage": "consent",
+                                        "message": f"{type(e).__name__}: {e}"})
+            self.named[tx.id] = o.detections  # its message is masked with them
+            judged = {}
+        try:
+            _rows(o, show, _masker([*always, *o.detections], reveal), judged)
+        except Exception as exc:  # noqa: BLE001 - any fault of one row, recorded below
+            # The kind of error only: its text may quote a captured value in any form.
+            self.failed[i] = CoverageError(tx.id, STAGE,
+                                           f"transmission left out ({type(exc).__name__})")
+            return
+        self.first_built = _earlier(self.first_built, tx.ts)
+        self.last_built = _later(self.last_built, tx.ts)
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _consent_of(consent: Mapping[int, Mapping[str, str]]
+                | Callable[[Observation], Mapping[str, str]] | None
+                ) -> Callable[[Observation], Mapping[str, str]]:
+    if consent is None:
+        return lambda o: {}
+    if callable(consent):
+        return consent
+    return lambda o: consent.get(o.transmission.id, {})
+
+
+def _states(states: Callable[[Observation], Mapping[str, str]], o: Observation
+            ) -> Mapping[str, str]:
+    """The states a row shows: none when the ledger fails on it (the survey listed it)."""
+    try:
+        return states(o)
+    except Exception:  # noqa: BLE001 - recorded once, by the survey
+        return {}
 
 
 def _same(value: str, category: str = "") -> str:
@@ -501,7 +665,7 @@ def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
 
 
 def _rows(o: Observation, show: Callable[..., str], hide: Callable[[str], str],
-          consent: dict[str, str]
+          consent: Mapping[str, str]
           ) -> tuple[TransmissionEntry, list[DetectionEntry], list[str]]:
     """One transmission's row, its detections' rows and its opaque notes, masked."""
     rows = [DetectionEntry(d.transmission, d.category, d.method, d.location, hide(d.field),
@@ -512,7 +676,7 @@ def _rows(o: Observation, show: Callable[..., str], hide: Callable[[str], str],
 
 
 def _transmission(o: Observation, hide: Callable[[str], str],
-                  consent: dict[str, str]) -> TransmissionEntry:
+                  consent: Mapping[str, str]) -> TransmissionEntry:
     tx, r = o.transmission, o.recipient
     return TransmissionEntry(
         tx.id, at(tx.ts), tx.transport, tx.direction, hide(tx.host), tx.ip, tx.port,
@@ -520,24 +684,6 @@ def _transmission(o: Observation, hide: Callable[[str], str],
         RecipientEntry(hide(r.domain), r.organization or None, r.party, r.country or None,
                        r.sdk or None, r.sdk_type or None),
         consent)
-
-
-def _coverage(observations: list[Observation],
-              extra: Mapping[str, Iterable[Mapping[str, Any]]], opaque: list[Opaque],
-              failed: list[CoverageError], hide: Callable[[str], str]) -> Coverage:
-    errors = [CoverageError(e.get("transmission"), e.get("stage", ""),
-                            hide(str(e.get("message", ""))))
-              for e in extra.get("errors", [])] + failed
-    return Coverage(
-        connections=len(observations),
-        inspected=sum(o.transmission.inspected for o in observations),
-        uninspected=tuple(Uninspected(hide(str(u.get("host", ""))), u.get("reason", ""))
-                          for u in extra.get("uninspected", [])),
-        opaque_payloads=sum(bool(o.opaque) for o in observations),
-        opaque=tuple(opaque),
-        analysis_errors=len(errors),
-        errors=tuple(errors),
-    )
 
 
 # -- load: a findings.json read back -------------------------------------------------------

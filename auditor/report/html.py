@@ -19,7 +19,8 @@ returns those errors so the session records them in ``findings.json`` too.
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from bisect import insort
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,33 +119,124 @@ def build_view(doc: Document, *, lang: str = "en",
     failed: list[CoverageError] = []
     t, terms = LABELS[lang], TERMS[lang]
     session = doc.session
-    transmissions = {tx.id: tx for tx in doc.transmissions}
-    detections: dict[Any, list[DetectionEntry]] = defaultdict(list)
-    for det in doc.detections:
-        detections[det.transmission].append(det)
     findings = sorted(doc.findings, key=_finding_order)
     titles = RuleTitles(lang)
+    events = _each(doc.events, lambda ev: _event(ev, terms), failed,
+                   lambda ev: f"consent event at {iso_text(ev.ts) or '?'}")
+    far = datetime.max.replace(tzinfo=UTC)
+    events.sort(key=lambda e: (e["ts"] or far, e["time"]))
+    walk = _walk(doc, findings, events, t)
     shown = _each(enumerate(findings, 1), lambda pair: _finding(
-        pair[0], pair[1], transmissions, detections, t, terms, titles), failed,
+        pair[0], pair[1], walk.evidence[pair[0] - 1], t, terms, titles), failed,
         lambda pair: f"finding {pair[1].id or pair[0]}")
+    failed += walk.flow_failed
     view = {
         "t": t,
         "summary": _summary(doc, session, t) | _sign_off(session, terms),
         "verdict": _verdict(doc, findings, t, terms, titles),
         "findings": shown,
-        "flows": _flows(transmissions.values(), detections, t, terms, failed),
-        "timeline": _timeline(doc, transmissions.values(), detections, findings, t, terms,
-                              failed),
+        "flows": _flow_table(walk.rows, walk.pairs, t, terms),
+        "timeline": _timeline(walk, events, terms, failed),
         "rules": _rules(findings, terms, titles),
         "legend": _legend(findings, lang),
         "footer": t["footer"].format(version=session.tool_version or __version__,
                                      ruleset=session.ruleset or RULESET_VERSION),
     }
     # coverage last: it lists what the sections above could not show
-    view["coverage"] = _coverage(doc.coverage, transmissions, t, failed)
+    view["coverage"] = _coverage(doc.coverage, walk, t, failed)
     if errors is not None:
         errors.extend(failed)
     return view
+
+
+class _Walk:
+    """What the page takes from one walk over the document's transmissions: the flow
+    table's counts, the timeline's bins, each finding's first ``EVIDENCE_CAP`` messages by
+    time and the requests of the opaque rows shown. It grows with recipients, categories
+    and findings, not with messages: a soak's page is built without the soak held."""
+
+    def __init__(self, doc: Document, findings: list[FindingEntry],
+                 events: list[dict[str, Any]], t: Labels) -> None:
+        self.t = t
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.pairs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.flow_failed: list[CoverageError] = []
+        self.citations = timeline.Citations(findings)
+        self.evidence: list[list[tuple]] = [[] for _ in findings]
+        self.found = [0] * len(findings)
+        self.opaque: list[Any] = []
+        self.opaque_n = 0
+        for o in doc.coverage.opaque:
+            if len(self.opaque) < LIST_CAP:
+                self.opaque.append(o)
+            self.opaque_n += 1
+        wanted = {o.transmission for o in self.opaque if _hashable(o.transmission)}
+        self.requests: dict[Any, TransmissionEntry] = {}
+        first, last = doc.window()
+        self.drawing: timeline.Drawing | None = timeline.Drawing(
+            doc.session.started, doc.session.ended, first, last, events, self.citations)
+        self.drawing_failed: Exception | None = None
+        for tx, dets in doc.joined():
+            if tx is None:
+                self._cite(dets[0].transmission if dets else None, None, dets)
+                continue
+            self._cite(tx.id, tx, dets)
+            if tx.id in wanted:
+                self.requests[tx.id] = tx
+            if tx.direction == "up":
+                try:
+                    _flow(tx, dets, t, self.rows, self.pairs)
+                except Exception as e:  # noqa: BLE001 - one transmission, never the table
+                    _failed(self.flow_failed, f"transmission {tx.id} in the flow table", e, tx)
+            if self.drawing is not None:
+                try:
+                    self.drawing.add(tx, dets)
+                except Exception as e:  # noqa: BLE001 - the drawing, never the page
+                    self.drawing, self.drawing_failed = None, e
+        self._uncited(doc, findings)
+
+    def _cite(self, tid: Any, tx: TransmissionEntry | None,
+              dets: list[DetectionEntry]) -> None:
+        """This message among the first ``EVIDENCE_CAP`` (by time, then id) of each finding
+        citing it."""
+        if not _hashable(tid):
+            return
+        key = (iso_text(tx.ts) if tx is not None else "", str(tid))
+        for i, _f, n in self.citations.citing(tid):
+            self.found[i] += n
+            kept = self.evidence[i]
+            for _ in range(n):
+                if len(kept) < EVIDENCE_CAP or key < kept[-1][0]:
+                    insort(kept, (key, len(kept), tid, tx, dets), key=lambda row: row[0])
+                    del kept[EVIDENCE_CAP:]
+
+    def _uncited(self, doc: Document, findings: list[FindingEntry]) -> None:
+        """A finding citing a message the document does not hold (a file written by hand,
+        a row left out) lists it first, without details, as the page always has."""
+        short = [i for i, f in enumerate(findings) if self.found[i] < len(f.transmissions)]
+        if not short:
+            return
+        held = {tx.id for tx, _ in doc.joined() if tx is not None and _hashable(tx.id)}
+        held |= {dets[0].transmission for tx, dets in doc.joined() if tx is None and dets}
+        for i in short:
+            for tid in findings[i].transmissions:
+                if not _hashable(tid) or tid not in held:
+                    kept = self.evidence[i]
+                    insort(kept, (("", str(tid)), -1, tid, None, []), key=lambda row: row[0])
+                    del kept[EVIDENCE_CAP:]
+
+
+def _walk(doc: Document, findings: list[FindingEntry], events: list[dict[str, Any]],
+          t: Labels) -> _Walk:
+    return _Walk(doc, findings, events, t)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -344,22 +436,17 @@ def _request_text(tx: TransmissionEntry) -> str:
     return " ".join(p for p in (tx.transport.upper(), tx.method, where) if p) or DASH
 
 
-def _finding(index: int, f: FindingEntry, transmissions: Mapping[Any, TransmissionEntry],
-             detections: Detections, t: Labels, terms: Terms,
+def _finding(index: int, f: FindingEntry, evidence: list[tuple], t: Labels, terms: Terms,
              titles: RuleTitles) -> dict[str, Any]:
-    tx_ids = list(f.transmissions)
+    """One finding's card; ``evidence``: its first messages by time, (key, order, id,
+    transmission or None, its detections) as the walk kept them."""
+    tx_ids = f.transmissions
     wanted = set(f.categories)
-
-    def when(tid: Any) -> tuple[str, str]:
-        tx = transmissions.get(tid)
-        return (iso_text(tx.ts) if tx is not None else "", str(tid))
-
-    shown = sorted(tx_ids, key=when)[:EVIDENCE_CAP]
+    shown = evidence[:EVIDENCE_CAP]
     rows = []
-    for tid in shown:
-        tx = transmissions.get(tid)
+    for _key, _order, tid, tx, all_dets in shown:
         consent = tx.consent if tx is not None else {}
-        dets = [d for d in detections.get(tid, []) if not wanted or d.category in wanted]
+        dets = [d for d in all_dets if not wanted or d.category in wanted]
         rows.append({
             "id": or_dash(tid),
             "time": fmt_ts(tx.ts if tx is not None else None),
@@ -405,28 +492,13 @@ def _finding(index: int, f: FindingEntry, transmissions: Mapping[Any, Transmissi
     }
 
 
-def _flows(transmissions: Iterable[TransmissionEntry], detections: Detections, t: Labels,
-           terms: Terms, failed: list[CoverageError] | None = None) -> dict[str, Any]:
-    """Recipient × category: how many device-sent messages carried the category, and for each
-    pair when it was first seen, over which transports, to which countries, in which
-    encodings. The recipient's party and SDK identity sit beside it."""
-    rows: dict[str, dict[str, Any]] = {}
-    pairs: dict[tuple[str, str], dict[str, Any]] = {}
-    for tx in transmissions:
-        if tx.direction != "up":
-            continue
-        try:
-            _flow(tx, detections, t, rows, pairs)
-        except Exception as e:  # noqa: BLE001 - one transmission, never the table
-            if failed is not None:
-                _failed(failed, f"transmission {tx.id} in the flow table", e, tx)
-    return _flow_table(rows, pairs, t, terms)
-
-
-def _flow(tx: TransmissionEntry, detections: Detections, t: Labels,
+def _flow(tx: TransmissionEntry, dets: Sequence[DetectionEntry], t: Labels,
           rows: dict[str, dict[str, Any]], pairs: dict[tuple[str, str], dict[str, Any]]
           ) -> None:
-    """One device-sent transmission counted into the recipient rows and category pairs."""
+    """One device-sent transmission counted into the recipient rows and category pairs:
+    recipient × category, how many device-sent messages carried the category, and for each
+    pair when it was first seen, over which transports, to which countries, in which
+    encodings. The recipient's party and SDK identity sit beside it."""
     rcp = tx.recipient
     domain = rcp.domain or tx.host or tx.ip or DASH
     row = rows.setdefault(domain, {
@@ -441,7 +513,6 @@ def _flow(tx: TransmissionEntry, detections: Detections, t: Labels,
     if country:
         row["countries"].add(country)
     row["messages"] += 1
-    dets = detections.get(tx.id, [])
     cats = {d.category for d in dets}
     cats.discard("")
     row["cells"].update(cats)
@@ -493,19 +564,16 @@ def _flow_table(rows: dict[str, dict[str, Any]], pairs: dict[tuple[str, str], di
             "details": details[:LIST_CAP], "details_more": _more(t, len(details) - LIST_CAP)}
 
 
-def _timeline(doc: Document, transmissions: Iterable[TransmissionEntry],
-              detections: Detections, findings: list[FindingEntry], t: Labels, terms: Terms,
+def _timeline(walk: _Walk, events: list[dict[str, Any]], terms: Terms,
               failed: list[CoverageError]) -> dict[str, Any]:
-    events = _each(doc.events, lambda ev: _event(ev, terms), failed,
-                   lambda ev: f"consent event at {iso_text(ev.ts) or '?'}")
-    far = datetime.max.replace(tzinfo=UTC)
-    events.sort(key=lambda e: (e["ts"] or far, e["time"]))
-    try:
-        svg = timeline.draw(doc.session.started, doc.session.ended, events, transmissions,
-                            detections, findings, t)
-    except Exception as e:  # noqa: BLE001 - the drawing, never the page
-        _failed(failed, "the timeline drawing", e)
-        svg = None
+    svg = None
+    if walk.drawing_failed is not None:
+        _failed(failed, "the timeline drawing", walk.drawing_failed)
+    elif walk.drawing is not None:
+        try:
+            svg = walk.drawing.view(walk.t)
+        except Exception as e:  # noqa: BLE001 - the drawing, never the page
+            _failed(failed, "the timeline drawing", e)
     if svg is not None:
         svg["states"] = [{"key": css, "label": _term(terms, "consent", state)}
                          for state, css in timeline.STATE_CLASS.items()]
@@ -530,7 +598,7 @@ def _event(ev: EventEntry, terms: Terms) -> dict[str, Any]:
     }
 
 
-def _coverage(cov: Coverage, transmissions: Mapping[Any, TransmissionEntry], t: Labels,
+def _coverage(cov: Coverage, walk: _Walk, t: Labels,
               failed: list[CoverageError]) -> dict[str, Any]:
     """Coverage as the document has it, plus what this page itself had to leave out."""
     errors = [{"transmission": or_dash(err.transmission), "stage": or_dash(err.stage),
@@ -539,8 +607,8 @@ def _coverage(cov: Coverage, transmissions: Mapping[Any, TransmissionEntry], t: 
                     "reason": or_dash(in_language(u.reason, t["html_lang"][:2]))}
                    for u in cov.uninspected]
     opaque = []
-    for o in cov.opaque:
-        tx = transmissions.get(o.transmission)
+    for o in walk.opaque:
+        tx = walk.requests.get(o.transmission) if _hashable(o.transmission) else None
         fields = [f for f in o.fields if f]
         opaque.append({"transmission": or_dash(o.transmission),
                        "request": _request_text(tx) if tx is not None else DASH,
@@ -553,9 +621,9 @@ def _coverage(cov: Coverage, transmissions: Mapping[Any, TransmissionEntry], t: 
         "uninspected_n": len(uninspected),
         "uninspected": uninspected[:LIST_CAP],
         "uninspected_more": _more(t, len(uninspected) - LIST_CAP),
-        "opaque_n": or_dash(opaque_n if opaque_n is not None else (len(opaque) or None)),
+        "opaque_n": or_dash(opaque_n if opaque_n is not None else (walk.opaque_n or None)),
         "opaque": opaque[:LIST_CAP],
-        "opaque_more": _more(t, len(opaque) - LIST_CAP),
+        "opaque_more": _more(t, walk.opaque_n - LIST_CAP),
         "analysis_errors": or_dash(_error_count(cov, len(errors), len(failed))),
         "errors": errors[:LIST_CAP],
         "errors_more": _more(t, len(errors) - LIST_CAP),

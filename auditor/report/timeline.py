@@ -10,8 +10,10 @@ however long the capture ran. Pure: the same inputs always draw the same picture
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,80 +38,112 @@ def draw(start: datetime | None, end: datetime | None, events: Sequence[Mapping[
     """The drawing's view, or None when nothing in the session has a time. ``start`` and
     ``end``: the session's window, widened to every event and message; ``events``: the
     page's event rows in time order (``ts``, ``action_key``, ``action``, ``name``,
-    ``categories``); ``t``: the page's labels (``messages``, ``lanes_capped``)."""
-    timed = sorted(((tx.ts, tx) for tx in transmissions if tx.ts is not None),
-                   key=lambda p: p[0])
-    times = [e["ts"] for e in events if e["ts"]] + [ts for ts, _ in timed]
-    start = start or (min(times) if times else None)
-    end = end or (max(times) if times else None)
-    if start is None or end is None:
-        return None
-    start, end = min([start, *times]), max([end, *times])
-    span = (end - start).total_seconds() or 1.0
-    width = RIGHT - LEFT
+    ``categories``); ``t``: the page's labels (``messages``, ``lanes_capped``). The
+    messages held in a list: the page draws a session's stream with ``Drawing``."""
+    transmissions = list(transmissions)
+    times = [tx.ts for tx in transmissions if tx.ts is not None]
+    drawing = Drawing(start, end, min(times, default=None), max(times, default=None), events,
+                      Citations(findings))
+    for tx in transmissions:
+        drawing.add(tx, detections.get(tx.id, ()))
+    return drawing.view(t)
 
-    def frac(ts: datetime) -> float:
-        return (ts - start).total_seconds() / span
 
-    def x(ts: datetime) -> float:
-        return round(LEFT + frac(ts) * width, 1)
+class Drawing:
+    """The timeline drawn from a stream of messages, one at a time (``add``), in any order:
+    what it keeps is binned (``BINS`` per lane), so it holds as much for a week's soak as
+    for ten minutes. The window must be known before the first message: the session's
+    (``start``, ``end``) widened to its first and last message and its events."""
 
-    def bin_of(ts: datetime) -> int:
-        return min(int(frac(ts) * BINS), BINS - 1)
+    def __init__(self, start: datetime | None, end: datetime | None,
+                 first: datetime | None, last: datetime | None,
+                 events: Sequence[Mapping[str, Any]], citations: Citations) -> None:
+        self.events = events
+        self.citations = citations
+        times = [e["ts"] for e in events if e["ts"]] + [ts for ts in (first, last) if ts]
+        start = start or (min(times) if times else None)
+        end = end or (max(times) if times else None)
+        self.start = self.end = None
+        if start is not None and end is not None:
+            self.start, self.end = min([start, *times]), max([end, *times])
+        # lane → bin → [count, worst severity rank, latest consent state, its time]
+        self.lanes: dict[str, dict[int, list]] = defaultdict(dict)
+        self.lane_total: Counter[str] = Counter()
+        self._last: datetime | None = None
 
-    severity = _worst_per_message_category(findings)
-    # lane → bin → [count, worst severity rank, last consent state]
-    lanes: dict[str, dict[int, list]] = defaultdict(dict)
-    lane_total: Counter[str] = Counter()
-    for ts, tx in timed:
-        b = bin_of(ts)
-        whole = severity.get((tx.id, WHOLE))
-        cats = _categories(tx, detections.get(tx.id, ())) if tx.direction == "up" else set()
-        per_cat = {c: severity.get((tx.id, c)) or whole for c in cats}
+    def _bin(self, ts: datetime) -> int:
+        assert self.start is not None and self.end is not None
+        span = (self.end - self.start).total_seconds() or 1.0
+        return min(int((ts - self.start).total_seconds() / span * BINS), BINS - 1)
+
+    def add(self, tx: TransmissionEntry, dets: Iterable[DetectionEntry]) -> None:
+        """One message: counted into its bin of the whole-message lane and of each category
+        it carried, with the worst severity of a finding citing it there. A bin shows the
+        consent state of its latest message (of those with one time, the last to come)."""
+        if tx.ts is None or self.start is None:
+            return
+        b = self._bin(tx.ts)
+        severity = self.citations.worst(tx.id)
+        whole = severity.get(WHOLE)
+        cats = _categories(tx, dets) if tx.direction == "up" else set()
+        per_cat = {c: severity.get(c) or whole for c in cats}
         overall = min((s for s in (whole, *per_cat.values()) if s), key=severity_order,
                       default=None)
         for lane in ("", *cats):
             sev = per_cat[lane] if lane else overall
-            cell = lanes[lane].setdefault(b, [0, len(SEVERITIES) + 1, None])
+            cell = self.lanes[lane].setdefault(b, [0, len(SEVERITIES) + 1, None, None])
             cell[0] += 1
             if sev:
                 cell[1] = min(cell[1], severity_order(sev))
-            if lane and lane in tx.consent:
-                cell[2] = tx.consent[lane]
-            lane_total[lane] += 1
-    categories = sorted(c for c in lanes if c)
-    kept = set(sorted(categories, key=lambda c: (-lane_total[c], c))[:LANE_CAP])
-    lane_ids = [""] + [c for c in categories if c in kept]
-    n_markers = sum(1 for e in events if e["ts"] and e["action_key"] != "phase")
-    top = TOP + min(max(n_markers, 1), LABEL_ROWS) * LABEL_H + 6
-    bin_w = width / BINS
-    out_lanes = [_lane(lane, lanes[lane], lane_total[lane], top + i * LANE_H, bin_w, t)
-                 for i, lane in enumerate(lane_ids)]
-    axis_y = top + len(lane_ids) * LANE_H + 16
-    phases, markers = [], []
-    timed_events = [e for e in events if e["ts"]]
-    phase_events = [e for e in timed_events if e["action_key"] == "phase"]
-    for i, e in enumerate(phase_events):
-        until = phase_events[i + 1]["ts"] if i + 1 < len(phase_events) else end
-        w, name = max(round(x(until) - x(e["ts"]), 1), 1.0), e["name"] or e["action"]
-        phases.append({"x": x(e["ts"]), "w": w, "name": name, "shade": i % 2,
-                       "label": name if w >= 7 * len(name) + 8 else ""})  # no overlaps
-    for i, e in enumerate(e for e in timed_events if e["action_key"] != "phase"):
-        label = " ".join(p for p in (e["action"], ", ".join(e["categories"])) if p)
-        markers.append({"x": x(e["ts"]), "kind": e["action_key"],
-                        "label": label if len(label) <= 48 else label[:47] + "…",
-                        "y": TOP + (i % LABEL_ROWS) * LABEL_H,
-                        "anchor": "end" if x(e["ts"]) > WIDTH * 0.7 else "start"})
-    grid = [{"x": x(moment), "label": axis_label(moment, span)}
-            for moment in (start + (end - start) * k / 4 for k in (1, 2, 3))]
-    hidden = len(categories) - len(kept)
-    return {
-        "width": WIDTH, "height": axis_y + 38, "axis_y": axis_y, "top": top,
-        "left": LEFT, "right": RIGHT, "mark_w": round(max(bin_w - 0.6, 1.2), 1),
-        "start": fmt_ts(start), "end": fmt_ts(end),
-        "phases": phases, "markers": markers, "lanes": out_lanes, "grid": grid,
-        "hidden": t["lanes_capped"].format(n=hidden) if hidden > 0 else "",
-    }
+            if lane and lane in tx.consent and (cell[3] is None or tx.ts >= cell[3]):
+                cell[2], cell[3] = tx.consent[lane], tx.ts
+            self.lane_total[lane] += 1
+
+    def view(self, t: Mapping[str, str]) -> dict[str, Any] | None:
+        start, end, events = self.start, self.end, self.events
+        if start is None or end is None:
+            return None
+        span = (end - start).total_seconds() or 1.0
+        width = RIGHT - LEFT
+
+        def x(ts: datetime) -> float:
+            return round(LEFT + (ts - start).total_seconds() / span * width, 1)
+
+        lanes, lane_total = self.lanes, self.lane_total
+        categories = sorted(c for c in lanes if c)
+        kept = set(sorted(categories, key=lambda c: (-lane_total[c], c))[:LANE_CAP])
+        lane_ids = [""] + [c for c in categories if c in kept]
+        n_markers = sum(1 for e in events if e["ts"] and e["action_key"] != "phase")
+        top = TOP + min(max(n_markers, 1), LABEL_ROWS) * LABEL_H + 6
+        bin_w = width / BINS
+        out_lanes = [_lane(lane, lanes.get(lane, {}), lane_total[lane], top + i * LANE_H,
+                           bin_w, t)
+                     for i, lane in enumerate(lane_ids)]
+        axis_y = top + len(lane_ids) * LANE_H + 16
+        phases, markers = [], []
+        timed_events = [e for e in events if e["ts"]]
+        phase_events = [e for e in timed_events if e["action_key"] == "phase"]
+        for i, e in enumerate(phase_events):
+            until = phase_events[i + 1]["ts"] if i + 1 < len(phase_events) else end
+            w, name = max(round(x(until) - x(e["ts"]), 1), 1.0), e["name"] or e["action"]
+            phases.append({"x": x(e["ts"]), "w": w, "name": name, "shade": i % 2,
+                           "label": name if w >= 7 * len(name) + 8 else ""})  # no overlaps
+        for i, e in enumerate(e for e in timed_events if e["action_key"] != "phase"):
+            label = " ".join(p for p in (e["action"], ", ".join(e["categories"])) if p)
+            markers.append({"x": x(e["ts"]), "kind": e["action_key"],
+                            "label": label if len(label) <= 48 else label[:47] + "…",
+                            "y": TOP + (i % LABEL_ROWS) * LABEL_H,
+                            "anchor": "end" if x(e["ts"]) > WIDTH * 0.7 else "start"})
+        grid = [{"x": x(moment), "label": axis_label(moment, span)}
+                for moment in (start + (end - start) * k / 4 for k in (1, 2, 3))]
+        hidden = len(categories) - len(kept)
+        return {
+            "width": WIDTH, "height": axis_y + 38, "axis_y": axis_y, "top": top,
+            "left": LEFT, "right": RIGHT, "mark_w": round(max(bin_w - 0.6, 1.2), 1),
+            "start": fmt_ts(start), "end": fmt_ts(end),
+            "phases": phases, "markers": markers, "lanes": out_lanes, "grid": grid,
+            "hidden": t["lanes_capped"].format(n=hidden) if hidden > 0 else "",
+        }
 
 
 def axis_label(moment: datetime, span: float) -> str:
@@ -122,12 +156,12 @@ def axis_label(moment: datetime, span: float) -> str:
 def _lane(lane: str, bins: dict[int, list], total: int, y: int, bin_w: float,
           t: Mapping[str, str]) -> dict[str, Any]:
     marks = []
-    for b, (n, rank, _state) in sorted(bins.items()):
+    for b, (n, rank, _state, _ts) in sorted(bins.items()):
         sev = SEVERITIES[rank] if rank < len(SEVERITIES) else "plain"
         marks.append({"x": round(LEFT + b * bin_w, 1), "n": n, "severity": sev})
     bands = []  # a state holds from the message judged under it until the state changes
     run_state, run_start = None, 0
-    for b, (_n, _rank, state) in sorted(bins.items()):
+    for b, (_n, _rank, state, _ts) in sorted(bins.items()):
         if state is not None and state != run_state:
             if run_state is not None:
                 bands.append((run_state, run_start, b))
@@ -151,16 +185,46 @@ def _categories(tx: TransmissionEntry, dets: Iterable[DetectionEntry]) -> set[st
     return cats
 
 
-def _worst_per_message_category(findings: Iterable[FindingEntry]
-                                ) -> dict[tuple[Any, str], str]:
-    """(transmission, category) → the worst severity of a finding citing it; a finding
-    without categories marks the transmission as a whole (``WHOLE``)."""
-    worst: dict[tuple[Any, str], str] = {}
-    for f in findings:
-        sev = severity_key(f.severity)
-        for tid in f.transmissions:
+def id_order(tid: Any) -> tuple:
+    """A transmission id's place among ids of any kind a file may hold (ints from a
+    session; text or None from a file written elsewhere): ids of one kind in their order."""
+    if isinstance(tid, int) and not isinstance(tid, bool):
+        return (0, tid, "")
+    return (1, 0, str(tid)) if isinstance(tid, str) else (2, 0, repr(tid))
+
+
+class Citations:
+    """Which findings cite a transmission, without a table of every (transmission,
+    finding) pair (a finding may cite every message of a week's soak): each finding's ids
+    sorted once, 8 bytes an id, and looked up by bisection."""
+
+    def __init__(self, findings: Iterable[FindingEntry]) -> None:
+        self.findings: list[tuple[FindingEntry, Sequence]] = []
+        for f in findings:
+            ids = f.transmissions
+            if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+                self.findings.append((f, array("q", sorted(ids))))
+            else:
+                self.findings.append((f, sorted(map(id_order, ids))))
+
+    def citing(self, tid: Any) -> Iterator[tuple[int, FindingEntry, int]]:
+        """(index, finding, how many times it lists ``tid``) for each finding citing it."""
+        key = id_order(tid)
+        for i, (f, ids) in enumerate(self.findings):
+            probe = key[1] if isinstance(ids, array) else key
+            if isinstance(ids, array) and key[0] != 0:
+                continue
+            n = bisect_right(ids, probe) - bisect_left(ids, probe)
+            if n:
+                yield i, f, n
+
+    def worst(self, tid: Any) -> dict[str, str]:
+        """Category → the worst severity of a finding citing ``tid`` under it; a finding
+        without categories (uninspected traffic) marks the message as a whole (``WHOLE``)."""
+        worst: dict[str, str] = {}
+        for _, f, _n in self.citing(tid):
+            sev = severity_key(f.severity)
             for cat in f.categories or (WHOLE,):
-                key = (tid, cat)
-                if key not in worst or severity_order(sev) < severity_order(worst[key]):
-                    worst[key] = sev
-    return worst
+                if cat not in worst or severity_order(sev) < severity_order(worst[cat]):
+                    worst[cat] = sev
+        return worst
