@@ -115,6 +115,6 @@ def run_demo(out: Path) -> Outputs:
                            "kidaudit_consent": str(consent_path), "kidaudit_session": str(out)},
                           lambda proxy: run_session(proxy, profile), termlog=True, watch=True)
     store, profile, ledger = reopen(out)
-    findings = evaluate(store.observations(), RuleContext(profile, ledger))
+    findings = evaluate(store.iter_observations(), RuleContext(profile, ledger))
     store.close()
     return Outputs(out, findings)
