@@ -527,19 +527,49 @@ def result_page(out: Path) -> Path:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
-        "reports/demo"),
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output folder (default reports/demo, or reports/demo-campaign "
+                            "with --campaign).")] = None,
+    campaign: Annotated[bool, typer.Option(
+        "--campaign", help="Capture the simulated watch on two firmwares (1.5.0 fixes one "
+                           "leak of 1.4.2 and adds one) and run them as a campaign on a "
+                           "local Dask cluster.")] = False,
 ) -> None:
     """A whole simulated lab session on loopback, through real mitmproxy."""
     from auditor.demo.run import run_demo
     from auditor.folder import FolderError
 
+    if campaign:
+        return _demo_campaign(out or Path("reports/demo-campaign"))
     try:
-        result = run_demo(out)
+        result = run_demo(out or Path("reports/demo"))
     except FolderError as e:
         raise fail(str(e)) from None
     typer.echo(f"{len(result.findings)} findings")
     typer.echo(f"report: {result.report.resolve()}")
+
+
+def _demo_campaign(out: Path) -> None:
+    """``demo --campaign``: two live sessions, then ``kidaudit campaign`` over them."""
+    from auditor.campaign.runner import CampaignFailed
+    from auditor.demo.campaign import run_campaign_demo
+    from auditor.folder import FolderError
+
+    def said(r) -> None:
+        verdict = r.error if r.status == "failed" else f"{r.verdict}, {len(r.findings)} findings"
+        typer.echo(f"{r.spec.id}: {r.status}: {verdict}")
+
+    try:
+        result = run_campaign_demo(out, on_result=said, on_capture=lambda fw: typer.echo(
+            f"capturing the simulated watch on firmware {fw}"))
+    except FolderError as e:
+        raise fail(str(e)) from None
+    except CampaignFailed as e:
+        raise RunFailed(str(e)) from None
+    for c in result.campaign.changes:
+        typer.echo(f"firmware {c.after} against {c.before}: {len(c.introduced)} findings "
+                   f"introduced, {len(c.fixed)} fixed")
+    typer.echo(f"campaign report: {result.report.resolve()}")
 
 
 def main() -> None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from auditor.demo.campaign import TITLE, run_campaign_demo
 from auditor.demo.cloud import MAKER_IP
+from auditor.demo.devices import ANALYTICS as ANALYTICS_HOST
 from auditor.demo.run import run_demo
+from auditor.folder import FolderError
 
 pytestmark = pytest.mark.e2e
 # The rules that judge who received the data; a granted, disclosed processor raises none.
@@ -16,6 +22,8 @@ RECIPIENT_RULES = {"THIRD_PARTY_UNDISCLOSED", "PERSISTENT_ID_TO_THIRD_PARTY",
                    "LOCATION_TO_THIRD_PARTY", "DIRECT_IDS_TO_THIRD_PARTY",
                    "AD_TRACKER_RECEIVES_CHILD_DATA"}
 MAP_SDK = "pinmap-sdk.example"
+ANALYTICS = ANALYTICS_HOST.split(".", 1)[1]  # the recipient: its registrable domain
+KIDAUDIT = Path(sys.executable).with_name("kidaudit")
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +97,77 @@ def test_the_disclosed_granted_processor_raises_no_recipient_finding(
     assert not [f for f in doc["findings"] if sent & set(f["transmissions"])
                 and f["rule"] in RECIPIENT_RULES]
     assert not [f for f in doc["findings"] if f["rule"] == "LOCATION_TO_THIRD_PARTY"]
+
+
+# -- kidaudit demo --campaign ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def campaign_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
+    """``kidaudit demo --campaign`` as a newcomer types it: two live sessions, then a
+    campaign over them on a local Dask cluster (worker processes), run once."""
+    out = tmp_path_factory.mktemp("demo-campaign") / "campaign"
+    done = subprocess.run([str(KIDAUDIT), "demo", "--campaign", "--out", str(out)],
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out, done.stdout, json.loads((out / "campaign.json").read_text(encoding="utf-8"))
+
+
+def test_demo_campaign_says_where_its_report_is(campaign_demo: tuple[Path, str, dict]) -> None:
+    out, stdout, _ = campaign_demo
+    lines = stdout.splitlines()
+    assert "k2-1.4.2: done: fail, 13 findings" in lines
+    assert lines[-1] == f"campaign report: {(out / 'campaign.html').resolve()}"
+    for name in ("campaign.html", "campaign.zh.html", "manifest.yaml", "captures/1.4.2",
+                 "runs/k2-1.5.0/findings.json", "dataset/findings"):
+        assert (out / name).exists(), name
+
+
+def test_the_second_firmware_fixes_one_leak_and_adds_another(
+        campaign_demo: tuple[Path, str, dict]) -> None:
+    out, _, doc = campaign_demo
+    (change,) = doc["changes"]
+    assert (change["before"], change["after"]) == ("1.4.2", "1.5.0")
+    introduced = {(f["rule"], f["recipient"]): f["categories"] for f in change["introduced"]}
+    fixed = {(f["rule"], f["recipient"]) for f in change["fixed"]}
+    # the child's name, newly sent to the map SDK
+    assert introduced[("SCOPE_EXCEEDED", MAP_SDK)] == ["identity.name"]
+    assert {recipient for _, recipient in introduced} == {MAP_SDK}
+    # the hashed IMEI, no longer sent to the analytics SDK
+    assert ("THIRD_PARTY_UNDISCLOSED", ANALYTICS) in fixed
+    assert ("PERSISTENT_ID_TO_THIRD_PARTY", ANALYTICS) in fixed
+    for lang, words in (("en", ("Introduced", "Fixed")), ("zh", ("新增", "已修复"))):
+        page = (out / ("campaign.html" if lang == "en" else "campaign.zh.html")).read_text(
+            encoding="utf-8")
+        changes = page.split('<section id="changes">')[1].split("</section>")[0]
+        assert f"{words[0]} ({len(introduced)})" in changes
+        assert f"{words[1]} ({len(fixed)})" in changes
+        added, removed = changes.split(words[1])
+        assert MAP_SDK in added and "identity.name" in added and ANALYTICS not in added
+        assert ANALYTICS in removed and "THIRD_PARTY_UNDISCLOSED" in removed
+
+
+def test_each_run_of_the_campaign_page_links_to_its_report(
+        campaign_demo: tuple[Path, str, dict]) -> None:
+    out, _, _ = campaign_demo
+    links = set(re.findall(r'href="(runs/[^"]+)"', (out / "campaign.html").read_text()))
+    assert links == {"runs/k2-1.4.2/report.html", "runs/k2-1.5.0/report.html"}
+    assert all((out / link).is_file() for link in links)
+
+
+def test_the_first_firmware_is_the_default_demo(demo: tuple[Path, dict, int],
+                                                 campaign_demo: tuple[Path, str, dict]) -> None:
+    """The firmware switch leaves the default demo (1.4.2) as it was."""
+    _, doc, _ = demo
+    first = json.loads((campaign_demo[0] / "runs" / "k2-1.4.2" / "findings.json").read_text())
+    assert sorted((f["rule"], f["recipient"], tuple(f["categories"]), f["count"])
+                  for f in first["findings"]) == sorted(
+        (f["rule"], f["recipient"], tuple(f["categories"]), f["count"]) for f in doc["findings"])
+
+
+def test_demo_campaign_refuses_a_folder_that_is_not_its_own(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    (tmp_path / "manifest.yaml").write_text(f"title: '{TITLE}'\n")
+    with pytest.raises(FolderError, match="already holds other files"):
+        run_campaign_demo(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -6,6 +6,10 @@ in raw-TCP ``[3G*...]`` frames to its maker's server reached by bare IP), asks t
 the maker uses as its processor for a position, syncs contacts, calls a third-party
 analytics host with a hashed device id, and makes one cleartext HTTP call with a phone
 number; finally the session goes idle and the watch keeps reporting.
+
+The watch has two firmwares (``FIRMWARES``), for ``kidaudit demo --campaign``: 1.4.2, the
+default demo's, and 1.5.0, which stops sending the hashed IMEI to the analytics SDK (a leak
+fixed) and starts sending the child's name to the map SDK with each fix (a leak added).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import http.client
 import json
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from auditor.marks import MARK_HOST
@@ -29,6 +33,26 @@ HOSTS = (API, APP, SMS, ANALYTICS, MAP)
 TIMEOUT = 10
 
 
+@dataclass(frozen=True)
+class Firmware:
+    """What one firmware of the simulated watch does differently: a table, not branches."""
+
+    version: str
+    analytics_device_id: bool  # the analytics event carries the hashed IMEI
+    name_to_map_sdk: bool  # the map SDK request carries the child's name
+
+    @property
+    def user_agent(self) -> str:
+        return f"AcmeWatch/{self.version} (K2; Android 8.1)"
+
+
+FIRMWARES = {f.version: f for f in (
+    Firmware("1.4.2", analytics_device_id=True, name_to_map_sdk=False),
+    Firmware("1.5.0", analytics_device_id=False, name_to_map_sdk=True),
+)}
+DEFAULT_FIRMWARE = "1.4.2"  # the default demo's (profile.yaml's device.firmware)
+
+
 @dataclass
 class Proxy:
     port: int
@@ -36,6 +60,7 @@ class Proxy:
     # mitmproxy's reverse:tcp listener standing in for the maker's server, as the SMS
     # re-pointing of lab-setup.md section 7 makes it; 0 when the proxy has none
     watch_port: int = 0
+    user_agent: str = FIRMWARES[DEFAULT_FIRMWARE].user_agent
 
     def watch(self, frames: list[bytes]) -> bytes:
         """One raw-TCP session of the watch: every frame, then the server's answers up to
@@ -55,16 +80,16 @@ class Proxy:
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx,
                                            timeout=TIMEOUT)
         conn.set_tunnel(host, 443)
-        return _send(conn, method, path, body)
+        return _send(conn, method, path, body, self.user_agent)
 
     def http(self, host: str, method: str, path: str, body: object | None = None) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-        return _send(conn, method, f"http://{host}{path}", body)
+        return _send(conn, method, f"http://{host}{path}", body, self.user_agent)
 
 
-def _send(conn: http.client.HTTPConnection, method: str, target: str, body: object | None
-          ) -> int:
-    headers = {"user-agent": "AcmeWatch/1.4.2 (K2; Android 8.1)"}
+def _send(conn: http.client.HTTPConnection, method: str, target: str, body: object | None,
+          user_agent: str) -> int:
+    headers = {"user-agent": user_agent}
     data = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -91,8 +116,11 @@ def position_frame(watch_id: str, lat: float, lon: float) -> bytes:
                                  "52.0,7,100,86,0,0,00000000,0")
 
 
-def run_session(proxy: Proxy, profile: dict) -> list[int]:
-    """The scripted lab session; returns the HTTP status of every request."""
+def run_session(proxy: Proxy, profile: dict, firmware: str = DEFAULT_FIRMWARE) -> list[int]:
+    """The scripted lab session of the watch on ``firmware`` (a key of FIRMWARES); returns
+    the HTTP status of every request."""
+    fw = FIRMWARES[firmware]
+    proxy = replace(proxy, user_agent=fw.user_agent)
     ids, child = profile["identifiers"], profile["child"]
     here, contacts = profile["location"], profile["contacts"]
     hashed = hashlib.sha256(ids["imei"].encode()).hexdigest()
@@ -101,7 +129,7 @@ def run_session(proxy: Proxy, profile: dict) -> list[int]:
         # 1. Setup: the watch registers before anyone consented.
         proxy.https(API, "POST", "/v1/device/register",
                     {"dev": {"imei": ids["imei"], "iccid": ids["iccid"], "mac": ids["mac"]},
-                     "fw": "1.4.2"}),
+                     "fw": fw.version}),
         # 2. The guardian agrees in the parent app; the tester marks it.
         proxy.https(APP, "POST", "/api/privacy/agree", {"agree": True, "version": "2026-09"}),
         proxy.http(MARK_HOST, "GET", "/grant?categories=all-disclosed&separate=location.precise"),
@@ -114,13 +142,15 @@ def run_session(proxy: Proxy, profile: dict) -> list[int]:
                       watch_frame(watch_id, "LK,0,0,86")]),
         # The map SDK, the maker's processor, turns the fix into a position.
         proxy.https(MAP, "POST", "/v3/geocode/locate",
-                    {"lat": here["lat"], "lng": here["lon"], "coord": "wgs84"}),
+                    {"lat": here["lat"], "lng": here["lon"], "coord": "wgs84"}
+                    | ({"nick": child["name"]} if fw.name_to_map_sdk else {})),
         proxy.https(APP, "POST", "/api/child/profile",
                     {"name": child["name"], "birthday": child["birthdate"]}),
         proxy.https(API, "POST", "/v1/contacts/sync",
                     {"contacts": [{"n": c["name"], "tel": c["phone"]} for c in contacts]}),
         proxy.https(ANALYTICS, "POST", "/v2/collect",
-                    {"event": "app_start", "did": hashed, "os": "android"}),
+                    {"event": "app_start"} | ({"did": hashed} if fw.analytics_device_id else {})
+                    | {"os": "android"}),
         proxy.http(SMS, "GET", f"/v1/sos/bind?phone={ids['phone']}&lang=zh"),
         # 4. Idle: the watch sits on the desk and keeps reporting.
         proxy.http(MARK_HOST, "GET", "/phase?name=idle"),

@@ -22,7 +22,7 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tools.dump import DumpMaster
 
 from auditor.demo.cloud import LocalCloud, WatchServer
-from auditor.demo.devices import HOSTS, Proxy, run_session
+from auditor.demo.devices import DEFAULT_FIRMWARE, HOSTS, Proxy, run_session
 from auditor.folder import FolderError, check_new, is_running, is_session_of
 from auditor.live.addon import KidAudit
 from auditor.rules import RuleContext, evaluate
@@ -96,25 +96,44 @@ def run_demo(out: Path) -> Outputs:
     """A fresh demo session in ``out``; returns what the addon wrote there. A previous
     demo's folder is regenerated whole; any other folder that holds something is refused
     (``FolderError``), never deleted."""
-    demo = resources.files("auditor.demo")  # its inputs under the names a session gives them
-    device = yaml.safe_load(demo.joinpath(PROFILE_FILE).read_text())["device"]["name"]
     try:
         check_new(out, option="--out")
     except FolderError:
-        if not is_session_of(out, device) or is_running(out):
+        if not is_session_of(out, demo_device()) or is_running(out):
             raise
         shutil.rmtree(out)  # the last demo's session: a demo folder is regenerated whole
+    capture(out)
+    store, profile, ledger = reopen(out)
+    findings = evaluate(store.iter_observations(), RuleContext(profile, ledger))
+    store.close()
+    return Outputs(out, findings)
+
+
+def demo_device() -> str:
+    """The simulated watch's name, as the demo's profile gives it."""
+    text = resources.files("auditor.demo").joinpath(PROFILE_FILE).read_text()
+    return yaml.safe_load(text)["device"]["name"]
+
+
+def capture(out: Path, firmware: str = DEFAULT_FIRMWARE, *, termlog: bool = True) -> None:
+    """One live session of the simulated watch on ``firmware`` into the new folder ``out``,
+    through real mitmproxy: the demo's profile (its firmware set to ``firmware``) and plan
+    under the names a session gives them."""
+    demo = resources.files("auditor.demo")
+    profile_text = demo.joinpath(PROFILE_FILE).read_text()
+    if firmware != DEFAULT_FIRMWARE:
+        shown = f'firmware: "{DEFAULT_FIRMWARE}"'
+        if shown not in profile_text:  # the demo's profile and FIRMWARES must agree
+            raise RuntimeError(f"the demo's {PROFILE_FILE} has no {shown}")
+        profile_text = profile_text.replace(shown, f'firmware: "{firmware}"')
     with tempfile.TemporaryDirectory(prefix="kidaudit-demo-") as tmp:
         tmpdir = Path(tmp)
         profile_path, consent_path = tmpdir / PROFILE_FILE, tmpdir / CONSENT_FILE
-        profile_path.write_text(demo.joinpath(PROFILE_FILE).read_text())
+        profile_path.write_text(profile_text)
         consent_path.write_text(demo.joinpath(CONSENT_FILE).read_text())
         profile = yaml.safe_load(profile_path.read_text())
         run_through_proxy(tmpdir / "mitmproxy",
                           {"kidaudit_profile": str(profile_path),
                            "kidaudit_consent": str(consent_path), "kidaudit_session": str(out)},
-                          lambda proxy: run_session(proxy, profile), termlog=True, watch=True)
-    store, profile, ledger = reopen(out)
-    findings = evaluate(store.iter_observations(), RuleContext(profile, ledger))
-    store.close()
-    return Outputs(out, findings)
+                          lambda proxy: run_session(proxy, profile, firmware),
+                          termlog=termlog, watch=True)
