@@ -116,9 +116,13 @@ def analyze(
     lang: LangOpt = Lang.en,
     reveal: Annotated[bool, typer.Option("--reveal", hidden=True)] = False,
     fail_on: FailOnOpt = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", help="Processes reading and analysing flow files (default: all "
+        "cores); the outputs are the same for any number.")] = None,
 ) -> None:
     """Rebuild findings.json, report.html and detections.csv from saved captures."""
     from auditor.folder import FolderError
+    from auditor.jobs import WorkerLost
     from auditor.live.journal import JOURNAL_FILE
     from auditor.live.lock import settled
     from auditor.offline import analyze as run
@@ -129,15 +133,21 @@ def analyze(
         raise fail(f"{out}: --reveal would write unmasked values into the session folder; "
                    f"analyze, then write the unmasked copy elsewhere with: kidaudit report "
                    f"{out} --out OTHER --reveal")
+    if jobs is not None and jobs < 1:
+        raise fail(f"--jobs {jobs}: give 1 or more processes (default: all cores, "
+                   f"{os.cpu_count() or 1} here)")
     prof, plan = _load(profile, consent)
     for path in inputs:  # a capture's own evidence: first what its journal still holds
         if path.name == FLOWS_FILE and (path.parent / JOURNAL_FILE).is_file():
             settled(path.parent, SETTLE_S)
             _recover(path.parent)
     try:
-        result = run(list(inputs), prof, plan, out, lang=lang.value)
+        result = run(list(inputs), prof, plan, out, lang=lang.value,
+                     jobs=jobs or os.cpu_count() or 1, progress=sys.stderr.isatty())
     except (InputError, ConfigError, FolderError) as e:
         raise fail(str(e)) from None
+    except WorkerLost as e:
+        raise RunFailed(str(e)) from None
     for note in result.notes:
         say(f"kidaudit: note: {note}")
     typer.echo(f"{len(result.findings)} findings; report: {result.report}")
@@ -480,13 +490,20 @@ def campaign(
     run's session folder, one Parquet dataset, a campaign report."""
     from auditor.campaign import gate
     from auditor.campaign.manifest import ManifestError, load_manifest
-    from auditor.campaign.runner import CampaignFailed, run_campaign
+    from auditor.campaign.runner import (
+        CampaignFailed,
+        SchedulerError,
+        check_scheduler,
+        run_campaign,
+    )
     from auditor.campaign.state import CampaignFolderError, check_out
 
     try:
+        if scheduler is not None:
+            check_scheduler(scheduler)
         plan = load_manifest(manifest)
         check_out(out)
-    except (ManifestError, CampaignFolderError) as e:
+    except (ManifestError, SchedulerError, CampaignFolderError) as e:
         raise fail(str(e)) from None
 
     def said(r) -> None:

@@ -179,3 +179,14 @@ def test_parse_is_pure_with_a_resolver() -> None:
     m = parse(doc, "mem.yaml", lambda p: "/lab/" + p)
     assert m.runs == (RunSpec(id="w-2", device="W", firmware="2", inputs=("/lab/a.har",),
                               profile="/lab/p.yaml"),)
+
+
+@pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:8786", "tcp://host", "http://h:1"])
+def test_a_scheduler_that_is_no_address_is_refused_before_anything_starts(
+        lab: Path, address: str) -> None:
+    result = runner.invoke(app, ["campaign", str(_write(lab, GOOD)), "--out",
+                                 str(lab / "out"), "--scheduler", address])
+    assert result.exit_code == 2
+    assert (f"kidaudit: --scheduler {address!r}: expected a Dask scheduler address such as "
+            "tcp://HOST:8786") in result.output
+    assert not (lab / "out").exists()

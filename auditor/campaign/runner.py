@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 import warnings
@@ -30,7 +31,20 @@ from auditor.campaign.changes import changes, ordered
 from auditor.campaign.model import Campaign, FindingRow, Manifest, RunResult, RunSpec
 
 FINDINGS_FILE = "findings.json"  # auditor.session.FINDINGS_FILE, without importing the session
-CONNECT_TIMEOUT_S = 30  # how long to wait for a lab's scheduler to answer
+CONNECT_TIMEOUT_S = 10  # how long to wait for a lab's scheduler to answer
+SCHEDULER_FORM = re.compile(r"(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
+
+
+class SchedulerError(ValueError):
+    """``--scheduler`` is not a scheduler's address: one line, exit 2."""
+
+
+def check_scheduler(address: str) -> None:
+    """``--scheduler`` names a Dask scheduler as ``tcp://HOST:PORT`` (or ``tls://``); any
+    other text is the user's to fix (exit 2), before anything starts."""
+    if not SCHEDULER_FORM.fullmatch(address):
+        raise SchedulerError(f"--scheduler {address!r}: expected a Dask scheduler address such "
+                         "as tcp://HOST:8786")
 
 
 class CampaignFailed(Exception):
@@ -169,13 +183,7 @@ REPORT_LANGS = ("en", "zh")
 
 
 def _render(campaign: Campaign, out: Path) -> None:
-    """campaign.html and campaign.zh.html, by the campaign report writer. CALL SITE: until
-    ``auditor/campaign/report.py`` (another change of issue 16) is in the tree, a campaign
-    writes campaign.json and the dataset only."""
-    import importlib.util
-
-    if importlib.util.find_spec("auditor.campaign.report") is None:
-        return
+    """campaign.html and campaign.zh.html, by the campaign report writer."""
     from auditor.campaign import report
 
     for lang in REPORT_LANGS:
