@@ -234,9 +234,8 @@ def cluster(tmp_path: Path):
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
-        for p in procs:
+        for p in reversed(procs):  # the workers first: without a scheduler they linger
             p.terminate()
-        for p in procs:
             try:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:

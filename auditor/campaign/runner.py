@@ -64,6 +64,9 @@ def run_one(spec: RunSpec, out: str, inputs_sha256: str = "") -> RunResult:
         inputs = [Path(p) for p in spec.inputs]
         if len(inputs) == 1 and inputs[0].is_dir():
             _judge_session(inputs[0], folder)
+            # Recovering a journal or opening an older store writes to it: the hash a re-run
+            # compares is of the store as it was judged.
+            inputs_sha256 = state.inputs_sha256(spec)
         else:
             _analyze(inputs, spec, folder)
         doc = json.loads((folder / FINDINGS_FILE).read_text(encoding="utf-8"))
