@@ -2,8 +2,8 @@
 three tables a lab queries across its whole test matrix with pandas, Dask or DuckDB.
 
 ``DIR/dataset/<table>/device=<d>/firmware=<f>/<run id>.parquet``: hive partitions, their
-values percent-encoded (``urllib.parse.quote(v, safe="")``, which pyarrow's hive reader
-decodes), one file per run so that a run analysed again replaces its own parts and nothing
+values percent-encoded (``urllib.parse.quote(v, safe="")``, which pyarrow's hive reader, and
+so pandas and Dask, decode; DuckDB does from 1.1, duckdb/duckdb#12974), one file per run so that a run analysed again replaces its own parts and nothing
 else. The rows are the run's findings.json (masked, complete), flattened: the recipient
 mapping becomes ``recipient_*`` columns, lists stay lists; every row carries the run's id,
 app version and scenario. Each table has one fixed schema, so a run with no detections
