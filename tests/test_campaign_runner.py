@@ -151,11 +151,17 @@ def test_a_rerun_skips_unchanged_runs_and_redoes_a_changed_one(
     assert [r.findings for r in again.runs] == [r.findings for r in local[1].runs]
     kept = {p: p.stat().st_mtime_ns for p in (out / "dataset").rglob("*.parquet")}
     write_flows(lab2 / "k2" / "150.mitm", [http_flow(f"{MAKER}/reg", EPOCH, {"ok": 1})])
+    # and the lab watch's run as a campaign interrupted before it finished leaves it
+    saved = json.loads((out / "campaign.json").read_text())
+    saved["runs"] = [r for r in saved["runs"] if r["spec"]["id"] != "lab-watch"]
+    (out / "campaign.json").write_text(json.dumps(saved))
     changed = run_campaign(load_manifest(lab2 / "m.yaml"), out)
-    assert [r.status for r in changed.runs] == ["unchanged", "done", "unchanged", "unchanged"]
+    assert [r.status for r in changed.runs] == ["unchanged", "done", "done", "unchanged"]
     assert changed.runs[1].transmissions == 1 and changed.runs[1].findings == ()
-    for path, mtime in kept.items():  # only the changed run's parts were written again
-        assert (path.stat().st_mtime_ns == mtime) == ("1.5.0" not in str(path)), path
+    assert changed.runs[2].findings == local[1].runs[2].findings
+    for path, mtime in kept.items():  # only those two runs' parts were written again
+        again = "1.5.0" in str(path) or "lab-watch" in path.name
+        assert (path.stat().st_mtime_ns != mtime) == again, path
     found = pd.read_parquet(out / "dataset" / "findings")
     assert "acme-k2-1.5.0-idle" not in set(found["run_id"])
     assert {(f.rule, f.recipient) for f in changed.changes[0].fixed} >= {

@@ -171,10 +171,14 @@ def run_campaign(manifest: Manifest, out: Path, *, scheduler: str | None = None,
     for run_id in gone | {spec.id for spec in todo}:
         shutil.rmtree(out / state.RUNS / run_id, ignore_errors=True)
         dataset.remove_run(out, run_id)
+    # campaign.json is written first and after every run: a campaign interrupted half-way
+    # (Ctrl-C, a lost client) leaves a folder the next run takes up, skipping what was done.
+    _save(manifest, out, results)
     if todo:
         for result in _submit(todo, out, hashes, scheduler, workers):
             results[result.spec.id] = result
             on_result(result)
+            _save(manifest, out, results)
     runs = tuple(results[spec.id] for spec in manifest.runs)
     campaign = Campaign(title=manifest.title, runs=runs, changes=changes(runs))
     state.write(out, campaign, manifest.source)
@@ -191,6 +195,13 @@ def _render(campaign: Campaign, out: Path) -> None:
 
     for lang in REPORT_LANGS:
         report.render(campaign, out / report.page_name(lang), lang=lang)
+
+
+def _save(manifest: Manifest, out: Path, results: dict[str, RunResult]) -> None:
+    """campaign.json with the runs finished so far, in manifest order."""
+    runs = tuple(results[s.id] for s in manifest.runs if s.id in results)
+    state.write(out, Campaign(title=manifest.title, runs=runs, changes=changes(runs)),
+                manifest.source)
 
 
 def _replace_status(old: RunResult, spec: RunSpec, status: str) -> RunResult:
