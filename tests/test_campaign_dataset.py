@@ -90,3 +90,12 @@ def test_remove_run_takes_its_parts_wherever_they_were_filed(tmp_path: Path, doc
     dataset.remove_run(tmp_path, "k2-1")
     assert not dataset.written(tmp_path, [SPEC]) and dataset.written(tmp_path, [other])
     assert not list((tmp_path / "dataset").rglob("k2-1.parquet"))
+
+
+def test_dask_reads_the_dataset_as_is(tmp_path: Path, doc: dict) -> None:
+    import dask.dataframe as dd
+
+    dataset.write_run(doc, SPEC, tmp_path)
+    frame = dd.read_parquet(tmp_path / "dataset" / "findings").compute(scheduler="sync")
+    assert sorted(frame["rule"]) == sorted(f["rule"] for f in doc["findings"])
+    assert set(frame["device"].astype(str)) == {"Acme K2/ü"}
