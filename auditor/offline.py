@@ -12,6 +12,7 @@ run's timeline and findings.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -19,26 +20,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-from mitmproxy import http, io
-
+from auditor.chunk import Analysed, Context, Outcome, Skipped, analyse_chunk, analyse_flow, numbered
+from auditor.chunk import outcome as analysed_outcome
 from auditor.folder import check_new
+from auditor.jobs import Pool
 from auditor.marks import mark_of
 from auditor.model import ConsentPlan, Profile, Transmission
 from auditor.session import FLOWS_FILE, Outputs, Session
 from auditor.sources.har import read_har
 from auditor.sources.mitm import (
-    TLS_META,
     InputError,
     Signals,
-    flow_transmissions,
+    har_named_flows,
     http_flow_of,
-    is_mark,
+    is_har_named_flow_file,
     read_flows,
-    saved_mark_event,
-    transmission,
 )
 from auditor.sources.pcap import PcapSource, uninspected_reason
-from auditor.store import private_copy, private_open
+from auditor.sources.split import CHUNK_BYTES, Chunk, Cut, chunks
+from auditor.store import Store, printable, private_copy, private_open
 
 MITM_SUFFIXES = (".mitm", ".flows", ".dump")
 PCAP_SUFFIXES = (".pcap", ".pcapng", ".cap")
@@ -47,6 +47,7 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
 SUPPORTED = MITM_SUFFIXES + PCAP_SUFFIXES + HAR_SUFFIXES
 REORDER_WINDOW_S = 300.0  # how far a flow file may be out of request order (response times)
+BATCH = 500  # messages committed in one transaction
 T = TypeVar("T")
 
 
@@ -73,7 +74,11 @@ def check_inputs(inputs: list[Path]) -> None:
 
 
 def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out: Path, *,
-            lang: str = "en") -> Outputs:
+            lang: str = "en", jobs: int = 1, chunk_bytes: int = CHUNK_BYTES,
+            progress: bool = False) -> Outputs:
+    """``jobs``: processes that read and analyse the flow files' chunks (``auditor.jobs``);
+    at 1, or for flow files of one chunk, all in this process: the outputs are the same.
+    ``progress``: a progress bar of the inputs' bytes on stderr (when it is a terminal)."""
     check_inputs(inputs)
     check_new(out, option="--out")  # evidence never mixes: a new or empty folder
     notes: list[str] = []
@@ -88,11 +93,17 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
         if path.suffix.lower() not in MITM_SUFFIXES:
             _keep_input(path, out)
     signals = Signals(plan)
+    several = len(mitm_inputs) > 1  # the flows are written again, as one flows.mitm
+    mitm_bytes = sum(p.stat().st_size for p in mitm_inputs)
+    pool = (Pool(jobs, profile, plan, several) if jobs > 1 and mitm_bytes > chunk_bytes
+            else None)
+    bar = _Progress(sum(p.stat().st_size for p in inputs)) if progress else None
+    local = Context(session.pipeline, signals, several)
     # Live, transmissions are numbered as requests arrive; a flow file is in response order,
     # so flows are put back in request order within a sliding window (streamed, not loaded).
-    flows = (evidence.add(f) for path in mitm_inputs for f in read_flows(path, notes))
+    flows = _analysed(mitm_inputs, notes, evidence, local, pool, chunk_bytes, bar)
     sources: list[Iterator[tuple[float, int, object]]] = [
-        ((ts, 0, f) for ts, f in _windowed(flows, _flow_ts, REORDER_WINDOW_S))]
+        ((ts, 0, f) for ts, f in _windowed(flows, _ts, REORDER_WINDOW_S))]
     pcaps: list[PcapSource] = []
     for path in inputs:
         suffix = path.suffix.lower()
@@ -105,16 +116,22 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
     names: dict[str, str] = {}
     ids = iter(session.next_id, None)
     try:
-        for _, _, item in heapq.merge(*sources, key=lambda t: (t[0], t[1])):
-            if isinstance(item, Transmission):
-                _captured(session, signals, item)
-            else:
-                _flow(session, signals, item, ids, names)
+        with _Batches(session.store) as batches:
+            for _, _, item in heapq.merge(*sources, key=lambda t: (t[0], t[1])):
+                if isinstance(item, Transmission):
+                    _captured(session, signals, item)
+                else:
+                    _apply(session, item, ids, names)  # type: ignore[arg-type]
+                batches.tick()
     except InputError:
         session.close()
         raise
     finally:
         evidence.close()
+        if pool is not None:
+            pool.close()
+        if bar is not None:
+            bar.close()
     for note in notes:
         session.store.add_error(None, "input", note)
     result = session.write_outputs(lang=lang)  # masked: the unmasked copy is report --out
@@ -124,12 +141,6 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
         f"{p.stats.retransmitted} retransmitted segments, {p.stats.missing_bytes} bytes "
         "missing" for p in pcaps]
     return result
-
-
-def _flow_ts(flow: object) -> float:
-    if isinstance(flow, http.HTTPFlow):
-        return flow.request.timestamp_start
-    return getattr(flow, "timestamp_created", 0.0) or 0.0
 
 
 def _observe(session: Session, tx: Transmission) -> None:
@@ -162,43 +173,149 @@ def _captured(session: Session, signals: Signals, tx: Transmission) -> None:
     _observe(session, tx)
 
 
-def _flow(session: Session, signals: Signals, flow: object, ids: Iterator[int],
-          names: dict[str, str]) -> None:
-    if isinstance(flow, http.HTTPFlow):
-        if is_mark(flow):
-            try:
-                session.record_event(saved_mark_event(flow))
-            except ValueError as e:
-                session.record_error(None, "mark", e)
-            return
-        for ev in signals.events(flow):
-            session.record_event(ev)
-        _observe(session, transmission(flow, next(ids)))
-    try:
-        txs = flow_transmissions(flow, ids, names)
-    except Exception as e:  # noqa: BLE001 - one bad flow must not end the analysis
-        session.record_error(None, "analyze", e)
+def _ts(item: Analysed) -> float:
+    return item.ts
+
+
+def _analysed(paths: list[Path], notes: list[str], evidence: _Evidence, local: Context,
+              pool: Pool | None, chunk_bytes: int, bar: _Progress | None
+              ) -> Iterator[Analysed]:
+    """Every flow of the flow files, analysed (by the pool's workers, or here), in file
+    order; what ``read_flows`` notes about a file (a record skipped, a cut) noted as it did."""
+    for path in paths:
+        if is_har_named_flow_file(path):
+            for flow in har_named_flows(path):
+                item = analyse_flow(local, flow)
+                evidence.add(item.evidence)
+                yield item
+            if bar is not None:
+                bar.advance(path.stat().st_size)
+            continue
+        parts = chunks(path, chunk_bytes)
+        results = (pool.analysed(parts) if pool is not None else
+                   ((c, analyse_chunk(local, c) if isinstance(c, Chunk) else []) for c in parts))
+        count = 0
+        for part, items in results:
+            if isinstance(part, Cut):
+                if count == 0:
+                    raise InputError(f"{path}: not a mitmproxy flow file ({part.problem})")
+                notes.append(f"{path}: stopped after {count} flows at byte {part.at}: "
+                             f"{part.problem}")
+                break
+            if bar is not None:
+                bar.advance(part.size)
+            for item in items:
+                if isinstance(item, Skipped):
+                    if count == 0:
+                        raise InputError(f"{path}: not a mitmproxy flow file ({item.problem})")
+                    notes.append(f"{path}: the record at byte {item.at} was skipped "
+                                 f"({item.problem})")
+                    continue
+                count += 1
+                evidence.add(item.evidence)
+                yield item
+
+
+def _apply(session: Session, item: Analysed, ids: Iterator[int], names: dict[str, str]
+           ) -> None:
+    """A flow's results into the session, in the merged order: numbered, named, committed,
+    as ``analyze`` did it flow by flow."""
+    store = session.store
+    if item.mark is not None:
+        session.record_event(item.mark)
         return
-    if not txs and not isinstance(flow, http.HTTPFlow) and not _is_known(flow):
-        session.store.add_uninspected(_flow_host(flow), f"{type(flow).__name__}: not "
-                                      "analysed by this version")
-    reason = getattr(flow, "metadata", {}).get(TLS_META, {}).get("reason", "")
-    for tx in txs:
-        if not tx.inspected:
-            session.store.add_uninspected(tx.sni or tx.host, reason or "not inspected")
-        _observe(session, tx)
+    if item.mark_error is not None:
+        store.add_error(None, "mark", item.mark_error)
+        return
+    for ev in item.events:
+        session.record_event(ev)
+    if item.request is not None:
+        _commit(session, item.request, next(ids), names)
+    if item.flow_error is not None:
+        for _ in range(item.ids_used):
+            next(ids)
+        store.add_error(None, "analyze", item.flow_error)
+        return
+    if item.unknown is not None:
+        store.add_uninspected(*item.unknown)
+    numbers = [next(ids) for _ in item.messages]  # taken together, as the flow is read
+    for tx_id, outcome in zip(numbers, item.messages, strict=True):
+        _commit(session, outcome, tx_id, names, item.reason or "not inspected")
+    names.update(item.names)
 
 
-def _is_known(flow: object) -> bool:
-    from mitmproxy import dns, tcp, udp
+def _commit(session: Session, outcome: Outcome, tx_id: int, names: dict[str, str],
+            reason: str | None = None) -> None:
+    """One transmission's outcome under its number. A raw-IP one that a DNS answer named
+    before it is analysed again here, under the name (its worker could not know it)."""
+    if outcome.resolve is not None and names and outcome.tx is not None and (
+            name := names.get(outcome.resolve)) is not None:
+        outcome = analysed_outcome(session.pipeline, replace(
+            outcome.tx, id=tx_id, host=printable(name)))
+    obs = numbered(outcome.obs, tx_id)
+    tx = obs.transmission
+    if reason is not None and not tx.inspected:
+        session.store.add_uninspected(tx.sni or tx.host, reason)
+    if outcome.error is None:
+        session.commit(obs)
+        return
+    session.store.add_observation(obs)  # kept without content, as Session.observe keeps it
+    session.store.add_error(tx_id, "analyze", outcome.error)
 
-    return isinstance(flow, tcp.TCPFlow | udp.UDPFlow | dns.DNSFlow)
+
+class _Batches:
+    """Commits every ``size`` messages, not each: a rebuilt session can be rebuilt again,
+    and a transaction per message was a large part of the time."""
+
+    def __init__(self, store: Store, size: int = BATCH) -> None:
+        self._store, self._size, self._count = store, size, 0
+        self._open: contextlib.AbstractContextManager | None = None
+
+    def __enter__(self) -> _Batches:
+        self._open = self._store.batch()
+        self._open.__enter__()
+        return self
+
+    def tick(self) -> None:
+        self._count += 1
+        if self._count >= self._size:
+            self._count = 0
+            self._close(None, None, None)
+            self.__enter__()
+
+    def _close(self, *exc: object) -> None:
+        if self._open is not None:
+            opened, self._open = self._open, None
+            opened.__exit__(*exc)  # type: ignore[arg-type]
+
+    def __exit__(self, *exc: object) -> None:
+        self._close(*exc)
 
 
-def _flow_host(flow: object) -> str:
-    server = getattr(flow, "server_conn", None)
-    address = getattr(server, "address", None)
-    return f"{address[0]}:{address[1]}" if address else "?"
+class _Progress:
+    """A rich progress bar of the inputs' bytes, on stderr."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(TextColumn("kidaudit: analyzing"), BarColumn(), DownloadColumn(),
+                             TimeRemainingColumn(), console=Console(stderr=True),
+                             transient=True)
+        self._task = self._bar.add_task("analyze", total=total or 1)
+        self._bar.start()
+
+    def advance(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+
+    def close(self) -> None:
+        self._bar.stop()
 
 
 def _keep_input(path: Path, out: Path) -> None:
@@ -210,27 +327,25 @@ def _keep_input(path: Path, out: Path) -> None:
 
 class _Evidence:
     """The output folder holds the raw evidence it was built from, as ``flows.mitm``: the
-    input file itself when there is one, else every flow written as it is read."""
+    input file itself when there is one, else every flow written as it is read (as
+    mitmproxy's ``FlowWriter`` writes it: ``chunk.tnet_of``)."""
 
     def __init__(self, inputs: list[Path], target: Path) -> None:
         self._fh = None
-        self._writer: io.FlowWriter | None = None
         if len(inputs) == 1:
             if inputs[0].resolve() != target.resolve():
                 private_copy(inputs[0], target)
         elif inputs:
             self._fh = private_open(target)
-            self._writer = io.FlowWriter(self._fh)
 
-    def add(self, flow: object) -> object:
-        if self._writer is not None:
-            self._writer.add(flow)
-        return flow
+    def add(self, written: bytes | None) -> None:
+        if self._fh is not None and written is not None:
+            self._fh.write(written)
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
-            self._fh = self._writer = None
+            self._fh = None
 
 
 def _windowed(items: Iterable[T], key: Callable[[T], float], window: float

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from mitmproxy import connection, dns, flowfilter, http, io, tcp, udp
 from mitmproxy.flow import Flow
-from mitmproxy.io import compat, tnetstring
+from mitmproxy.io import compat
 from mitmproxy.net.http import url
 
 from auditor.extract.payload import ClientHello, parse_dns
@@ -29,6 +29,7 @@ from auditor.marks import MARK_HOST, is_mark_host, mark_path, parse_mark
 from auditor.memo import Memo, memoised
 from auditor.model import ConsentEvent, ConsentPlan, Transmission
 from auditor.profile import ConfigError
+from auditor.sources import tnet
 from auditor.store import printable
 
 
@@ -339,10 +340,27 @@ def read_flows(path: Path, notes: list[str]) -> Iterator[object]:
     except OSError as e:
         raise InputError(f"{path}: cannot open ({e.strerror})") from e
     with fh:
-        if fh.peek(4)[:4].lstrip(b"\xef\xbb\xbf").startswith(b"{"):
+        if _looks_like_har(fh.peek(4)):
             yield from _har_flows(path, fh)
             return
         yield from _records(path, fh, notes)
+
+
+def _looks_like_har(head: bytes) -> bool:
+    return head[:4].lstrip(b"\xef\xbb\xbf").startswith(b"{")
+
+
+def is_har_named_flow_file(path: Path) -> bool:
+    """A HAR file under a flow file's name (``read_flows`` reads it with mitmproxy's HAR
+    import, whole); every other file is a sequence of tnetstrings."""
+    with open(path, "rb") as fh:
+        return _looks_like_har(fh.read(4))
+
+
+def har_named_flows(path: Path) -> Iterator[object]:
+    """The flows of a HAR file under a flow file's name, as ``read_flows`` gives them."""
+    with open(path, "rb") as fh:
+        yield from _har_flows(path, fh)
 
 
 def _har_flows(path: Path, fh: BinaryIO) -> Iterator[object]:
@@ -359,8 +377,11 @@ class _Cut(Exception):
     """The file's framing ends here: a length prefix missing, or past the end of the file."""
 
 
-class _NotAFlow(Exception):
+class NotAFlow(Exception):
     """A whole record that is not a flow this version can analyse."""
+
+
+_NotAFlow = NotAFlow
 
 
 def _records(path: Path, fh: BinaryIO, notes: list[str]) -> Iterator[object]:
@@ -407,12 +428,17 @@ def _next_record(fh: BinaryIO, size: int) -> bytes | None:
     return digits + b":" + fh.read(length + 1)
 
 
+def flow_of_record(record: bytes) -> Flow:
+    """One whole record of a flow file (``sources.split``) as a flow, or ``NotAFlow``."""
+    return _flow_of(record)
+
+
 def _flow_of(record: bytes) -> Flow:
     """A record as mitmproxy's FlowReader makes it a flow, or _NotAFlow saying why. A state
     of any shape may come in (a bytes value, a flow without a request, nesting thousands
     deep): every failure is that record's, never the run's."""
     try:
-        state = tnetstring.loads(record)
+        state = tnet.loads(record)
         if not isinstance(state, dict):
             raise ValueError(f"a {type(state).__name__} value, not a flow")
         flow = Flow.from_state(compat.migrate_flow(state))

@@ -1,0 +1,205 @@
+"""One flow of a saved capture analysed on its own, so that ``analyze --jobs N`` can run the
+reading, extraction and detection of a chunk of flows in another process.
+
+What a flow needs from the flows before it stays with the parent, which merges the results
+in time order: the transmission numbers (ids are handed out in the merged order, so a result
+carries its observations numbered from 0, and ``numbered`` gives them theirs), and the names
+DNS answers gave raw-IP addresses (a raw TCP/UDP transmission says which address it would
+be named by; the parent, knowing the names learned before it, analyses it again under the
+name when there is one). ``--jobs 1`` runs the very same code in the parent's process, so
+the outputs are the same whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from mitmproxy import http, tcp, udp
+
+from auditor.model import ConsentEvent, Observation, Transmission
+from auditor.pipeline import Pipeline
+from auditor.sources import tnet
+from auditor.sources.mitm import (
+    TLS_META,
+    NotAFlow,
+    Signals,
+    flow_of_record,
+    flow_transmissions,
+    is_mark,
+    saved_mark_event,
+    transmission,
+)
+from auditor.sources.split import Chunk, read_chunk
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One transmission analysed: its observation (numbered 0) or, when the pipeline failed
+    on it, the observation kept without content and the error. ``resolve``: the address a
+    DNS answer may name (raw TCP/UDP without SNI); then ``tx`` is the whole transmission, for
+    the parent to analyse again under that name."""
+
+    obs: Observation
+    error: str | None = None
+    resolve: str | None = None
+    tx: Transmission | None = None
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A flow's results, in the order ``offline`` used to produce them one by one."""
+
+    ts: float  # the merge key: the request's start, or the flow's creation
+    evidence: bytes | None = None  # the flow as FlowWriter writes it (several inputs)
+    mark: ConsentEvent | None = None
+    mark_error: str | None = None
+    events: tuple[ConsentEvent, ...] = ()
+    request: Outcome | None = None  # an HTTP flow's request
+    flow_error: str | None = None  # reading the flow's messages failed: nothing below
+    ids_used: int = 0  # numbers the failed reading had taken
+    unknown: tuple[str, str] | None = None  # a flow of a kind not analysed: host, reason
+    reason: str = ""  # why its transmissions were not inspected (a TLS record flow)
+    messages: tuple[Outcome, ...] = ()
+    names: tuple[tuple[str, str], ...] = ()  # (address, name) a DNS answer gave
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A whole record that is not a flow: the note says where and why."""
+
+    at: int
+    problem: str
+
+
+@dataclass
+class Context:
+    """What a process analysing flows builds once: the pipeline and the plan's signals."""
+
+    pipeline: Pipeline
+    signals: Signals
+    evidence: bool = False  # several inputs: the flows are written again as flows.mitm
+
+
+def analyse_chunk(ctx: Context, chunk: Chunk) -> list[Analysed | Skipped]:
+    out: list[Analysed | Skipped] = []
+    for at, record in read_chunk(chunk):
+        try:
+            flow = flow_of_record(record)
+        except NotAFlow as e:
+            out.append(Skipped(at, str(e)))
+            continue
+        out.append(analyse_flow(ctx, flow))
+    return out
+
+
+class _Counter:
+    """Numbers from 0, counting how many were taken."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        self.taken += 1
+        return self.taken - 1
+
+
+def analyse_flow(ctx: Context, flow: object) -> Analysed:
+    ts = _flow_ts(flow)
+    evidence = tnet_of(flow) if ctx.evidence else None
+    events: tuple[ConsentEvent, ...] = ()
+    request = None
+    if isinstance(flow, http.HTTPFlow):
+        if is_mark(flow):
+            try:
+                return Analysed(ts, evidence, mark=saved_mark_event(flow))
+            except ValueError as e:
+                return Analysed(ts, evidence, mark_error=_text(e))
+        events = tuple(ctx.signals.events(flow))
+        request = outcome(ctx.pipeline, transmission(flow, 0))
+    names: dict[str, str] = {}
+    counter = _Counter()
+    try:
+        txs = flow_transmissions(flow, counter, names)
+    except Exception as e:  # noqa: BLE001 - one bad flow must not end the analysis
+        return Analysed(ts, evidence, events=events, request=request, flow_error=_text(e),
+                        ids_used=counter.taken)
+    unknown = None
+    if not txs and not isinstance(flow, http.HTTPFlow) and not _is_known(flow):
+        unknown = (_flow_host(flow), f"{type(flow).__name__}: not analysed by this version")
+    reason = getattr(flow, "metadata", {}).get(TLS_META, {}).get("reason", "")
+    address = _resolvable(flow)
+    messages = tuple(outcome(ctx.pipeline, tx, address) for tx in txs)
+    return Analysed(ts, evidence, events=events, request=request, unknown=unknown,
+                    reason=reason, messages=messages,
+                    names=tuple((ip, name) for ip, name in names.items()))
+
+
+def outcome(pipeline: Pipeline, tx: Transmission, resolve: str | None = None) -> Outcome:
+    """``Session.observe`` without the store: the observation, or the one kept on failure."""
+    try:
+        obs = pipeline.observe(tx)
+    except OSError:
+        raise  # the machine failing, not the message: the run fails
+    except Exception as e:  # noqa: BLE001 - one bad message must not end the analysis
+        kept = Observation(_without_content(tx), pipeline.recipients.attribute(tx.host, tx.ip),
+                           opaque=(f"*: analysis failed ({type(e).__name__})",))
+        return Outcome(kept, _text(e), resolve, tx if resolve is not None else None)
+    return Outcome(obs, None, resolve, tx if resolve is not None else None)
+
+
+def numbered(obs: Observation, tx_id: int) -> Observation:
+    """The observation under the number the parent gave its transmission."""
+    return replace(obs, transmission=replace(obs.transmission, id=tx_id),
+                   detections=tuple(replace(d, transmission=tx_id) for d in obs.detections))
+
+
+def tnet_of(flow: object) -> bytes:
+    """The flow as mitmproxy's ``FlowWriter.add`` writes it (the same bytes, faster)."""
+    return tnet.dumps(flow.get_state())  # type: ignore[attr-defined]
+
+
+def _without_content(tx: Transmission) -> Transmission:
+    """As ``Session.observe`` keeps a transmission the pipeline failed on."""
+    return replace(tx, body=b"", payload=b"", headers=())
+
+
+def _text(e: BaseException) -> str:
+    """As ``Session.record_error`` writes an error."""
+    return f"{type(e).__name__}: {e}"
+
+
+def _flow_ts(flow: object) -> float:
+    if isinstance(flow, http.HTTPFlow):
+        return flow.request.timestamp_start
+    return getattr(flow, "timestamp_created", 0.0) or 0.0
+
+
+def _resolvable(flow: object) -> str | None:
+    """The address of a raw TCP/UDP flow's server that a DNS answer may name (``destination``
+    looks names up only without SNI)."""
+    if not isinstance(flow, tcp.TCPFlow | udp.UDPFlow):
+        return None
+    conn = flow.server_conn
+    if conn is None or conn.address is None or conn.sni:
+        return None
+    return str(conn.address[0])
+
+
+def _is_known(flow: object) -> bool:
+    from mitmproxy import dns
+
+    return isinstance(flow, tcp.TCPFlow | udp.UDPFlow | dns.DNSFlow)
+
+
+def _flow_host(flow: object) -> str:
+    server = getattr(flow, "server_conn", None)
+    address = getattr(server, "address", None)
+    return f"{address[0]}:{address[1]}" if address else "?"
+
+
+__all__ = ["Analysed", "Context", "Outcome", "Skipped", "analyse_chunk", "analyse_flow",
+           "numbered"]
