@@ -99,3 +99,13 @@ def test_dask_reads_the_dataset_as_is(tmp_path: Path, doc: dict) -> None:
     frame = dd.read_parquet(tmp_path / "dataset" / "findings").compute(scheduler="sync")
     assert sorted(frame["rule"]) == sorted(f["rule"] for f in doc["findings"])
     assert set(frame["device"].astype(str)) == {"Acme K2/ü"}
+
+
+@pytest.mark.parametrize(("device", "firmwares"), [("007", ("2", "10")), ("K2 ü", ("1.0", "2"))])
+def test_read_keeps_partition_values_as_the_lab_wrote_them(
+        tmp_path: Path, doc: dict, device: str, firmwares: tuple[str, ...]) -> None:
+    for n, firmware in enumerate(firmwares):
+        dataset.write_run(doc, RunSpec(id=f"r{n}", device=device, firmware=firmware), tmp_path)
+    frame = dataset.read(tmp_path, "findings")
+    assert set(zip(frame["device"], frame["firmware"], strict=True)) == {
+        (device, f) for f in firmwares}

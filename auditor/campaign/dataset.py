@@ -2,15 +2,17 @@
 three tables a lab queries across its whole test matrix with pandas, Dask or DuckDB.
 
 ``DIR/dataset/<table>/device=<d>/firmware=<f>/<run id>.parquet``: hive partitions, their
-values percent-encoded (``urllib.parse.quote(v, safe="")``, which pyarrow's hive reader, and
-so pandas and Dask, decode; DuckDB does from 1.1, duckdb/duckdb#12974), one file per run so that a run analysed again replaces its own parts and nothing
-else. The rows are the run's findings.json (masked, complete), flattened: the recipient
-mapping becomes ``recipient_*`` columns, lists stay lists; every row carries the run's id,
-app version and scenario. Each table has one fixed schema, so a run with no detections
-writes an empty part the others still merge with (an all-null column would be typed null and
-break the merge). A partition value that looks like a number (firmware ``2``) is read back
-as one unless the reader is given the schema: pass ``partitioning`` with string fields, or
-write firmwares as the lab writes them (``2.0``).
+values percent-encoded (``urllib.parse.quote(v, safe="")``), which pyarrow's hive reader (and
+so pandas and Dask) decodes, and DuckDB from 1.1 (duckdb/duckdb#12974). One file per run, so
+that a run analysed again replaces its own parts and nothing else. The rows are the run's
+findings.json (masked, complete), flattened: the recipient mapping becomes ``recipient_*``
+columns, lists stay lists; every row carries the run's id, app version and scenario. Each
+table has one fixed schema, so a run with no detections writes an empty part the others
+still merge with (an all-null column would be typed null and break the merge).
+
+A reader infers a partition's type from its values: when every firmware (or device) of a
+table looks like an integer (``2``, ``007``) it reads back as a number (``7``). ``read``
+below, or ``PARTITIONING`` passed as ``partitioning=`` to pandas or pyarrow, keeps them text.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from auditor.campaign.model import RunSpec
@@ -50,6 +54,15 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("transmissions", pa.list_(_INT)), ("count", _INT), ("first_seen", _TS),
         ("last_seen", _TS), ("consent", _LIST), ("references", _LIST)]),
 }
+
+
+PARTITIONING = ds.partitioning(pa.schema([("device", _STR), ("firmware", _STR)]),
+                               flavor="hive")
+
+
+def read(out: Path, table: str) -> pd.DataFrame:
+    """One table of the campaign in ``out``, device and firmware as the lab wrote them."""
+    return pd.read_parquet(out / DATASET / table, partitioning=PARTITIONING)
 
 
 def part(out: Path, table: str, spec: RunSpec) -> Path:
