@@ -11,9 +11,21 @@ observations came in. Live alerts feed them as they arrive: a message that lands
 of time order (concurrent connections do that) is stepped where it lands, as an alert must be
 raised now; the findings a session writes come from ``evaluate`` over the stored timeline.
 
-The consent states a finding was judged under are asked of the ledger when the findings are,
-once per message and category: several rules hit one message for the same categories, and
-the alerts raised while traffic flows never show them.
+Memory follows the findings, not the session's length (a soak runs for days). A finding
+while it is gathered keeps facts, not messages: its members' transmission ids with the
+categories each was hit for (a few bytes each), each category's count and first/last time,
+the addresses and consent states it covers. Observations themselves are kept only in a
+window of the most recent ones; a session rule's hit on an older message (the carriers of an
+identifier, found when a second organisation receives it) is looked up through ``recall``,
+which the session gives (one row of its store). Without ``recall`` every observation is kept,
+as small callers and tests need nothing more.
+
+The consent states a finding was judged under are asked of the ledger once per message and
+category: several rules hit one message for the same categories. ``evaluate`` (the reports:
+the ledger is complete) asks when a message's categories are filed, so nothing of the
+message need be kept to ask later. The alerts raised while traffic flows never show them: an
+``Aggregator`` left with ``judge_consent=False`` asks only when ``findings`` is called,
+looking its members up again, under the ledger as it then stands.
 
 The consent family's rules overlap, so a message's hits from them are narrowed before they
 are filed: each category goes to the most specific rule that hit it
@@ -23,14 +35,19 @@ consent rule claimed leave the others.
 
 A rule that raises on one transmission loses that one judgement, never the session's: the
 engine catches it per rule and transmission and keeps it in ``errors`` (the report lists it
-under coverage). One hostile message must not stop every report of a session (issue 13).
+under coverage). One hostile message must not stop every report of a session (issue 13). A
+message the ledger fails on leaves the finding it was filed in (all of its categories) and
+is listed as that rule's error, as if the rule had failed on it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import math
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 
 from auditor.categories import severity_rank
 from auditor.memo import Memo
@@ -41,8 +58,15 @@ from auditor.rules.consent_rules import most_specific
 
 Key = tuple[str, str]  # rule id, recipient organisation
 Failures = dict[tuple[int, str], str]  # (transmission, rule id) -> what was raised
+# A transmission id -> its observation (a store row), None if there is none.
+Recall = Callable[[int], "Observation | None"]
 RULE_STAGE = "rule"  # the coverage ``stage`` of a rule's error: ``rule RULE_ID``
 STATES = 1 << 16  # (message, category) consent states remembered while findings are judged
+# Observations kept in memory when a ``recall`` can fetch older ones: a session rule's hits
+# are nearly always on the last few messages (the previous one to the same recipient), so
+# the store is asked rarely (the carriers of an identifier, when it is linked).
+WINDOW = 2048
+MASK_BITS = 64  # categories a finding's members record as bits of one machine word
 
 
 def finding_id(rule_id: str, organisation: str) -> str:
@@ -68,58 +92,128 @@ def _failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-@dataclass
 class _Open:
-    """A finding while its messages are gathered: they are kept with the categories the rule
-    hit each for, not their consent states, which are judged once, when the findings are
-    asked for. A message is a member once, however often a session rule hits it."""
+    """A finding while its messages are gathered, as facts: the members' transmission ids
+    (sorted, each once however often a session rule hits it) with the categories each was
+    filed for as bits, and what the finding reports of them, kept up to date as they come
+    (per category: count, first, last; the addresses; the consent states seen). A later hit
+    adding a category to a member counts that category only."""
 
-    rule: Rule
-    organisation: str
-    members: dict[int, Observation] = field(default_factory=dict)  # by transmission id
-    hit: dict[int, set[str]] = field(default_factory=dict)  # transmission id -> categories
+    __slots__ = ("rule", "organisation", "ids", "masks", "bits", "names", "failed", "first",
+                 "last", "facts", "recipients", "consent")
 
-    def add(self, obs: Observation, cats: frozenset[str]) -> None:
-        """File a hit: the message once, its categories merged with any earlier hit's."""
-        self.members[obs.transmission.id] = obs
-        self.hit.setdefault(obs.transmission.id, set()).update(cats)
+    def __init__(self, rule: Rule, organisation: str) -> None:
+        self.rule, self.organisation = rule, organisation
+        self.ids = array("q")  # member transmission ids, ascending
+        self.masks: array | list[int] = array("Q")  # the member's categories, as bits
+        self.bits: dict[str, int] = {}  # category -> its bit (a mask of one)
+        self.names: list[str] = []  # bit -> category
+        self.failed: set[int] = set()  # messages the ledger failed on: never members
+        self.first, self.last = math.inf, -math.inf
+        self.facts: dict[str, list] = {}  # category -> [count, first, last]
+        self.recipients: set[str] = set()
+        self.consent: set[str] = set()
 
-    def finding(self, members: Iterable[Observation] | None = None,
-                consent: frozenset[str] = frozenset()) -> Finding:
-        """The finding over ``members`` (all of them unless given), judged under ``consent``."""
-        kept = list(self.members.values()) if members is None else list(members)
-        txs = [o.transmission for o in kept]
-        times = [tx.ts for tx in txs]
-        sent: dict[str, list[float]] = {}
-        for o in kept:
-            for cat in self.hit[o.transmission.id]:
-                sent.setdefault(cat, []).append(o.transmission.ts)
-        per_category = tuple(CategoryFacts(c, len(ts), min(ts), max(ts))
-                             for c, ts in sorted(sent.items()))
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return isinstance(tx_id, int) and self._index(tx_id)[1]
+
+    def _bit(self, category: str) -> int:
+        bit = self.bits.get(category)
+        if bit is None:
+            if len(self.names) == MASK_BITS and isinstance(self.masks, array):
+                self.masks = list(self.masks)  # more categories than a word holds
+            bit = self.bits[category] = 1 << len(self.names)
+            self.names.append(category)
+        return bit
+
+    def categories(self, mask: int) -> list[str]:
+        return sorted(name for i, name in enumerate(self.names) if mask >> i & 1)
+
+    def _index(self, tx_id: int) -> tuple[int, bool]:
+        """Where ``tx_id`` is, or would go, among the members; whether it is one."""
+        ids = self.ids
+        if not ids or tx_id > ids[-1]:  # the usual case: messages come in order
+            return len(ids), False
+        i = bisect_left(ids, tx_id)
+        return i, i < len(ids) and ids[i] == tx_id
+
+    def new_categories(self, tx_id: int, cats: Iterable[str]) -> list[str]:
+        """The categories of a hit the member was not yet filed for (all, for a new one)."""
+        i, member = self._index(tx_id)
+        if not member:
+            return sorted(cats)
+        had = self.masks[i]
+        return sorted(c for c in cats if not had & self.bits.get(c, 0))
+
+    def members(self) -> Iterator[tuple[int, list[str]]]:
+        """Each member's id with its categories, in id order."""
+        for tx_id, mask in zip(self.ids, self.masks, strict=True):
+            yield tx_id, self.categories(mask)
+
+    def file(self, tx_id: int, ts: float, label: str, cats: Iterable[str]) -> None:
+        """A hit: the message once, the categories it adds counted once each."""
+        i, member = self._index(tx_id)
+        mask = 0
+        for category in cats:
+            mask |= self._bit(category)
+        if member:
+            mask &= ~self.masks[i]
+            self.masks[i] |= mask
+        else:
+            self.ids.insert(i, tx_id)
+            self.masks.insert(i, mask)
+            self.first, self.last = min(self.first, ts), max(self.last, ts)
+            self.recipients.add(label)
+        for category in self.categories(mask):
+            facts = self.facts.get(category)
+            if facts is None:
+                self.facts[category] = [1, ts, ts]
+            else:
+                facts[0] += 1
+                facts[1], facts[2] = min(facts[1], ts), max(facts[2], ts)
+
+    def finding(self) -> Finding:
         return Finding(
             id=finding_id(self.rule.id, self.organisation),
             rule=self.rule.id, severity=self.rule.severity, title=self.rule.title,
-            categories=tuple(sorted(sent)), recipient=self.organisation,
-            transmissions=tuple(sorted(tx.id for tx in txs)), first_seen=min(times),
-            last_seen=max(times), references=self.rule.references,
-            consent=tuple(sorted(consent)),
-            recipients=tuple(sorted({recipient_of(o) for o in kept})),
-            per_category=per_category)
+            categories=tuple(sorted(self.facts)), recipient=self.organisation,
+            transmissions=tuple(self.ids), first_seen=self.first, last_seen=self.last,
+            references=self.rule.references, consent=tuple(sorted(self.consent)),
+            recipients=tuple(sorted(self.recipients)),
+            per_category=tuple(CategoryFacts(c, n, first, last)
+                               for c, (n, first, last) in sorted(self.facts.items())))
 
 
 class Aggregator:
     """Feeds observations through every rule, each where it lands; live alerts and
-    ``evaluate`` alike."""
+    ``evaluate`` alike.
 
-    def __init__(self, ctx: RuleContext, rules: Iterable[Rule] = CATALOGUE) -> None:
+    ``judge_consent``: ask the ledger for a message's consent states as its categories are
+    filed (the ledger must be complete: ``evaluate``); otherwise when ``findings`` is called.
+    ``recall``: an observation by transmission id, for session-rule hits on messages older
+    than the last ``window``; without it every observation is kept."""
+
+    def __init__(self, ctx: RuleContext, rules: Iterable[Rule] = CATALOGUE, *,
+                 judge_consent: bool = False, recall: Recall | None = None,
+                 window: int = WINDOW) -> None:
+        if window < 1:
+            raise ValueError(f"the window holds at least one observation, not {window}")
         self.ctx = ctx
         self.rules = tuple(rules)
+        self.judge_consent = judge_consent
         self._message = tuple(r for r in self.rules if r.scope == "message")
         self._session = tuple(r for r in self.rules if r.scope == "session")
         self._open: dict[Key, _Open] = {}
-        self._by_id: dict[int, Observation] = {}
+        self._recall = recall
+        self._window = window
+        self._recent: OrderedDict[int, Observation] = OrderedDict()
         self._memo: dict[str, StepMemo] = {r.id: {} for r in self._session}
         self._errors: Failures = {}  # a rule that raised on a transmission
+        self._ledger_failed: Failures = {}  # the ledger raised on a filed message
+        self._states: Memo[tuple[int, str], str] = Memo(STATES)
         # the findings with their consent states and the ledger's failures, until an ``add``
         # (the ledger may have moved by then: a mark arrives while traffic flows)
         self._judged: tuple[list[Finding], Failures] | None = None
@@ -128,16 +222,20 @@ class Aggregator:
         """Apply every rule to one observation; return the findings it opened, as alerts
         show them (without the consent states ``findings`` judges)."""
         self._judged = None
-        self._by_id[obs.transmission.id] = obs
+        self._remember(obs)
         hits = self._judge(obs)
         opened = [found for rule in self._message
                   if (cats := hits.get(rule.id)) is not None
                   and (found := self._record(rule, obs, cats))]
         return opened + self._step(obs) if self._session else opened
 
-    def extend(self, observations: Iterable[Observation]) -> list[Finding]:
-        """Many observations at once, in timeline order; returns the findings opened."""
-        return [f for obs in timeline(observations) for f in self.add(obs)]
+    def extend(self, observations: Iterable[Observation], *, ordered: bool = False
+               ) -> list[Finding]:
+        """Many observations at once, in timeline order; returns the findings opened.
+        ``ordered``: they come in timeline order already (a store read by time and id), so
+        they are fed as they come, never held all at once."""
+        stream = observations if ordered else timeline(observations)
+        return [f for obs in stream for f in self.add(obs)]
 
     def findings(self) -> list[Finding]:
         """All findings with the consent states they were judged under, worst first, then
@@ -153,8 +251,25 @@ class Aggregator:
                 for (tx_id, rule_id), message in sorted(failures.items())]
 
     # -- internals ---------------------------------------------------------------------------
-    def _failed(self, rule: Rule, obs: Observation, exc: Exception) -> None:
-        self._errors[(obs.transmission.id, rule.id)] = _failure(exc)
+    def _remember(self, obs: Observation) -> None:
+        """The observation in the window (or for good, without a ``recall``)."""
+        recent = self._recent
+        recent[obs.transmission.id] = obs
+        if self._recall is not None and len(recent) > self._window:
+            recent.popitem(last=False)
+
+    def _observation(self, tx_id: int) -> Observation:
+        """A message by id: from the window, else recalled (KeyError: neither has it)."""
+        obs = self._recent.get(tx_id)
+        if obs is not None:
+            return obs
+        recalled = self._recall(tx_id) if self._recall is not None else None
+        if recalled is None:
+            raise KeyError(f"transmission {tx_id} is neither in memory nor recalled")
+        return recalled
+
+    def _failed(self, rule: Rule, tx_id: int, exc: Exception) -> None:
+        self._errors[(tx_id, rule.id)] = _failure(exc)
 
     def _judge(self, obs: Observation) -> dict[str, frozenset[str]]:
         """Every message rule's hit on one message (rule id -> categories), each consent
@@ -166,7 +281,7 @@ class Aggregator:
             try:
                 cats = rule.check(obs, self.ctx)
             except Exception as e:  # noqa: BLE001 - one rule on one message, not the session
-                self._failed(rule, obs, e)
+                self._failed(rule, obs.transmission.id, e)
                 continue
             if cats is not None:
                 hits[rule.id] = cats
@@ -174,15 +289,58 @@ class Aggregator:
 
     def _record(self, rule: Rule, obs: Observation, cats: frozenset[str]) -> Finding | None:
         """File one hit under its finding; the finding when this opened it (a live alert is
-        raised once per finding, not per category or message)."""
+        raised once per finding, not per category or message), as alerts show it."""
         key = (rule.id, organisation_of(obs))
+        tx = obs.transmission
         agg = self._open.get(key)
+        opened = None
         if agg is None:
             agg = self._open[key] = _Open(rule, key[1])
-            agg.add(obs, cats)
-            return agg.finding()
-        agg.add(obs, cats)
-        return None
+            alert = _Open(rule, key[1])
+            alert.file(tx.id, tx.ts, recipient_of(obs), cats)
+            opened = alert.finding()
+        if tx.id in agg.failed:
+            return opened
+        new = agg.new_categories(tx.id, cats)
+        if self.judge_consent and new:
+            try:
+                agg.consent |= {self._status(obs, c, self._states) for c in new}
+            except Exception as e:  # noqa: BLE001 - one message, not the session
+                self._ledger_failed[(tx.id, rule.id)] = _failure(e)
+                self._drop(key, agg, tx.id)
+                return opened
+        agg.file(tx.id, tx.ts, recipient_of(obs), new)
+        return opened
+
+    def _drop(self, key: Key, agg: _Open, tx_id: int) -> None:
+        """A message the ledger failed on leaves its finding; if it had been filed there
+        already (for other categories), the finding's facts are gathered again without it."""
+        agg.failed.add(tx_id)
+        if tx_id in agg:  # a member: what it added must go
+            again, failed = self._rejudged(agg, self._states)
+            again.failed = agg.failed | set(failed)
+            self._ledger_failed.update(((t, agg.rule.id), m) for t, m in failed.items())
+            self._open[key] = again
+
+    def _rejudged(self, agg: _Open, states: Memo[tuple[int, str], str]
+                  ) -> tuple[_Open, dict[int, str]]:
+        """The finding gathered again from its members, each looked up and judged under the
+        ledger (once per message and category, through ``states``); the members that fail
+        (the ledger, or the look-up) are left out and returned with what was raised."""
+        again = _Open(agg.rule, agg.organisation)
+        failed: dict[int, str] = {}
+        for tx_id, cats in agg.members():
+            if tx_id in agg.failed:
+                continue
+            try:
+                obs = self._observation(tx_id)
+                consent = {self._status(obs, c, states) for c in cats}
+            except Exception as e:  # noqa: BLE001 - one message, not the session
+                failed[tx_id] = _failure(e)
+                continue
+            again.consent |= consent
+            again.file(tx_id, obs.transmission.ts, recipient_of(obs), cats)
+        return again, failed
 
     def _step(self, obs: Observation) -> list[Finding]:
         opened: list[Finding] = []
@@ -191,40 +349,41 @@ class Aggregator:
             try:  # the hits as a list first: a step failing halfway places none of them
                 hits = list(rule.step(obs, self._memo[rule.id], self.ctx))
             except Exception as e:  # noqa: BLE001 - one rule on one message, not the session
-                self._failed(rule, obs, e)
+                self._failed(rule, obs.transmission.id, e)
                 continue
             for tx_id, cats in hits:
                 try:
-                    found = self._record(rule, self._by_id[tx_id], cats)
+                    hit = self._observation(tx_id)
+                except Exception as e:  # noqa: BLE001 - as below, on the stepping message
+                    self._failed(rule, obs.transmission.id, e)
+                    continue
+                try:
+                    found = self._record(rule, hit, cats)
                 except Exception as e:  # noqa: BLE001 - as above, for the hit's message
-                    self._failed(rule, self._by_id.get(tx_id, obs), e)
+                    self._failed(rule, tx_id, e)
                     continue
                 if found is not None:
                     opened.append(found)
         return opened
 
     def _judgement(self) -> tuple[list[Finding], Failures]:
-        """Every finding with the consent states its messages' categories were sent under.
-        The ledger is asked once per message and category, however many rules hit it; a
-        message the ledger fails on leaves that finding and is listed as the rule's error,
-        as if the rule had failed on it."""
+        """Every finding with the consent states its messages' categories were sent under:
+        judged as they were filed (``judge_consent``), else now, under the ledger as it
+        stands, each member looked up again."""
         if self._judged is None:
-            states: Memo[tuple[int, str], str] = Memo(STATES)
             failed: Failures = {}
-            out: list[Finding] = []
-            for agg in self._open.values():
-                consent: set[str] = set()
-                kept: list[Observation] = []
-                for obs in agg.members.values():
-                    cats = agg.hit[obs.transmission.id]
-                    try:
-                        consent |= {self._status(obs, c, states) for c in cats}
-                    except Exception as e:  # noqa: BLE001 - one message, not the session
-                        failed[(obs.transmission.id, agg.rule.id)] = _failure(e)
-                        continue
-                    kept.append(obs)
-                if kept:
-                    out.append(agg.finding(kept, frozenset(consent)))
+            if self.judge_consent:
+                judged = [agg for agg in self._open.values() if agg]
+                failed.update(self._ledger_failed)
+            else:
+                states: Memo[tuple[int, str], str] = Memo(STATES)
+                judged = []
+                for agg in self._open.values():
+                    again, dropped = self._rejudged(agg, states)
+                    failed.update(((t, agg.rule.id), m) for t, m in dropped.items())
+                    if again:
+                        judged.append(again)
+            out = [agg.finding() for agg in judged]
             out.sort(key=lambda f: (severity_rank(f.severity), -f.count, f.rule, f.recipient,
                                     f.categories))
             self._judged = out, failed
@@ -240,11 +399,15 @@ class Aggregator:
 
 def evaluate(observations: Iterable[Observation], ctx: RuleContext,
              rules: Iterable[Rule] = CATALOGUE, *,
-             errors: list[dict[str, object]] | None = None) -> list[Finding]:
+             errors: list[dict[str, object]] | None = None, ordered: bool = False,
+             recall: Recall | None = None) -> list[Finding]:
     """Every finding of a session, the same for the same input whatever its order. A rule
-    that failed on a transmission is appended to ``errors`` (coverage rows), when given."""
-    agg = Aggregator(ctx, rules)
-    agg.extend(observations)
+    that failed on a transmission is appended to ``errors`` (coverage rows), when given.
+    ``ordered``: the observations come in timeline order already (by time, then id) and are
+    streamed, not held; ``recall`` then looks up the older ones a session rule hits (see
+    ``Aggregator``)."""
+    agg = Aggregator(ctx, rules, judge_consent=True, recall=recall)
+    agg.extend(observations, ordered=ordered)
     if errors is not None:
         errors.extend(agg.errors())
     return agg.findings()

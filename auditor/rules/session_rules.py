@@ -7,6 +7,7 @@ the same timeline, a step returns the same hits: live alerts and offline reports
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 
 from auditor.model import Detection, Observation
@@ -63,10 +64,11 @@ def cross_service_linking(obs: Observation, memo: StepMemo, ctx: RuleContext
     The organisation is the unit, not the host: the maker's domains and addresses are one,
     and a disclosed processor granted the identifier acts for the maker (PIPL 21)."""
     if "seeds" not in memo:
-        memo.update(seeds=_seed_index(ctx), orgs={}, carriers={})
+        memo.update(seeds=_seed_index(ctx), orgs={}, carriers={}, catsets={})
     seeds, several = memo["seeds"]
     orgs: dict[str, set[str]] = memo["orgs"]
-    carriers: dict[str, list[tuple[int, frozenset[str]]]] = memo["carriers"]
+    carriers: dict[str, _Carriers] = memo["carriers"]
+    catsets: dict[frozenset[str], int] = memo["catsets"]
     found: dict[str, set[str]] = {}
     for d in obs.detections if obs.transmission.direction == "up" else ():
         if d.category in IDENTIFIERS:
@@ -77,13 +79,37 @@ def cross_service_linking(obs: Observation, memo: StepMemo, ctx: RuleContext
     maker = for_the_maker(obs, ctx) if org != FIRST_PARTY_ORG else frozenset()
     for key, cats in found.items():
         seen = orgs.setdefault(key, set())
-        already = len(seen) >= LINKED_BY
-        seen.add(FIRST_PARTY_ORG if cats <= maker else org)
-        carriers.setdefault(key, []).append((obs.transmission.id, frozenset(cats)))
-        if already:
+        if len(seen) >= LINKED_BY:  # linked already: this message is evidence at once
+            seen.add(FIRST_PARTY_ORG if cats <= maker else org)
             yield Hit(obs.transmission.id, frozenset(cats))
-        elif len(seen) >= LINKED_BY:
-            yield from (Hit(tx_id, c) for tx_id, c in carriers[key])
+            continue
+        seen.add(FIRST_PARTY_ORG if cats <= maker else org)
+        kept = carriers.get(key)
+        if kept is None:
+            kept = carriers[key] = _Carriers()
+        kept.add(obs.transmission.id, catsets.setdefault(frozenset(cats), len(catsets)))
+        if len(seen) >= LINKED_BY:  # linked now: every carrier so far, then no more kept
+            names = list(catsets)
+            del carriers[key]
+            yield from (Hit(tx_id, names[i]) for tx_id, i in kept)
+
+
+class _Carriers:
+    """The messages that carried one identifier, until a second organisation receives it:
+    ids and their category sets (as indexes into the memo's ``catsets``), a few bytes each,
+    for an identifier a device sends its maker every few seconds for days."""
+
+    __slots__ = ("ids", "sets")
+
+    def __init__(self) -> None:
+        self.ids, self.sets = array("q"), array("H")
+
+    def add(self, tx_id: int, catset: int) -> None:
+        self.ids.append(tx_id)
+        self.sets.append(catset)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self.ids, self.sets, strict=True)
 
 
 # -- EXCESS_FREQUENCY -----------------------------------------------------------------------
