@@ -53,6 +53,9 @@ def _benchmarks(args: argparse.Namespace) -> list[tuple[str, object]]:
             repeats=1 if args.quick else 3)),
         ("analyze_memory", lambda: analyze_memory.run(size)),
     ]
+    if importlib.util.find_spec("bench.analyze_speed") is not None:
+        speed = importlib.import_module("bench.analyze_speed")
+        out.append(("analyze_speed", lambda: speed.run(5000 if args.quick else 20000)))
     if importlib.util.find_spec("bench.pcap_ingest") is not None:
         pcap = importlib.import_module("bench.pcap_ingest")
         out.append(("pcap_ingest", pcap.run))

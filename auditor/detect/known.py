@@ -31,6 +31,7 @@ import phonenumbers
 
 from auditor.categories import CHILD_KEYS, IDENTIFIER_KEYS
 from auditor.detect.chinese import is_chinese, pinyin_names, writings
+from auditor.memo import Memo
 from auditor.model import DEFAULT_REGION, Detection, Field, Profile
 
 # UTF-8 bytes of a plain form in the automaton: shorter ones would match all over the place
@@ -66,6 +67,9 @@ UTF16_LOOKBACK = 64
 # character whatever a hostile message holds.
 LONG_RUN = 512
 MIN_SEGMENT = 10
+# ``_found`` remembers its result for texts up to FOUND_MEMO_TEXT characters, at most
+# FOUND_MEMO of them (``auditor.memo``: bounded whatever a device sends).
+FOUND_MEMO, FOUND_MEMO_TEXT = 8192, 512
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,9 @@ class KnownValues:
             self._auto.add_word(key, (key, vs))
         if self._written:
             self._auto.make_automaton()
+        # A device sends the same names (field paths) and many of the same short values
+        # message after message: what ``_found`` finds in a short text is remembered.
+        self._seen: Memo[str, tuple[tuple[int, int, Variant], ...]] = Memo(FOUND_MEMO)
 
     @classmethod
     def from_profile(cls, profile: Profile) -> KnownValues:
@@ -361,7 +368,16 @@ class KnownValues:
                                 f.value[start:end + 1], CONFIDENCE)
             yield from self._in_names(tx_id, f, named)
 
-    def _found(self, value: str) -> list[tuple[int, int, Variant]]:
+    def _found(self, value: str) -> tuple[tuple[int, int, Variant], ...]:
+        """``_find`` of a short text from the memo (the same result: ``_find`` is pure)."""
+        if len(value) > FOUND_MEMO_TEXT:
+            return self._find(value)
+        hit = self._seen.get(value)
+        if hit is None:
+            hit = self._seen.put(value, self._find(value))
+        return hit
+
+    def _find(self, value: str) -> tuple[tuple[int, int, Variant], ...]:
         """(start, end, variant) of every seed in ``value`` (``end`` inclusive). The longest
         match of a seed stands for the shorter ones inside it: the padded base64, the
         ``+86`` number around the national one."""
@@ -380,7 +396,7 @@ class KnownValues:
             kept.append((start, end, v))
             ends[v.seed, start] = max(ends.get((v.seed, start), -1), end)
             reach[v.seed] = max(longest, end - start)
-        return kept
+        return tuple(kept)
 
     def _in_names(self, tx_id: int, f: Field, named: set[tuple[str, Seed]]
                   ) -> Iterator[Detection]:
