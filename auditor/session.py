@@ -6,14 +6,18 @@ alike, so live and offline results come from the same code.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import pickle
 import platform
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from auditor import RULESET_VERSION, __version__
 from auditor.consent import Ledger
@@ -160,7 +164,7 @@ class Session:
     def _live_aggregator(self) -> Aggregator:
         """The rules as traffic flows, for alerts: the findings written at the end are judged
         again from the store, in timeline order."""
-        return Aggregator(RuleContext(self.profile, self.ledger))
+        return Aggregator(RuleContext(self.profile, self.ledger), recall=self.store.observation)
 
     def close(self) -> None:
         self.store.close()
@@ -175,12 +179,29 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     """findings.json, detections.csv and report.html, recomputed from the store, into the
     session folder or into ``out`` (``kidaudit report DIR --out OTHER``: another language
     beside the first, or the lab's unmasked copy, never in the folder that is sent out)."""
+    judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
+    # The profile's position is masked wherever it stands, a latitude alone included: one
+    # coordinate pairs with nothing, so no detection names it.
+    seeded = [("location.precise", str(v)) for v in (
+        profile.location.lat, profile.location.lon)] if profile.location else []
+    # One walk over the store judges the rules, gathers what their statuses ask and
+    # surveys the document; each output then reads the rows again, one at a time, each
+    # with the consent states it was judged under worked out as it is written.
+    with Spool(directory) as rows:
+        seen = exercise.Seen()
+        survey = document.Survey(lambda o: _states(o, ledger), seeded, reveal, keep=rows.add)
+        findings = _judge(store, RuleContext(profile, ledger), judged, seen, survey)
+        seen.close(ledger.events)
+        return _write(directory, store, ledger, findings, judged, seen, survey, rows,
+                      lang=lang, reveal=reveal, seeded=seeded, out=out)
+
+
+def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding],
+           judged: list[dict[str, object]], seen: exercise.Seen, survey: document.Survey,
+           rows: Spool, *, lang: str, reveal: bool, seeded: list[tuple[str, str]],
+           out: Path | None) -> Outputs:
     from auditor.report import html
 
-    judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
-    seen = exercise.Seen()
-    findings = _judge(store, RuleContext(profile, ledger), judged, seen)
-    seen.close(ledger.events)
     meta = store.meta()
     inputs = tuple(i for i in meta.get("inputs", "").split(",") if i)
     session = document.SessionInfo(
@@ -200,15 +221,10 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         **_sign_off(meta, inputs),  # type: ignore[arg-type]
     )
     coverage = {"uninspected": store.uninspected(), "errors": store.errors() + judged}
-    # The profile's position is masked wherever it stands, a latitude alone included: one
-    # coordinate pairs with nothing, so no detection names it.
-    seeded = [("location.precise", str(v)) for v in (
-        profile.location.lat, profile.location.lon)] if profile.location else []
-    # The document's rows are read from the store again by each output, one at a time,
-    # each with the consent states it was judged under worked out as it is written.
     doc = document.build(session, document.Replay(store.iter_observations), findings,
                          ledger.events, coverage, consent=lambda o: _states(o, ledger),
-                         reveal=reveal, seeded=seeded,
+                         reveal=reveal, seeded=seeded, survey=survey,
+                         built=document.Replay(rows.__iter__), recall=store.observation,
                          **exercised(seen, findings, ledger))
     target = private_dir(out) if out is not None else directory
     # A row a renderer could not write is listed under coverage errors in what is written
@@ -222,13 +238,72 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     return Outputs(target, findings)
 
 
+class Spool:
+    """The document's rows as the survey masked them, kept on disk and read back by each
+    output: masking a message is the dear part of writing the reports, so it is done once,
+    and memory holds a batch. The file has no name (made in the session's private folder
+    and unlinked at once), so a run killed midway leaves nothing behind; each walk reads
+    it at its own offset (``os.pread``), so two walks may interleave."""
+
+    BATCH = 256
+
+    def __init__(self, directory: Path) -> None:
+        self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed on exit
+        self._batch: list[object] = []
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def add(self, row: object) -> None:
+        self._batch.append(row)
+        if len(self._batch) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            pickle.dump(self._batch, self._file, pickle.HIGHEST_PROTOCOL)
+            self._batch = []
+
+    def __iter__(self) -> Iterator[Any]:
+        """The rows in the order they were added."""
+        self._flush()
+        self._file.flush()
+        reader = io.BufferedReader(_ReadAt(self._file.fileno()), 1 << 16)
+        while True:
+            try:
+                batch = pickle.load(reader)
+            except EOFError:
+                return
+            yield from batch
+
+
+class _ReadAt(io.RawIOBase):
+    """A file descriptor read from its start at an offset of its own."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.at = fd, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = os.pread(self.fd, len(buffer), self.at)
+        buffer[:len(data)] = data
+        self.at += len(data)
+        return len(data)
+
+
 def _judge(store: Store, ctx: RuleContext, errors: list[dict[str, object]],
-           seen: exercise.Seen) -> list[Finding]:
+           seen: exercise.Seen, survey: document.Survey) -> list[Finding]:
     """The session's findings, from one walk over the store in timeline order; the same
-    walk gathers what the rules' statuses ask (``seen``)."""
+    walk gathers what the rules' statuses ask (``seen``) and surveys the document."""
     def walked() -> Iterator[Observation]:
         for o in store.iter_observations():
             seen.add(o)
+            survey.add(o)
             yield o
 
     return evaluate(walked(), ctx, errors=errors)

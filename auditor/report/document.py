@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from auditor.mask import Masker, mask
+from auditor.memo import memoised
 from auditor.model import ConsentEvent, Detection, Finding, Observation
 
 SCHEMA = "kidaudit.findings/1"
@@ -493,20 +494,23 @@ def build(session: SessionInfo, observations: Iterable[Observation],
           consent: Mapping[int, Mapping[str, str]] | Callable[[Observation], Mapping[str, str]]
           | None = None,
           reveal: bool = False, seeded: Iterable[tuple[str, str]] = (),
-          rules: Iterable[RuleResult] = (), not_covered: Iterable[str] = ()) -> Document:
+          rules: Iterable[RuleResult] = (), not_covered: Iterable[str] = (),
+          survey: Survey | None = None,
+          built: Iterable[tuple[TransmissionEntry, list[DetectionEntry], list[str]]]
+          | None = None,
+          recall: Callable[[int], Observation | None] | None = None) -> Document:
     """The document. Masked (unless ``reveal``): each transmission's URL, host, recipient,
     field paths and opaque notes with its own detections' values hidden in every form
     (``auditor.mask.Masker``). A transmission whose rows cannot be built is left out and
     listed under coverage errors, and the rest is written: one odd message must not cost
     the lab its report.
 
-    ``observations``: the session's messages in timeline order, walked here once and
-    again by each renderer, one at a time (a list, or a ``Replay`` reading the store):
-    the document's transmissions, detections and opaque notes are ``Replay`` streams of
-    masked rows, never held whole. ``consent``: each transmission's states (category →
-    state it was judged under), a mapping by id or a function of the observation, asked
-    as each row is made; one it fails on is shown without states and listed under
-    coverage errors.
+    ``observations``: the session's messages in timeline order, walked by each renderer
+    again, one at a time (a list, or a ``Replay`` reading the store): the document's
+    transmissions, detections and opaque notes are ``Replay`` streams of masked rows,
+    never held whole. ``consent``: each transmission's states (category → state it was
+    judged under), a mapping by id or a function of the observation, asked as each row is
+    made; one it fails on is shown without states and listed under coverage errors.
 
     The session-wide texts (a finding's recipients, uninspected hosts, coverage messages,
     the plan's steps not covered) are masked with ``seeded`` (category, value) pairs (the
@@ -515,15 +519,21 @@ def build(session: SessionInfo, observations: Iterable[Observation],
     that grows with the session's hosts, not with its messages. A coverage message naming
     a transmission is masked with that transmission's own detections too. ``coverage``:
     the store's ``uninspected`` and ``errors`` rows. ``rules`` and ``not_covered`` go into
-    the verdict (``judge``) with the findings and coverage built here."""
-    show: Callable[..., str] = _same if reveal else mask
-    always = [Detection(0, category, "known", "", "", (), "", value, 1.0)
-              for category, value in seeded]
+    the verdict (``judge``) with the findings and coverage built here.
+
+    ``survey``: a ``Survey`` of the same messages, consent and masking, already fed
+    (``write_outputs`` feeds it on the rules' walk, saving one); without it the messages
+    are surveyed here. ``built``: the rows that survey made and kept (``Survey(keep=)``),
+    read again instead of masking every message once more for each output; ``recall``:
+    one message by id, for a coverage message naming one the survey did not keep."""
     states = _consent_of(consent)
     extra = [e for e in coverage.get("errors", [])]
-    survey = _Survey({e.get("transmission") for e in extra} - {None})
-    for i, o in enumerate(observations):
-        survey.add(i, o, show, always, states, reveal)
+    if survey is None:
+        survey = Survey(consent, seeded, reveal,
+                        named={e.get("transmission") for e in extra} - {None})
+        for o in observations:
+            survey.add(o)
+    show, always = survey.show, survey.always
     everywhere = _masker([*always, *survey.wide.values()], reveal)
     session = replace(session, masked=not reveal,
                       started=session.started or at(survey.first),
@@ -531,21 +541,50 @@ def build(session: SessionInfo, observations: Iterable[Observation],
     failed = survey.failed
 
     def rows() -> Iterator[tuple[TransmissionEntry, list[DetectionEntry], list[str]]]:
+        if built is not None:
+            yield from built
+            return
         for i, o in enumerate(observations):
             if i not in failed:
                 yield _rows(o, show, _masker([*always, *o.detections], reveal),
                             _states(states, o))
 
+    def transmissions() -> Iterator[TransmissionEntry]:
+        if built is not None:
+            yield from (row[0] for row in built)
+            return
+        for i, o in enumerate(observations):
+            if i not in failed:
+                yield _transmission(o, _masker([*always, *o.detections], reveal),
+                                    _states(states, o))
+
+    def detections() -> Iterator[DetectionEntry]:
+        if built is not None:
+            yield from (det for row in built for det in row[1])
+            return
+        for i, o in enumerate(observations):
+            if i not in failed and o.detections:
+                yield from _detections(o, show, _masker([*always, *o.detections], reveal))
+
     def opaque() -> Iterator[Opaque]:
+        if built is not None:
+            yield from (Opaque(row[0].id, tuple(row[2])) for row in built if row[2])
+            return
         for i, o in enumerate(observations):
             if o.opaque and i not in failed:
                 hide = _masker([*always, *o.detections], reveal)
                 yield Opaque(o.transmission.id, tuple(hide(note) for note in o.opaque))
 
+    def own(tx_id: Any) -> tuple[Detection, ...]:
+        if tx_id in survey.named:
+            return survey.named[tx_id]
+        recalled = recall(tx_id) if recall is not None and isinstance(tx_id, int) else None
+        return recalled.detections if recalled is not None else ()
+
     def hide_error(e: Mapping[str, Any]) -> str:
-        own = survey.named.get(e.get("transmission"))  # type: ignore[arg-type]
-        hide = everywhere if not own else _masker(
-            [*always, *survey.wide.values(), *own], reveal)
+        mine = own(e.get("transmission")) if e.get("transmission") is not None else ()
+        hide = everywhere if not mine else _masker(
+            [*always, *survey.wide.values(), *mine], reveal)
         return hide(str(e.get("message", "")))
 
     entries = tuple(
@@ -566,8 +605,8 @@ def build(session: SessionInfo, observations: Iterable[Observation],
         analysis_errors=len(errors), errors=tuple(errors))
     return Document(
         session=session,
-        transmissions=Replay(lambda: (row[0] for row in rows())),
-        detections=Replay(lambda: (det for row in rows() for det in row[1])),
+        transmissions=Replay(transmissions),
+        detections=Replay(detections),
         findings=entries,
         events=tuple(EventEntry(at(e.ts), e.action, tuple(e.categories), tuple(e.recipients),
                                 tuple(e.separate), e.name, e.source) for e in events),
@@ -578,27 +617,40 @@ def build(session: SessionInfo, observations: Iterable[Observation],
     )
 
 
-class _Survey:
-    """One walk over a session's messages before its document is written: the counts
-    coverage states, the time window, the values the session-wide texts must hide, and
-    which rows cannot be built (the renderers' walks skip them). Holds what grows with
-    hosts and failures only."""
+class Survey:
+    """One walk over a session's messages before its document is written (``add`` each,
+    in the order ``build``'s walks will give them): the counts coverage states, the time
+    window, the values the session-wide texts must hide, and which rows cannot be built
+    (the renderers' walks skip them). Holds what grows with hosts and failures only.
+    ``consent``, ``seeded`` and ``reveal`` as ``build`` takes them; ``named``: the
+    transmissions coverage messages name, whose detections are kept to mask them;
+    ``keep``: given each row built (transmission, detections, opaque notes), for
+    ``build(built=)``."""
 
-    def __init__(self, named: set[Any]) -> None:
+    def __init__(self, consent: Mapping[int, Mapping[str, str]]
+                 | Callable[[Observation], Mapping[str, str]] | None = None,
+                 seeded: Iterable[tuple[str, str]] = (), reveal: bool = False, *,
+                 named: set[Any] = frozenset(),  # type: ignore[assignment]
+                 keep: Callable[[tuple[TransmissionEntry, list[DetectionEntry], list[str]]],
+                                None] | None = None) -> None:
+        self.keep = keep
+        self.show: Callable[..., str] = _same if reveal else mask
+        self.always = [Detection(0, category, "known", "", "", (), "", value, 1.0)
+                       for category, value in seeded]
+        self.states, self.reveal = _consent_of(consent), reveal
         self.connections = self.inspected = self.opaque = 0
         self.first: float | None = None
         self.last: float | None = None
         self.first_built: float | None = None
         self.last_built: float | None = None
         self.wide: dict[tuple, Detection] = {}
-        self.wanted = named  # transmissions a coverage error names
+        self.wanted = named
         self.named: dict[Any, tuple[Detection, ...]] = {}
         self.consent_errors: list[dict[str, object]] = []
-        self.failed: dict[int, CoverageError] = {}
+        self.failed: dict[int, CoverageError] = {}  # by place in the walk
 
-    def add(self, i: int, o: Observation, show: Callable[..., str], always: list[Detection],
-            states: Callable[[Observation], Mapping[str, str]], reveal: bool) -> None:
-        tx = o.transmission
+    def add(self, o: Observation) -> None:
+        i, tx = self.connections, o.transmission
         self.connections += 1
         self.inspected += bool(tx.inspected)
         self.opaque += bool(o.opaque)
@@ -609,14 +661,15 @@ class _Survey:
         if tx.id in self.wanted:
             self.named[tx.id] = o.detections
         try:
-            judged = states(o)
+            judged = self.states(o)
         except Exception as e:  # noqa: BLE001 - one transmission, never the reports
             self.consent_errors.append({"transmission": tx.id, "stage": "consent",
                                         "message": f"{type(e).__name__}: {e}"})
             self.named[tx.id] = o.detections  # its message is masked with them
             judged = {}
         try:
-            _rows(o, show, _masker([*always, *o.detections], reveal), judged)
+            row = _rows(o, self.show, _masker([*self.always, *o.detections], self.reveal),
+                        judged)
         except Exception as exc:  # noqa: BLE001 - any fault of one row, recorded below
             # The kind of error only: its text may quote a captured value in any form.
             self.failed[i] = CoverageError(tx.id, STAGE,
@@ -624,6 +677,8 @@ class _Survey:
             return
         self.first_built = _earlier(self.first_built, tx.ts)
         self.last_built = _later(self.last_built, tx.ts)
+        if self.keep is not None:
+            self.keep(row)
 
 
 def _earlier(a: float | None, b: float | None) -> float | None:
@@ -658,21 +713,41 @@ def _same(value: str, category: str = "") -> str:
 
 
 def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
-    """What hides these detections' values in a text; nothing to hide when revealing."""
+    """What hides these detections' values in a text; nothing to hide when revealing.
+
+    Each output walks the session again, and messages repeat their values (the IMEI in
+    every heartbeat) and their texts (a host, a field path): the maskers of the last
+    values seen, and what each made of its last texts, are kept (a bounded number)."""
     if reveal or not detections:
         return lambda text: text
-    return Masker(detections)
+    try:
+        return _shared_masker(tuple((d.category, d.value, d.encoding) for d in detections))
+    except TypeError:  # a value of the wrong shape (a damaged row): not kept
+        return Masker(detections)
+
+
+@memoised(64)
+def _shared_masker(values: tuple[tuple[str, str, tuple[str, ...]], ...]
+                   ) -> Callable[[str], str]:
+    hide = Masker(Detection(0, category, "", "", "", encoding, "", value, None)
+                  for category, value, encoding in values)
+    return memoised(64)(hide.__call__)
 
 
 def _rows(o: Observation, show: Callable[..., str], hide: Callable[[str], str],
           consent: Mapping[str, str]
           ) -> tuple[TransmissionEntry, list[DetectionEntry], list[str]]:
     """One transmission's row, its detections' rows and its opaque notes, masked."""
-    rows = [DetectionEntry(d.transmission, d.category, d.method, d.location, hide(d.field),
+    return (_transmission(o, hide, consent), _detections(o, show, hide),
+            [hide(note) for note in o.opaque])
+
+
+def _detections(o: Observation, show: Callable[..., str], hide: Callable[[str], str]
+                ) -> list[DetectionEntry]:
+    return [DetectionEntry(d.transmission, d.category, d.method, d.location, hide(d.field),
                            tuple(d.encoding), d.profile_key, show(d.value, d.category),
                            d.confidence)
             for d in o.detections]
-    return _transmission(o, hide, consent), rows, [hide(note) for note in o.opaque]
 
 
 def _transmission(o: Observation, hide: Callable[[str], str],
