@@ -53,3 +53,35 @@ def test_a_csv_row_that_cannot_be_written_is_left_out_alone(tmp_path, bad):
     assert len(_csv_rows(tmp_path / "d.csv")) == len(doc.detections) - 1
     assert [(e.transmission, e.stage, e.message) for e in errors] == [
         (broken.transmission, "report detections.csv", "detection 0 left out (TypeError)")]
+
+
+def _pandas_csv(doc, path: Path) -> None:
+    """The file as one pandas frame of every row writes it: the bytes the chunked writer
+    must keep."""
+    import pandas as pd
+
+    pd.DataFrame(detections_csv.rows(doc), columns=detections_csv.COLUMNS).to_csv(
+        path, index=False, quoting=csv.QUOTE_NONNUMERIC)
+
+
+@pytest.mark.parametrize("name", ["watch", "hostile", "every rule", "long", "empty",
+                                  "streamed from a store"])
+def test_written_a_row_at_a_time_with_the_bytes_of_one_pandas_frame(tmp_path, name):
+    from tests.test_report_findings_json import _documents
+
+    doc = _documents()[name](tmp_path / "s")
+    assert detections_csv.render(doc, tmp_path / "d.csv") == []
+    _pandas_csv(doc, tmp_path / "p.csv")
+    assert (tmp_path / "d.csv").read_bytes() == (tmp_path / "p.csv").read_bytes()
+
+
+@pytest.mark.parametrize("confidence, cell", [(0.9, "0.9"), (1.0, "1.0"), (None, ""),
+                                              (float("nan"), ""), (1e-07, "1e-07")])
+def test_numbers_are_written_as_pandas_writes_them(tmp_path, confidence, cell):
+    doc = load(watch_doc())
+    first = dataclasses.replace(doc.detections[0], confidence=confidence)
+    doc = dataclasses.replace(doc, detections=(first,))
+    detections_csv.render(doc, tmp_path / "d.csv")
+    _pandas_csv(doc, tmp_path / "p.csv")
+    assert (tmp_path / "d.csv").read_bytes() == (tmp_path / "p.csv").read_bytes()
+    assert _csv_rows(tmp_path / "d.csv")[0]["confidence"] == cell

@@ -49,3 +49,55 @@ def test_written_without_holding_the_whole_text(tmp_path: Path) -> None:
     size = out.stat().st_size
     assert size > 4_000_000
     assert peak < size / 10, f"peak {peak} bytes for a {size}-byte file"
+
+
+def streamed_doc(folder: Path, n: int = 1_200) -> Document:
+    """A document built as ``write_outputs`` builds it: its rows streamed from a store of
+    ``n`` small messages (several read batches), masked one at a time."""
+    from auditor.model import Finding
+    from auditor.store import Store
+    from tests.test_store import _small
+
+    store = Store(folder)
+    with store.batch():
+        for i in range(1, n + 1):
+            store.add_observation(_small(i, 1_790_000_000.0 + i))
+    finding = Finding("f1", "NON_RESETTABLE_ID", "medium", "t", ("identifier.imei",),
+                      "acme-watch.example", tuple(range(1, n + 1, 7)), 1_790_000_001.0,
+                      1_790_000_000.0 + n, ("IDM 4.1",), ("none",), ("acme-watch.example",))
+    return document.build(SessionInfo(id="s"), document.Replay(store.iter_observations),
+                          [finding], [], {"errors": [{"transmission": 5, "stage": "x",
+                                                      "message": "bad 39.00005"}]},
+                          consent=lambda o: {c: "none" for c in sorted(o.categories)})
+
+
+def _documents() -> dict[str, object]:
+    from tests.test_report_html import every_rule_doc, hostile_doc, long_session, watch_doc
+
+    return {"watch": lambda _: document.load(watch_doc()),
+            "hostile": lambda _: document.load(hostile_doc()),
+            "every rule": lambda _: document.load(every_rule_doc()),
+            "long": lambda _: document.load(long_session(2_000)),
+            "empty": lambda _: Document(),
+            "streamed from a store": streamed_doc}
+
+
+@pytest.mark.parametrize("name", list(_documents()))
+def test_written_a_row_at_a_time_with_json_dumps_bytes(tmp_path: Path, name: str) -> None:
+    doc = _documents()[name](tmp_path / "s")
+    findings_json.render(doc, tmp_path / "findings.json")
+    whole = json.dumps(doc.materialised(), default=document.json_value, indent=2,
+                       ensure_ascii=False)
+    assert (tmp_path / "findings.json").read_text(encoding="utf-8") == whole + "\n"
+
+
+def test_a_streamed_document_is_complete(tmp_path: Path) -> None:
+    doc = streamed_doc(tmp_path / "s")
+    findings_json.render(doc, tmp_path / "findings.json")
+    back = json.loads((tmp_path / "findings.json").read_text(encoding="utf-8"))
+    assert [t["id"] for t in back["transmissions"]] == list(range(1, 1_201))
+    assert len(back["detections"]) == 2 * sum(1 for i in range(1, 1_201) if i % 7)
+    assert [o["transmission"] for o in back["coverage"]["opaque"]] == list(range(100, 1_201, 100))
+    assert back["coverage"]["connections"] == 1_200
+    # the error naming transmission 5 is masked with its own detections
+    assert "39.00005" not in back["coverage"]["errors"][0]["message"]

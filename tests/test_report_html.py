@@ -858,3 +858,32 @@ def test_the_reason_sources_write_are_all_translated():
         assert not re.search(r"[a-z]{4,}", in_language(text, "zh").replace("QUIC", "")
                              .replace("TLS", "").replace("SNI", "")
                              .replace("ClientHello", "").replace("Initial", "")), text
+
+
+# -- a page from a session's stream --------------------------------------------------------
+
+
+def test_a_long_finding_pages_its_evidence_and_counts_the_rest(tmp_path):
+    from tests.test_report_findings_json import streamed_doc
+
+    n = report_html.EVIDENCE_CAP
+    doc = streamed_doc(tmp_path / "s", 3 * n * 7)  # the finding cites every 7th: 3n of them
+    (finding,) = report_html.build_view(doc)["findings"]
+    assert [row["id"] for row in finding["evidence"]] == [str(i) for i in range(1, 7 * n, 7)]
+    assert finding["more"] == f"and {2 * n} more transmissions not listed"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_page_is_the_same_streamed_or_from_its_findings_json(tmp_path, lang):
+    from tests.test_report_findings_json import streamed_doc
+
+    doc = streamed_doc(tmp_path / "s")
+    back = load(document_to_dict(doc))
+    assert report_html.render_string(doc, lang=lang) == report_html.render_string(back,
+                                                                                  lang=lang)
+
+
+def document_to_dict(doc):
+    from auditor.report import document
+
+    return document.to_dict(doc)

@@ -186,3 +186,47 @@ def test_a_good_store_passes_the_layout_check(session_dir: Path) -> None:
     store.check_layout()
     assert store.meta() == {}
     store.close()
+
+
+def _small(tx_id: int, ts: float) -> Observation:
+    """A soak's check-in: the position changes in every message."""
+    tx = Transmission(id=tx_id, ts=ts, transport="https", host="api.acme-watch.example",
+                      port=443, method="POST", url=f"https://api.acme-watch.example/up?s={tx_id}")
+    dets = (Detection(tx_id, "identifier.imei", "known", "body", "body.json.imei", (),
+                      "identifiers.imei", IMEI, 0.99),
+            Detection(tx_id, "location.precise", "pattern", "body", "body.json.lat", ("json",),
+                      "", f"39.{tx_id:05d},116.30791", 0.9))
+    return Observation(tx, Recipient("acme-watch.example", "Acme", "first", "CN"),
+                       dets if tx_id % 7 else (), ("body: opaque",) if tx_id % 100 == 0 else ())
+
+
+@pytest.mark.parametrize("n", [0, 1, 499, 500, 501, 1_234])
+def test_iter_observations_reads_every_message_in_timeline_order_batch_by_batch(
+        session_dir: Path, n: int) -> None:
+    store = Store(session_dir)
+    # ids in arrival order, times out of order and tied: the timeline is (ts, id)
+    sent = [_small(i, float(1000 + (i * 37) % 101)) for i in range(1, n + 1)]
+    with store.batch():
+        for obs in sent:
+            store.add_observation(obs)
+    back = list(store.iter_observations())
+    assert back == sorted(sent, key=lambda o: (o.transmission.ts, o.transmission.id))
+    assert store.observations() == back
+    if n:
+        assert store.observation(n) == sent[-1]
+    assert store.observation(n + 1) is None
+    store.close()
+
+
+def test_an_older_store_gets_the_timeline_index_when_opened(session_dir: Path) -> None:
+    Store(session_dir).close()
+    import sqlite3
+
+    db = sqlite3.connect(session_dir / Store.FILE)
+    db.execute("DROP INDEX transmissions_time")
+    db.commit()
+    db.close()
+    store = Store.open_existing(session_dir)
+    names = {n for (n,) in store.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "transmissions_time" in names
+    store.close()
