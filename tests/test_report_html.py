@@ -238,11 +238,14 @@ def test_findings_worst_first_then_by_count():
         "critical": 2, "high": 2, "medium": 1, "low": 0, "info": 1}
 
 
+ALL_IN_FILES = "; findings.json and detections.csv list every one"
+
+
 @pytest.mark.parametrize("n, rows, more", [
     (1, 1, ""),
     (20, 20, ""),
-    (21, 20, "and 1 more transmissions not listed"),
-    (57, 20, "and 37 more transmissions not listed"),
+    (21, 20, "and 1 more transmissions not listed" + ALL_IN_FILES),
+    (57, 20, "and 37 more transmissions not listed" + ALL_IN_FILES),
 ])
 def test_evidence_is_capped(n, rows, more):
     doc = watch_doc()
@@ -667,7 +670,7 @@ def test_long_session_caps_every_list(long_report):
     # evidence of two findings, plus the opaque-payload rows of Coverage
     assert page.count("?seq=") == 2 * report_html.EVIDENCE_CAP + report_html.LIST_CAP
     for more in (400, 200, 150):  # uninspected, opaque, errors beyond LIST_CAP
-        assert f"and {more} more not listed" in page
+        assert f"and {more} more not listed; findings.json lists every one" in page
     for category in ("location.precise", "identifier.imei", ""):
         assert _lane(page, category).count('class="mark ') <= 400
 
@@ -870,7 +873,7 @@ def test_a_long_finding_pages_its_evidence_and_counts_the_rest(tmp_path):
     doc = streamed_doc(tmp_path / "s", 3 * n * 7)  # the finding cites every 7th: 3n of them
     (finding,) = report_html.build_view(doc)["findings"]
     assert [row["id"] for row in finding["evidence"]] == [str(i) for i in range(1, 7 * n, 7)]
-    assert finding["more"] == f"and {2 * n} more transmissions not listed"
+    assert finding["more"] == f"and {2 * n} more transmissions not listed" + ALL_IN_FILES
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

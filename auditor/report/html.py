@@ -293,8 +293,8 @@ def _anchor(prefix: str, value: str) -> str:
     return prefix + re.sub(r"[^A-Za-z0-9_-]", "_", value)
 
 
-def _more(t: Labels, n: int) -> str:
-    return t["more_rows"].format(n=n) if n > 0 else ""
+def _more(t: Labels, n: int, label: str = "more_rows") -> str:
+    return t[label].format(n=n) if n > 0 else ""
 
 
 def _encoding(chain: Iterable[str], t: Labels) -> str:
@@ -620,13 +620,13 @@ def _coverage(cov: Coverage, walk: _Walk, t: Labels,
         "inspected": or_dash(cov.inspected),
         "uninspected_n": len(uninspected),
         "uninspected": uninspected[:LIST_CAP],
-        "uninspected_more": _more(t, len(uninspected) - LIST_CAP),
+        "uninspected_more": _more(t, len(uninspected) - LIST_CAP, "more_listed"),
         "opaque_n": or_dash(opaque_n if opaque_n is not None else (walk.opaque_n or None)),
         "opaque": opaque[:LIST_CAP],
-        "opaque_more": _more(t, walk.opaque_n - LIST_CAP),
+        "opaque_more": _more(t, walk.opaque_n - LIST_CAP, "more_listed"),
         "analysis_errors": or_dash(_error_count(cov, len(errors), len(failed))),
         "errors": errors[:LIST_CAP],
-        "errors_more": _more(t, len(errors) - LIST_CAP),
+        "errors_more": _more(t, len(errors) - LIST_CAP, "more_listed"),
     }
 
 
