@@ -298,15 +298,17 @@ class _ReadAt(io.RawIOBase):
 
 def _judge(store: Store, ctx: RuleContext, errors: list[dict[str, object]],
            seen: exercise.Seen, survey: document.Survey) -> list[Finding]:
-    """The session's findings, from one walk over the store in timeline order; the same
-    walk gathers what the rules' statuses ask (``seen``) and surveys the document."""
+    """The session's findings, from one walk over the store in timeline order (streamed
+    into the engine, which recalls an older message from the store when a session rule
+    needs it); the same walk gathers what the rules' statuses ask (``seen``) and surveys
+    the document."""
     def walked() -> Iterator[Observation]:
         for o in store.iter_observations():
             seen.add(o)
             survey.add(o)
             yield o
 
-    return evaluate(walked(), ctx, errors=errors)
+    return evaluate(walked(), ctx, errors=errors, ordered=True, recall=store.observation)
 
 
 def exercised(observations: Iterable[Observation] | exercise.Seen, findings: list[Finding],

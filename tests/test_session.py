@@ -212,7 +212,7 @@ def test_a_rule_failing_on_one_transmission_is_listed_and_the_reports_written(
     real = session_module.evaluate
     rules = (*CATALOGUE, failing) if failing_on else CATALOGUE
     monkeypatch.setattr(session_module, "evaluate",
-                        lambda obs, ctx, errors=None: real(obs, ctx, rules, errors=errors))
+                        lambda obs, ctx, **kwargs: real(obs, ctx, rules, **kwargs))
     _session_with_imei(tmp_path / "s")
     store, profile, ledger = reopen(tmp_path / "s")
     write_outputs(tmp_path / "s", store, profile, ledger)

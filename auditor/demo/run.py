@@ -104,7 +104,8 @@ def run_demo(out: Path) -> Outputs:
         shutil.rmtree(out)  # the last demo's session: a demo folder is regenerated whole
     capture(out)
     store, profile, ledger = reopen(out)
-    findings = evaluate(store.iter_observations(), RuleContext(profile, ledger))
+    findings = evaluate(store.iter_observations(), RuleContext(profile, ledger), ordered=True,
+                        recall=store.observation)
     store.close()
     return Outputs(out, findings)
 
