@@ -56,6 +56,10 @@ def _benchmarks(args: argparse.Namespace) -> list[tuple[str, object]]:
     if importlib.util.find_spec("bench.analyze_speed") is not None:
         speed = importlib.import_module("bench.analyze_speed")
         out.append(("analyze_speed", lambda: speed.run(5000 if args.quick else 20000)))
+    if importlib.util.find_spec("bench.soak_memory") is not None:
+        soak = importlib.import_module("bench.soak_memory")
+        out.append(("soak_memory", lambda: soak.compare(
+            2_000 if args.quick else 20_000, 20_000 if args.quick else 500_000)))
     if importlib.util.find_spec("bench.pcap_ingest") is not None:
         pcap = importlib.import_module("bench.pcap_ingest")
         out.append(("pcap_ingest", pcap.run))
