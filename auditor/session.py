@@ -187,19 +187,20 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     # One walk over the store judges the rules, gathers what their statuses ask and
     # surveys the document; each output then reads the rows again, one at a time, each
     # with the consent states it was judged under worked out as it is written.
-    with Spool(directory) as rows:
+    target = private_dir(out) if out is not None else directory
+    with Spool(target) as rows:  # where this run writes: the session may be read-only
         seen = exercise.Seen()
         survey = document.Survey(lambda o: _states(o, ledger), seeded, reveal, keep=rows.add)
         findings = _judge(store, RuleContext(profile, ledger), judged, seen, survey)
         seen.close(ledger.events)
         return _write(directory, store, ledger, findings, judged, seen, survey, rows,
-                      lang=lang, reveal=reveal, seeded=seeded, out=out)
+                      lang=lang, reveal=reveal, seeded=seeded, target=target)
 
 
 def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding],
            judged: list[dict[str, object]], seen: exercise.Seen, survey: document.Survey,
            rows: Spool, *, lang: str, reveal: bool, seeded: list[tuple[str, str]],
-           out: Path | None) -> Outputs:
+           target: Path) -> Outputs:
     from auditor.report import html
 
     meta = store.meta()
@@ -226,7 +227,6 @@ def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding
                          reveal=reveal, seeded=seeded, survey=survey,
                          built=document.Replay(rows.__iter__), recall=store.observation,
                          **exercised(seen, findings, ledger))
-    target = private_dir(out) if out is not None else directory
     # A row a renderer could not write is listed under coverage errors in what is written
     # after it: the CSV's in the page and findings.json, the page's in findings.json.
     doc = doc.with_errors(detections_csv.render(doc, target / "detections.csv"))
