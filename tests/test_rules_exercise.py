@@ -7,7 +7,7 @@ import pytest
 
 from auditor.model import Observation, Recipient
 from auditor.rules import CATALOGUE
-from auditor.rules.exercise import PRECONDITIONS, not_covered, statuses
+from auditor.rules.exercise import PRECONDITIONS, Seen, not_covered, statuses
 from tests.factories import FIRST_PARTY, event, tx
 
 
@@ -40,6 +40,22 @@ def test_a_rule_is_exercised_only_when_its_precondition_happened(rule, events, p
     assert result.status == status
     if status == "not exercised":
         assert result.reason == PRECONDITIONS[rule].missing
+
+
+@pytest.mark.parametrize("rule, events, party, status", [
+    ("AFTER_WITHDRAWAL", (event("withdraw", 0.0),), "first", "pass"),
+    ("AFTER_WITHDRAWAL", (event("withdraw", 9e12),), "first", "not exercised"),
+    ("LOCATION_TO_THIRD_PARTY", (), "third", "pass"),
+    ("COVERT_MONITOR", (), "first", "not exercised"),
+])
+def test_a_stream_gathered_one_message_at_a_time_gives_the_same_statuses(rule, events, party,
+                                                                         status):
+    seen = Seen()
+    for o in (_obs(party), _obs(party, id=2, ts=1.0)):
+        seen.add(o)
+    (result,) = statuses([rule], [], seen.close(events))
+    assert result.status == status
+    assert [result] == statuses([rule], [], [_obs(party), _obs(party, id=2, ts=1.0)], events)
 
 
 def test_a_rule_with_findings_fails_whatever_its_precondition():
