@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from mitmproxy.io import tnetstring
 from mitmproxy.test import tflow
 
-from auditor.sources.tnet import Encoded, dumps
+from auditor.sources.tnet import Encoded, dumps, loads
 from tests.factories import HOST, IMEI, http_flow
 
 
@@ -80,3 +81,45 @@ VALUES = st.recursive(
 @given(VALUES)
 def test_any_value_is_the_same_bytes(value: object) -> None:
     assert dumps(value) == tnetstring.dumps(value)
+
+
+# -- reading: the same value, or the same error, as mitmproxy's reader -------------------------
+
+def _read(reader, data: bytes) -> tuple[str, object]:
+    """The value, or the error with the addresses mitmproxy's messages quote taken out."""
+    try:
+        return "value", reader(data)
+    except Exception as e:  # noqa: BLE001 - the error is what is compared
+        return type(e).__name__, re.sub(r"<memory at 0x[0-9a-f]+>", "<memory>", str(e))
+
+
+@pytest.mark.parametrize("make", FLOWS.values(), ids=list(FLOWS))
+def test_a_flow_record_reads_as_mitmproxy_reads_it(make) -> None:
+    data = tnetstring.dumps(make().get_state())
+    assert loads(data) == tnetstring.loads(data)
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"0:", b"0:~", b"1:x~", b"4:true!", b"4:True!", b"5:false!", b"2:12#", b"2:1x#",
+    b"3:+12#", b"4: 1.5^", b"3:abc^", b"3:abc,", b"3:ab,", b"03:abc,", b"+3:abc,",
+    b"2:\xff\xfe;", b"5:2:ab,}", b"8:2:ab,0:~}", b"10:1:a]0:~,}", b"6:1:a,0:~]x",
+    b"3:abc?", b"-1:,", b"99999999999999:x,", b"4:0:~]]", b"6:1:1#0:~}",
+    b"2:ab,trailing", b"3:1:a;,", b"12:1:a,2:~~,0:~]",
+], ids=repr)
+def test_a_broken_or_odd_record_reads_as_mitmproxy_reads_it(data: bytes) -> None:
+    assert _read(loads, data) == _read(tnetstring.loads, data)
+
+
+def test_nesting_deeper_than_a_flow_is_read_by_mitmproxy() -> None:
+    deep: object = None
+    for _ in range(100):
+        deep = [deep]
+    data = tnetstring.dumps(deep)
+    assert loads(data) == tnetstring.loads(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES)
+def test_any_value_reads_back_as_mitmproxy_reads_it(value: object) -> None:
+    data = tnetstring.dumps(value)
+    assert repr(_read(loads, data)) == repr(_read(tnetstring.loads, data))  # NaN, key order
