@@ -168,3 +168,17 @@ def test_the_http_flow_helper_is_what_the_capture_holds() -> None:
     https = [f for f in flows if isinstance(f, http.HTTPFlow)
              and f.request.host == "api.acme-watch.example"]
     assert len(https) == 12
+
+
+@pytest.mark.e2e  # the demo's proxy session, and worker processes
+def test_the_demos_capture_gives_the_same_outputs_with_jobs_2(tmp_path: Path) -> None:
+    from auditor.demo.run import run_demo
+
+    demo = tmp_path / "demo"
+    run_demo(demo)
+    capture = demo / "flows.mitm"
+    one = _run([capture], tmp_path, "one", 1, demo / "profile.yaml", demo / "consent.yaml")
+    two = _run([capture], tmp_path, "two", 2, demo / "profile.yaml", demo / "consent.yaml")
+    for name in one:
+        assert one[name] == two[name], name
+    assert len(json.loads(one["findings.json"])["findings"]) >= 5
