@@ -12,6 +12,7 @@ chunk: the run fails (``WorkerLost``, exit 3) rather than leave a hole in the ev
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,7 +42,10 @@ def context(profile: Profile, plan: ConsentPlan | None, evidence: bool) -> Conte
 
 
 def _start(profile: Profile, plan: ConsentPlan | None, evidence: bool) -> None:
+    """A worker's start. Ctrl-C reaches the whole process group: the parent alone answers
+    it (``kidaudit: interrupted``) and stops the workers, which print nothing."""
     global _context
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _context = context(profile, plan, evidence)
 
 
