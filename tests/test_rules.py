@@ -1018,3 +1018,112 @@ def test_the_makers_server_by_ip_is_the_maker(seeded: Profile, fired: frozenset[
     ctx = RuleContext(seeded, Ledger(plan(grant_all), profile=seeded))
     assert HOST != WATCH_IP and {IMEI_C, PRECISE} <= observations[1].categories
     assert {f.rule for f in evaluate(observations, ctx)} & MAKER_RULES == fired
+
+
+# -- bounded memory (issue 16): facts, a window and a recall, not every observation ---------
+
+class Recalled(dict):
+    """The store's part as the engine sees it: an observation by id, counting each look-up
+    (a ``dict`` of the session's observations; ``Store.observation`` in a session)."""
+
+    def __init__(self, observations: list[Observation]) -> None:
+        super().__init__((o.transmission.id, o) for o in observations)
+        self.asked: list[int] = []
+
+    def __call__(self, tx_id: int) -> Observation | None:
+        self.asked.append(tx_id)
+        return self.get(tx_id)
+
+
+# Each session rule hitting a message older than a window of two: the first of two position
+# reports to an ad SDK, other traffic in between; an IMEI the maker received ten times
+# before an ad SDK receives it too.
+_BETWEEN = tuple(Msg((MAC,), at) for at in range(2, 10))
+OLD_HITS = {
+    "frequency": Case((Msg((PRECISE,), 1, recipient=ADS), *_BETWEEN,
+                       Msg((PRECISE,), 20, recipient=ADS)), limits=((PRECISE, 60.0),)),
+    "linking": Case((*(Msg((IMEI_C,), at) for at in range(1, 11)),
+                     Msg((IMEI_C,), 11, recipient=ADS), Msg((IMEI_C,), 12))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OLD_HITS))
+def test_a_small_window_with_a_recall_finds_what_keeping_everything_finds(name: str) -> None:
+    case = OLD_HITS[name]
+    observations, ctx = case.observations(), case.context()
+    everything = evaluate(observations, ctx)
+    recall = Recalled(observations)
+    agg = Aggregator(ctx, judge_consent=True, recall=recall, window=2)
+    agg.extend(iter(observations), ordered=True)
+    assert agg.findings() == everything and agg.errors() == []
+    assert recall.asked and max(recall.asked) < len(observations) - 2  # older than the window
+    streamed = evaluate(iter(observations), ctx, ordered=True, recall=Recalled(observations))
+    assert streamed == everything
+    live = Aggregator(ctx, recall=Recalled(observations), window=2)  # judged when asked
+    live.extend(observations)
+    assert live.findings() == everything
+
+
+def test_a_message_neither_kept_nor_recalled_is_the_rules_error_not_the_sessions() -> None:
+    case = OLD_HITS["frequency"]
+    observations = case.observations()
+    agg = Aggregator(case.context(), (by_id("EXCESS_FREQUENCY"),), judge_consent=True,
+                     recall=lambda tx_id: None, window=2)
+    agg.extend(observations)
+    (row,) = agg.errors()
+    assert (row["transmission"], row["stage"]) == (len(observations), "rule EXCESS_FREQUENCY")
+    assert [f.transmissions for f in agg.findings()] == [(len(observations),)]
+
+
+def test_linking_keeps_no_carriers_once_the_identifier_is_linked() -> None:
+    rule, ctx = by_id("CROSS_SERVICE_LINKING"), Case().context()
+    assert rule.step is not None
+    memo: dict = {}
+    hits = []
+    for i in range(1, 51):  # the maker's, then an ad SDK's, then the maker's again
+        recipient = ADS if i == 26 else FIRST
+        hits.append(list(rule.step(_obs(i, i, (IMEI_C,), recipient=recipient), memo, ctx)))
+        if i == 25:
+            assert [len(c.ids) for c in memo["carriers"].values()] == [25]
+    assert [t for t, _ in hits[25]] == list(range(1, 27))  # linked: every carrier so far
+    assert all([t for t, _ in h] == [i] for i, h in enumerate(hits[26:], 27))
+    assert memo["carriers"] == {}
+
+
+class FailingLedger(Ledger):
+    """A ledger that cannot judge one category at one time (a hostile mark, say)."""
+
+    def __init__(self, fails_at: tuple[float, str], *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.fails_at = fails_at
+
+    def state(self, category: str, recipient: Recipient, t: float, host: str = ""
+              ) -> ConsentState:
+        if (t, category) == self.fails_at:
+            raise ValueError(f"no state for {category}")
+        return super().state(category, recipient, t, host)
+
+
+@pytest.mark.parametrize(("fails", "kept", "per_category"), [
+    # the ledger fails on the category message 2 was filed for first: it never joins
+    ((T0 + 2, PRECISE), (1, 3), ((IMEI_C, 1, 3, 3), (PRECISE, 1, 1, 1))),
+    # on the category a later hit adds to message 2: what it added before leaves too
+    ((T0 + 2, IMEI_C), (1, 3), ((IMEI_C, 1, 3, 3), (PRECISE, 1, 1, 1))),
+    ((0.0, ""), (1, 2, 3), ((IMEI_C, 2, 2, 3), (PRECISE, 2, 1, 2))),  # fails on nothing
+])
+def test_a_ledger_failing_on_a_member_drops_only_that_member(fails, kept, per_category
+                                                              ) -> None:
+    """Message 2 is hit for the position (after message 1), then for the IMEI (before
+    message 3): filed twice in one finding, each time for a new category."""
+    limits = {"min_interval_s": {PRECISE: 60.0, IMEI_C: 60.0}}
+    ctx = RuleContext(profile(), FailingLedger(fails, ConsentPlan(limits=limits)))
+    observations = [_obs(1, 1, (PRECISE,)), _obs(2, 2, (PRECISE, IMEI_C)),
+                    _obs(3, 3, (IMEI_C,))]
+    errors: list[dict[str, object]] = []
+    (finding,) = evaluate(observations, ctx, (by_id("EXCESS_FREQUENCY"),), errors=errors)
+    assert finding.transmissions == kept and finding.first_seen == T0 + 1
+    assert finding.per_category == tuple(CategoryFacts(c, n, T0 + a, T0 + b)
+                                         for c, n, a, b in per_category)
+    assert errors == ([] if 2 in kept else [{
+        "transmission": 2, "stage": "rule EXCESS_FREQUENCY",
+        "message": f"ValueError: no state for {fails[1]}"}])
