@@ -48,6 +48,9 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
 SUPPORTED = MITM_SUFFIXES + PCAP_SUFFIXES + HAR_SUFFIXES
 REORDER_WINDOW_S = 300.0  # how far a flow file may be out of request order (response times)
 BATCH = 500  # messages committed in one transaction
+# Worker processes take a second or two to start: they are started for flow files of more
+# than this many chunks, and a smaller capture is analysed here (the same outputs).
+POOL_CHUNKS = 4
 T = TypeVar("T")
 
 
@@ -95,8 +98,8 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
     signals = Signals(plan)
     several = len(mitm_inputs) > 1  # the flows are written again, as one flows.mitm
     mitm_bytes = sum(p.stat().st_size for p in mitm_inputs)
-    pool = (Pool(jobs, profile, plan, several) if jobs > 1 and mitm_bytes > chunk_bytes
-            else None)
+    pool = (Pool(jobs, profile, plan, several)
+            if jobs > 1 and mitm_bytes > POOL_CHUNKS * chunk_bytes else None)
     bar = _Progress(sum(p.stat().st_size for p in inputs)) if progress else None
     local = Context(session.pipeline, signals, several)
     # Live, transmissions are numbered as requests arrive; a flow file is in response order,

@@ -179,6 +179,16 @@ def time_analyze(capture: Path, profile: Path, out: Path, jobs: int) -> dict:
             "log_tail": (proc.stdout + proc.stderr)[-400:]}
 
 
+def time_report(session: Path, out: Path) -> float:
+    """``kidaudit report SESSION --out OUT``: the reports alone, written from the store, the
+    part of an ``analyze`` run that is neither reading nor analysing."""
+    kidaudit = Path(sys.executable).with_name("kidaudit")
+    t0 = time.perf_counter()
+    subprocess.run([str(kidaudit), "report", str(session), "--out", str(out)],
+                   capture_output=True, check=False, timeout=3600)
+    return time.perf_counter() - t0
+
+
 def _same_outputs(a: Path, b: Path) -> bool:
     """The same bytes, each session's random id aside."""
     def read(folder: Path, name: str) -> bytes:
@@ -201,6 +211,7 @@ def run(flows: int = 20000) -> dict:
         two = time_analyze(capture, profile, work / "jobs2", 2)
         ok = one["exit_code"] == 0 and two["exit_code"] == 0
         same = ok and _same_outputs(work / "jobs1", work / "jobs2")
+        report_s = time_report(work / "jobs1", work / "report") if ok else 0.0
         size_mb = capture.stat().st_size / (1024 * 1024)
     ratio = one["wall_s"] / reader_s if reader_s else 0.0
     speedup = one["wall_s"] / two["wall_s"] if two["wall_s"] else 0.0
@@ -211,7 +222,9 @@ def run(flows: int = 20000) -> dict:
              "change every flow; every 50th flow is written after its successor",
              "FlowReader runs in this process; analyze runs as `kidaudit analyze` child "
              "processes, so its times include the interpreter's start and writing the "
-             "reports", f"cores: {os.cpu_count()}"]
+             "reports", "report_only_s: `kidaudit report` of the jobs-1 session into another "
+             "folder, the reports alone (serial in both runs)",
+             f"cores: {os.cpu_count()}; load average at the end (1 min): {os.getloadavg()[0]:.2f}"]
     for name, res in (("jobs 1", one), ("jobs 2", two)):
         if res["exit_code"] != 0:
             notes.append(f"analyze {name} failed: {res['log_tail']}")
@@ -221,6 +234,7 @@ def run(flows: int = 20000) -> dict:
         "flowreader_s": round(reader_s, 2),
         "analyze_jobs1_s": round(one["wall_s"], 2),
         "analyze_jobs2_s": round(two["wall_s"], 2),
+        "report_only_s": round(report_s, 2),
         "jobs1_flows_per_s": round(read / one["wall_s"]) if one["wall_s"] else 0,
         "jobs1_over_flowreader": round(ratio, 2),
         "jobs1_over_flowreader_target": f"<= {RATIO_TARGET}",
