@@ -1127,3 +1127,17 @@ def test_a_ledger_failing_on_a_member_drops_only_that_member(fails, kept, per_ca
     assert errors == ([] if 2 in kept else [{
         "transmission": 2, "stage": "rule EXCESS_FREQUENCY",
         "message": f"ValueError: no state for {fails[1]}"}])
+
+
+def test_a_finding_holds_any_id_and_any_number_of_categories() -> None:
+    """Members are kept as narrow numbers while they fit: an id past 2**32 and a finding
+    with more categories than a machine word has bits widen them, and nothing is lost."""
+    many = tuple(sorted(f"{IMEI_C}.{i:02}" for i in range(70)))
+    rule = dataclasses.replace(by_id("CLEARTEXT_PI"), id="MANY",
+                               check=lambda o, c: frozenset(many[:o.transmission.id % 100]))
+    observations = [_obs(tx_id, at, (IMEI_C,), "http")
+                    for tx_id, at in ((2**40 + 7, 1), (5, 2), (99, 3))]
+    (finding,) = evaluate(observations, Case().context(), (rule,))
+    assert finding.transmissions == (5, 99, 2**40 + 7) and finding.categories == many
+    counts = {f.category: f.count for f in finding.per_category}
+    assert counts == {c: 2 + (i < 5) for i, c in enumerate(many)}  # 5, then all 70 twice

@@ -66,7 +66,12 @@ STATES = 1 << 16  # (message, category) consent states remembered while findings
 # are nearly always on the last few messages (the previous one to the same recipient), so
 # the store is asked rarely (the carriers of an identifier, when it is linked).
 WINDOW = 2048
-MASK_BITS = 64  # categories a finding's members record as bits of one machine word
+# A member costs a few bytes: its id as 4 (8 past 2**32) and its categories as bits, in the
+# narrowest item that holds as many bits as the finding has categories: a typecode of
+# ``array`` by the count of categories that outgrows the one before ("": a plain list).
+IDS, WIDE_IDS, MAX_ID = "I", "q", 0xFFFFFFFF
+MASKS = "B"
+WIDER_MASKS = {8: "H", 16: "Q", 64: ""}
 
 
 def finding_id(rule_id: str, organisation: str) -> str:
@@ -104,8 +109,8 @@ class _Open:
 
     def __init__(self, rule: Rule, organisation: str) -> None:
         self.rule, self.organisation = rule, organisation
-        self.ids = array("q")  # member transmission ids, ascending
-        self.masks: array | list[int] = array("Q")  # the member's categories, as bits
+        self.ids = array(IDS)  # member transmission ids, ascending
+        self.masks: array | list[int] = array(MASKS)  # the member's categories, as bits
         self.bits: dict[str, int] = {}  # category -> its bit (a mask of one)
         self.names: list[str] = []  # bit -> category
         self.failed: set[int] = set()  # messages the ledger failed on: never members
@@ -123,9 +128,11 @@ class _Open:
     def _bit(self, category: str) -> int:
         bit = self.bits.get(category)
         if bit is None:
-            if len(self.names) == MASK_BITS and isinstance(self.masks, array):
-                self.masks = list(self.masks)  # more categories than a word holds
-            bit = self.bits[category] = 1 << len(self.names)
+            n = len(self.names)
+            wider = WIDER_MASKS.get(n)
+            if wider is not None:  # the masks need a wider item to hold another bit
+                self.masks = array(wider, self.masks) if wider else list(self.masks)
+            bit = self.bits[category] = 1 << n
             self.names.append(category)
         return bit
 
@@ -163,6 +170,8 @@ class _Open:
             mask &= ~self.masks[i]
             self.masks[i] |= mask
         else:
+            if not 0 <= tx_id <= MAX_ID and self.ids.typecode == IDS:
+                self.ids = array(WIDE_IDS, self.ids)
             self.ids.insert(i, tx_id)
             self.masks.insert(i, mask)
             self.first, self.last = min(self.first, ts), max(self.last, ts)
@@ -249,6 +258,15 @@ class Aggregator:
         failures = {**self._errors, **self._judgement()[1]}
         return [{"transmission": tx_id, "stage": f"{RULE_STAGE} {rule_id}", "message": message}
                 for (tx_id, rule_id), message in sorted(failures.items())]
+
+    def footprint(self) -> dict[str, int]:
+        """What this holds, counted: the observations in memory, the open findings, their
+        members, and the entries of the session rules' memos (a test of the bounds; the
+        bench's worker figures are the measure)."""
+        return {"observations": len(self._recent), "findings": len(self._open),
+                "members": sum(len(agg) for agg in self._open.values()),
+                "memo": sum(len(v) for memo in self._memo.values() for v in memo.values()
+                            if isinstance(v, dict))}
 
     # -- internals ---------------------------------------------------------------------------
     def _remember(self, obs: Observation) -> None:
