@@ -12,7 +12,7 @@ from mitmproxy import io
 from mitmproxy.io import tnetstring
 
 from auditor.live import journal
-from auditor.live.core import Core, Inline, recover
+from auditor.live.core import CONN_MEMO, Core, Inline, recover
 from auditor.live.lock import hold_lock
 from auditor.live.protocol import (
     Committed,
@@ -29,6 +29,7 @@ from auditor.live.states import ConnectionStates, flow_state
 from auditor.marks import parse_words
 from auditor.mask import mask
 from auditor.model import ConsentEvent
+from auditor.rules import Aggregator, RuleContext
 from auditor.sources.mitm import raw_transmission
 from auditor.store import Store
 from tests.factories import IMEI, http_flow
@@ -393,3 +394,28 @@ def test_recover_keeps_the_sign_off_facts_the_capture_recorded(settings) -> None
         store.close()
     assert (meta["capture_modes"], meta["operator"]) == ("regular", "Li Lab")
     assert (meta["clock_sync"], meta["python_version"]) == ("synchronized", "3.11.0")
+
+
+def test_the_live_rules_hold_a_window_of_messages_not_the_session(settings) -> None:
+    """A soak's worker: what the Core and its alerts hold after many messages is a window
+    and the open findings' facts; the messages before the window are read back from the
+    store when a rule hits them (here: the maker's 29 carriers of the IMEI, linked when a
+    tracker receives it), and the findings are those of keeping every message."""
+    core = Core(Settings(settings.directory, settings.profile, marks=False))
+    session = core.session
+    ctx = RuleContext(session.profile, session.ledger)
+    session.aggregator = Aggregator(ctx, recall=session.store.observation, window=8)
+    for i in range(1, 41):
+        host = "log.tracker.example" if i == 30 else "api.acme-watch.example"
+        state = http_flow(f"http://{host}/r?n={i}", 1000.0 + i, {"imei": IMEI}).get_state()
+        core.handle(HttpFlow(i, state))
+    held = session.aggregator.footprint()
+    assert held["observations"] == 8 and held["memo"] < 8  # no carriers kept once linked
+    assert core._marks == {} and len(core._conn_bytes) <= CONN_MEMO
+    everything = Aggregator(ctx)
+    everything.extend(session.store.observations())
+    linked = {f.recipient: f.transmissions for f in session.aggregator.findings()
+              if f.rule == "CROSS_SERVICE_LINKING"}
+    core.close()
+    assert session.aggregator.findings() == everything.findings()
+    assert linked["acme-watch.example"] == tuple(i for i in range(1, 41) if i != 30)
