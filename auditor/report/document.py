@@ -329,7 +329,7 @@ class Coverage:
     def json(self) -> dict[str, object]:
         return {"connections": self.connections, "inspected": self.inspected,
                 "uninspected": list(self.uninspected), "opaque_payloads": self.opaque_payloads,
-                "opaque": list(self.opaque), "analysis_errors": self.analysis_errors,
+                "opaque": _listed(self.opaque), "analysis_errors": self.analysis_errors,
                 "errors": list(self.errors)}
 
 
@@ -361,6 +361,12 @@ class Verdict:
     def json(self) -> dict[str, object]:
         return {"result": self.result, "reason": self.reason, "basis": self.basis,
                 "not_covered": list(self.not_covered), "rules": list(self.rules)}
+
+
+def _listed(rows: Iterable[Any]) -> list[Any] | Replay[Any]:
+    """A list of the document as ``json()`` gives it: a stream stays a stream (the writer
+    walks it a row at a time; ``json_value`` lists it for a small document)."""
+    return rows if isinstance(rows, Replay) else list(rows)
 
 
 def judge(findings: Iterable[FindingEntry], coverage: Coverage,
@@ -412,7 +418,8 @@ class Document:
     def json(self) -> dict[str, object]:
         out: dict[str, object] = {
             "schema": self.schema, "session": self.session,
-            "transmissions": list(self.transmissions), "detections": list(self.detections),
+            "transmissions": _listed(self.transmissions),
+            "detections": _listed(self.detections),
             "findings": list(self.findings), "events": list(self.events),
             "coverage": self.coverage}
         if self.verdict is not None:
