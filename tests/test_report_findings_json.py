@@ -101,3 +101,22 @@ def test_a_streamed_document_is_complete(tmp_path: Path) -> None:
     assert back["coverage"]["connections"] == 1_200
     # the error naming transmission 5 is masked with its own detections
     assert "39.00005" not in back["coverage"]["errors"][0]["message"]
+
+
+def test_a_streamed_document_is_written_in_memory_that_does_not_follow_its_length(
+        tmp_path: Path) -> None:
+    peaks, sizes = [], []
+    for n in (5_000, 10_000):
+        doc = streamed_doc(tmp_path / f"s{n}", n)
+        out = tmp_path / f"findings-{n}.json"
+        tracemalloc.start()
+        try:
+            findings_json.render(doc, out)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        peaks.append(peak)
+        sizes.append(out.stat().st_size)
+    assert sizes[1] > 1.9 * sizes[0]
+    # what it holds: a read batch and the maskers' bounded caches, not the rows
+    assert peaks[1] < 1.25 * peaks[0], (peaks, sizes)
