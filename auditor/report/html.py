@@ -68,7 +68,6 @@ ENCODINGS_CAP = 8  # encoding chains listed per recipient and category
 
 Terms = Mapping[str, Mapping[str, str]]
 Labels = Mapping[str, str]
-Detections = Mapping[Any, Sequence[DetectionEntry]]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("auditor.report", "templates"),
@@ -125,7 +124,7 @@ def build_view(doc: Document, *, lang: str = "en",
                    lambda ev: f"consent event at {iso_text(ev.ts) or '?'}")
     far = datetime.max.replace(tzinfo=UTC)
     events.sort(key=lambda e: (e["ts"] or far, e["time"]))
-    walk = _walk(doc, findings, events, t)
+    walk = _Walk(doc, findings, events, t)
     shown = _each(enumerate(findings, 1), lambda pair: _finding(
         pair[0], pair[1], walk.evidence[pair[0] - 1], t, terms, titles), failed,
         lambda pair: f"finding {pair[1].id or pair[0]}")
@@ -224,11 +223,6 @@ class _Walk:
                     kept = self.evidence[i]
                     insort(kept, (("", str(tid)), -1, tid, None, []), key=lambda row: row[0])
                     del kept[EVIDENCE_CAP:]
-
-
-def _walk(doc: Document, findings: list[FindingEntry], events: list[dict[str, Any]],
-          t: Labels) -> _Walk:
-    return _Walk(doc, findings, events, t)
 
 
 def _hashable(value: Any) -> bool:
