@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from auditor.report.document import Coverage, Document, Replay, json_value
+from auditor.report.document import Coverage, Document, FindingEntry, Replay, json_value
 
 INDENT = "  "
 
@@ -32,10 +32,11 @@ def pieces(doc: Document) -> Iterator[str]:
 
 
 def _value(value: object, depth: int) -> Iterator[str]:
-    """A value at ``depth``: the document and its coverage as objects whose members are
-    written one by one (they hold the long lists), a list or stream a row at a time,
-    anything else encoded whole (a row, a finding: small)."""
-    if isinstance(value, Document | Coverage):
+    """A value at ``depth``: the document, its coverage and each finding as objects whose
+    members are written one by one (they hold the long lists: a finding of a week's soak
+    cites every message), a list or stream an item at a time, anything else encoded whole
+    (a row: small)."""
+    if isinstance(value, Document | Coverage | FindingEntry):
         yield from _object(value.json(), depth)
     elif isinstance(value, Replay | list | tuple):
         yield from _list(value, depth)
