@@ -8,8 +8,8 @@ every message, to the maker, a tracker SDK and a map service, a few seconds apar
 consent plan that limits how often the position may be sent (so EXCESS_FREQUENCY and
 CROSS_SERVICE_LINKING keep hitting, as in a soak). Every few thousand messages the
 worker's resident set is read from ``/proc/PID/status``; its peak (``VmHWM``) is read after
-the last message is committed, before ``Close`` (writing the reports is measured by
-``bench/analyze_memory.py``).
+the last message is committed, and then, after ``Finish`` (the worker writes the reports, as
+at the end of a capture, and exits), its peak over its whole life from the kernel's rusage.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from mitmproxy import http
 from mitmproxy.test import tflow
 
 from auditor.live import journal
-from auditor.live.protocol import Close, Committed, HttpFlow, Ready, Settings
+from auditor.live.protocol import Committed, Finish, HttpFlow, Ready, Settings
 from auditor.live.worker import OPTIMISE, PROCESS, Frames, frame
 
 IMEI = "864536040123455"
@@ -110,6 +110,35 @@ def _wait(replies: _Replies, until, deadline: float) -> None:
         time.sleep(0.02)
 
 
+def _reap(proc: subprocess.Popen, deadline: float) -> int:
+    """Wait for the worker to exit (it writes the reports on Finish) and return its peak RSS
+    over its whole life in KB, from the kernel's rusage of the child."""
+    while time.monotonic() < deadline:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_maxrss  # Linux: kilobytes
+        time.sleep(0.05)
+    raise TimeoutError("the worker did not write its reports within the bench's time bound")
+
+
+def compare(small: int = 20_000, large: int = 500_000) -> dict:
+    """A short and a long run of the real worker: the bound is met when both peaks, the end
+    reports included, are within it (memory that follows the messages would not be)."""
+    runs = [run(small), run(large)]
+    return {
+        "title": "Peak memory of the live analysis worker, a short and a long soak",
+        "messages": [small, large],
+        "peak_rss_mb": [r["peak_rss_mb"] for r in runs],
+        "peak_rss_with_reports_mb": [r["peak_rss_with_reports_mb"] for r in runs],
+        "messages_per_s": [r["messages_per_s"] for r in runs],
+        "growth_kb_per_message": [r["growth_kb_per_message"] for r in runs],
+        "target": runs[0]["target"],
+        "target_met": all(r["target_met"] for r in runs),
+        "notes": runs[0]["notes"],
+    }
+
+
 def run(messages: int = 20_000) -> dict:
     """Feed ``messages`` messages to a real worker; its peak RSS and how its RSS moved."""
     with tempfile.TemporaryDirectory(prefix="kidaudit-bench-live-") as tmp:
@@ -149,9 +178,11 @@ def run(messages: int = 20_000) -> dict:
             wall = time.perf_counter() - t0
             writer.close()
             final = _status(proc.pid)
-            proc.stdin.write(frame(Close()))
+            proc.stdin.write(frame(Finish("en")))  # as at the end of a capture
             proc.stdin.close()
-            proc.wait(timeout=120)
+            closing = time.perf_counter()
+            with_reports = _reap(proc, deadline) / 1024  # the reports are written at Finish
+            reports_s = time.perf_counter() - closing
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -165,9 +196,11 @@ def run(messages: int = 20_000) -> dict:
         "rss_mb_by_messages": {str(n): round(kb / 1024, 1) for n, kb in samples},
         "rss_end_mb": round(final["VmRSS"] / 1024, 1),
         "peak_rss_mb": round(peak, 1),
+        "peak_rss_with_reports_mb": round(with_reports, 1),
+        "reports_s": round(reports_s, 1),
         "growth_kb_per_message": round((final["VmRSS"] - start["VmRSS"]) / messages, 3),
         "target": f"<= {TARGET_MB} MB, the same at 20,000 and at 500,000 messages",
-        "target_met": peak <= TARGET_MB,
+        "target_met": max(peak, with_reports) <= TARGET_MB,
         "notes": ["small JSON check-ins (seeded IMEI, a position moving every message) to "
                   "the maker, a tracker and a map service, 5 s apart, with a plan limiting "
                   "the position to once in 30 s; fed through the journal as the proxy does"],
@@ -177,4 +210,8 @@ def run(messages: int = 20_000) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20_000)
-    print(json.dumps(run(parser.parse_args().messages), indent=2))
+    parser.add_argument("--compare", type=int, metavar="LARGE", default=0,
+                        help="run --messages and then LARGE messages, and compare")
+    args = parser.parse_args()
+    print(json.dumps(compare(args.messages, args.compare) if args.compare
+                     else run(args.messages), indent=2))
