@@ -23,10 +23,13 @@ from auditor.sources import tnet
 from auditor.sources.mitm import (
     TLS_META,
     NotAFlow,
+    PlainHttp,
     Signals,
     flow_of_record,
     flow_transmissions,
     is_mark,
+    is_mark_request,
+    plain_http_of_record,
     saved_mark_event,
     transmission,
 )
@@ -83,14 +86,27 @@ class Context:
 
 def analyse_chunk(ctx: Context, chunk: Chunk) -> list[Analysed | Skipped]:
     out: list[Analysed | Skipped] = []
+    # Without signals to match or evidence to write again, an ordinary HTTP flow is read
+    # without rebuilding it (``plain_http_of_record``): the same results, read in less time.
+    light = not ctx.signals and not ctx.evidence
     for at, record in read_chunk(chunk):
         try:
-            flow = flow_of_record(record)
+            flow = plain_http_of_record(record) if light else flow_of_record(record)
+            if isinstance(flow, PlainHttp) and is_mark_request(flow.request):
+                flow = flow_of_record(flow.record)
         except NotAFlow as e:
             out.append(Skipped(at, str(e)))
             continue
-        out.append(analyse_flow(ctx, flow))
+        out.append(analyse_plain(ctx, flow) if isinstance(flow, PlainHttp)
+                   else analyse_flow(ctx, flow))
     return out
+
+
+def analyse_plain(ctx: Context, flow: PlainHttp) -> Analysed:
+    """``analyse_flow`` of an ordinary HTTP flow that is not a mark, with no signals to
+    match and no evidence to write: its request's outcome is all there is."""
+    return Analysed(flow.request.timestamp_start,
+                    request=outcome(ctx.pipeline, flow.transmission(0)))
 
 
 class _Counter:

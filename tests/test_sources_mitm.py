@@ -353,3 +353,80 @@ def test_a_mark_in_a_flow_file_is_an_event_and_a_malformed_one_a_coverage_error(
         (1, "api.acme-watch.example")]
     assert [(e["stage"], e["message"]) for e in doc["coverage"]["errors"]] == [
         ("mark", "ValueError: a phase mark needs name=..., e.g. /phase?name=idle")]
+
+
+# -- ordinary HTTP records read without rebuilding the flow (issue 16 item 2) -------------
+
+def _record(change=None, resp: bool = True, **flow_kw: object) -> bytes:
+    f = tflow.tflow(resp=resp, **flow_kw)
+    f.server_conn.peername = ("203.0.113.7", 443)
+    state = f.get_state()
+    if change is not None:
+        change(state)
+    return tnetstring.dumps(state)
+
+
+def _set(path: str, value: object):
+    def change(state: dict) -> None:
+        *parents, last = path.split(".")
+        for p in parents:
+            state = state[p]
+        if value is KeyError:
+            del state[last]
+        else:
+            state[last] = value
+    return change
+
+
+@pytest.mark.parametrize(("record", "plain"), [
+    (_record(), True),
+    (_record(resp=False), True),
+    (_record(_set("server_conn.peername", None)), True),
+    (_record(_set("client_conn.timestamp_tls_setup", None)), True),
+    (_record(_set("backup", KeyError)), True),
+    (_record(ws=True), False),
+    (_record(err=True), False),
+    (_record(_set("metadata", {"k": 1})), False),
+    (_record(_set("version", 20)), False),
+    (_record(_set("client_conn.alpn", 5)), False),
+    (_record(_set("client_conn.id", 5)), False),
+    (_record(_set("server_conn.extra", 1)), False),
+    (_record(_set("server_conn.tls_version", "SSLv1")), False),
+    (_record(_set("response.status_code", "200")), False),
+    (_record(_set("request.host", None)), False),
+    (_record(_set("request", KeyError)), False),
+    (_record(_set("extra", 1)), False),
+    (_record(_set("timestamp_created", 1e300)), False),
+    (_record(_set("request.timestamp_start", float("nan"))), False),
+    (b"5:hello,", False),
+])
+def test_a_plain_http_record_reads_as_the_flow_would(record: bytes, plain: bool) -> None:
+    """Read without rebuilding the flow, a record gives the same transmission, or the same
+    flow, or the same ``NotAFlow`` words, as ``flow_of_record``."""
+    from auditor.sources.mitm import NotAFlow, PlainHttp, flow_of_record, plain_http_of_record
+
+    try:
+        expected: object = flow_of_record(record)
+    except NotAFlow as e:
+        expected = str(e)
+    try:
+        got: object = plain_http_of_record(record)
+    except NotAFlow as e:
+        got = str(e)
+    assert isinstance(got, PlainHttp) == plain
+    if isinstance(got, PlainHttp):
+        assert got.transmission(3) == transmission(expected, 3)  # type: ignore[arg-type]
+        assert got.record == record
+    elif isinstance(got, str):
+        assert got == expected
+    else:
+        assert got.get_state() == expected.get_state()  # type: ignore[union-attr]
+
+
+def test_a_connection_state_checked_once_is_still_checked_for_its_id() -> None:
+    """The connection states taken are remembered without their id: a bad id is still bad."""
+    from auditor.sources.mitm import NotAFlow, PlainHttp, plain_http_of_record
+
+    assert isinstance(plain_http_of_record(_record()), PlainHttp)
+    with pytest.raises(NotAFlow):
+        plain_http_of_record(_record(_set("server_conn.id", b"x")))
