@@ -129,6 +129,8 @@ def dedupe(detections: list[Detection]) -> list[Detection]:
 
     Kept detections are indexed under their field and its ancestors, so each candidate is
     compared with the few on its own branch: a message with 20,000 fields stays linear."""
+    if len(detections) < 2:  # nothing to compare: most messages
+        return list(detections)
     ranked = sorted(enumerate(detections), key=lambda p: (
         METHOD_RANK.get(p[1].method, 9), -p[1].field.count("."), len(p[1].encoding), p[0]))
     at: dict[str, list[Detection]] = {}  # field -> kept detections on it

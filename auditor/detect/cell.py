@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from auditor.detect import keys
 from auditor.detect.patterns import MCC
+from auditor.memo import Memo
 from auditor.model import Cell, Detection, Field
 
 KNOWN_CONFIDENCE = 0.97
@@ -49,8 +50,17 @@ _HEX = re.compile(r"(0x)?[0-9A-Fa-f]+", re.I)
 MAX_DELIMITED = 4096
 
 
+# Roles of the paths seen: a device sends the same keys message after message, and each
+# field's role is asked twice (the JSON and the delimited towers). Paths are bounded
+# (``limits.MAX_PATH``) before detection.
+_ROLES: Memo[str, str] = Memo(4096)
+
+
 def _role(path: str) -> str:
-    return ROLES.get(keys.normalise(keys.key_of(path)), "")
+    role = _ROLES.get(path)
+    if role is None:
+        role = _ROLES.put(path, ROLES.get(keys.normalise(keys.key_of(path)), ""))
+    return role
 
 
 def find_cells(tx_id: int, fields: Iterable[Field], towers: tuple[Cell, ...]) -> list[Detection]:

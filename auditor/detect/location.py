@@ -46,6 +46,7 @@ _NMEA = re.compile(r"(?<![\d.])(\d{2,3})([0-5]\d)\.(\d+),?([NSEW])(?![A-Za-z])")
 _DM = re.compile(r"\s*(\d{2,3})([0-5]\d)\.(\d+)\s*")
 HEMISPHERES = frozenset("NSEW")
 MAX_LETTER = 3  # characters of a field holding a hemisphere letter, spaces included
+_DIGIT = re.compile(r"\d")  # the same digits as the forms' ``\d``
 _PAIR = re.compile(r"^\s*(-?\d{1,3}\.\d+)\s*[,|; ]\s*(-?\d{1,3}\.\d+)\s*$")
 
 
@@ -191,6 +192,8 @@ def find_locations(tx_id: int, fields: Iterable[Field], here: Location) -> list[
     lons: list[_Hit] = []
     hemispheres = _hemispheres(fields)
     for f in fields:
+        if not _DIGIT.search(f.value):  # every coordinate form has a digit; most fields none
+            continue
         found = _numbers(f, here)
         letters = hemispheres.get(keys.parent(f.path)) if hemispheres else None
         if letters:
