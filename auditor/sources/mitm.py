@@ -13,7 +13,7 @@ import copy
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -494,8 +494,7 @@ def _plain_http(record: bytes) -> PlainHttp | None:
             or state["metadata"] != {}):
         return None
     client, server = state["client_conn"], state["server_conn"]
-    if not (_conn_ok(client, connection.Client(peername=("", 0), sockname=("", 0)))
-            and _conn_ok(server, connection.Server(address=None))):
+    if not (_conn_ok(client, _blank_client) and _conn_ok(server, _blank_server)):
         return None
     if state["response"]:
         http.Response.from_state(state["response"])
@@ -507,16 +506,24 @@ def _plain_http(record: bytes) -> PlainHttp | None:
                      client["timestamp_tls_setup"] is not None, client["sni"] or "", record)
 
 
-def _conn_ok(state: object, blank: connection.Connection) -> bool:
-    """The connection state is one mitmproxy's ``set_state`` takes (a copy is given to it
-    the first time a state is seen)."""
+def _blank_client() -> connection.Connection:
+    return connection.Client(peername=("", 0), sockname=("", 0))  # as ``Flow.from_state``
+
+
+def _blank_server() -> connection.Connection:
+    return connection.Server(address=None)
+
+
+def _conn_ok(state: object, blank: Callable[[], connection.Connection]) -> bool:
+    """The connection state is one mitmproxy's ``set_state`` takes (a copy is given to it,
+    on a new connection as ``Flow.from_state`` makes, the first time a state is seen)."""
     if type(state) is not dict or type(state.get("id")) is not str:
         return False
     # ``repr`` names each value and its type (str/bytes, int/float/bool) for the plain
     # types a tnetstring holds: equal keys, equal states.
     key = repr([(k, v) for k, v in state.items() if k != "id"])
     if _CONNS_CHECKED.get(key) is None:
-        blank.set_state(copy.deepcopy(state))
+        blank().set_state(copy.deepcopy(state))
         _CONNS_CHECKED.put(key, True)
     return True
 
