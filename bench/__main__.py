@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -43,9 +44,22 @@ def machine() -> dict[str, str]:
         "cpu": cpu, "cores": str(os.cpu_count()),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(), "mitmproxy": mitmproxy.version.VERSION,
-        "kidaudit": __version__,
+        "kidaudit": __version__, "commit": _commit(),
         "load average at start (1/5/15 min)": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def _commit() -> str:
+    """The tree measured: its commit, and whether files differed from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head or 'unknown'}{' (with uncommitted changes)' if dirty.strip() else ''}"
 
 
 def _benchmarks(args: argparse.Namespace) -> list[tuple[str, object]]:
