@@ -82,8 +82,9 @@ def printable(text: str) -> str:
 
 
 def _bindable(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A row SQLite accepts: every string in it printable."""
-    return tuple(printable(v) if isinstance(v, str) else v for v in row)
+    """A row SQLite accepts: every string in it printable (ASCII, most of them, as it is:
+    this runs on every column of every row)."""
+    return tuple([printable(v) if isinstance(v, str) and not v.isascii() else v for v in row])
 
 
 def _json(items: tuple[str, ...]) -> str:
