@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 
 import ahocorasick
 
+from auditor.limits import Budget
 from auditor.memo import memoised
 from auditor.model import Detection, Field
 
@@ -148,13 +149,22 @@ class Masker:
 
     def _inside(self, piece: str) -> str | None:
         """The category of a form found in what the decoders peel off ``piece``, if any."""
-        from auditor import decode  # the decoders import the extractors: only when needed
-
-        for f in decode.expand([Field("url", "piece", piece)])[1:]:
-            for text in (f.value.lower(), f.path.lower()):
-                for _, key in self._auto.iter(text):
-                    return self._category[key]
+        for text in _peeled(piece):
+            for _, key in self._auto.iter(text):
+                return self._category[key]
         return None
+
+
+@memoised(4096)  # the same host labels and path pieces stand in message after message
+def _peeled(piece: str) -> tuple[str, ...]:
+    """What the decoders peel off ``piece``: each layer's value and path, lowercased. A
+    budget of its own (as a report's masking always had, outside any message's), so the
+    answer depends on the piece alone."""
+    from auditor import decode  # the decoders import the extractors: only when needed
+
+    return tuple(text for f in decode.expand([Field("url", "piece", piece)],
+                                             budget=Budget())[1:]
+                 for text in (f.value.lower(), f.path.lower()))
 
 
 def _unescaped(text: str) -> tuple[str, list[tuple[int, int]]]:

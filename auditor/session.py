@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import operator
 import os
 import pickle
 import platform
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from auditor.model import ConsentEvent, ConsentPlan, Finding, Observation, Profi
 from auditor.pipeline import Pipeline
 from auditor.profile import load_consent_plan, load_profile
 from auditor.report import detections_csv, document, findings_json
+from auditor.report.document import DetectionEntry, RecipientEntry, TransmissionEntry
 from auditor.report.document import iso as iso_utc
 from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate, exercise
 from auditor.store import Store, private_copy, private_dir
@@ -243,7 +245,10 @@ class Spool:
     output: masking a message is the dear part of writing the reports, so it is done once,
     and memory holds a batch. The file has no name (made in the session's private folder
     and unlinked at once), so a run killed midway leaves nothing behind; each walk reads
-    it at its own offset (``os.pread``), so two walks may interleave."""
+    it at its own offset (``os.pread``), so two walks may interleave. A row is a
+    transmission's entry, its detections' entries and its opaque notes (``document.Survey``
+    keeps them); it is pickled as plain tuples and built again when read: unpickling a frozen
+    dataclass costs a ``dataclasses.fields`` walk per object, its constructor a few calls."""
 
     BATCH = 256
 
@@ -257,8 +262,10 @@ class Spool:
     def __exit__(self, *exc: object) -> None:
         self._file.close()
 
-    def add(self, row: object) -> None:
-        self._batch.append(row)
+    def add(self, row: tuple[TransmissionEntry, list[DetectionEntry], list[str]]) -> None:
+        tx, dets, notes = row
+        self._batch.append((_TX_FIELDS(tx), _RECIPIENT_FIELDS(tx.recipient),
+                            [_DET_FIELDS(d) for d in dets], notes))
         if len(self._batch) >= self.BATCH:
             self._flush()
 
@@ -267,7 +274,7 @@ class Spool:
             pickle.dump(self._batch, self._file, pickle.HIGHEST_PROTOCOL)
             self._batch = []
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[tuple[TransmissionEntry, list[DetectionEntry], list[str]]]:
         """The rows in the order they were added."""
         self._flush()
         self._file.flush()
@@ -277,7 +284,22 @@ class Spool:
                 batch = pickle.load(reader)
             except EOFError:
                 return
-            yield from batch
+            for tx, recipient, dets, notes in batch:
+                yield (TransmissionEntry(*tx[:-1], RecipientEntry(*recipient), tx[-1]),
+                       [DetectionEntry(*d) for d in dets], notes)
+
+
+def _getter(cls: type, leave: str = "") -> Callable[[Any], tuple[Any, ...]]:
+    """A dataclass's field values in order as a tuple (``leave``: a field left out)."""
+    return operator.attrgetter(*(f.name for f in fields(cls) if f.name != leave))
+
+
+# The spool's rows as tuples: a transmission's recipient apart, it is its last field
+# but one (consent last), as ``Spool.__iter__`` rebuilds it.
+_TX_FIELDS = _getter(TransmissionEntry, "recipient")
+_RECIPIENT_FIELDS = _getter(RecipientEntry)
+_DET_FIELDS = _getter(DetectionEntry)
+assert [f.name for f in fields(TransmissionEntry)][-2:] == ["recipient", "consent"]
 
 
 class _ReadAt(io.RawIOBase):

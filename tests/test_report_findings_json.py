@@ -7,6 +7,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.report import document, findings_json
 from auditor.report.document import (
@@ -120,3 +122,31 @@ def test_a_streamed_document_is_written_in_memory_that_does_not_follow_its_lengt
     assert sizes[1] > 1.9 * sizes[0]
     # what it holds: a read batch and the maskers' bounded caches, not the rows
     assert peaks[1] < 1.25 * peaks[0], (peaks, sizes)
+
+
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats()
+            | st.text(alphabet=st.characters(exclude_categories=()), max_size=12))
+_KEYS = st.text(max_size=6) | st.integers() | st.floats() | st.booleans() | st.none()
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_VALUES, depth=st.integers(0, 3))
+def test_a_row_is_encoded_as_json_dumps_writes_it(value: object, depth: int) -> None:
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    assert findings_json.encode(value, depth) == text.replace("\n", "\n" + "  " * depth)
+
+
+@pytest.mark.parametrize("value", [
+    TransmissionEntry(7, url="/a?b=\u2028\ud800", recipient=RecipientEntry(country=None),
+                      consent={"location.precise": "granted"}),
+    {"nan": float("nan"), "inf": [float("inf"), float("-inf")], 1.5: -0.0, None: True},
+    [[], {}, (), [{}]],
+])
+def test_a_document_object_is_encoded_as_json_dumps_writes_it(value: object) -> None:
+    assert findings_json.encode(value, 1) == json.dumps(
+        value, indent=2, ensure_ascii=False, default=document.json_value).replace("\n", "\n  ")

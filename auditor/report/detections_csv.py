@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from auditor.memo import memoised
 from auditor.report.document import STAGE as REPORT_STAGE
 from auditor.report.document import (
     CoverageError,
@@ -49,12 +50,19 @@ def neutralised(cell: Any) -> Any:
 def _cell(value: Any) -> Any:
     """A document value as a cell: numbers stay numbers, text is printable and neutralised;
     a float that is not a number is an empty cell, as pandas writes it."""
+    if type(value) is str:  # most cells: the same few texts row after row
+        return _text(value)
     if isinstance(value, float) and math.isnan(value):
         return None
     if value is None or isinstance(value, bool | int | float):
         return value
     if not isinstance(value, str):
         raise TypeError(f"a {type(value).__name__} where a single value belongs")
+    return neutralised(printable(value))
+
+
+@memoised(4096)
+def _text(value: str) -> str:
     return neutralised(printable(value))
 
 

@@ -41,8 +41,7 @@ def _value(value: object, depth: int) -> Iterator[str]:
     elif isinstance(value, Replay | list | tuple):
         yield from _list(value, depth)
     else:
-        text = json.dumps(value, indent=2, ensure_ascii=False, default=json_value)
-        yield text.replace("\n", "\n" + INDENT * depth) if depth else text
+        yield encode(value, depth)
 
 
 def _object(members: dict[str, object], depth: int) -> Iterator[str]:
@@ -64,3 +63,70 @@ def _list(rows: Replay, depth: int) -> Iterator[str]:
         empty = False
         yield from _value(row, depth + 1)
     yield "[]" if empty else "\n" + INDENT * depth + "]"
+
+
+# -- one row's text ------------------------------------------------------------------------
+# ``json.dumps(indent=...)`` runs the encoder written in Python, a few calls per value, and
+# findings.json is mostly rows of a few values: the same text, made here with a call per
+# container and the C encoder's string escaping. Each branch is the one ``json.encoder``'s
+# ``_make_iterencode`` takes, in its order.
+
+_STRING = json.encoder.encode_basestring  # ensure_ascii=False; the C function when built
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+_FLOATS = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
+
+
+def encode(value: object, depth: int = 0) -> str:
+    """``value`` as ``json.dumps(value, indent=2, ensure_ascii=False, default=json_value)``
+    writes it, indented as if it stood at ``depth``."""
+    kind = type(value)
+    if kind is str:  # the common types by identity first: most values are these
+        return _STRING(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is dict:
+        return _dict(value, depth) if value else "{}"  # type: ignore[arg-type]
+    if value is None or value is True or value is False:
+        return _CONSTANTS[value]
+    if isinstance(value, str):
+        return _STRING(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        inner = "\n" + INDENT * (depth + 1)
+        return ("[" + inner + ("," + inner).join([encode(v, depth + 1) for v in value])
+                + "\n" + INDENT * depth + "]")
+    if isinstance(value, dict):
+        return _dict(value, depth) if value else "{}"
+    return encode(json_value(value), depth)
+
+
+def _dict(value: dict, depth: int) -> str:
+    inner = "\n" + INDENT * (depth + 1)
+    return ("{" + inner + ("," + inner).join([
+        (_STRING(k) if type(k) is str else _key(k)) + ": " + (
+            _STRING(v) if type(v) is str else encode(v, depth + 1))
+        for k, v in value.items()]) + "\n" + INDENT * depth + "}")
+
+
+def _float(value: float) -> str:
+    if value != value:
+        return "NaN"
+    return _FLOATS.get(value) or float.__repr__(value)
+
+
+def _key(key: object) -> str:
+    """A member's name as json writes it: text as is, numbers and constants as text."""
+    if isinstance(key, str):
+        return _STRING(key)
+    if isinstance(key, float):
+        return _STRING(_float(key))
+    if key is None or key is True or key is False:
+        return _STRING(_CONSTANTS[key])
+    if isinstance(key, int):
+        return _STRING(int.__repr__(key))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
