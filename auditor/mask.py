@@ -20,7 +20,7 @@ from urllib.parse import quote, quote_plus
 import ahocorasick
 
 from auditor.limits import Budget
-from auditor.memo import memoised
+from auditor.memo import Memo, memoised
 from auditor.model import Detection, Field
 
 # Categories whose value is never shown even in part: a password fragment helps an attacker.
@@ -155,16 +155,27 @@ class Masker:
         return None
 
 
-@memoised(4096)  # the same host labels and path pieces stand in message after message
+_PEELED: Memo[str, tuple[str, ...]] = Memo(4096)
+MEMO_TEXT = 1024  # characters of a piece, and of what it peels to, that are remembered
+
+
 def _peeled(piece: str) -> tuple[str, ...]:
     """What the decoders peel off ``piece``: each layer's value and path, lowercased. A
     budget of its own (as a report's masking always had, outside any message's), so the
-    answer depends on the piece alone."""
+    answer depends on the piece alone; the same host labels and path pieces stand in
+    message after message, so short ones are remembered (a bounded memory: a long piece,
+    or a small one that inflates, is peeled again)."""
     from auditor import decode  # the decoders import the extractors: only when needed
 
-    return tuple(text for f in decode.expand([Field("url", "piece", piece)],
-                                             budget=Budget())[1:]
-                 for text in (f.value.lower(), f.path.lower()))
+    known = _PEELED.get(piece)
+    if known is not None:
+        return known
+    texts = tuple(text for f in decode.expand([Field("url", "piece", piece)],
+                                              budget=Budget())[1:]
+                  for text in (f.value.lower(), f.path.lower()))
+    if len(piece) <= MEMO_TEXT and sum(map(len, texts)) <= MEMO_TEXT:
+        _PEELED.put(piece, texts)
+    return texts
 
 
 def _unescaped(text: str) -> tuple[str, list[tuple[int, int]]]:

@@ -38,6 +38,7 @@ COLUMNS = ["transmission", "ts", "transport", "method", "host", "recipient_domai
            "profile_key", "value", "confidence"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 STAGE = f"{REPORT_STAGE} detections.csv"
+MEMO_TEXT = 256  # characters of a text cell remembered: a bounded memory
 
 
 def neutralised(cell: Any) -> Any:
@@ -50,8 +51,8 @@ def neutralised(cell: Any) -> Any:
 def _cell(value: Any) -> Any:
     """A document value as a cell: numbers stay numbers, text is printable and neutralised;
     a float that is not a number is an empty cell, as pandas writes it."""
-    if type(value) is str:  # most cells: the same few texts row after row
-        return _text(value)
+    if type(value) is str and len(value) <= MEMO_TEXT:  # most cells: the same few texts
+        return _text(value)                                # row after row, remembered
     if isinstance(value, float) and math.isnan(value):
         return None
     if value is None or isinstance(value, bool | int | float):
