@@ -135,16 +135,10 @@ class Masker:
     def _hidden(self, text: str) -> list[tuple[int, int, str]]:
         """Pieces of ``text`` that the decoders turn into a text holding a form."""
         out = []
-        seen: set[tuple[int, int]] = set()
-        for rx in _PIECES:
-            for m in rx.finditer(text):
-                if m.span() in seen or len(m.group()) > MAX_PIECE or not _ENCODED.search(
-                        m.group()):
-                    continue
-                seen.add(m.span())
-                category = self._inside(m.group())
-                if category is not None:
-                    out.append((m.start(), m.end(), category))
+        for start, end in _decodable(text):
+            category = self._inside(text[start:end])
+            if category is not None:
+                out.append((start, end, category))
         return out
 
     def _inside(self, piece: str) -> str | None:
@@ -155,8 +149,34 @@ class Masker:
         return None
 
 
+MEMO_TEXT = 1024  # characters of a text or piece, and of what it peels to, remembered
+_DECODABLE: Memo[str, tuple[tuple[int, int], ...]] = Memo(4096)
+
+
+def _decodable(text: str) -> tuple[tuple[int, int], ...]:
+    """The spans of ``text``'s pieces from which the decoders peel something, in the order
+    ``Masker._hidden`` looks at them; which they are depends on the text alone, and hosts,
+    field paths and many URLs come again message after message: short texts' answers are
+    remembered."""
+    known = _DECODABLE.get(text)
+    if known is not None:
+        return known
+    spans = []
+    seen: set[tuple[int, int]] = set()
+    for rx in _PIECES:
+        for m in rx.finditer(text):
+            if m.span() in seen or len(m.group()) > MAX_PIECE or not _ENCODED.search(
+                    m.group()):
+                continue
+            seen.add(m.span())
+            if _peeled(m.group()):
+                spans.append(m.span())
+    if len(text) <= MEMO_TEXT:
+        _DECODABLE.put(text, tuple(spans))
+    return tuple(spans)
+
+
 _PEELED: Memo[str, tuple[str, ...]] = Memo(4096)
-MEMO_TEXT = 1024  # characters of a piece, and of what it peels to, that are remembered
 
 
 def _peeled(piece: str) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from auditor.report.document import Coverage, Document, FindingEntry, Replay, json_value
 
 INDENT = "  "
+BATCH = 512  # pieces of text (half as many rows) joined before they are handed on
 
 
 def render(doc: Document, out: Path) -> None:
@@ -27,7 +28,7 @@ def render(doc: Document, out: Path) -> None:
 
 
 def pieces(doc: Document) -> Iterator[str]:
-    """The document's JSON text, in order, in pieces of about one row each."""
+    """The document's JSON text, in order, in pieces of a few hundred rows at most."""
     return _value(doc, 0)
 
 
@@ -56,13 +57,25 @@ def _object(members: dict[str, object], depth: int) -> Iterator[str]:
 
 
 def _list(rows: Replay, depth: int) -> Iterator[str]:
+    """Rows a batch at a time: an item that is a row is encoded at once, and each batch's
+    text (a few hundred rows) is handed on joined."""
     inner = "\n" + INDENT * (depth + 1)
+    batch: list[str] = []
     empty = True
     for row in rows:
-        yield ("[" if empty else ",") + inner
+        batch.append(("[" if empty else ",") + inner)
         empty = False
-        yield from _value(row, depth + 1)
-    yield "[]" if empty else "\n" + INDENT * depth + "]"
+        if isinstance(row, Document | Coverage | FindingEntry | Replay | list | tuple):
+            yield "".join(batch)
+            batch = []
+            yield from _value(row, depth + 1)
+            continue
+        batch.append(encode(row, depth + 1))
+        if len(batch) >= BATCH:
+            yield "".join(batch)
+            batch = []
+    batch.append("[]" if empty else "\n" + INDENT * depth + "]")
+    yield "".join(batch)
 
 
 # -- one row's text ------------------------------------------------------------------------
