@@ -206,17 +206,29 @@ class Citations:
                 self.findings.append((f, array("q", sorted(ids))))
             else:
                 self.findings.append((f, sorted(map(id_order, ids))))
+        # The page asks twice about each message in a row (its flow row, its timeline bin):
+        # the last answer is kept.
+        self._last: tuple[Any, list[tuple[int, FindingEntry, int]]] | None = None
 
     def citing(self, tid: Any) -> Iterator[tuple[int, FindingEntry, int]]:
         """(index, finding, how many times it lists ``tid``) for each finding citing it."""
+        last = self._last
+        if last is not None and type(last[0]) is type(tid) and last[0] == tid:
+            return iter(last[1])
         key = id_order(tid)
+        out = []
         for i, (f, ids) in enumerate(self.findings):
-            probe = key[1] if isinstance(ids, array) else key
-            if isinstance(ids, array) and key[0] != 0:
-                continue
+            if isinstance(ids, array):
+                if key[0] != 0:
+                    continue
+                probe: Any = key[1]
+            else:
+                probe = key
             n = bisect_right(ids, probe) - bisect_left(ids, probe)
             if n:
-                yield i, f, n
+                out.append((i, f, n))
+        self._last = (tid, out)
+        return iter(out)
 
     def worst(self, tid: Any) -> dict[str, str]:
         """Category → the worst severity of a finding citing ``tid`` under it; a finding
