@@ -322,8 +322,15 @@ class Store:
         def one(value: T) -> T:
             return shared.setdefault(value, value)  # type: ignore[return-value]
 
+        decoded: dict[str, tuple[str, ...]] = {}  # a list's text read once a batch
+
         def listed(text: str) -> tuple[str, ...]:
-            return () if text == "[]" else one(tuple(json.loads(text)))
+            if text == "[]":
+                return ()
+            known = decoded.get(text)
+            if known is None:
+                known = decoded[text] = one(tuple(json.loads(text)))
+            return known
 
         dets: dict[int, list[Detection]] = {}
         ids = [row[0] for row in rows]
