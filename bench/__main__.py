@@ -28,6 +28,7 @@ RESULTS = Path(__file__).with_name("results.md")
 # Every benchmark's last result with the machine it ran on: ``--only`` replaces some and
 # keeps the others, so results.md always shows each figure with its own date and load.
 RESULTS_JSON = Path(__file__).with_name("results.json")
+EARLIER = "earlier results.md"
 
 
 def machine() -> dict[str, str]:
@@ -118,6 +119,8 @@ def _kept(info: dict[str, str], results: list[tuple[str, dict]]) -> dict[str, di
         kept = json.loads(RESULTS_JSON.read_text())
     except (OSError, ValueError):
         kept = {}
+        if RESULTS.is_file():  # a results.md from before results.json: kept below, as it was
+            kept[EARLIER] = {"markdown": RESULTS.read_text()}
     for name, res in results:
         kept[name] = {"machine": info, "result": res}
     return kept
@@ -128,11 +131,17 @@ def render_all(kept: dict[str, dict]) -> str:
     runs: dict[str, list[tuple[str, dict]]] = {}
     infos: dict[str, dict[str, str]] = {}
     for name, entry in kept.items():
+        if name == EARLIER:
+            continue
         key = json.dumps(entry["machine"], sort_keys=True)
         infos[key] = entry["machine"]
         runs.setdefault(key, []).append((name, entry["result"]))
     parts = [render(infos[key], runs[key], head=not i) for i, key in enumerate(sorted(
         runs, key=lambda k: infos[k].get("date", "")))]
+    if EARLIER in kept:
+        earlier = kept[EARLIER]["markdown"].split("\n", 1)[-1]  # without its title
+        parts.append("## Earlier whole run (the benchmarks not measured again since)\n"
+                     + earlier.replace("\n## ", "\n### "))
     return "\n".join(parts)
 
 
