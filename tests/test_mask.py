@@ -97,3 +97,19 @@ def test_masker_hides_every_form(detection: Detection, text: str, secret: str,
 ])
 def test_masker_leaves_other_text_alone(detections: list[Detection], text: str) -> None:
     assert Masker(detections)(text) == text
+
+
+@pytest.mark.parametrize("size", [16, 4_000])  # a piece short enough to be remembered, and not
+def test_a_text_seen_before_is_masked_for_each_masker_by_its_own_values(size: int) -> None:
+    """What is remembered of a text (its decodable pieces, what they peel to) belongs to the
+    text: a second masker with other values, given the same text, hides its own."""
+    first, second = "imei-" + "1" * size, "imei-" + "2" * size
+    pieces = [base64.urlsafe_b64encode(json.dumps({"id": v}).encode()).decode()
+              for v in (first, second)]  # the value stands in neither as such
+    text = f"/up?a={pieces[0]}&b={pieces[1]}"
+    for value, shown, hidden in [(first, pieces[1], pieces[0]), (second, pieces[0], pieces[1])]:
+        for _ in range(2):  # the second time from what was remembered
+            out = Masker([Detection(1, "identifier.device", "known", "url", "a.id",
+                                    ("base64", "json"), "imei", value, 1.0)])(text)
+            assert shown in out and hidden not in out
+            assert len(out) == len(text)
