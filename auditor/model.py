@@ -7,6 +7,8 @@ that the core can take a profile without importing a module that opens files.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -121,6 +123,49 @@ class CategoryFacts:
     last_seen: float
 
 
+class Ids(Sequence[int]):
+    """A finding's transmission ids, sorted, 8 bytes each: a week's soak has findings that
+    cite every message, and a tuple of Python ints costs 36 bytes an id (issue 16: memory
+    that follows the findings, not the messages). Equal to a tuple or list of the same ids,
+    so it reads like the tuple it replaces."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        self._ids = array("q", ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return Ids(self._ids[index])
+        return self._ids[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Ids):
+            return self._ids == other._ids
+        if isinstance(other, tuple | list):
+            return len(other) == len(self._ids) and all(
+                a == b for a, b in zip(self._ids, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._ids))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self._ids))
+
+    def __reduce__(self):
+        return Ids, (self._ids,)
+
+    def json(self) -> list[int]:
+        return list(self._ids)
+
+
 @dataclass(frozen=True)
 class Finding:
     """One rule x one recipient organisation: one problem, however many categories and
@@ -132,7 +177,7 @@ class Finding:
     title: str
     categories: tuple[str, ...]
     recipient: str
-    transmissions: tuple[int, ...]
+    transmissions: Sequence[int]  # Ids when the engine made it; a tuple in tests
     first_seen: float
     last_seen: float
     references: tuple[str, ...]

@@ -17,14 +17,14 @@ and the plan's steps the session did not cover.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from auditor.mask import Masker, mask
 from auditor.memo import memoised
-from auditor.model import ConsentEvent, Detection, Finding, Observation
+from auditor.model import ConsentEvent, Detection, Finding, Ids, Observation
 
 SCHEMA = "kidaudit.findings/1"
 # A session is judged only on what was read: when more than this share of its connections
@@ -254,7 +254,7 @@ class FindingEntry:
         # new keys go at the end: readers of earlier versions see the same prefix
         return {"id": self.id, "rule": self.rule, "severity": self.severity,
                 "title": self.title, "categories": list(self.categories),
-                "recipient": self.recipient, "transmissions": list(self.transmissions),
+                "recipient": self.recipient, "transmissions": _listed_ids(self.transmissions),
                 "first_seen": iso_text(self.first_seen),
                 "last_seen": iso_text(self.last_seen), "count": self.count,
                 "references": list(self.references), "consent": list(self.consent),
@@ -596,7 +596,7 @@ def build(session: SessionInfo, observations: Iterable[Observation],
 
     entries = tuple(
         FindingEntry(f.id, f.rule, f.severity, f.title, tuple(f.categories),
-                     everywhere(f.recipient), tuple(f.transmissions), at(f.first_seen),
+                     everywhere(f.recipient), _ids(f.transmissions), at(f.first_seen),
                      at(f.last_seen), f.count, tuple(f.references), tuple(f.consent),
                      tuple(everywhere(r) for r in f.recipients),
                      tuple(CategoryEntry(c.category, c.count, at(c.first_seen),
@@ -713,6 +713,17 @@ def _states(states: Callable[[Observation], Mapping[str, str]], o: Observation
         return states(o)
     except Exception:  # noqa: BLE001 - recorded once, by the survey
         return {}
+
+
+def _ids(ids: Sequence[int]) -> Sequence[int]:
+    """A finding's ids as the engine gave them (``Ids``: 8 bytes an id), else a tuple."""
+    return ids if isinstance(ids, Ids) else tuple(ids)
+
+
+def _listed_ids(ids: Sequence[Any]) -> Sequence[Any]:
+    """What findings.json lists: ``Ids`` as they are (its writer walks them, ``json.dump``
+    asks their ``json()``), anything else as a list."""
+    return ids if isinstance(ids, Ids) else list(ids)
 
 
 def _same(value: str, category: str = "") -> str:

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from auditor.model import Ids
 from auditor.report.document import Coverage, Document, FindingEntry, Replay, json_value
 
 INDENT = "  "
@@ -39,7 +40,7 @@ def _value(value: object, depth: int) -> Iterator[str]:
     (a row: small)."""
     if isinstance(value, Document | Coverage | FindingEntry):
         yield from _object(value.json(), depth)
-    elif isinstance(value, Replay | list | tuple):
+    elif isinstance(value, Replay | list | tuple | Ids):
         yield from _list(value, depth)
     else:
         yield encode(value, depth)
@@ -65,7 +66,7 @@ def _list(rows: Replay, depth: int) -> Iterator[str]:
     for row in rows:
         batch.append(("[" if empty else ",") + inner)
         empty = False
-        if isinstance(row, Document | Coverage | FindingEntry | Replay | list | tuple):
+        if isinstance(row, Document | Coverage | FindingEntry | Replay | list | tuple | Ids):
             yield "".join(batch)
             batch = []
             yield from _value(row, depth + 1)

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from auditor.categories import severity_rank
 from auditor.memo import Memo
-from auditor.model import CategoryFacts, Finding, Observation
+from auditor.model import CategoryFacts, Finding, Ids, Observation
 from auditor.rules.base import Rule, RuleContext, StepMemo, timeline
 from auditor.rules.catalogue import CATALOGUE
 from auditor.rules.consent_rules import most_specific
@@ -189,7 +189,7 @@ class _Open:
             id=finding_id(self.rule.id, self.organisation),
             rule=self.rule.id, severity=self.rule.severity, title=self.rule.title,
             categories=tuple(sorted(self.facts)), recipient=self.organisation,
-            transmissions=tuple(self.ids), first_seen=self.first, last_seen=self.last,
+            transmissions=Ids(self.ids), first_seen=self.first, last_seen=self.last,
             references=self.rule.references, consent=tuple(sorted(self.consent)),
             recipients=tuple(sorted(self.recipients)),
             per_category=tuple(CategoryFacts(c, n, first, last)
