@@ -30,14 +30,8 @@ from mitmproxy.test import tflow
 from auditor.live import journal
 from auditor.live.protocol import Committed, Finish, HttpFlow, Ready, Settings
 from auditor.live.worker import OPTIMISE, PROCESS, Frames, frame
+from bench.analyze_memory import IMEI, PROFILE
 
-IMEI = "864536040123455"
-PROFILE = f"""device: {{name: "bench watch"}}
-identifiers: {{imei: "{IMEI}", phone: "+8613800138000"}}
-location: {{lat: 39.98312, lon: 116.30791}}
-first_party: [acme-watch.example]
-jurisdiction: CN
-"""
 PLAN = """limits:
   min_interval_s: {location.precise: 30}
 """

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +22,7 @@ from pathlib import Path
 from mitmproxy import http, io
 from mitmproxy.test import tflow
 
-from bench.analyze_memory import IMEI, PROFILE, T0
+from bench.analyze_memory import IMEI, T0, measure
 
 TARGET_MB = 250
 VOICE_EVERY, VOICE_BYTES = 1000, 8 * 1024
@@ -53,23 +50,6 @@ def write_capture(path: Path, messages: int) -> None:
                                               body, {"content-type": "application/json"})
             f.request.timestamp_start = f.request.timestamp_end = T0 + n
             writer.add(f)
-
-
-def measure(capture: Path, work: Path) -> dict:
-    """Run ``kidaudit analyze`` as a child; its exit status, wall time and peak RSS."""
-    profile = work / "p.yaml"
-    profile.write_text(PROFILE)
-    kidaudit = Path(sys.executable).with_name("kidaudit")
-    argv = [str(kidaudit), "analyze", str(capture), "--profile", str(profile),
-            "--out", str(work / "out")]
-    t0 = time.perf_counter()
-    with open(work / "analyze.log", "w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    return {"exit_code": os.waitstatus_to_exitcode(status), "wall_s": round(wall, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
-            "log_tail": (work / "analyze.log").read_text()[-500:]}
 
 
 def run(messages: int = 20_000) -> dict:
