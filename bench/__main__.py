@@ -56,8 +56,10 @@ def _commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
                               capture_output=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, text=True, capture_output=True, timeout=10).stdout
+        dirty = subprocess.run(  # the results files themselves do not count
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":!bench/results.md", ":!bench/results.json"],
+            cwd=root, text=True, capture_output=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head or 'unknown'}{' (with uncommitted changes)' if dirty.strip() else ''}"
