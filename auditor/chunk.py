@@ -161,9 +161,8 @@ def outcome(pipeline: Pipeline, tx: Transmission, resolve: str | None = None) ->
     except OSError:
         raise  # the machine failing, not the message: the run fails
     except Exception as e:  # noqa: BLE001 - one bad message must not end the analysis
-        kept = Observation(_without_content(tx), pipeline.recipients.attribute(tx.host, tx.ip),
-                           opaque=(f"*: analysis failed ({type(e).__name__})",))
-        return Outcome(kept, _text(e), resolve, tx if resolve is not None else None)
+        return Outcome(pipeline.failed(tx, e), _text(e), resolve,
+                       tx if resolve is not None else None)
     return Outcome(obs, None, resolve, tx if resolve is not None else None)
 
 
@@ -180,11 +179,6 @@ def numbered(obs: Observation, tx_id: int) -> Observation:
 def tnet_of(flow: object) -> bytes:
     """The flow as mitmproxy's ``FlowWriter.add`` writes it (the same bytes, faster)."""
     return tnet.dumps(flow.get_state())  # type: ignore[attr-defined]
-
-
-def _without_content(tx: Transmission) -> Transmission:
-    """As ``Session.observe`` keeps a transmission the pipeline failed on."""
-    return replace(tx, body=b"", payload=b"", headers=())
 
 
 def _text(e: BaseException) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from auditor import decode
 from auditor.detect import Detector
@@ -34,6 +34,18 @@ class Pipeline:
             fields = decode.expand(extract(tx), opaque)
         detections = self.detector.detect(tx, fields)
         return Observation(tx, recipient, tuple(detections), tuple(opaque), tags(fields))
+
+    def failed(self, tx: Transmission, exc: Exception) -> Observation:
+        """What is kept of a message ``observe`` failed on: committed as opaque, without its
+        content, so the report lists it and counts the error (live and ``analyze`` alike)."""
+        return Observation(without_content(tx), self.recipients.attribute(tx.host, tx.ip),
+                           opaque=(f"*: analysis failed ({type(exc).__name__})",))
+
+
+def without_content(tx: Transmission) -> Transmission:
+    """The transmission without its body, payload and headers: what is kept of a message
+    beyond its analysis (a failed one, or one the live alerts' rules hold)."""
+    return replace(tx, body=b"", payload=b"", headers=())
 
 
 def tags(fields: list[Field]) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from auditor import RULESET_VERSION, __version__
 from auditor.consent import Ledger
 from auditor.data import country_source, load_sdks
 from auditor.model import ConsentEvent, ConsentPlan, Finding, Observation, Profile, Transmission
-from auditor.pipeline import Pipeline
+from auditor.pipeline import Pipeline, without_content
 from auditor.profile import load_consent_plan, load_profile
 from auditor.report import detections_csv, document, findings_json
 from auditor.report.document import DetectionEntry, RecipientEntry, TransmissionEntry
@@ -114,9 +114,7 @@ class Session:
         try:
             obs = self.pipeline.observe(tx)
         except Exception as e:
-            self.store.add_observation(Observation(
-                _without_content(tx), self.pipeline.recipients.attribute(tx.host, tx.ip),
-                opaque=(f"*: analysis failed ({type(e).__name__})",)))
+            self.store.add_observation(self.pipeline.failed(tx, e))
             raise
         return obs, self.commit(obs)
 
@@ -128,7 +126,7 @@ class Session:
             return []
         # The alerts' rules see the message without its body: memory follows the number of
         # open findings, not the size of messages.
-        kept = replace(obs, transmission=_without_content(obs.transmission))
+        kept = replace(obs, transmission=without_content(obs.transmission))
         return self.aggregator.add(kept)
 
     def record_event(self, ev: ConsentEvent) -> None:
@@ -170,10 +168,6 @@ class Session:
 
     def close(self) -> None:
         self.store.close()
-
-
-def _without_content(tx: Transmission) -> Transmission:
-    return replace(tx, body=b"", payload=b"", headers=())
 
 
 def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledger, *,
