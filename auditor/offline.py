@@ -200,8 +200,7 @@ def _analysed(paths: list[Path], notes: list[str], evidence: _Evidence, local: C
         count = 0
         for part, items in results:
             if isinstance(part, Cut):
-                if count == 0:
-                    raise InputError(f"{path}: not a mitmproxy flow file ({part.problem})")
+                _refuse_first(path, count, part.problem)
                 notes.append(f"{path}: stopped after {count} flows at byte {part.at}: "
                              f"{part.problem}")
                 break
@@ -209,14 +208,20 @@ def _analysed(paths: list[Path], notes: list[str], evidence: _Evidence, local: C
                 bar.advance(part.size)
             for item in items:
                 if isinstance(item, Skipped):
-                    if count == 0:
-                        raise InputError(f"{path}: not a mitmproxy flow file ({item.problem})")
+                    _refuse_first(path, count, item.problem)
                     notes.append(f"{path}: the record at byte {item.at} was skipped "
                                  f"({item.problem})")
                     continue
                 count += 1
                 evidence.add(item.evidence)
                 yield item
+
+
+def _refuse_first(path: Path, count: int, problem: str) -> None:
+    """A record that is not a flow before the first flow: the file is not a flow file (the
+    user's input, refused in one line). After it, the caller notes the record and goes on."""
+    if count == 0:
+        raise InputError(f"{path}: not a mitmproxy flow file ({problem})")
 
 
 def _apply(session: Session, item: Analysed, ids: Iterator[int], names: dict[str, str]
