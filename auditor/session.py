@@ -237,9 +237,9 @@ def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding
 class Spool:
     """The document's rows as the survey masked them, kept on disk and read back by each
     output: masking a message is the dear part of writing the reports, so it is done once,
-    and memory holds a batch. The file has no name (made in the session's private folder
-    and unlinked at once), so a run killed midway leaves nothing behind; each walk reads
-    it at its own offset (``os.pread``), so two walks may interleave. A row is a
+    and memory holds a batch. The file has no name (made in the private folder the reports
+    are written into, and unlinked at once), so a run killed midway leaves nothing behind;
+    each walk reads it at its own offset (``os.pread``), so two walks may interleave. A row is a
     transmission's entry, its detections' entries and its opaque notes (``document.Survey``
     keeps them); it is pickled as plain tuples and built again when read: unpickling a frozen
     dataclass costs a ``dataclasses.fields`` walk per object, its constructor a few calls."""
