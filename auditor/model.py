@@ -41,6 +41,10 @@ class Transmission:
     decrypted: bool = False  # TLS that the proxy intercepted and read (NO_CERT_VALIDATION)
     tls_versions: tuple[str, ...] = ()  # offered in the device's ClientHello (WEAK_TLS)
     tls_ciphers: tuple[str, ...] = ()  # cipher suite names offered in the ClientHello
+    # The TLS probe's bad case this was sent under ("untrusted-ca", "wrong-host", "expired",
+    # "tls1.0"); "" for ordinary traffic. What the device sent under it is what an attacker
+    # with that certificate would read (TLS_CERT_NOT_VALIDATED and its siblings).
+    probe: str = ""
 
     @property
     def cleartext(self) -> bool:

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS transmissions (
     size INTEGER, flow_id TEXT, content_type TEXT,
     domain TEXT, organization TEXT, party TEXT, country TEXT,
     sni TEXT, decrypted INTEGER, tls_versions TEXT, tls_ciphers TEXT,
-    sdk TEXT, sdk_type TEXT, opaque TEXT, tags TEXT);
+    sdk TEXT, sdk_type TEXT, opaque TEXT, tags TEXT, probe TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS detections (
     transmission INTEGER NOT NULL REFERENCES transmissions(id), category TEXT NOT NULL,
     method TEXT NOT NULL, location TEXT, field TEXT, encoding TEXT, profile_key TEXT,
@@ -55,6 +55,11 @@ CREATE INDEX IF NOT EXISTS detections_tx ON detections(transmission);
 # The timeline order the reports read in, without a sort of the whole table: made when a
 # store opens, an older session folder's too, once its table is known to be kidaudit's.
 TIME_INDEX = "CREATE INDEX IF NOT EXISTS transmissions_time ON transmissions(ts, id)"
+# Columns added after the first release, last in the table, each with what an older store's
+# rows mean by it: such a store gets the column when opened, and its rows read as before.
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("probe", "ALTER TABLE transmissions ADD COLUMN probe TEXT NOT NULL DEFAULT ''"),
+)
 # Transmissions read per batch by ``iter_observations``: one query for their detections
 # each (SQLite takes up to 32,766 parameters; a batch also bounds what one read holds).
 BATCH = 500
@@ -200,10 +205,22 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._add_columns()
         if _columns(self.db, "transmissions") == layout()["transmissions"]:
             self.db.execute(TIME_INDEX)
         self.db.commit()
         self._batching = False
+
+    def _add_columns(self) -> None:
+        """An older store (before the TLS probe's column) opens: a table that is kidaudit's
+        up to the columns added since gets them, its rows read as ordinary traffic. Any
+        other table is left as it is, for ``check_layout`` to refuse."""
+        found = _columns(self.db, "transmissions")
+        expected = layout()["transmissions"]
+        for name, statement in ADDED_COLUMNS:
+            if found == expected[:len(found)] and name not in found:
+                self.db.execute(statement)
+                found = (*found, name)
 
     @classmethod
     def open_existing(cls, directory: Path) -> Store:
@@ -269,13 +286,13 @@ class Store:
         tx, r = obs.transmission, obs.recipient
         with self._commit():
             self.db.execute(
-                f"INSERT INTO transmissions VALUES ({','.join('?' * 25)})",
+                f"INSERT INTO transmissions VALUES ({','.join('?' * 26)})",
                 _bindable((tx.id, tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port,
                            tx.method, tx.url, int(tx.inspected), tx.size, tx.flow_id,
                            tx.content_type, r.domain, r.organization, r.party, r.country,
                            tx.sni, int(tx.decrypted), _json(tx.tls_versions),
                            _json(tx.tls_ciphers), r.sdk, r.sdk_type,
-                           _json(obs.opaque), _json(obs.tags))))
+                           _json(obs.opaque), _json(obs.tags), tx.probe)))
             self.db.executemany(
                 "INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
                 [_bindable((d.transmission, d.category, d.method, d.location, d.field,
@@ -347,7 +364,8 @@ class Store:
                               method=one(row[7]), url=row[8], inspected=bool(row[9]),
                               size=row[10], flow_id=row[11], content_type=one(row[12]),
                               sni=one(row[17]), decrypted=bool(row[18]),
-                              tls_versions=listed(row[19]), tls_ciphers=listed(row[20]))
+                              tls_versions=listed(row[19]), tls_ciphers=listed(row[20]),
+                              probe=one(row[25]))
             recipient = one(Recipient(row[13], row[14], row[15], row[16], row[21], row[22]))
             out.append(Observation(tx, recipient, tuple(dets.pop(tx.id, ())), listed(row[23]),
                                    listed(row[24])))

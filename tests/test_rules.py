@@ -122,6 +122,7 @@ class Msg:
     tls_versions: tuple[str, ...] = ()
     tls_ciphers: tuple[str, ...] = ()
     decrypted: bool = False
+    probe: str = ""
     found: tuple[Found, ...] = ()
 
     def observation(self, tx_id: int) -> Observation:
@@ -129,7 +130,8 @@ class Msg:
         tx = Transmission(id=tx_id, ts=T0 + self.at, transport=self.transport, host=host,
                           port=443, ip=self.ip, direction=self.direction, method=self.method,
                           url=self.url, inspected=self.inspected, decrypted=self.decrypted,
-                          tls_versions=self.tls_versions, tls_ciphers=self.tls_ciphers)
+                          tls_versions=self.tls_versions, tls_ciphers=self.tls_ciphers,
+                          probe=self.probe)
         plain = [Found(c, profile_key=c) for c in self.categories]
         dets = tuple(Detection(tx_id, f.category, f.method, f.location,
                                f.field or f"body.json.{f.category}", (), f.profile_key,
@@ -190,6 +192,27 @@ GRANT_SEP = grant(separate=(PRECISE,))
 IDLE = ev("phase", 0, name="idle")
 UNTRUSTING = profile(device=Device(name="K2", ca_trusted=False))
 NONE_HIT: tuple[tuple[int, tuple[str, ...]], ...] = ((1, ()),)  # a hit with no categories
+
+# The TLS probe's rules, each with the case whose accepted handshake it reports.
+PROBE_RULES = {"TLS_CERT_NOT_VALIDATED": "untrusted-ca", "TLS_HOSTNAME_NOT_CHECKED": "wrong-host",
+               "TLS_EXPIRED_CERT_ACCEPTED": "expired", "TLS_LEGACY_ACCEPTED": "tls1.0"}
+
+
+def _probe_cases(probe: str) -> dict[str, list[Case]]:
+    """Hit: the device sent data over the case's handshake (the data is what it exposed), only
+    completed it, or the server spoke down it (a hit about the connection). Ok: the device
+    refused the case (recorded uninspected), another case, ordinary traffic."""
+    other = next(c for c in PROBE_RULES.values() if c != probe)
+    return {
+        "hit": [case(probe=probe),
+                case(probe=probe, categories=(IMEI_C, PRECISE), transport="tcp"),
+                case(probe=probe, transport="tls", categories=(), decrypted=True,
+                     inspected=False, expect=NONE_HIT),
+                case(probe=probe, direction="down", categories=(), expect=NONE_HIT)],
+        "ok": [case(probe=probe, transport="tls", inspected=False, categories=()),
+               case(probe=other), case(), case(decrypted=True, transport="tls")],
+    }
+
 
 CASES: dict[str, dict[str, list[Case]]] = {
     "PRE_CONSENT_PI": {
@@ -531,6 +554,7 @@ CASES: dict[str, dict[str, list[Case]]] = {
                case(profile=UNTRUSTING, transport="tls", inspected=False, categories=()),
                case(profile=UNTRUSTING, transport="websocket", url="ws://gw.example/ws")],
     },
+    **{rule: _probe_cases(case_name) for rule, case_name in PROBE_RULES.items()},
     "INSECURE_UPDATE": {
         "hit": [case(transport="http", method="GET", categories=(), expect=NONE_HIT,
                      url="http://fw.acme-watch.example/ota/k2-1.5.0.bin"),
@@ -560,7 +584,8 @@ CASES: dict[str, dict[str, list[Case]]] = {
     "UNINSPECTED_TRAFFIC": {
         "hit": [case(transport="tls", inspected=False, categories=(), expect=NONE_HIT),
                 case(opaque=("body: compressed size limit",), expect=NONE_HIT)],
-        "ok": [case(), case(categories=())],
+        "ok": [case(), case(categories=()),
+               case(probe="untrusted-ca", transport="tls", inspected=False, categories=())],
     },
 }
 

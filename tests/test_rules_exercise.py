@@ -74,3 +74,22 @@ def test_a_rule_with_findings_fails_whatever_its_precondition():
 ])
 def test_the_plans_steps_the_session_did_not_cover(planned, signals, happened, ended, gaps):
     assert not_covered(planned, signals, happened, ended) == gaps
+
+
+@pytest.mark.parametrize("rule, probes, status", [
+    ("TLS_CERT_NOT_VALIDATED", (), "not exercised"),
+    ("TLS_CERT_NOT_VALIDATED", ("untrusted-ca",), "pass"),
+    ("TLS_HOSTNAME_NOT_CHECKED", ("untrusted-ca",), "not exercised"),
+    ("TLS_HOSTNAME_NOT_CHECKED", ("untrusted-ca", "wrong-host"), "pass"),
+    ("TLS_EXPIRED_CERT_ACCEPTED", ("expired",), "pass"),
+    ("TLS_LEGACY_ACCEPTED", ("expired",), "not exercised"),
+    ("TLS_LEGACY_ACCEPTED", ("tls1.0",), "pass"),
+])
+def test_a_tls_probe_rule_is_exercised_only_when_the_probe_ran_its_case(rule, probes, status):
+    """A refused case (uninspected) exercises its rule as much as an accepted one."""
+    observations = [_obs(), *(_obs(id=i, transport="tls", inspected=False, probe=case)
+                               for i, case in enumerate(probes, 2))]
+    (result,) = statuses([rule], [], observations, ())
+    assert result.status == status
+    if status == "not exercised":
+        assert result.reason.startswith("the TLS probe did not run")

@@ -230,3 +230,33 @@ def test_an_older_store_gets_the_timeline_index_when_opened(session_dir: Path) -
     names = {n for (n,) in store.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "transmissions_time" in names
     store.close()
+
+
+@pytest.mark.parametrize("probe", ["", "untrusted-ca", "wrong-host", "expired", "tls1.0"])
+def test_the_tls_probe_case_of_a_transmission_round_trips(session_dir: Path, probe: str) -> None:
+    store = Store(session_dir)
+    sent = Observation(replace(_obs(1).transmission, probe=probe), _obs(1).recipient,
+                       _obs(1).detections)
+    store.add_observation(sent)
+    assert store.observations() == [sent] and store.observation(1) == sent
+    store.close()
+
+
+def test_an_older_store_without_the_probe_column_opens_and_reads_as_ordinary_traffic(
+        session_dir: Path) -> None:
+    import sqlite3
+
+    store = Store(session_dir)
+    store.add_observation(_obs(1))
+    store.close()
+    db = sqlite3.connect(session_dir / Store.FILE)
+    db.execute("ALTER TABLE transmissions DROP COLUMN probe")  # the store before issue 17
+    db.commit()
+    db.close()
+    store = Store.open_existing(session_dir)
+    assert store.observations() == [_obs(1)]
+    assert store.observations()[0].transmission.probe == ""
+    store.add_observation(Observation(replace(_obs(2).transmission, probe="expired"),
+                                      _obs(2).recipient))
+    assert [o.transmission.probe for o in store.observations()] == ["", "expired"]
+    store.close()

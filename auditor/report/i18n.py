@@ -600,6 +600,38 @@ RULE_TEXT: dict[str, dict[str, tuple[str, str]]] = {
         "zh": ("未校验服务器证书",
                "设备并不信任实验室 CA，其 TLS 连接却被拦截并解密：设备接受任意证书。"),
     },
+    "TLS_CERT_NOT_VALIDATED": {
+        "en": ("Certificate from an untrusted CA accepted",
+               "The TLS probe presented a certificate signed by a throwaway CA the device has "
+               "no reason to trust, and the device completed the handshake: what it then sent "
+               "is what any attacker on the path would read."),
+        "zh": ("接受不受信任 CA 签发的证书",
+               "TLS 探测使用设备不应信任的临时 CA 签发的证书，设备仍完成握手："
+               "此后发送的数据即路径上任何攻击者可读取的内容。"),
+    },
+    "TLS_HOSTNAME_NOT_CHECKED": {
+        "en": ("Certificate for another hostname accepted",
+               "The TLS probe presented a certificate from the trusted lab CA but issued for "
+               "another hostname, and the device completed the handshake: anyone holding a "
+               "valid certificate for a name of their own can read its traffic."),
+        "zh": ("未校验证书主机名",
+               "TLS 探测使用受信任的实验室 CA 为其他主机名签发的证书，设备仍完成握手："
+               "持有任何自有域名有效证书的人均可读取其流量。"),
+    },
+    "TLS_EXPIRED_CERT_ACCEPTED": {
+        "en": ("Expired certificate accepted",
+               "The TLS probe presented a certificate from the trusted lab CA for the right "
+               "hostname but past its expiry date, and the device completed the handshake."),
+        "zh": ("接受已过期证书",
+               "TLS 探测使用受信任的实验室 CA 为正确主机名签发但已过期的证书，设备仍完成握手。"),
+    },
+    "TLS_LEGACY_ACCEPTED": {
+        "en": ("TLS 1.0 accepted",
+               "The TLS probe's server offered only TLS 1.0, and the device completed the "
+               "handshake instead of refusing the obsolete version."),
+        "zh": ("接受 TLS 1.0",
+               "TLS 探测的服务端仅提供 TLS 1.0，设备未拒绝该过时版本而完成了握手。"),
+    },
     "INSECURE_UPDATE": {
         "en": ("Update fetched over HTTP",
                "A firmware or app update was fetched over unencrypted HTTP."),

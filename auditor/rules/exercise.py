@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 from auditor.model import ConsentEvent, Observation
 from auditor.rules.common import AD_SDK_TYPES, IDLE, MEDIA, NEEDS_SEPARATE_GRANT
-from auditor.rules.transport_rules import cleartext, is_update_fetch
+from auditor.rules.transport_rules import (
+    EXPIRED,
+    TLS10,
+    UNTRUSTED_CA,
+    WRONG_HOST,
+    cleartext,
+    is_update_fetch,
+)
 
 FAIL, PASS, NOT_EXERCISED = "fail", "pass", "not exercised"
 
@@ -36,10 +43,13 @@ class Seen:
     update_fetch: bool = False
     commands: bool = False
     any_traffic: bool = False
+    probes: set[str] = field(default_factory=set)  # the TLS probe's cases run, on any host
     actions: set[str] = field(default_factory=set)
     phases: set[str] = field(default_factory=set)
 
     last: float | None = None  # the last message's time: events after it exercise nothing
+    first: float | None = None  # the first message's time (the session steps ask it)
+    probed_hosts: set[str] = field(default_factory=set)  # hosts the TLS probe tried
 
     @classmethod
     def of(cls, observations: Iterable[Observation], events: Iterable[ConsentEvent]) -> Seen:
@@ -55,9 +65,14 @@ class Seen:
         tx, r = o.transmission, o.recipient
         self.any_traffic = True
         self.last = tx.ts if self.last is None else max(self.last, tx.ts)
+        self.first = tx.ts if self.first is None else min(self.first, tx.ts)
+        if tx.probe:
+            self.probed_hosts.add(tx.host)
         self.tls_hello |= bool(tx.tls_versions or tx.tls_ciphers)
         self.read_tls |= tx.decrypted or (tx.inspected and tx.transport == "https")
         self.commands |= tx.direction == "down"
+        if tx.probe:
+            self.probes.add(tx.probe)
         if not o.categories:
             self.update_fetch |= is_update_fetch(o)
             return
@@ -96,6 +111,12 @@ _PERSONAL_DATA = Precondition(lambda s: s.personal_data, "no personal data was s
 _THIRD_PARTY = Precondition(lambda s: s.third_party,
                             "no personal data went to a third party")
 
+def _probed(case: str) -> Precondition:
+    """The TLS probe ran ``case`` on some host (accepted or refused, it was put to the test)."""
+    return Precondition(lambda s: case in s.probes,
+                        f"the TLS probe did not run (its {case} case on any host)")
+
+
 # Rule id -> what must have happened for the rule to be exercised. Every rule of the
 # catalogue has an entry (a test walks the catalogue).
 PRECONDITIONS: dict[str, Precondition] = {
@@ -129,6 +150,10 @@ PRECONDITIONS: dict[str, Precondition] = {
     "CREDENTIALS_EXPOSED": _PERSONAL_DATA,
     "WEAK_TLS": Precondition(lambda s: s.tls_hello, "no TLS handshake was seen"),
     "NO_CERT_VALIDATION": Precondition(lambda s: s.read_tls, "no TLS connection was read"),
+    "TLS_CERT_NOT_VALIDATED": _probed(UNTRUSTED_CA),
+    "TLS_HOSTNAME_NOT_CHECKED": _probed(WRONG_HOST),
+    "TLS_EXPIRED_CERT_ACCEPTED": _probed(EXPIRED),
+    "TLS_LEGACY_ACCEPTED": _probed(TLS10),
     "INSECURE_UPDATE": Precondition(lambda s: s.update_fetch, "no update was fetched"),
     "COVERT_MONITOR": Precondition(lambda s: s.commands,
                                    "no server command to the device was seen"),

@@ -129,6 +129,43 @@ def no_cert_validation(obs: Observation, ctx: RuleContext) -> frozenset[str] | N
     return CONNECTION if tx.decrypted or read_tls else None
 
 
+# The TLS probe's cases (``auditor/live/probe.py``), in the order it tries them on a host.
+UNTRUSTED_CA, WRONG_HOST, EXPIRED, TLS10 = "untrusted-ca", "wrong-host", "expired", "tls1.0"
+PROBE_CASES = (UNTRUSTED_CA, WRONG_HOST, EXPIRED, TLS10)
+
+
+def probe_accepted(obs: Observation, case: str) -> frozenset[str] | None:
+    """The device completed a handshake under the probe's ``case`` and this went over it:
+    the categories it carried are what an attacker holding that certificate would read
+    (none: the handshake alone, a hit about the connection). A case the device refused is
+    recorded uninspected, and is its evidence of validating."""
+    tx = obs.transmission
+    if tx.probe != case or not (tx.inspected or tx.decrypted):
+        return None
+    return sent(obs)
+
+
+def tls_cert_not_validated(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
+    """A certificate from a CA the device has no reason to trust was accepted."""
+    return probe_accepted(obs, UNTRUSTED_CA)
+
+
+def tls_hostname_not_checked(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
+    """The lab CA's certificate for another hostname was accepted: anyone with a valid
+    certificate for a name of their own can read the traffic."""
+    return probe_accepted(obs, WRONG_HOST)
+
+
+def tls_expired_cert_accepted(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
+    """A certificate past its not-after date was accepted."""
+    return probe_accepted(obs, EXPIRED)
+
+
+def tls_legacy_accepted(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
+    """A server that offered only TLS 1.0 got a completed handshake."""
+    return probe_accepted(obs, TLS10)
+
+
 def is_update_fetch(obs: Observation) -> bool:
     """Tagged ``firmware`` by the extractor, or a GET whose path names an update image."""
     if FIRMWARE_TAG in obs.tags:
@@ -158,5 +195,9 @@ def covert_monitor(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
 
 def uninspected_traffic(obs: Observation, ctx: RuleContext) -> frozenset[str] | None:
     """A message the auditor could not read (pinned TLS, QUIC) or whose payload a decoding
-    limit stopped: listed so the report never claims more than it saw."""
-    return CONNECTION if not obs.transmission.inspected or obs.opaque else None
+    limit stopped: listed so the report never claims more than it saw. A TLS probe case
+    the device refused is not such traffic: the device refused the auditor's bad
+    certificate, and the connection it then made is read."""
+    tx = obs.transmission
+    refused_probe = bool(tx.probe) and not tx.inspected
+    return CONNECTION if (not tx.inspected and not refused_probe) or obs.opaque else None
