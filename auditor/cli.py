@@ -433,6 +433,80 @@ def validate() -> None:
                         "this build's findings")
 
 
+@app.command()
+def procedure(
+    standard: Annotated[list[str], typer.Option(
+        "--standard", help="A standard's id (kidaudit standards lists them); repeatable: "
+        "one session exercises them all.")],
+    lang: LangOpt = Lang.en,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write the Markdown here and the printable checklist beside it "
+        "(the same name with .html); without it the Markdown goes to stdout.")] = None,
+) -> None:
+    """The session script a tester follows: the steps the standard's items need, in order,
+    the mark to send at each, how long each phase must last, the clauses each exercises."""
+    from auditor.standards import procedure as script
+    from auditor.standards.catalogue import by_id
+
+    try:
+        chosen = [by_id(s) for s in dict.fromkeys(standard)]
+    except KeyError as e:
+        raise fail(f"--standard: {e.args[0]}") from None
+    proc = script.procedure(chosen)
+    text = script.markdown(proc, lang.value)
+    if out is None:
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        return
+    from auditor.report import procedure_html
+
+    page = out.with_suffix(".html")
+    if page == out:
+        raise fail(f"--out {out}: the Markdown needs another name than its .html checklist")
+    out.write_text(text, encoding="utf-8")
+    procedure_html.render(proc, page, lang=lang.value)
+    typer.echo(f"procedure: {out}; checklist: {page}")
+
+
+@app.command()
+def seal(
+    folder: Annotated[Path, typer.Argument(help="The folder to seal (a session, a report).")],
+) -> None:
+    """Write FOLDER/SEAL.json: the SHA-256 and size of every file under the folder, the tool
+    version and the UTC time, so that kidaudit verify can show nothing changed after
+    sign-off. Symbolic links are recorded, never followed."""
+    from auditor.seal import SealError
+    from auditor.seal import seal as write_seal
+
+    try:
+        path, count, sha = write_seal(folder)
+    except SealError as e:
+        raise fail(str(e)) from None
+    typer.echo(f"sealed {count} files in {path}; SHA-256 of {path.name}: {sha}")
+
+
+@app.command()
+def verify(
+    folder: Annotated[Path, typer.Argument(help="A folder sealed with kidaudit seal.")],
+) -> None:
+    """Check FOLDER against its SEAL.json, printing each changed, missing or added file.
+    Exit 0 when intact, 1 when anything differs (a CI-style gate), 2 when there is no
+    SEAL.json or it is not a seal."""
+    from auditor.seal import SealError
+    from auditor.seal import verify as check_seal
+
+    try:
+        doc, differences = check_seal(folder)
+    except SealError as e:
+        raise fail(str(e)) from None
+    for d in differences:
+        typer.echo(d.line())
+    if differences:
+        say(f"kidaudit: {folder}: {len(differences)} difference"
+            f"{'s' if len(differences) != 1 else ''} from the seal of {doc.get('sealed_at')}")
+        raise typer.Exit(EXIT_FAIL_ON)
+    typer.echo(f"intact: {folder} matches its seal of {doc.get('sealed_at')}")
+
+
 @app.command("diff")
 def diff_sessions(
     old: Annotated[Path, typer.Argument(help="The earlier session folder.")],
