@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
@@ -78,10 +78,12 @@ def check_inputs(inputs: list[Path]) -> None:
 
 def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out: Path, *,
             lang: str = "en", jobs: int = 1, chunk_bytes: int = CHUNK_BYTES,
-            progress: bool = False) -> Outputs:
+            progress: bool = False, standards: Sequence[str] = ()) -> Outputs:
     """``jobs``: processes that read and analyse the flow files' chunks (``auditor.jobs``);
     at 1, or for flow files of one chunk, all in this process: the outputs are the same.
-    ``progress``: a progress bar of the inputs' bytes on stderr (when it is a terminal)."""
+    ``progress``: a progress bar of the inputs' bytes on stderr (when it is a terminal).
+    ``standards``: the conformance tables' ids (none: the profile's jurisdiction's),
+    remembered in the session for a later ``kidaudit report``."""
     check_inputs(inputs)
     check_new(out, option="--out")  # evidence never mixes: a new or empty folder
     notes: list[str] = []
@@ -137,7 +139,8 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
             bar.close()
     for note in notes:
         session.store.add_error(None, "input", note)
-    result = session.write_outputs(lang=lang)  # masked: the unmasked copy is report --out
+    # masked: the unmasked copy is report --out
+    result = session.write_outputs(lang=lang, standards=standards)
     session.close()
     result.notes = notes + [
         f"{p.path.name}: {p.stats.packets} packets, {p.stats.connections} connections, "

@@ -30,6 +30,8 @@ from auditor.report import detections_csv, document, findings_json
 from auditor.report.document import DetectionEntry, RecipientEntry, TransmissionEntry
 from auditor.report.document import iso as iso_utc
 from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate, exercise
+from auditor.standards import catalogue, conformance, steps
+from auditor.standards.model import Standard
 from auditor.store import Store, private_copy, private_dir
 
 PROFILE_FILE, CONSENT_FILE, FLOWS_FILE = "profile.yaml", "consent.yaml", "flows.mitm"
@@ -153,13 +155,20 @@ class Session:
         self.store.add_error(tx_id, stage, f"{type(exc).__name__}: {exc}")
 
     # -- at the end -----------------------------------------------------------------------
-    def write_outputs(self, *, lang: str = "en", reveal: bool = False) -> Outputs:
+    def write_outputs(self, *, lang: str = "en", reveal: bool = False,
+                      standards: Sequence[str | Standard] = ()) -> Outputs:
         """The reports judge every transmission again from the store; the live alerts'
         timeline (every observation of the session) is let go first, so the end of a
-        long session holds one copy of it, not two."""
+        long session holds one copy of it, not two. The ids of ``standards`` given are
+        remembered in the session's meta, for a later ``kidaudit report`` of the folder
+        (once known: ``KeyError`` for an unknown one, nothing remembered or written)."""
         self.aggregator = self._live_aggregator()
+        ids = [s for s in standards if isinstance(s, str)]
+        if ids:
+            chosen_standards(ids, "", self.profile)
+            self.store.set_meta(standards=",".join(ids))
         return write_outputs(self.directory, self.store, self.profile, self.ledger,
-                             lang=lang, reveal=reveal)
+                             lang=lang, reveal=reveal, standards=standards)
 
     def _live_aggregator(self) -> Aggregator:
         """The rules as traffic flows, for alerts: the findings written at the end are judged
@@ -171,10 +180,15 @@ class Session:
 
 
 def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledger, *,
-                  lang: str = "en", reveal: bool = False, out: Path | None = None) -> Outputs:
+                  lang: str = "en", reveal: bool = False, out: Path | None = None,
+                  standards: Sequence[str | Standard] = ()) -> Outputs:
     """findings.json, detections.csv and report.html, recomputed from the store, into the
     session folder or into ``out`` (``kidaudit report DIR --out OTHER``: another language
-    beside the first, or the lab's unmasked copy, never in the folder that is sent out)."""
+    beside the first, or the lab's unmasked copy, never in the folder that is sent out).
+    ``standards``: the conformance tables' ids (or catalogues already read); none: those
+    the session remembered, else the profile's jurisdiction's default (``KeyError`` for an
+    unknown id, before anything is written)."""
+    chosen = chosen_standards(standards, store.meta().get("standards", ""), profile)
     judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
     # The profile's position is masked wherever it stands, a latitude alone included: one
     # coordinate pairs with nothing, so no detection names it.
@@ -190,13 +204,14 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
         findings = _judge(store, RuleContext(profile, ledger), judged, seen, survey)
         seen.close(ledger.events)
         return _write(directory, store, ledger, findings, judged, seen, survey, rows,
-                      lang=lang, reveal=reveal, seeded=seeded, target=target)
+                      lang=lang, reveal=reveal, seeded=seeded, target=target,
+                      standards=chosen)
 
 
 def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding],
            judged: list[dict[str, object]], seen: exercise.Seen, survey: document.Survey,
            rows: Spool, *, lang: str, reveal: bool, seeded: list[tuple[str, str]],
-           target: Path) -> Outputs:
+           target: Path, standards: tuple[Standard, ...] = ()) -> Outputs:
     from auditor.report import html
 
     meta = store.meta()
@@ -222,7 +237,8 @@ def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding
                          ledger.events, coverage, consent=lambda o: _states(o, ledger),
                          reveal=reveal, seeded=seeded, survey=survey,
                          built=document.Replay(rows.__iter__), recall=store.observation,
-                         **exercised(seen, findings, ledger))
+                         **conformed(exercised(seen, findings, ledger), seen, findings,
+                                     ledger, standards))
     # A row a renderer could not write is listed under coverage errors in what is written
     # after it: the CSV's in the page and findings.json, the page's in findings.json.
     doc = doc.with_errors(detections_csv.render(doc, target / "detections.csv"))
@@ -342,6 +358,26 @@ def exercised(observations: Iterable[Observation] | exercise.Seen, findings: lis
         (ev for ev in plan.events if ev.source == "plan"),
         ((sig.action, sig.name) for sig in plan.signals), ledger.events, seen.last)
     return {"rules": rules, "not_covered": gaps}
+
+
+def chosen_standards(given: Sequence[str | Standard], remembered: str, profile: Profile
+                     ) -> tuple[Standard, ...]:
+    """The standards a report judges: those given (ids, or catalogues already read), else
+    those the session remembered (comma-joined ids in its meta), else the profile's
+    jurisdiction's defaults. ``KeyError`` (naming the known ids) for an unknown id."""
+    wanted = list(given) or [i for i in remembered.split(",") if i]
+    if not wanted:
+        return catalogue.defaults_for(profile.jurisdiction)
+    return tuple(s if isinstance(s, Standard) else catalogue.by_id(s) for s in wanted)
+
+
+def conformed(verdict: dict[str, list], seen: exercise.Seen, findings: list[Finding],
+              ledger: Ledger, standards: Sequence[Standard]) -> dict[str, object]:
+    """``exercised``'s verdict inputs with the session steps (``standards.steps``, from the
+    facts the rules' walk gathered) and each standard's conformance table beside them."""
+    done = steps.performed(ledger.events, conformance.facts(seen, ledger.events))
+    return {**verdict, "steps": done, "conformance": tuple(
+        conformance.judge(s, verdict["rules"], findings, done) for s in standards)}
 
 
 def clock_sync() -> str:

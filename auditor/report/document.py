@@ -11,7 +11,8 @@ Additive keys beyond DESIGN.md (readers of ``/1`` ignore unknown keys): ``sessio
 the tool and ruleset versions and evidence hashes; ``events`` the consent timeline; each
 finding ``last_seen`` and ``consent`` (the states it was judged under); ``coverage`` carries
 ``analysis_errors`` and ``errors``; ``verdict`` the session's result, each rule's status
-and the plan's steps the session did not cover.
+and the plan's steps the session did not cover; ``conformance`` each chosen standard's test
+items judged (``standards.conformance``) and ``steps`` the session steps performed or missed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from typing import Any, Generic, TypeVar
 from auditor.mask import Masker, mask
 from auditor.memo import memoised
 from auditor.model import ConsentEvent, Detection, Finding, Ids, Observation
+from auditor.standards.conformance import Conformance, ItemResult
+from auditor.standards.model import UNVERIFIED, VERIFIED, Text
+from auditor.standards.steps import StepResult
 
 SCHEMA = "kidaudit.findings/1"
 # A session is judged only on what was read: when more than this share of its connections
@@ -346,6 +350,24 @@ class RuleResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StepEntry:
+    """One session step (``standards.steps``): performed or not, when, for how long, and
+    what was missing (in both languages, the page's and the file's English)."""
+
+    id: str = ""
+    performed: bool = False
+    at: datetime | None = None
+    duration_s: float | None = None
+    missing: Text | None = None
+
+    def json(self) -> dict[str, object]:
+        return {"id": self.id, "performed": self.performed, "at": iso_text(self.at) or None,
+                "duration_s": (None if self.duration_s is None
+                               else round(float(self.duration_s), 3)),
+                "missing": self.missing.en if self.missing is not None else ""}
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """What a lab signs: ``result`` with its ``reason``, and ``basis`` (``findings``,
     ``empty``, ``nothing_inspected``, ``mostly_uninspected`` or ``clean``) so a page in
@@ -410,6 +432,9 @@ class Document:
     coverage: Coverage = field(default_factory=Coverage)
     schema: str = SCHEMA
     verdict: Verdict | None = None  # None: a findings.json from before the verdict
+    # None: a findings.json from before the conformance tables (keys left out)
+    conformance: tuple[Conformance, ...] | None = None
+    steps: tuple[StepEntry, ...] | None = None
     # Not written: each transmission with its own detections, in order (``joined``), and
     # the first and last message's times, for a document built streamed from a session.
     pairs: Replay[tuple[TransmissionEntry, list[DetectionEntry]]] | None = None
@@ -424,6 +449,10 @@ class Document:
             "coverage": self.coverage}
         if self.verdict is not None:
             out["verdict"] = self.verdict
+        if self.conformance is not None:
+            out["conformance"] = list(self.conformance)
+        if self.steps is not None:
+            out["steps"] = list(self.steps)
         return out
 
     def judged(self) -> Verdict:
@@ -502,6 +531,8 @@ def build(session: SessionInfo, observations: Iterable[Observation],
           | None = None,
           reveal: bool = False, seeded: Iterable[tuple[str, str]] = (),
           rules: Iterable[RuleResult] = (), not_covered: Iterable[str] = (),
+          conformance: Iterable[Conformance] | None = None,
+          steps: Iterable[StepResult] | None = None,
           survey: Survey | None = None,
           built: Iterable[tuple[TransmissionEntry, list[DetectionEntry], list[str]]]
           | None = None,
@@ -526,7 +557,8 @@ def build(session: SessionInfo, observations: Iterable[Observation],
     that grows with the session's hosts, not with its messages. A coverage message naming
     a transmission is masked with that transmission's own detections too. ``coverage``:
     the store's ``uninspected`` and ``errors`` rows. ``rules`` and ``not_covered`` go into
-    the verdict (``judge``) with the findings and coverage built here.
+    the verdict (``judge``) with the findings and coverage built here; ``conformance`` and
+    ``steps`` (when given) beside it.
 
     ``survey``: a ``Survey`` of the same messages, consent and masking, already fed
     (``write_outputs`` feeds it on the rules' walk, saving one); without it the messages
@@ -619,6 +651,9 @@ def build(session: SessionInfo, observations: Iterable[Observation],
                                 tuple(e.separate), e.name, e.source) for e in events),
         coverage=covered,
         verdict=judge(entries, covered, rules, (everywhere(n) for n in not_covered)),
+        conformance=None if conformance is None else tuple(conformance),
+        steps=None if steps is None else tuple(
+            StepEntry(s.step, s.performed, at(s.at), s.duration_s, s.missing) for s in steps),
         pairs=Replay(lambda: ((row[0], row[1]) for row in rows())),
         span=(at(survey.first_built), at(survey.last_built)),
     )
@@ -845,7 +880,39 @@ def load(data: Any) -> Document:
             _text(verdict.get("basis")), _texts(verdict.get("not_covered")),
             tuple(RuleResult(_text(r.get("id")), _text(r.get("status")),
                              _text(r.get("reason")))
-                  for r in _records(verdict.get("rules")))))
+                  for r in _records(verdict.get("rules")))),
+        conformance=tuple(_load_conformance(c) for c in _records(data["conformance"]))
+        if "conformance" in data else None,
+        steps=tuple(StepEntry(_text(st.get("id")), st.get("performed") is True,
+                              parse_time(st.get("at")), _number(st.get("duration_s")),
+                              _same_text(st.get("missing")))
+                    for st in _records(data["steps"])) if "steps" in data else None)
+
+
+def _same_text(value: Any) -> Text | None:
+    """A text read back: the file holds the English; the page shows it in either language."""
+    text = _text(value)
+    return Text(text, text) if text else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
+def _load_conformance(c: dict) -> Conformance:
+    title = _text(c.get("title"))
+    return Conformance(_text(c.get("id")), _text(c.get("number")), Text(title, title),
+                       _text(c.get("status")), tuple(ItemResult(
+                           clause=_text(i.get("clause")),
+                           title=Text(_text(i.get("title")), _text(i.get("title"))),
+                           status=_text(i.get("status")),
+                           clause_status=UNVERIFIED if i.get("clause_verified") is False
+                           else VERIFIED,
+                           findings=_texts(i.get("findings")), rules=_texts(i.get("rules")),
+                           missing_steps=_texts(i.get("missing_steps")),
+                           reason=_same_text(i.get("reason")))
+                       for i in _records(c.get("items"))))
 
 
 def _load_transmission(t: dict) -> TransmissionEntry:
