@@ -891,3 +891,87 @@ def document_to_dict(doc):
     from auditor.report import document
 
     return document.to_dict(doc)
+
+
+# -- the conformance section and the session steps (issue 17 items 2 and 3) ------------------
+
+
+def conformance_doc() -> dict:
+    """The watch session with a standard's table: a failed item citing two findings, a
+    passed one, one not exercised for a missing step (its reason hostile: a file written by
+    hand), one not testable, an unverified clause; and the steps."""
+    doc = watch_doc()
+    item = {"title": "", "clause_verified": True, "findings": [], "rules": [],
+            "missing_steps": [], "reason": ""}
+    doc["conformance"] = [
+        {"id": "gbt41391-2022", "number": "GB/T 41391-2022", "title": "App collection",
+         "status": "verified", "items": [
+             item | {"clause": "6.4", "title": "Notice and consent", "status": "fail",
+                     "findings": ["f-pre", "f-sdk"], "rules": ["PRE_CONSENT_PI"]},
+             item | {"clause": "6.3", "title": "Specific types", "status": "pass",
+                     "rules": ["BULK_CONTACTS"]},
+             item | {"clause": "6.1", "title": "Minimum necessary", "status": "not exercised",
+                     "missing_steps": ["idle"], "reason": PAYLOADS[1],
+                     "clause_verified": False},
+             item | {"clause": "6.5", "title": "System permissions",
+                     "status": "not testable by traffic", "reason": "seen on the screen"}]},
+        {"id": "miit-x", "number": "MIIT ?", "title": "A notice", "status":
+         "number not confirmed", "items": []}]
+    doc["steps"] = [
+        {"id": "grant", "performed": True, "at": "2026-11-28T10:15:00.000Z",
+         "duration_s": 1800.0, "missing": ""},
+        {"id": "idle", "performed": False, "at": None, "duration_s": None,
+         "missing": "no 'idle' phase mark"}]
+    return doc
+
+
+def _conformance_section(page: str) -> str:
+    start = page.index('<section id="conformance">')
+    return page[start:page.index("</section>", start)]
+
+
+@pytest.mark.parametrize(("lang", "words"), [
+    ("en", ("Conformance", "FAIL", "PASS", "NOT EXERCISED", "NOT TESTABLE BY TRAFFIC",
+            "Missing steps:", "Idle", "Session steps", "performed", "missed",
+            "could not be confirmed", "not verified against")),
+    ("zh", ("符合性", "不通过", "通过", "未检验", "不可通过流量检验", "缺少的步骤：", "静置",
+            "会话步骤", "已执行", "未执行", "未能确认", "未与标准原文核对")),
+])
+def test_the_conformance_section_follows_the_verdict_in_each_language(lang, words):
+    page = report_html.render_string(load(conformance_doc()), lang=lang)
+    section = _conformance_section(page)
+    assert page.index('id="verdict"') < page.index('id="conformance"') < page.index(
+        'id="findings"')
+    for word in words:
+        assert word in section, word
+    view = report_html.build_view(load(conformance_doc()), lang=lang)
+    anchors = {f["id"]: f["anchor"] for f in view["findings"]}
+    for fid in ("f-pre", "f-sdk"):
+        assert f'<a href="#{anchors[fid]}"><bdi>{fid}</bdi></a>' in section
+    assert "<bdi>6.1</bdi>*" in section and "<bdi>6.4</bdi>*" not in section
+    assert PAYLOADS[1] not in section and str(escape(PAYLOADS[1])) in section
+    assert 'href="#conformance"' in page
+
+
+def test_a_findings_json_from_before_the_tables_has_no_conformance_section():
+    page = report_html.render_string(load(watch_doc()))
+    assert 'id="conformance"' not in page and 'href="#conformance"' not in page
+
+
+def test_a_session_without_a_standard_says_how_to_choose_one():
+    doc = conformance_doc() | {"conformance": []}
+    section = _conformance_section(report_html.render_string(load(doc)))
+    assert "No standard was chosen" in section and "Session steps" in section
+
+
+@pytest.mark.browser
+def test_the_conformance_section_opens_in_the_browser_with_working_links(tmp_path):
+    page = tmp_path / "report.html"
+    report_html.render(load(conformance_doc()), page, lang="zh")
+    found = browser.elements(browser.dump_dom(page))
+    ids = {attrs.get("id") for _, attrs in found}
+    assert {"conformance", "steps", "standard-gbt41391-2022"} <= ids
+    links = [attrs["href"][1:] for tag, attrs in found
+             if tag == "a" and (attrs.get("href") or "").startswith("#finding-")]
+    assert len(links) == 2 and set(links) <= ids
+    assert not INJECTED_TAGS & {tag for tag, _ in found}

@@ -57,6 +57,8 @@ from auditor.report.i18n import (
     in_language,
     rule_text,
 )
+from auditor.standards.model import NUMBER_NOT_CONFIRMED
+from auditor.standards.steps import BY_ID
 from auditor.store import printable, private_dir
 
 T = TypeVar("T")
@@ -133,6 +135,7 @@ def build_view(doc: Document, *, lang: str = "en",
         "t": t,
         "summary": _summary(doc, session, t) | _sign_off(session, terms),
         "verdict": _verdict(doc, findings, t, terms, titles),
+        "conformance": _conformance(doc, findings, t),
         "findings": shown,
         "flows": _flow_table(walk.rows, walk.pairs, t, terms),
         "timeline": _timeline(walk, events, terms, failed),
@@ -391,6 +394,54 @@ def _verdict(doc: Document, findings: list[FindingEntry], t: Labels, terms: Term
         "not_covered": [_not_covered(line, t["html_lang"][:2], terms)
                         for line in verdict.not_covered],
     }
+
+
+# A conformance status -> its CSS class and label key (``conf_<key>``).
+_CONF_KEYS = {"fail": "fail", "pass": "pass", "not exercised": "not_exercised",
+              "not testable by traffic": "not_testable"}
+
+
+def _conformance(doc: Document, findings: list[FindingEntry], t: Labels) -> dict[str, Any]:
+    """Each chosen standard's items (``standards.conformance``) in the page's language, a
+    failed item linking to its findings' cards, a missing step named with why; and the
+    session steps, performed or missed. A document from before the tables has neither."""
+    lang = t["html_lang"][:2]
+    anchors = {f.id: f"finding-{i}" for i, f in enumerate(findings, 1) if f.id}
+    tables = []
+    for c in doc.conformance or ():
+        items = []
+        for i in c.items:
+            key = _CONF_KEYS.get(i.status, "not_exercised")
+            items.append({
+                "clause": i.clause, "title": i.title.get(lang), "status_key": key,
+                "status": t[f"conf_{key}"], "unverified": not i.clause_verified,
+                "findings": [{"id": fid, "anchor": anchors.get(fid, "")}
+                             for fid in i.findings[:EVIDENCE_CAP]],
+                "more": _more(t, len(i.findings) - EVIDENCE_CAP),
+                "rules": list(i.rules),
+                "missing": [BY_ID[s].title.get(lang) if s in BY_ID else s
+                            for s in i.missing_steps],
+                "reason": i.reason.get(lang) if i.reason is not None else "",
+            })
+        tables.append({
+            "id": c.id, "anchor": _anchor("standard-", c.id), "number": c.number,
+            "title": c.title.get(lang), "not_confirmed": c.status == NUMBER_NOT_CONFIRMED,
+            "counts": t["conf_counts"].format(
+                fail=c.count("fail"), passed=c.count("pass"),
+                not_exercised=c.count("not exercised"),
+                not_testable=c.count("not testable by traffic")),
+            "rows": items, "unverified": any(i["unverified"] for i in items)})
+    steps = [{
+        "title": BY_ID[s.id].title.get(lang) if s.id in BY_ID else s.id, "id": s.id,
+        "performed": s.performed,
+        "result": t["step_performed"] if s.performed else t["step_missed"],
+        "at": fmt_ts(s.at) if s.at is not None else DASH,
+        "lasted": (t["step_minutes"].format(m=f"{s.duration_s / 60:.0f}")
+                   if s.duration_s is not None else DASH),
+        "why": s.missing.get(lang) if s.missing is not None and not s.performed else "",
+    } for s in doc.steps or ()]
+    return {"present": doc.conformance is not None or doc.steps is not None,
+            "tables": tables, "steps": steps}
 
 
 def _not_covered(line: str, lang: str, terms: Terms) -> str:
