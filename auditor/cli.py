@@ -104,6 +104,23 @@ RevealOpt = Annotated[bool, typer.Option(
 FailOnOpt = Annotated[Severity | None, typer.Option(
     "--fail-on", case_sensitive=False,
     help="Exit 1 when a finding at or above this severity exists (any case).")]
+StandardOpt = Annotated[list[str] | None, typer.Option(
+    "--standard", help="A standard's conformance table in the reports (repeatable; "
+    "default: the profile's jurisdiction's, or what the session used). See: kidaudit "
+    "standards.")]
+
+
+def _standards(ids: list[str] | None) -> tuple[str, ...]:
+    """``--standard`` ids, each checked against the catalogues: exit 2 naming the option
+    and the known ids for one that is not there."""
+    from auditor.standards.catalogue import by_id
+
+    for standard in ids or ():
+        try:
+            by_id(standard)
+        except KeyError as e:
+            raise fail(f"--standard: {e.args[0]}") from None
+    return tuple(ids or ())
 
 
 @app.command()
@@ -119,6 +136,7 @@ def analyze(
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", help="Processes reading and analysing flow files (default: all "
         "cores); the outputs are the same for any number.")] = None,
+    standard: StandardOpt = None,
 ) -> None:
     """Rebuild findings.json, report.html and detections.csv from saved captures."""
     from auditor.folder import FolderError
@@ -136,6 +154,7 @@ def analyze(
     if jobs is not None and jobs < 1:
         raise fail(f"--jobs {jobs}: give 1 or more processes (default: all cores, "
                    f"{os.cpu_count() or 1} here)")
+    standards = _standards(standard)
     prof, plan = _load(profile, consent)
     for path in inputs:  # a capture's own evidence: first what its journal still holds
         if path.name == FLOWS_FILE and (path.parent / JOURNAL_FILE).is_file():
@@ -143,7 +162,8 @@ def analyze(
             _recover(path.parent)
     try:
         result = run(list(inputs), prof, plan, out, lang=lang.value,
-                     jobs=jobs or os.cpu_count() or 1, progress=sys.stderr.isatty())
+                     jobs=jobs or os.cpu_count() or 1, progress=sys.stderr.isatty(),
+                     standards=standards)
     except (InputError, ConfigError, FolderError) as e:
         raise fail(str(e)) from None
     except WorkerLost as e:
@@ -162,6 +182,7 @@ def report(
     lang: LangOpt = Lang.en,
     reveal: RevealOpt = False,
     fail_on: FailOnOpt = None,
+    standard: StandardOpt = None,
 ) -> None:
     """Write the reports of a session folder again: in place, or elsewhere with --out
     (another language beside the first; --reveal, the unmasked copy, only there)."""
@@ -169,6 +190,7 @@ def report(
     from auditor.live.lock import settled
     from auditor.session import reopen, write_outputs
 
+    standards = _standards(standard)
     if not session.is_dir():
         raise fail(f"{session}: no such session folder")
     if reveal and out is None:
@@ -189,9 +211,11 @@ def report(
         raise fail(str(e)) from None
     try:
         result = write_outputs(Path(session), store, prof, ledger, lang=lang.value,
-                               reveal=reveal, out=out)
+                               reveal=reveal, out=out, standards=standards)
     except StoreError as e:  # damage further in than the first pages
         raise fail(str(e)) from None
+    except KeyError as e:  # a standard the session remembered that is no longer shipped
+        raise fail(f"{session}: {e.args[0]}") from None
     finally:
         store.close()
     typer.echo(f"{len(result.findings)} findings; report: {result.report}")
@@ -259,6 +283,11 @@ def capture(
     operator: Annotated[str, typer.Option(
         "--operator", help="Who runs the capture: named in the report's sign-off facts.")
     ] = "",
+    standard: Annotated[list[str] | None, typer.Option(
+        "--standard", help="A standard whose procedure the capture follows (the steps done "
+        "and the next one are shown as each mark arrives) and whose conformance table the "
+        "reports carry; repeatable (default: the profile's jurisdiction's; kidaudit "
+        "procedure prints the steps).")] = None,
 ) -> None:
     """Run mitmproxy with the kidaudit addon until Ctrl-C, then write the reports.
 
@@ -266,6 +295,14 @@ def capture(
     from auditor.folder import FolderError, check_new, check_resumable
 
     _load(profile, consent)  # fail early, with one clear line
+    from auditor.standards.catalogue import by_id
+
+    standards = list(dict.fromkeys(standard or []))
+    for s in standards:
+        try:
+            by_id(s)
+        except KeyError as e:
+            raise fail(f"--standard: {e.args[0]}") from None
     try:
         if resume:
             check_resumable(session, profile, consent)
@@ -279,7 +316,8 @@ def capture(
         _check_ports("127.0.0.1", [web_port(ctx.args)])
     argv = capture_argv(profile, session, consent, modes=modes,
                         tcp_hosts=tcp_host or [], port=port, listen_host=listen_host, web=web,
-                        extra=ctx.args, resume=resume, operator=operator)
+                        extra=ctx.args, resume=resume, operator=operator,
+                        standards=standards)
     typer.echo(" ".join(argv), err=True)
     code = _run_proxy(argv)
     if code in (0, EXIT_USAGE, EXIT_FAILED):
@@ -377,7 +415,8 @@ def _run_proxy(argv: list[str]) -> int:
 
 def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: list[str],
                  tcp_hosts: list[str], port: int, listen_host: str, web: bool,
-                 extra: list[str], resume: bool = False, operator: str = "") -> list[str]:
+                 extra: list[str], resume: bool = False, operator: str = "",
+                 standards: list[str] | None = None) -> list[str]:
     """The mitmdump (or mitmweb) command line ``capture`` runs. Raw TCP stays on
     (``rawtcp``), so a watch's ``[3G*...]`` socket is seen as TCP messages."""
     tool = Path(sys.executable).with_name("mitmweb" if web else "mitmdump")
@@ -396,6 +435,8 @@ def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: l
         argv += ["--set", "kidaudit_resume=true"]
     if operator:
         argv += ["--set", f"kidaudit_operator={operator}"]
+    for standard in standards or []:  # a sequence option: each --set adds one
+        argv += ["--set", f"kidaudit_standards={standard}"]
     return argv + list(extra)
 
 
@@ -419,6 +460,26 @@ def rules(
         typer.echo("  " + ("; ".join(rule.references) or "(no clauses: informational)"))
         if rule.unverified:
             typer.echo("  unverified: " + "; ".join(r.rstrip("*") for r in rule.unverified))
+
+
+@app.command()
+def standards(lang: LangOpt = Lang.en) -> None:
+    """The standards catalogues: id, number, status, test items, default for which
+    jurisdictions (* = items whose clause is not verified)."""
+    from auditor.standards.catalogue import load_all
+    from auditor.standards.model import UNVERIFIED
+
+    zh = lang.value == "zh"
+    typer.echo(f"kidaudit {__version__}, ruleset {RULESET_VERSION}")
+    for s in load_all():
+        unverified = sum(1 for i in s.items if i.clause_status == UNVERIFIED)
+        items = f"{len(s.items)} 项" if zh else f"{len(s.items)} items"
+        if unverified:
+            items += f"（{unverified} 项未核实*）" if zh else f" ({unverified} unverified*)"
+        default = ", ".join(s.default_for) or "-"
+        typer.echo(f"\n{s.id}  {s.number}  [{s.status}]  {items}  "
+                   f"{'默认适用' if zh else 'default for'}: {default}")
+        typer.echo("  " + s.title.get(lang.value))
 
 
 @app.command()

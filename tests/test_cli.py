@@ -406,3 +406,64 @@ def test_a_note_or_an_error_cannot_write_to_the_labs_terminal(files):
     assert run.returncode == 2
     assert "\x1b" not in run.stderr and "\u202e" not in run.stderr
     assert "\\x1b[2J\\u202e.txt" in run.stderr
+
+
+# -- --standard and the standards catalogues (issue 17 item 2) -------------------------------
+
+
+@pytest.mark.parametrize("command", ["analyze", "report"])
+def test_an_unknown_standard_is_exit_2_in_one_line_naming_the_option_and_the_known_ids(
+        files, command):
+    from auditor.standards.catalogue import load_all
+
+    if command == "analyze":
+        result, out = _analyze(files, "--standard", "nope")
+        assert not out.exists()
+    else:
+        _, out = _analyze(files)
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        result = runner.invoke(app, ["report", str(out), "--standard", "nope"])
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("kidaudit: --standard: unknown standard 'nope': use one of ")
+    assert all(s.id in line for s in load_all())
+
+
+def test_a_report_judges_the_standards_its_analysis_was_given_unless_told_otherwise(files):
+    from auditor.standards.catalogue import defaults_for, load_all
+
+    others = [s.id for s in load_all() if not s.default_for][:2]
+    _, out = _analyze(files, *(a for s in others for a in ("--standard", s)))
+
+    def judged(folder: Path) -> list[str]:
+        return [c["id"] for c in json.loads((folder / "findings.json").read_text())[
+            "conformance"]]
+
+    assert judged(out) == others
+    assert runner.invoke(app, ["report", str(out), "--out", str(files["tmp"] / "again")]
+                         ).exit_code == 0
+    assert judged(files["tmp"] / "again") == others
+    result = runner.invoke(app, ["report", str(out), "--out", str(files["tmp"] / "cn"),
+                                 "--standard", "gbt41391-2022"])
+    assert result.exit_code == 0, result.output
+    assert judged(files["tmp"] / "cn") == ["gbt41391-2022"]
+    assert judged(_analyze(files | {"tmp": files["tmp"] / "none"})[1]) == []  # no jurisdiction
+    cn = files["tmp"] / "cn.yaml"
+    cn.write_text(files["profile"].read_text() + "jurisdiction: CN\n")
+    _, default = _analyze(files | {"tmp": files["tmp"] / "d", "profile": cn})
+    assert judged(default) == [s.id for s in defaults_for("CN")] != []
+
+
+@pytest.mark.parametrize(("lang", "words"), [("en", ("items", "default for")),
+                                            ("zh", ("项", "默认适用"))])
+def test_standards_lists_every_catalogue(lang, words):
+    from auditor.standards.catalogue import load_all
+
+    result = runner.invoke(app, ["standards", "--lang", lang])
+    assert result.exit_code == 0, result.output
+    for s in load_all():
+        line = next(line for line in result.output.splitlines() if line.startswith(s.id + " "))
+        assert s.number in line and f"[{s.status}]" in line and str(len(s.items)) in line
+        assert all(word in line for word in words)
+        assert ", ".join(s.default_for) in line if s.default_for else line.endswith(": -")
