@@ -128,6 +128,8 @@ def test_the_proxys_modes_and_operator_are_the_reports_sign_off_facts(tmp_path, 
     ({"kidaudit_profile": "missing.yaml", "kidaudit_session": "S"}, "missing.yaml"),
     ({"kidaudit_profile": "P"}, "needs both"),
     ({"kidaudit_lang": "fr"}, "kidaudit_lang"),
+    ({"kidaudit_standards": ["gbt41391-2022", "no-such"]}, "kidaudit_standards: unknown "
+                                                           "standard 'no-such'"),
 ])
 def test_bad_options_are_one_clear_error(tmp_path, profile, options, message):
     addon = KidAudit()
@@ -197,6 +199,33 @@ def test_mark_command_and_polled_cli_marks_reach_the_ledger(tmp_path, profile, c
                       "kidaudit: consent mark grant identifier"]
     actions = sorted((e.ts, e.action, e.source) for e in _events(tmp_path / "s"))
     assert [(a, s) for _, a, s in actions] == [("grant", "cli"), ("phase", "command")]
+
+
+def test_the_procedure_is_shown_at_start_and_as_each_mark_arrives(tmp_path, profile, caplog):
+    """``capture --standard``: the steps and the first one at start, then the steps done
+    and the next one after each mark."""
+    caplog.set_level("INFO", logger="kidaudit")
+    addon = KidAudit()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, kidaudit_profile=str(profile), kidaudit_session=str(tmp_path / "s"),
+                       kidaudit_worker=False, kidaudit_standards=["gbt41391-2022"])
+        assert addon._pending[0].standards == ("gbt41391-2022",)
+        addon.running()
+        started = [r.getMessage() for r in caplog.records
+                   if r.getMessage().startswith("kidaudit: procedure:")]
+        caplog.clear()
+        _through(addon, _flow(b"{}"))
+        tctx.master.commands.call("kidaudit.mark", "grant", "all-disclosed")
+        after = [r.getMessage() for r in caplog.records
+                 if r.getMessage().startswith(("kidaudit: procedure:", "kidaudit: consent"))]
+        addon.done()
+    assert started[0].startswith("kidaudit: procedure: Traffic before consent > Guardian")
+    assert started[1].startswith("kidaudit: procedure: next step: Traffic before consent")
+    assert after[0] == "kidaudit: consent mark grant all-disclosed"  # the mark, then its step
+    assert after[1].startswith("kidaudit: procedure: steps done: ")
+    assert "Guardian consent" in after[1]
+    assert any(line.startswith("kidaudit: procedure: next step: Use every feature") and
+               f"kidaudit mark --session {tmp_path / 's'} phase use" in line for line in after)
 
 
 @pytest.mark.e2e

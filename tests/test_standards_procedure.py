@@ -227,3 +227,23 @@ def test_procedure_module_reads_no_files():
     """Pure like the other standards modules: the CLI and the writer do the I/O."""
     source = Path(p.__file__).read_text(encoding="utf-8")
     assert "open(" not in source and "import os" not in source
+
+
+# -- capture --standard ---------------------------------------------------------------------
+
+def test_capture_passes_each_standard_to_the_addon(tmp_path):
+    from auditor.cli import capture_argv
+
+    argv = capture_argv(tmp_path / "p.yaml", tmp_path / "s", None, modes=["regular"],
+                        tcp_hosts=[], port=8080, listen_host="", web=False, extra=[],
+                        standards=["gbt41391-2022", "coppa-312"])
+    assert " ".join(argv).endswith("--set kidaudit_standards=gbt41391-2022 "
+                                   "--set kidaudit_standards=coppa-312")
+
+
+def test_capture_refuses_an_unknown_standard_before_starting(tmp_path, watch_profile):
+    session = tmp_path / "s"
+    result = runner.invoke(app, ["capture", "--profile", str(watch_profile), "--session",
+                                 str(session), "--standard", "no-such"])
+    assert result.exit_code == 2 and "--standard: unknown standard 'no-such'" in result.output
+    assert not session.exists()

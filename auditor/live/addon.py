@@ -66,7 +66,7 @@ control or bidi characters in it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,18 +80,20 @@ from auditor.live.channel import EXIT_USAGE, Channel
 from auditor.live.consent import ConsentMarks
 from auditor.live.core import Inline
 from auditor.live.protocol import Settings
-from auditor.live.terminal import clean
+from auditor.live.terminal import clean, kidaudit_logger, procedure_tracker
 from auditor.live.tls import TlsHooks
 from auditor.live.traffic import MAX_NAMES, Connections, DnsHooks, HttpHooks, StreamHooks
 from auditor.live.worker import Worker, WorkerError
 from auditor.memo import Memo
 from auditor.profile import ConfigError, load_consent_plan, load_profile
 from auditor.sources.mitm import Signals
+from auditor.standards.catalogue import by_id
 
 OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang",
-           "kidaudit_worker", "kidaudit_resume", "kidaudit_operator")
+           "kidaudit_worker", "kidaudit_resume", "kidaudit_operator", "kidaudit_standards")
 SESSION_OPTIONS = {"kidaudit_profile", "kidaudit_session", "kidaudit_consent",
-                   "kidaudit_worker", "kidaudit_resume"}
+                   "kidaudit_worker", "kidaudit_resume", "kidaudit_standards"}
+logger = kidaudit_logger()
 
 
 class KidAudit:
@@ -129,6 +131,11 @@ class KidAudit:
                           "(same profile and plan); otherwise the folder must be new or empty.")
         loader.add_option("kidaudit_operator", str, "",
                           "kidaudit: who runs the capture, named in the report's sign-off facts.")
+        loader.add_option("kidaudit_standards", Sequence[str], [],
+                          "kidaudit: standard ids (kidaudit standards lists them) whose procedure "
+                          "the capture follows, shown step by step as marks arrive, and whose "
+                          "conformance tables the reports carry; default: the profile's "
+                          "jurisdiction's.")
 
     def configure(self, updated: set[str]) -> None:
         """Options are checked here; the session starts in ``running`` (or here, when the
@@ -167,6 +174,11 @@ class KidAudit:
         opts = ctx.options
         if opts.kidaudit_lang not in ("en", "zh"):
             raise OptionsError(f"kidaudit_lang: {opts.kidaudit_lang!r} is not one of en, zh")
+        for standard in opts.kidaudit_standards:
+            try:
+                by_id(standard)
+            except KeyError as e:
+                raise OptionsError(f"kidaudit_standards: {e.args[0]}") from None
         if not updated & SESSION_OPTIONS:
             return
         if not opts.kidaudit_profile and not opts.kidaudit_session:
@@ -174,7 +186,7 @@ class KidAudit:
         if not opts.kidaudit_profile or not opts.kidaudit_session:
             raise OptionsError("kidaudit needs both kidaudit_profile and kidaudit_session")
         try:  # read here too, so a bad file is an option error before any traffic
-            load_profile(opts.kidaudit_profile)
+            jurisdiction = load_profile(opts.kidaudit_profile).jurisdiction
             plan = load_consent_plan(opts.kidaudit_consent) if opts.kidaudit_consent else None
             signals = Signals(plan)
         except ConfigError as e:
@@ -182,8 +194,11 @@ class KidAudit:
         self._check_folder(Path(opts.kidaudit_session), opts)
         settings = Settings(opts.kidaudit_session, opts.kidaudit_profile, opts.kidaudit_consent,
                             resume=opts.kidaudit_resume, modes=tuple(opts.mode),
-                            operator=opts.kidaudit_operator)
+                            operator=opts.kidaudit_operator,
+                            standards=tuple(dict.fromkeys(opts.kidaudit_standards)))
         self._pending = settings, signals
+        self._procedure = procedure_tracker(settings.standards, jurisdiction,
+                                            settings.directory)
 
     def _start(self) -> None:
         assert self._pending is not None
@@ -200,6 +215,16 @@ class KidAudit:
             raise OptionsError(f"kidaudit_session: {e}") from e
         self.marks.signals = signals
         self._opened.add(Path(settings.directory).resolve())
+        self._show_procedure(resumed=settings.resume)
+
+    def _show_procedure(self, *, resumed: bool) -> None:
+        """The steps to perform, and the first one (a resumed capture's next step shows
+        with its next mark)."""
+        steps = self._procedure.steps
+        logger.info("kidaudit: procedure: " + " > ".join(s.title.en for s in steps))
+        if not resumed:
+            for line in self._procedure.lines(0.0)[1:]:
+                logger.info(f"kidaudit: procedure: {line}")
 
     def _check_folder(self, folder: Path, opts) -> None:
         """A session folder holds one session: a new or empty one, or, with

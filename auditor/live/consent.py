@@ -36,8 +36,8 @@ class ConsentMarks:
             ev = parse_words(action, list(words), now(), "command")
         except ValueError as e:
             raise OptionsError(f"kidaudit.mark: {e}") from e
+        logger.warning(f"kidaudit: consent mark {describe(ev)}")  # before the procedure's
         self.channel.send(Consent(ev, save=True))  # the mark goes into flows.mitm as a flow
-        logger.warning(f"kidaudit: consent mark {describe(ev)}")
 
     def answer(self, flow: http.HTTPFlow) -> None:
         """The magic host: answered here, never forwarded."""
@@ -47,8 +47,8 @@ class ConsentMarks:
             flow.response = http.Response.make(400, f"kidaudit: {e}\n".encode(),
                                                {"content-type": "text/plain"})
             return
+        logger.warning(f"kidaudit: consent mark {describe(ev)}")  # before the procedure's
         self.channel.send(Consent(ev))  # the flow itself is saved with its response
-        logger.warning(f"kidaudit: consent mark {describe(ev)}")
         flow.response = http.Response.make(
             200, f"kidaudit recorded: {describe(ev)}\n".encode(), {"content-type": "text/plain"})
         flow.comment = MARK_COMMENT

@@ -51,7 +51,7 @@ from auditor.live.protocol import (
     Uninspected,
     error_text,
 )
-from auditor.live.terminal import describe
+from auditor.live.terminal import describe, procedure_tracker
 from auditor.mask import Masker
 from auditor.memo import Memo
 from auditor.model import Transmission
@@ -95,6 +95,11 @@ class Core:
         if capturing and not take_over:  # the sign-off facts as this capture starts
             self.session.store.set_meta(**capture_facts(settings.modes, settings.operator))
         meta = self.session.store.meta()
+        # Where the capture is in its procedure, told when a mark arrives (marks so far
+        # included: a resumed capture goes on from where it was).
+        self.progress = procedure_tracker(settings.standards, profile.jurisdiction,
+                                          settings.directory,
+                                          (ev for _, ev in self.session.store.events()))
         self._flows = _open_flows(directory / FLOWS_FILE, meta)
         self._clock = clock
         self._last_poll = float("-inf")
@@ -188,6 +193,7 @@ class Core:
                 self.session.record_event(ev)
                 if save:
                     self._save(mark_flow(ev).get_state())
+                return self._procedure(ev)
             case AnalysisError(stage, text):
                 self.session.store.add_error(None, stage, text)
             case SaveFlow(state):
@@ -297,6 +303,7 @@ class Core:
     def _observe(self, token: int | None, tx: Transmission) -> Result:
         if tx.id < 0:  # numbered here, in the order messages arrive
             tx = replace(tx, id=self.session.next_id())
+        self.progress.saw(tx.ts)
         try:
             obs, opened = self.session.observe(tx)
         except Exception as e:  # noqa: BLE001 - never break the device's traffic
@@ -357,7 +364,13 @@ class Core:
         for ev in self.session.poll_events():
             self._save(mark_flow(ev).get_state())
             replies.append(Log(logging.WARNING, f"kidaudit: consent mark {describe(ev)}"))
+            replies += self._procedure(ev)
         return replies
+
+    def _procedure(self, ev) -> list[Reply]:
+        """The steps done and the next one, after the mark ``ev`` (``capture --standard``)."""
+        return [Log(logging.INFO, f"kidaudit: procedure: {line}")
+                for line in self.progress.event(ev)]
 
     def _with_encoded_conns(self, state: dict) -> dict:
         """The state with its connections' states as already-written tnetstrings: a

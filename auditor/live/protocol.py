@@ -192,6 +192,7 @@ class Settings:
     take_over: bool = False  # a stand-in for a dead worker of the same capture
     modes: tuple[str, ...] = ()  # the proxy's modes (mitmproxy's ``mode``), for sign-off
     operator: str = ""  # who runs the capture (``kidaudit_operator``), for sign-off
+    standards: tuple[str, ...] = ()  # ``kidaudit_standards``: the procedure and the reports'
 
 
 def from_tuple(msg: tuple) -> Message:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Sequence
 
 from auditor.model import ConsentEvent
+from auditor.standards.procedure import Tracker, needed
+from auditor.standards.steps import STEPS
 
 # Control, format (bidi overrides and isolates, zero-width), line and paragraph separators,
 # written out from Unicode's Cc, Cf, Zl and Zp (3.11's tables, plus what 3.13 adds), so
@@ -42,6 +45,17 @@ def describe(ev: ConsentEvent) -> str:
     what = ev.name if ev.action == "phase" else ",".join(ev.categories)
     extra = f" separate={','.join(ev.separate)}" if ev.separate else ""
     return f"{ev.action} {what}{extra}"
+
+
+def procedure_tracker(standards: Sequence[str], jurisdiction: str, session: str,
+                      events: Iterable[ConsentEvent] = ()) -> Tracker:
+    """Where a capture is in its procedure (``capture --standard``), shown when a mark
+    arrives: the steps the chosen standards need; without any, the profile's jurisdiction's
+    default standard's, or every step. ``KeyError`` for an unknown id."""
+    from auditor.standards.catalogue import by_id, defaults_for
+
+    chosen = [by_id(s) for s in standards] if standards else defaults_for(jurisdiction)
+    return Tracker(needed(chosen) if chosen else STEPS, events, session)
 
 
 class CleanFilter(logging.Filter):
