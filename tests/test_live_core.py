@@ -135,6 +135,20 @@ def test_a_batch_is_one_transaction_and_ends_with_finish(settings) -> None:
     assert len(doc["transmissions"]) == 4
 
 
+@pytest.mark.parametrize("standards", [("coppa-312",), ("gbt41391-2022", "coppa-312")])
+def test_the_capture_reports_carry_its_standards_and_remember_them(settings, standards
+                                                                   ) -> None:
+    """``capture --standard``: the end reports' conformance tables, and the session's meta
+    (a resumed capture, or kidaudit report, uses them again)."""
+    core = Core(replace(settings, standards=standards))
+    core.handle_batch([_http({"imei": IMEI}), Finish("en")])
+    doc = json.loads((Path(settings.directory) / "findings.json").read_text())
+    assert [t["id"] for t in doc["conformance"]] == list(standards)
+    again = Core(replace(settings, resume=True))
+    assert again._standards == standards
+    again.close()
+
+
 class Bogus:
     """Not a message of the protocol (a journal written by some other program)."""
 

@@ -94,10 +94,15 @@ class Core:
             self.session.note_resumed(time.time())
         if capturing and not take_over:  # the sign-off facts as this capture starts
             self.session.store.set_meta(**capture_facts(settings.modes, settings.operator))
+        if settings.standards:  # remembered: a resumed capture and kidaudit report use them
+            self.session.store.set_meta(standards=",".join(settings.standards))
         meta = self.session.store.meta()
+        # the reports' conformance tables and the procedure shown live
+        self._standards = settings.standards or tuple(
+            s for s in meta.get("standards", "").split(",") if s)
         # Where the capture is in its procedure, told when a mark arrives (marks so far
         # included: a resumed capture goes on from where it was).
-        self.progress = procedure_tracker(settings.standards, profile.jurisdiction,
+        self.progress = procedure_tracker(self._standards, profile.jurisdiction,
                                           settings.directory,
                                           (ev for _, ev in self.session.store.events()))
         self._flows = _open_flows(directory / FLOWS_FILE, meta)
@@ -212,7 +217,7 @@ class Core:
         self._checkpoint()
         if journal.size_of(self.journal_path) == self.journal_offset:
             self._release(self.journal_offset)  # all committed: none of it kept twice
-        out = self.session.write_outputs(lang=lang)
+        out = self.session.write_outputs(lang=lang, standards=self._standards)
         self.close()
         return [*replies, Finished(len(out.findings), str(out.report))]
 
