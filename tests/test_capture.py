@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -139,3 +140,51 @@ def test_a_capture_saved_by_plain_mitmdump_is_analysed(tmp_path: Path) -> None:
     assert {f["rule"] for f in doc["findings"]} == EXPECTED_RULES
     again = CliRunner().invoke(app, ["report", str(out), "--lang", "zh"])
     assert again.exit_code == 0 and "report.html" in again.output
+
+
+def _lines_until(proc: subprocess.Popen, patterns: list[str], seconds: float = 30
+                 ) -> list[str]:
+    """``proc``'s output lines until each pattern has matched one (in any order)."""
+    deadline, lines, left = time.monotonic() + seconds, [], list(patterns)
+    assert proc.stdout is not None
+    while left and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        lines.append(line.rstrip("\n"))
+        left = [p for p in left if not any(re.search(p, x) for x in lines)]
+    assert not left, (left, lines)
+    return lines
+
+
+def test_capture_with_a_standard_shows_the_next_step_and_reports_its_table(tmp_path: Path
+                                                                          ) -> None:
+    """``capture --standard``: the first step at start, the steps done and the next one
+    when a mark arrives (here by the magic host), the standard's table in findings.json."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f'identifiers: {{imei: "{IMEI}"}}\n')
+    session = tmp_path / "session"
+    proc = subprocess.Popen(
+        [str(KIDAUDIT), "capture", "--profile", str(profile), "--session", str(session),
+         "--listen-host", "127.0.0.1", "--port", "0", "--standard", "gbt41391-2022", "--",
+         "--set", f"confdir={tmp_path / 'conf'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        start = _lines_until(proc, [r"proxy listening at .*:(\d+)",
+                                    r"procedure: next step: Traffic before consent"])
+        port = int(next(m.group(1) for line in start
+                        if (m := re.search(r"proxy listening at .*:(\d+)", line))))
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{port}"}))
+        with opener.open("http://kidaudit.mark/grant?categories=all-disclosed",
+                         timeout=10) as resp:
+            assert resp.status == 200
+        after = _lines_until(proc, [r"procedure: steps done: .*Guardian consent",
+                                    r"procedure: next step: Use every feature: .*"
+                                    r"kidaudit mark --session \S+ phase use"])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert any("consent mark grant all-disclosed" in line for line in after)
+    doc = json.loads((session / "findings.json").read_text())
+    assert [t["id"] for t in doc["conformance"]] == ["gbt41391-2022"]
