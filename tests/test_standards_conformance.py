@@ -230,3 +230,27 @@ def test_an_unknown_standard_is_refused_before_anything_is_written(tmp_path: Pat
 def _profile():
     from tests.factories import profile
     return profile()
+
+
+def test_the_steps_of_an_analysed_capture_of_real_flows(tmp_path: Path):
+    """tflow-built flows in a .mitm file, analysed: the first message's time and the traffic
+    before the plan's grant make the before-consent step; no phase, no probe."""
+    from auditor.offline import analyze
+    from tests.factories import EPOCH, IMEI, event, http_flow, plan, profile, write_flows
+
+    capture = write_flows(tmp_path / "cap.mitm", [
+        http_flow("https://api.acme-watch.example/reg", EPOCH, {"imei": IMEI}),
+        http_flow("https://api.acme-watch.example/ping", EPOCH + 400, {"imei": IMEI})])
+    grant = event("grant", EPOCH + 350, "all-disclosed")
+    out = analyze([capture], dataclasses.replace(profile(), source=""),
+                  dataclasses.replace(plan(grant), source=""), tmp_path / "out",
+                  standards=[standard(ITEM)])
+    doc = json.loads((out.directory / "findings.json").read_text())
+    steps = {s["id"]: s for s in doc["steps"]}
+    assert (steps["before-consent"]["performed"], steps["before-consent"]["duration_s"]) == (
+        True, 350.0)
+    assert steps["before-consent"]["at"] == doc["session"]["started"]
+    assert (steps["grant"]["performed"], steps["grant"]["duration_s"]) == (True, 50.0)
+    assert not steps["idle"]["performed"] and not steps["tls-probe"]["performed"]
+    (item,) = doc["conformance"][0]["items"]
+    assert (item["status"], item["missing_steps"]) == ("fail", [])  # PRE_CONSENT_PI fired
