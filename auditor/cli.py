@@ -473,7 +473,8 @@ def standards(lang: LangOpt = Lang.en) -> None:
     typer.echo(f"kidaudit {__version__}, ruleset {RULESET_VERSION}")
     for s in load_all():
         unverified = sum(1 for i in s.items if i.clause_status == UNVERIFIED)
-        items = f"{len(s.items)} 项" if zh else f"{len(s.items)} items"
+        n = len(s.items)
+        items = f"{n} 项" if zh else f"{n} item{'' if n == 1 else 's'}"
         if unverified:
             items += f"（{unverified} 项未核实*）" if zh else f" ({unverified} unverified*)"
         default = ", ".join(s.default_for) or "-"

@@ -455,7 +455,7 @@ def test_a_report_judges_the_standards_its_analysis_was_given_unless_told_otherw
     assert judged(default) == [s.id for s in defaults_for("CN")] != []
 
 
-@pytest.mark.parametrize(("lang", "words"), [("en", ("items", "default for")),
+@pytest.mark.parametrize(("lang", "words"), [("en", ("item", "default for")),
                                             ("zh", ("项", "默认适用"))])
 def test_standards_lists_every_catalogue(lang, words):
     from auditor.standards.catalogue import load_all
