@@ -23,6 +23,8 @@ from auditor.standards.procedure import (
     duration,
     item_line,
     label,
+    name,
+    standard_line,
 )
 
 _SIGN = {"tester": Text("Tester, signature", "测试人员签名"), "date": Text("Date", "日期")}
@@ -49,9 +51,8 @@ def build_view(proc: Procedure, *, lang: str = "en") -> dict[str, Any]:
     } for s in proc.steps]
     return {
         "lang_attr": "zh-CN" if lang == "zh" else "en",
-        "title": f"{labels['title']}: " + "; ".join(s.number for s in proc.standards),
-        "standards": [{"number": s.number, "title": s.title.get(lang)}
-                      for s in proc.standards],
+        "title": f"{labels['title']}: " + "; ".join(name(s) for s in proc.standards),
+        "standards": [standard_line(s, lang) for s in proc.standards],
         "labels": labels, "version": __version__, "profile": PROFILE, "plan": PLAN,
         "capture": proc.capture, "steps": steps,
         "review": [item_line(i, lang, with_standard=many) for i in proc.review],

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from auditor.marks import MARK_HOST, mark_path, parse_words
 from auditor.model import ConsentEvent
-from auditor.standards.model import DOCUMENT, Item, Standard, Text
+from auditor.standards.model import DOCUMENT, NUMBER_NOT_CONFIRMED, Item, Standard, Text
 from auditor.standards.steps import BY_ID, STEPS, SessionFacts, Step, performed
 
 PROBE_STEP = "tls-probe"  # performed by a capture option, not by a mark
@@ -54,6 +54,10 @@ LABELS: dict[str, Text] = {
     "done": Text("Done", "已完成"),
     "review": Text("Not testable by traffic (document review)", "无法通过通信测试（文档审查）"),
     "none": Text("none", "无"),
+    "no_steps": Text("None of these items is testable by traffic: nothing to exercise in a "
+                     "session.", "这些条款均无法通过通信测试：会话中无需执行步骤。"),
+    "not_confirmed": Text("the standard's number could not be confirmed: it lists no items",
+                          "未能确认标准编号：不列出任何条款"),
     "unverified": Text("clause not verified against the standard's text",
                        "条款未经标准原文核实"),
 }
@@ -71,6 +75,7 @@ class Exercised:
     clause: str
     title: Text
     unverified: bool = False
+    note: Text | None = None  # the catalogue's justification (EN 18031's "not applicable")
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,14 @@ def needed(standards: Iterable[Standard]) -> tuple[Step, ...]:
     return tuple(step for step in STEPS if step.id in ids)
 
 
+def name(std: Standard) -> str:
+    """How the procedure names a standard: its number, or its id where it has none."""
+    return std.number if any(c.isalnum() for c in std.number) else std.id
+
+
 def _exercised(std: Standard, item: Item) -> Exercised:
-    return Exercised(std.number, item.clause, item.title, item.clause_status != "verified")
+    return Exercised(name(std), item.clause, item.title, item.clause_status != "verified",
+                     item.note)
 
 
 def procedure(standards: Sequence[Standard], session: str = SESSION) -> Procedure:
@@ -140,7 +151,14 @@ def duration(seconds: int, lang: str) -> str:
 def item_line(item: Exercised, lang: str, *, with_standard: bool) -> str:
     where = f"{item.standard} " if with_standard else ""
     star = "*" if item.unverified else ""
-    return f"{where}{item.clause}{star} {item.title.get(lang)}"
+    note = f" ({item.note.get(lang)})" if item.note else ""
+    return f"{where}{item.clause}{star} {item.title.get(lang)}{note}"
+
+
+def standard_line(std: Standard, lang: str) -> str:
+    """The standard as the procedure's header lists it."""
+    tail = f" ({label('not_confirmed', lang)})" if std.status == NUMBER_NOT_CONFIRMED else ""
+    return f"{name(std)}: {std.title.get(lang)}{tail}"
 
 
 def markdown(proc: Procedure, lang: str = "en") -> str:
@@ -149,12 +167,14 @@ def markdown(proc: Procedure, lang: str = "en") -> str:
         return label(key, lang)
 
     many = len(proc.standards) > 1
-    out = [f"# {t('title')}: " + "; ".join(s.number for s in proc.standards), ""]
-    out += [f"- {s.number}: {s.title.get(lang)}" for s in proc.standards]
+    out = [f"# {t('title')}: " + "; ".join(name(s) for s in proc.standards), ""]
+    out += [f"- {standard_line(s, lang)}" for s in proc.standards]
     out += ["", t("intro"), "", f"## {t('setup')}", "",
             f"- {t('profile')}: `{PROFILE}`", f"- {t('plan')}: `{PLAN}`",
             f"- {t('start')}:", "", "  ```", f"  {proc.capture}", "  ```", "",
             f"## {t('steps')}", ""]
+    if not proc.steps:
+        out += [t("no_steps"), ""]
     for ps in proc.steps:
         out += [f"### {ps.number}. {ps.step.title.get(lang)}", "",
                 f"- [ ] {t('done')}", f"- {t('do')}: {ps.step.how.get(lang)}"]
