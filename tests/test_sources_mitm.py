@@ -430,3 +430,43 @@ def test_a_connection_state_checked_once_is_still_checked_for_its_id() -> None:
     assert isinstance(plain_http_of_record(_record()), PlainHttp)
     with pytest.raises(NotAFlow):
         plain_http_of_record(_record(_set("server_conn.id", b"x")))
+
+
+# -- the TLS probe's case, kept by the flow file (issue 17) --------------------------------
+
+@pytest.mark.parametrize("case", ["", "untrusted-ca", "wrong-host", "expired", "tls1.0"])
+def test_a_flow_sent_under_a_tls_probe_case_reads_back_with_it(tmp_path: Path,
+                                                               case: str) -> None:
+    """The addon tags a flow whose connection accepted a probe certificate; the HTTP, the
+    worker's state and the raw TCP readers, live and from ``flows.mitm``, all give it back."""
+    from mitmproxy import tcp
+
+    from auditor.sources.mitm import PROBE_META, state_transmission
+
+    f = http_flow("https://api.acme-watch.example/v1/x?imei=1", 1000.0, {"k": "v"})
+    raw = tflow.ttcpflow(messages=[tcp.TCPMessage(True, LK, 10.0)])
+    for flow in (f, raw):
+        if case:
+            flow.metadata[PROBE_META] = case
+    (f_back, raw_back) = read_flows(write_flows(tmp_path / "p.mitm", [f, raw]), [])
+    assert transmission(f, 1).probe == state_transmission(f.get_state(), 1).probe == case
+    assert transmission(f_back, 1).probe == case
+    assert [t.probe for t in flow_transmissions(raw_back, iter(range(1, 9)))] == [case]
+
+
+@pytest.mark.parametrize("case", ["", "expired"])
+def test_a_refused_tls_probe_case_reads_back_from_its_record_flow(tmp_path: Path,
+                                                                  case: str) -> None:
+    from mitmproxy import connection
+
+    from auditor.model import Transmission
+    from auditor.sources.mitm import tls_record_flow
+
+    tx = Transmission(id=-1, ts=5.0, transport="tls", host="api.example", port=443,
+                      inspected=False, sni="api.example", probe=case)
+    record = tls_record_flow(tx, "refused", connection.Client(
+        peername=("127.0.0.1", 1), sockname=("127.0.0.1", 2)),
+        connection.Server(address=("api.example", 443)))
+    (back,) = read_flows(write_flows(tmp_path / "r.mitm", [record]), [])
+    (rebuilt,) = flow_transmissions(back, iter([7]))
+    assert (rebuilt.probe, rebuilt.inspected, rebuilt.host) == (case, False, "api.example")

@@ -24,6 +24,7 @@ part                                   hooks
 ``traffic.StreamHooks``                raw TCP (watch frames) and UDP
 ``traffic.DnsHooks``                   DNS queries; answers name raw-IP destinations
 ``tls.TlsHooks``                       ClientHellos; pinned hosts passed through
+``probe.TlsProbe``                     the TLS probe's bad cases (``kidaudit_tls_probe``)
 ``consent.ConsentMarks``               the ``kidaudit.mark`` command
 =====================================  =================================================
 
@@ -79,6 +80,7 @@ from auditor.folder import FolderError, check_new, check_resumable
 from auditor.live.channel import EXIT_USAGE, Channel
 from auditor.live.consent import ConsentMarks
 from auditor.live.core import Inline
+from auditor.live.probe import TlsProbe
 from auditor.live.protocol import Settings
 from auditor.live.terminal import clean, kidaudit_logger, procedure_tracker
 from auditor.live.tls import TlsHooks
@@ -91,6 +93,7 @@ from auditor.standards.catalogue import by_id
 
 OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang",
            "kidaudit_worker", "kidaudit_resume", "kidaudit_operator", "kidaudit_standards")
+PROBE_OPTIONS = {"kidaudit_tls_probe", "kidaudit_tls_probe_hosts", "kidaudit_session"}
 SESSION_OPTIONS = {"kidaudit_profile", "kidaudit_session", "kidaudit_consent",
                    "kidaudit_worker", "kidaudit_resume", "kidaudit_standards"}
 logger = kidaudit_logger()
@@ -106,6 +109,7 @@ class KidAudit:
         self.streams = StreamHooks(self.channel, conns, names)
         self.dns = DnsHooks(self.channel, conns, names)
         self.tls = TlsHooks(self.channel, conns)
+        self.probe = TlsProbe(self.tls.probe_refused)
         self._pending: tuple[Settings, Signals] | None = None  # checked, not started yet
         self._running = False  # mitmproxy has started: option errors go to its UI from now
         self._opened: set[Path] = set()  # session folders this proxy has written to
@@ -131,6 +135,14 @@ class KidAudit:
                           "(same profile and plan); otherwise the folder must be new or empty.")
         loader.add_option("kidaudit_operator", str, "",
                           "kidaudit: who runs the capture, named in the report's sign-off facts.")
+        loader.add_option("kidaudit_tls_probe", bool, False,
+                          "kidaudit: the TLS-validation probe: each new server name's first "
+                          "connections get a bad certificate each (untrusted CA, wrong host, "
+                          "expired, TLS 1.0 only), then normal interception. Without it, the "
+                          "probe runs while the session's phase is tls-probe.")
+        loader.add_option("kidaudit_tls_probe_hosts", Sequence[str], [],
+                          "kidaudit: the server names (SNI, or address) the TLS probe tries; "
+                          "empty: every name.")
         loader.add_option("kidaudit_standards", Sequence[str], [],
                           "kidaudit: standard ids (kidaudit standards lists them) whose procedure "
                           "the capture follows, shown step by step as marks arrive, and whose "
@@ -141,6 +153,7 @@ class KidAudit:
         """Options are checked here; the session starts in ``running`` (or here, when the
         options change on a running proxy)."""
         try:
+            self._configure_probe(updated)
             self._configure(updated)
             if self._running and self._pending is not None:
                 self._start()
@@ -153,11 +166,26 @@ class KidAudit:
         once."""
         self._running = True
         self.channel.on_update = _ui_refresh()
+        if ctx.options.kidaudit_tls_probe:
+            self.probe.prepare()  # its keys made now, not on the device's first connection
         if self._pending is not None:
             try:
                 self._start()
             except OptionsError as e:
                 self._refuse(e, starting=True)
+
+    def _configure_probe(self, updated: set[str]) -> None:
+        if not updated & PROBE_OPTIONS:
+            return
+        opts = ctx.options
+        bad = [h for h in opts.kidaudit_tls_probe_hosts if not h.strip() or "/" in h]
+        if bad:
+            raise OptionsError(f"kidaudit_tls_probe_hosts: {bad[0]!r} is not a server name "
+                               "or address")
+        self.probe.configure(opts.kidaudit_tls_probe, opts.kidaudit_tls_probe_hosts,
+                             opts.kidaudit_session)
+        if opts.kidaudit_tls_probe and self._running:
+            self.probe.prepare()
 
     def _refuse(self, e: OptionsError, *, starting: bool = False) -> None:
         """At start-up under mitmdump or mitmweb a bad option is one line and exit code 2,
@@ -242,10 +270,12 @@ class KidAudit:
             raise OptionsError(str(e)) from None
 
     def done(self) -> None:
+        self.probe.done()
         self.channel.finish(ctx.options.kidaudit_lang)
 
     # -- the hooks, each handed to its part ------------------------------------------------
     def request(self, flow: http.HTTPFlow) -> None:
+        self.probe.tag(flow)
         self.http.request(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -259,6 +289,9 @@ class KidAudit:
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         self.http.websocket_end(flow)
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        self.probe.tag(flow)
 
     def tcp_message(self, flow: tcp.TCPFlow) -> None:
         self.streams.tcp_message(flow)
@@ -290,11 +323,19 @@ class KidAudit:
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         self.tls.tls_clienthello(data)
 
+    def tls_start_client(self, data: tls.TlsData) -> None:
+        self.probe.tls_start_client(data)
+
+    def tls_established_client(self, data: tls.TlsData) -> None:
+        self.probe.tls_established_client(data)
+
     def tls_failed_client(self, data: tls.TlsData) -> None:
-        self.tls.tls_failed_client(data)
+        if not self.probe.tls_failed_client(data):  # a refused probe case is not pinning
+            self.tls.tls_failed_client(data)
 
     def client_disconnected(self, client: connection.Client) -> None:
         self.conns.client_disconnected(client)
+        self.probe.client_disconnected(client)
 
     def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
         self.conns.server_disconnected(data)

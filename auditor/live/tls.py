@@ -48,14 +48,24 @@ class TlsHooks:
             self._uninspected(data.context, PASSED)
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
-        """The device refused our certificate (pinning, or it does not trust the lab CA)."""
+        """The device refused our certificate (pinning, or it does not trust the lab CA).
+        Only the ordinary interception certificate: a refused TLS probe case is the probe's
+        (``KidAudit`` asks it first), never a reason to pass the host through."""
         if not self.channel.active:
             return
         self._passthrough.add(_tls_host(data.context))
         udp_based = data.context.client.transport_protocol == "udp"
         self._uninspected(data.context, QUIC if udp_based else PINNED)
 
-    def _uninspected(self, context, reason: str) -> None:
+    def probe_refused(self, context, reason: str, case: str) -> None:
+        """A TLS probe case the client refused (``auditor.live.probe``): an uninspected
+        attempt with its case, evidence the device validates; the host is not passed
+        through."""
+        if self.channel.active:
+            self._uninspected(context, reason, case)
+
+    def _uninspected(self, context, reason: str, probe: str = "") -> None:
+        """``probe``: the TLS probe's case the client refused (``auditor.live.probe``)."""
         client, server = context.client, context.server
         hello = self.conns.hello(client)
         host = _tls_host(context)
@@ -64,7 +74,7 @@ class TlsHooks:
         tx = Transmission(
             id=-1, ts=now(), transport="tls", host=host, port=int(address[1] or 0), ip=ip,
             inspected=False, sni=client.sni or "", tls_versions=hello.versions if hello else (),
-            tls_ciphers=hello.ciphers if hello else ())
+            tls_ciphers=hello.ciphers if hello else (), probe=probe)
         try:  # the record flow lets ``analyze flows.mitm`` rebuild the attempt
             record = tls_record_flow(tx, reason, client, server).get_state()
             self.channel.send(Uninspected(tx, reason, record))

@@ -83,12 +83,25 @@ def mark_flow(ev: ConsentEvent) -> http.HTTPFlow:
     return flow
 
 
+# Metadata key of a flow sent over a connection the TLS probe (``auditor.live.probe``) made
+# with a bad certificate the device accepted: its value is the case, so the transmissions
+# rebuilt from ``flows.mitm`` carry ``Transmission.probe`` as the live ones did.
+PROBE_META = "kidaudit_probe"
+
+
+def probe_case(metadata: object) -> str:
+    """The TLS probe's case a flow's metadata names ("" for ordinary traffic)."""
+    case = metadata.get(PROBE_META, "") if isinstance(metadata, dict) else ""
+    return printable(case) if isinstance(case, str) else ""
+
+
 def transmission(flow: http.HTTPFlow, tx_id: int) -> Transmission:
     client = flow.client_conn
     peer = flow.server_conn.peername if flow.server_conn else None
     return request_transmission(flow.request, tx_id, flow.id, peer,
                                 bool(client and client.tls_established),
-                                (client.sni or "") if client else "")
+                                (client.sni or "") if client else "",
+                                probe_case(flow.metadata))
 
 
 def state_transmission(state: dict, tx_id: int) -> Transmission:
@@ -100,11 +113,12 @@ def state_transmission(state: dict, tx_id: int) -> Transmission:
     return request_transmission(
         http.Request.from_state(state["request"]), tx_id, state["id"],
         tuple(peer) if peer else None, client.get("timestamp_tls_setup") is not None,
-        client.get("sni") or "")
+        client.get("sni") or "", probe_case(state.get("metadata")))
 
 
 def request_transmission(req: http.Request, tx_id: int, flow_id: str,
-                         peer: tuple | None, tls: bool, sni: str) -> Transmission:
+                         peer: tuple | None, tls: bool, sni: str, probe: str = ""
+                         ) -> Transmission:
     # As sent: a Content-Encoding is undone by the body readers within their limits, so a
     # compression bomb is never inflated whole here (the header stays with the body).
     body = req.raw_content or b""
@@ -134,7 +148,7 @@ def request_transmission(req: http.Request, tx_id: int, flow_id: str,
         url=printable(url_text), path=path, headers=headers, body=body,
         content_type=printable(", ".join(types)),
         size=sum(len(k) + len(v) + 4 for k, v in headers) + len(body),
-        flow_id=flow_id, decrypted=tls, sni=sni)
+        flow_id=flow_id, decrypted=tls, sni=sni, probe=probe)
 
 
 @memoised(1024)
@@ -203,7 +217,7 @@ def raw_transmission(flow: tcp.TCPFlow | udp.UDPFlow | http.HTTPFlow, tx_id: int
         size=len(payload), flow_id=flow.id, decrypted=tls,
         sni=(flow.client_conn.sni or "") if flow.client_conn else "",
         tls_versions=hello.versions if hello else (),
-        tls_ciphers=hello.ciphers if hello else ())
+        tls_ciphers=hello.ciphers if hello else (), probe=probe_case(flow.metadata))
 
 
 # Metadata key of the record flow the addon writes for a TLS attempt it could not read, so
@@ -219,6 +233,8 @@ def tls_record_flow(tx: Transmission, reason: str, client: connection.Client,
     flow.metadata[TLS_META] = {
         "ts": tx.ts, "host": tx.host, "ip": tx.ip, "port": tx.port, "sni": tx.sni,
         "versions": list(tx.tls_versions), "ciphers": list(tx.tls_ciphers), "reason": reason}
+    if tx.probe:  # a TLS probe case the device refused
+        flow.metadata[TLS_META]["probe"] = tx.probe
     flow.comment = f"kidaudit: {reason}"
     return flow
 
@@ -232,7 +248,7 @@ def tls_record(flow: tcp.TCPFlow, tx_id: int) -> tuple[Transmission, str] | None
         id=tx_id, ts=float(meta["ts"]), transport="tls", host=str(meta["host"]),
         port=int(meta["port"]), ip=str(meta["ip"]), inspected=False, sni=str(meta["sni"]),
         tls_versions=tuple(meta["versions"]), tls_ciphers=tuple(meta["ciphers"]),
-        flow_id=flow.id)
+        flow_id=flow.id, probe=probe_case({PROBE_META: meta.get("probe", "")}))
     return tx, str(meta["reason"])
 
 
