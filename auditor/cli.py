@@ -536,9 +536,13 @@ def seal(
     """Write FOLDER/SEAL.json: the SHA-256 and size of every file under the folder, the tool
     version and the UTC time, so that kidaudit verify can show nothing changed after
     sign-off. Symbolic links are recorded, never followed."""
+    from auditor.folder import is_running
     from auditor.seal import SealError
     from auditor.seal import seal as write_seal
 
+    if folder.is_dir() and is_running(folder):  # its files are still changing
+        raise fail(f"{folder}: a capture is still writing to this folder; seal it when the "
+                   "capture has ended")
     try:
         path, count, sha = write_seal(folder)
     except SealError as e:

@@ -119,6 +119,18 @@ def test_cli_seal_then_verify_intact_then_changed(folder):
     assert "2 differences" in changed.stderr
 
 
+def test_cli_refuses_to_seal_a_running_capture(folder):
+    from auditor.live.lock import hold_lock
+
+    lock = hold_lock(folder)  # what a running capture holds
+    try:
+        result = runner.invoke(app, ["seal", str(folder)])
+    finally:
+        lock.close()
+    assert result.exit_code == 2 and "a capture is still writing" in result.output
+    assert not (folder / SEAL_FILE).exists()
+
+
 @pytest.mark.parametrize("command, target, words", [
     ("seal", "missing", "not a folder"),
     ("seal", "file", "not a folder"),
