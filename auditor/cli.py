@@ -288,6 +288,14 @@ def capture(
         "and the next one are shown as each mark arrives) and whose conformance table the "
         "reports carry; repeatable (default: the profile's jurisdiction's; kidaudit "
         "procedure prints the steps).")] = None,
+    tls_probe: Annotated[bool, typer.Option(
+        "--tls-probe", help="The TLS-validation probe for the whole capture: each new server "
+        "name's first four connections get one bad certificate each (untrusted CA, wrong "
+        "host, expired, TLS 1.0 only), then normal interception. Without it, the probe runs "
+        "while the session's phase is tls-probe.")] = False,
+    tls_probe_host: Annotated[list[str] | None, typer.Option(
+        "--tls-probe-host", help="A server name (or address) the probe tries; repeatable "
+        "(default: every name).")] = None,
 ) -> None:
     """Run mitmproxy with the kidaudit addon until Ctrl-C, then write the reports.
 
@@ -295,6 +303,7 @@ def capture(
     from auditor.folder import FolderError, check_new, check_resumable
 
     _load(profile, consent)  # fail early, with one clear line
+    probe_hosts = _probe_hosts(tls_probe_host or [])
     from auditor.standards.catalogue import by_id
 
     standards = list(dict.fromkeys(standard or []))
@@ -317,7 +326,8 @@ def capture(
     argv = capture_argv(profile, session, consent, modes=modes,
                         tcp_hosts=tcp_host or [], port=port, listen_host=listen_host, web=web,
                         extra=ctx.args, resume=resume, operator=operator,
-                        standards=standards)
+                        standards=standards, tls_probe=tls_probe,
+                        tls_probe_hosts=probe_hosts)
     typer.echo(" ".join(argv), err=True)
     code = _run_proxy(argv)
     if code in (0, EXIT_USAGE, EXIT_FAILED):
@@ -416,7 +426,8 @@ def _run_proxy(argv: list[str]) -> int:
 def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: list[str],
                  tcp_hosts: list[str], port: int, listen_host: str, web: bool,
                  extra: list[str], resume: bool = False, operator: str = "",
-                 standards: list[str] | None = None) -> list[str]:
+                 standards: list[str] | None = None, tls_probe: bool = False,
+                 tls_probe_hosts: list[str] | None = None) -> list[str]:
     """The mitmdump (or mitmweb) command line ``capture`` runs. Raw TCP stays on
     (``rawtcp``), so a watch's ``[3G*...]`` socket is seen as TCP messages."""
     tool = Path(sys.executable).with_name("mitmweb" if web else "mitmdump")
@@ -437,7 +448,20 @@ def capture_argv(profile: Path, session: Path, consent: Path | None, *, modes: l
         argv += ["--set", f"kidaudit_operator={operator}"]
     for standard in standards or []:  # a sequence option: each --set adds one
         argv += ["--set", f"kidaudit_standards={standard}"]
+    if tls_probe:
+        argv += ["--set", "kidaudit_tls_probe=true"]
+    for host in tls_probe_hosts or []:
+        argv += ["--set", f"kidaudit_tls_probe_hosts={host}"]
     return argv + list(extra)
+
+
+def _probe_hosts(hosts: list[str]) -> list[str]:
+    """``--tls-probe-host`` values: server names or addresses, not URLs (one line, exit 2)."""
+    for host in hosts:
+        if not host.strip() or "/" in host:
+            raise fail(f"--tls-probe-host: {host!r} is not a server name or address "
+                       "(give the name the device connects to, e.g. api.example.com)")
+    return hosts
 
 
 @app.command()

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from auditor.cli import app
 from auditor.rules import CATALOGUE
 from auditor.store import Store
-from tests.factories import EPOCH, IMEI, http_flow, write_flows
+from tests.factories import EPOCH, IMEI, WATCH_PROFILE_YAML, http_flow, write_flows
 
 runner = CliRunner()
 
@@ -238,6 +238,34 @@ def test_capture_command_line(modes, tcp_hosts, expected, tmp_path):
     assert "rawtcp=true" in argv and argv[-2:] == ["--set", "x=1"]
     joined = " ".join(argv)
     assert " ".join(expected) in joined
+
+
+@pytest.mark.parametrize(("probe", "hosts", "expected"), [
+    (False, [], []),
+    (True, [], ["--set", "kidaudit_tls_probe=true"]),
+    (True, ["api.example", "10.0.0.2"], ["--set", "kidaudit_tls_probe=true", "--set",
+                                         "kidaudit_tls_probe_hosts=api.example", "--set",
+                                         "kidaudit_tls_probe_hosts=10.0.0.2"]),
+])
+def test_capture_command_line_with_the_tls_probe(probe, hosts, expected, tmp_path):
+    from auditor.cli import capture_argv
+
+    argv = capture_argv(tmp_path / "p.yaml", tmp_path / "s", None, modes=["regular"],
+                        tcp_hosts=[], port=8080, listen_host="", web=False, extra=[],
+                        tls_probe=probe, tls_probe_hosts=hosts)
+    assert [a for a in argv if "tls_probe" in a] == expected[1::2]
+    assert " ".join(expected) in " ".join(argv)
+
+
+def test_a_bad_tls_probe_host_is_one_line_and_exit_2(tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(WATCH_PROFILE_YAML)
+    result = runner.invoke(app, ["capture", "--profile", str(profile), "--session",
+                                 str(tmp_path / "s"), "--tls-probe",
+                                 "--tls-probe-host", "https://api.example/"])
+    assert result.exit_code == 2
+    assert "--tls-probe-host: 'https://api.example/' is not a server name" in result.output
+    assert not (tmp_path / "s").exists()
 
 
 # -- the exit-code contract, through the installed command, as a lab runs it -----------------

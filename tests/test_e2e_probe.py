@@ -29,7 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from auditor.cli import app
 from auditor.demo.cloud import self_signed
 from auditor.demo.devices import API, Proxy, watch_frame
 from auditor.demo.run import run_through_proxy
@@ -227,6 +229,13 @@ def test_the_probe_over_https_and_raw_tls(tmp_path: Path, client: str) -> None:
                     if h == host and inspected}
         assert accepted == expected
     assert not [f for f in findings(session) if f["rule"] == "UNINSPECTED_TRAFFIC"]
+    # Offline: flows.mitm alone gives the same probe findings (the case is in the flows).
+    out = tmp_path / "offline"
+    result = CliRunner().invoke(app, ["analyze", str(session / "flows.mitm"), "--profile",
+                                      str(tmp_path / "p.yaml"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert probe_findings(out) == got
+    assert sorted(probes_recorded(out)) == sorted(recorded)
 
 
 def test_curl_k_accepts_every_case(tmp_path: Path) -> None:
