@@ -201,6 +201,16 @@ def test_mark_command_and_polled_cli_marks_reach_the_ledger(tmp_path, profile, c
     assert [(a, s) for _, a, s in actions] == [("grant", "cli"), ("phase", "command")]
 
 
+def test_the_probe_option_at_start_is_the_procedures_probe_step(tmp_path, profile):
+    """``--tls-probe`` performs the probe step: the live status never asks for its mark."""
+    addon = KidAudit()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, kidaudit_profile=str(profile), kidaudit_session=str(tmp_path / "s"),
+                       kidaudit_worker=False, kidaudit_tls_probe=True,
+                       kidaudit_standards=["en18031-2-2024"])
+        assert addon._pending[0].tls_probe and addon._procedure.probe
+
+
 def test_the_procedure_is_shown_at_start_and_as_each_mark_arrives(tmp_path, profile, caplog):
     """``capture --standard``: the steps and the first one at start, then the steps done
     and the next one after each mark."""

@@ -61,26 +61,29 @@ def test_steps_are_the_needed_ones_in_steps_order(std, steps):
     ("withdraw", "kidaudit mark --session DIR withdraw all-disclosed",
      "http://kidaudit.mark/withdraw?categories=all-disclosed",
      ":kidaudit.mark withdraw all-disclosed"),
-    ("tls-probe", "", "", ""),
+    ("tls-probe", "kidaudit mark --session DIR phase tls-probe",
+     "http://kidaudit.mark/phase?name=tls-probe", ":kidaudit.mark phase tls-probe"),
 ])
 def test_each_step_carries_its_mark_three_ways(step, cli, url, command):
     ps = next(s for s in p.procedure([STD]).steps if s.step.id == step)
     assert (ps.cli, ps.url, ps.command) == (cli, url, command)
     if url:  # the URL is what the magic host parses back into the step's mark
         ev = parse_mark(url.removeprefix("http://kidaudit.mark"), 0.0)
-        action, *words = BY_ID[step].mark.split()
+        action, *words = (BY_ID[step].mark or p.PROBE_MARK).split()
         assert ev.action == action and (ev.name or ",".join(ev.categories)) == words[0]
 
 
 @pytest.mark.parametrize("lang, expected", [
     ("en", ["# Test procedure: T/TEST 1-2026", "### 3. Idle", "- Lasts at least: 30 min",
             "- Exercises: 5.2* Item 5.2 <b>", "- Lasts at least: no minimum",
-            "- Mark: none: start the capture with --tls-probe",
+            "- Mark: none when the capture runs with --tls-probe; without it, the probe runs "
+            "from this mark until the next phase mark:",
+            "  - from a shell: `kidaudit mark --session DIR phase tls-probe`",
             "- [ ] 6.1 Item 6.1 <b>", "--session DIR --standard test-std --tls-probe",
             "## Not testable by traffic (document review)",
             "`http://kidaudit.mark/phase?name=use`", "\\* clause not verified"]),
     ("zh", ["# 测试规程: T/TEST 1-2026", "### 3. 静置", "- 至少持续: 30 分钟",
-            "- 覆盖条款: 5.2* 条款 5.2", "- 标记: 无：抓包时加上 --tls-probe",
+            "- 覆盖条款: 5.2* 条款 5.2", "- 标记: 抓包时加上 --tls-probe 则无需标记；",
             "## 无法通过通信测试（文档审查）", "- [ ] 6.1 条款 6.1"]),
 ])
 def test_markdown(lang, expected):
@@ -196,12 +199,30 @@ T0 = 1_000.0
      T0 + 700, ("grant", "use"), "idle", "withdraw"),
     ([(T0 + 10, "grant all-disclosed"), (T0 + 20, "phase use"), (T0 + 700, "phase idle"),
       (T0 + 2600, "withdraw all-disclosed")], T0 + 3300, ("grant", "use", "idle", "withdraw"),
-     "", ""),
+     "", "tls-probe"),
+    ([(T0 + 10, "grant all-disclosed"), (T0 + 20, "phase use"), (T0 + 700, "phase idle"),
+      (T0 + 2600, "withdraw all-disclosed"), (T0 + 3300, "phase tls-probe")], T0 + 3300,
+     ("grant", "use", "idle", "withdraw", "tls-probe"), "", ""),
 ])
 def test_status_from_a_sequence_of_marks(marks, now, done, current, next_):
     events = [_ev(ts, m) for ts, m in marks]
     st = p.status(NEEDED, events, SessionFacts(first=T0, last=now))
     assert (st.done, st.current, st.next) == (done, current, next_)
+
+
+@pytest.mark.parametrize("probe, marks, last", [
+    (True, [], "all steps performed"),  # capture --tls-probe: the probe runs throughout
+    (False, [], "next step: TLS validation probe: "),
+    (False, ["phase tls-probe"], "all steps performed"),  # the probe runs from the mark
+])
+def test_tracker_knows_the_probe_step(probe, marks, last):
+    steps = p.needed([_standard([_item("1", ["grant", "tls-probe"])])])
+    tracker = p.Tracker(steps, probe=probe)
+    tracker.saw(T0)
+    tracker.event(_ev(T0 + 1, "grant all-disclosed"))
+    for i, m in enumerate(marks):
+        tracker.event(_ev(T0 + 2 + i, m))
+    assert tracker.lines(T0 + 10)[-1].startswith(last)
 
 
 def test_a_step_passed_over_is_named():

@@ -223,10 +223,11 @@ class KidAudit:
         settings = Settings(opts.kidaudit_session, opts.kidaudit_profile, opts.kidaudit_consent,
                             resume=opts.kidaudit_resume, modes=tuple(opts.mode),
                             operator=opts.kidaudit_operator,
-                            standards=tuple(dict.fromkeys(opts.kidaudit_standards)))
+                            standards=tuple(dict.fromkeys(opts.kidaudit_standards)),
+                            tls_probe=opts.kidaudit_tls_probe)
         self._pending = settings, signals
         self._procedure = procedure_tracker(settings.standards, jurisdiction,
-                                            settings.directory)
+                                            settings.directory, probe=settings.tls_probe)
 
     def _start(self) -> None:
         assert self._pending is not None

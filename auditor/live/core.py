@@ -104,7 +104,8 @@ class Core:
         # included: a resumed capture goes on from where it was).
         self.progress = procedure_tracker(self._standards, profile.jurisdiction,
                                           settings.directory,
-                                          (ev for _, ev in self.session.store.events()))
+                                          (ev for _, ev in self.session.store.events()),
+                                          probe=settings.tls_probe)
         self._flows = _open_flows(directory / FLOWS_FILE, meta)
         self._clock = clock
         self._last_poll = float("-inf")

@@ -193,6 +193,7 @@ class Settings:
     modes: tuple[str, ...] = ()  # the proxy's modes (mitmproxy's ``mode``), for sign-off
     operator: str = ""  # who runs the capture (``kidaudit_operator``), for sign-off
     standards: tuple[str, ...] = ()  # ``kidaudit_standards``: the procedure and the reports'
+    tls_probe: bool = False  # ``kidaudit_tls_probe`` at start: the procedure's probe step
 
 
 def from_tuple(msg: tuple) -> Message:

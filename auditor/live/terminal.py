@@ -48,14 +48,14 @@ def describe(ev: ConsentEvent) -> str:
 
 
 def procedure_tracker(standards: Sequence[str], jurisdiction: str, session: str,
-                      events: Iterable[ConsentEvent] = ()) -> Tracker:
+                      events: Iterable[ConsentEvent] = (), *, probe: bool = False) -> Tracker:
     """Where a capture is in its procedure (``capture --standard``), shown when a mark
     arrives: the steps the chosen standards need; without any, the profile's jurisdiction's
     default standard's, or every step. ``KeyError`` for an unknown id."""
     from auditor.standards.catalogue import by_id, defaults_for
 
     chosen = [by_id(s) for s in standards] if standards else defaults_for(jurisdiction)
-    return Tracker(needed(chosen) if chosen else STEPS, events, session)
+    return Tracker(needed(chosen) if chosen else STEPS, events, session, probe=probe)
 
 
 class CleanFilter(logging.Filter):

@@ -45,7 +45,8 @@ def build_view(proc: Procedure, *, lang: str = "en") -> dict[str, Any]:
     steps = [{
         "id": s.step.id, "number": s.number, "title": s.step.title.get(lang),
         "how": s.step.how.get(lang), "cli": s.cli, "url": s.url, "command": s.command,
-        "no_mark": label("probe_mark" if s.step.id == PROBE_STEP else "no_mark", lang),
+        "no_mark": label("no_mark", lang),
+        "mark_note": label("probe_mark", lang) if s.step.id == PROBE_STEP else "",
         "lasts": duration(s.step.min_duration_s, lang),
         "clauses": [item_line(i, lang, with_standard=many) for i in s.items],
     } for s in proc.steps]

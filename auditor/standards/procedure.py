@@ -16,14 +16,15 @@ given, never read.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from auditor.marks import MARK_HOST, mark_path, parse_words
 from auditor.model import ConsentEvent
 from auditor.standards.model import DOCUMENT, NUMBER_NOT_CONFIRMED, Item, Standard, Text
 from auditor.standards.steps import BY_ID, STEPS, SessionFacts, Step, performed
 
-PROBE_STEP = "tls-probe"  # performed by a capture option, not by a mark
+PROBE_STEP = "tls-probe"  # performed by ``capture --tls-probe``, or from this phase mark on
+PROBE_MARK = "phase tls-probe"  # (auditor.live.probe: the probe runs while it is the phase)
 # Placeholders in the printed commands: the lab's own files and folder.
 PROFILE, PLAN, SESSION = "PROFILE.yaml", "PLAN.yaml", "DIR"
 
@@ -42,8 +43,9 @@ LABELS: dict[str, Text] = {
     "mark": Text("Mark", "标记"),
     "no_mark": Text("none: the traffic itself shows this step",
                     "无：通信本身即可体现该步骤"),
-    "probe_mark": Text("none: start the capture with --tls-probe",
-                       "无：抓包时加上 --tls-probe"),
+    "probe_mark": Text("none when the capture runs with --tls-probe; without it, the probe "
+                       "runs from this mark until the next phase mark",
+                       "抓包时加上 --tls-probe 则无需标记；否则从此标记起探测，直到下一个阶段标记"),
     "cli": Text("from a shell", "命令行"),
     "url": Text("from a browser behind the proxy", "在代理后的浏览器中打开"),
     "command": Text("in mitmproxy's console or mitmweb", "在 mitmproxy 控制台或 mitmweb 中"),
@@ -131,7 +133,8 @@ def procedure(standards: Sequence[Standard], session: str = SESSION) -> Procedur
     for n, step in enumerate(needed(standards), 1):
         items = tuple(_exercised(std, item) for std in standards for item in std.items
                       if item.evidence != DOCUMENT and step.id in item.steps)
-        cli, url, command = mark_forms(step.mark, session) if step.mark else ("", "", "")
+        mark = PROBE_MARK if step.id == PROBE_STEP else step.mark
+        cli, url, command = mark_forms(mark, session) if mark else ("", "", "")
         steps.append(ProcedureStep(n, step, items, cli, url, command))
     review = tuple(_exercised(std, item) for std in standards for item in std.items
                    if item.evidence == DOCUMENT)
@@ -179,11 +182,11 @@ def markdown(proc: Procedure, lang: str = "en") -> str:
         out += [f"### {ps.number}. {ps.step.title.get(lang)}", "",
                 f"- [ ] {t('done')}", f"- {t('do')}: {ps.step.how.get(lang)}"]
         if ps.cli:
-            out += [f"- {t('mark')}:", f"  - {t('cli')}: `{ps.cli}`",
+            note = f" {t('probe_mark')}:" if ps.step.id == PROBE_STEP else ""
+            out += [f"- {t('mark')}:{note}", f"  - {t('cli')}: `{ps.cli}`",
                     f"  - {t('url')}: `{ps.url}`", f"  - {t('command')}: `{ps.command}`"]
         else:
-            out.append(f"- {t('mark')}: "
-                       + t("probe_mark" if ps.step.id == PROBE_STEP else "no_mark"))
+            out.append(f"- {t('mark')}: {t('no_mark')}")
         out.append(f"- {t('lasts')}: {duration(ps.step.min_duration_s, lang)}")
         out.append(f"- {t('exercises')}: " + "; ".join(
             item_line(i, lang, with_standard=many) for i in ps.items))
@@ -224,6 +227,8 @@ def status(steps: Sequence[Step], events: Sequence[ConsentEvent], facts: Session
     being now. The current step is the last one marked (or, before any grant, the traffic
     before consent) while it has not lasted long enough; the next is the first needed step
     after it (after the last one marked) not yet performed."""
+    if any(e.action == "phase" and e.name.casefold() == PROBE_STEP for e in events):
+        facts = replace(facts, probed_hosts=max(facts.probed_hosts, 1))  # the probe ran live
     results = {r.step: r for r in performed(events, facts)}
     ids = [s.id for s in steps]
     done = tuple(i for i in ids if results[i].performed)
@@ -237,10 +242,9 @@ def status(steps: Sequence[Step], events: Sequence[ConsentEvent], facts: Session
             current_s = facts.last - facts.first
     order = [s.id for s in STEPS]
     after = order.index(latest) if latest in order else -1
-    later = [i for i in ids if order.index(i) > after and i not in done and i != current
-             and i != PROBE_STEP]
+    later = [i for i in ids if order.index(i) > after and i not in done and i != current]
     skipped = tuple(i for i in ids if order.index(i) < after and i not in done
-                    and i != current and i != PROBE_STEP and i != "before-consent")
+                    and i != current and i != "before-consent")
     return Status(done, current, current_s, later[0] if later else "", skipped)
 
 
@@ -263,8 +267,8 @@ def status_lines(st: Status, lang: str = "en", session: str = SESSION) -> list[s
                      f"in progress: {name(st.current)}, {got} of {need // 60} min")
     if st.next:
         step = BY_ID[st.next]
-        send = " | ".join(mark_forms(step.mark, session)[:2]) if step.mark else label(
-            "probe_mark" if step.id == PROBE_STEP else "no_mark", lang)
+        mark = PROBE_MARK if step.id == PROBE_STEP else step.mark
+        send = " | ".join(mark_forms(mark, session)[:2]) if mark else label("no_mark", lang)
         lines.append((f"下一步：{name(st.next)}：{step.how.get(lang)} 标记：{send}") if zh else
                      f"next step: {name(st.next)}: {step.how.get(lang)} Mark: {send}")
     elif not st.current:
@@ -274,12 +278,15 @@ def status_lines(st: Status, lang: str = "en", session: str = SESSION) -> list[s
 
 class Tracker:
     """The facts a live capture gathers for ``status``: its first message, its last, whether
-    anything went out before the first grant, and every consent event so far."""
+    anything went out before the first grant, and every consent event so far. ``probe``:
+    the capture runs the TLS probe throughout (``--tls-probe``); otherwise it runs from a
+    ``phase tls-probe`` mark on."""
 
     def __init__(self, steps: Sequence[Step], events: Iterable[ConsentEvent] = (),
-                 session: str = SESSION) -> None:
+                 session: str = SESSION, *, probe: bool = False) -> None:
         self.steps = tuple(steps)
         self.session = session
+        self.probe = probe
         self.events: list[ConsentEvent] = list(events)
         self.first: float | None = None
         self.last: float | None = None
@@ -301,5 +308,6 @@ class Tracker:
 
     def lines(self, now: float, lang: str = "en") -> list[str]:
         last = max(now, self.last) if self.last is not None else now
-        facts = SessionFacts(first=self.first, last=last, traffic_before_grant=self.before_grant)
+        facts = SessionFacts(first=self.first, last=last, traffic_before_grant=self.before_grant,
+                             probed_hosts=int(self.probe))
         return status_lines(status(self.steps, self.events, facts), lang, self.session)
