@@ -25,7 +25,7 @@ from auditor.chunk import outcome as analysed_outcome
 from auditor.folder import check_new
 from auditor.jobs import Pool
 from auditor.marks import mark_of
-from auditor.model import ConsentPlan, Profile, Transmission
+from auditor.model import ConsentPlan, Observation, Profile, Transmission
 from auditor.session import FLOWS_FILE, Outputs, Session
 from auditor.sources.har import read_har
 from auditor.sources.mitm import (
@@ -48,6 +48,7 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
 SUPPORTED = MITM_SUFFIXES + PCAP_SUFFIXES + HAR_SUFFIXES
 REORDER_WINDOW_S = 300.0  # how far a flow file may be out of request order (response times)
 BATCH = 500  # messages committed in one transaction
+RELEASE = 250  # items merged between two reads of the timeline for the reports
 # Worker processes take a second or two to start: they are started for flow files of more
 # than this many chunks, and a smaller capture is analysed here (the same outputs).
 POOL_CHUNKS = 4
@@ -120,33 +121,95 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
             sources.append((tx.ts, 1, tx) for tx in hars[path])
     names: dict[str, str] = {}
     ids = iter(session.next_id, None)
-    try:
+
+    def ended() -> None:
+        nonlocal pool, bar
+        evidence.close()
+        if pool is not None:
+            pool, done = None, pool
+            done.close()
+        if bar is not None:
+            bar, done_bar = None, bar
+            done_bar.close()
+
+    def applied() -> Iterator[float]:
+        """Each item into the session in the merged order, yielding its time; at the end
+        the workers are let go and the inputs' notes recorded, before any report is."""
         with _Batches(session.store) as batches:
-            for _, _, item in heapq.merge(*sources, key=lambda t: (t[0], t[1])):
+            for key, _, item in heapq.merge(*sources, key=lambda t: (t[0], t[1])):
                 if isinstance(item, Transmission):
                     _captured(session, signals, item)
                 else:
                     _apply(session, item, ids, names)  # type: ignore[arg-type]
                 batches.tick()
+                yield key
+        ended()
+        for note in notes:
+            session.store.add_error(None, "input", note)
+
+    merged = applied()
+    try:
+        try:  # masked: the unmasked copy is report --out
+            result = session.write_outputs(lang=lang, standards=standards,
+                                           observations=_timeline(session, merged))
+        except _Unordered:  # the walk after all, once everything is in
+            for _ in merged:
+                pass
+            result = session.write_outputs(lang=lang, standards=standards)
     except InputError:
         session.close()
         raise
     finally:
-        evidence.close()
-        if pool is not None:
-            pool.close()
-        if bar is not None:
-            bar.close()
-    for note in notes:
-        session.store.add_error(None, "input", note)
-    # masked: the unmasked copy is report --out
-    result = session.write_outputs(lang=lang, standards=standards)
+        merged.close()
+        ended()
     session.close()
     result.notes = notes + [
         f"{p.path.name}: {p.stats.packets} packets, {p.stats.connections} connections, "
         f"{p.stats.retransmitted} retransmitted segments, {p.stats.missing_bytes} bytes "
         "missing" for p in pcaps]
     return result
+
+
+class _Unordered(Exception):
+    """The timeline read as it was committed is not the store's walk: judged again."""
+
+
+def _timeline(session: Session, keys: Iterator[float], every: int = RELEASE
+              ) -> Iterator[Observation]:
+    """The store's walk (``iter_observations``: by time, then id) read a stretch at a time
+    while the inputs are merged into it, so the reports' judging runs beside the reading
+    (with ``--jobs``, beside the workers) instead of after it. Every ``every`` items, what
+    was committed before the time of the latest item is read: the merge gives items in
+    time order and a message is not older than its flow, so nothing older comes after.
+
+    Should that fail (a flow file out of order beyond the reorder window, a message dated
+    before its flow), a row lands behind what was read and the count read falls short of
+    the store's at the end: ``_Unordered``, and the caller walks the store as ``report``
+    does. So does a consent event recorded once reading has begun (a mark, a plan's
+    signal): consent states are judged as rows are read, under the ledger as it stands.
+    The same rows, in the same order, judged under the same ledger: the same reports."""
+    store = session.store
+    events = len(session.ledger.events)
+    after: tuple[float, int] | None = None
+    read = 0
+
+    def stretch(before: float | None) -> Iterator[Observation]:
+        nonlocal events, after, read
+        now = len(session.ledger.events)
+        if now != events and read:
+            raise _Unordered
+        events = now
+        for o in store.observations_between(after, before):
+            read += 1
+            after = (o.transmission.ts, o.transmission.id)
+            yield o
+
+    for n, key in enumerate(keys, 1):
+        if n % every == 0:
+            yield from stretch(key)
+    yield from stretch(None)
+    if read != store.count():
+        raise _Unordered
 
 
 def _observe(session: Session, tx: Transmission) -> None:

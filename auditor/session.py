@@ -156,7 +156,8 @@ class Session:
 
     # -- at the end -----------------------------------------------------------------------
     def write_outputs(self, *, lang: str = "en", reveal: bool = False,
-                      standards: Sequence[str | Standard] = ()) -> Outputs:
+                      standards: Sequence[str | Standard] = (),
+                      observations: Iterable[Observation] | None = None) -> Outputs:
         """The reports judge every transmission again from the store; the live alerts'
         timeline (every observation of the session) is let go first, so the end of a
         long session holds one copy of it, not two. The ids of ``standards`` given are
@@ -168,7 +169,8 @@ class Session:
             chosen_standards(ids, "", self.profile)
             self.store.set_meta(standards=",".join(ids))
         return write_outputs(self.directory, self.store, self.profile, self.ledger,
-                             lang=lang, reveal=reveal, standards=standards)
+                             lang=lang, reveal=reveal, standards=standards,
+                             observations=observations)
 
     def _live_aggregator(self) -> Aggregator:
         """The rules as traffic flows, for alerts: the findings written at the end are judged
@@ -181,13 +183,16 @@ class Session:
 
 def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledger, *,
                   lang: str = "en", reveal: bool = False, out: Path | None = None,
-                  standards: Sequence[str | Standard] = ()) -> Outputs:
+                  standards: Sequence[str | Standard] = (),
+                  observations: Iterable[Observation] | None = None) -> Outputs:
     """findings.json, detections.csv and report.html, recomputed from the store, into the
     session folder or into ``out`` (``kidaudit report DIR --out OTHER``: another language
     beside the first, or the lab's unmasked copy, never in the folder that is sent out).
     ``standards``: the conformance tables' ids (or catalogues already read); none: those
     the session remembered, else the profile's jurisdiction's default (``KeyError`` for an
-    unknown id, before anything is written)."""
+    unknown id, before anything is written). ``observations``: the store's walk
+    (``iter_observations``) given by the caller, who reads it as it commits (``analyze``:
+    the judging overlaps the reading); none: walked here."""
     chosen = chosen_standards(standards, store.meta().get("standards", ""), profile)
     judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
     # The profile's position is masked wherever it stands, a latitude alone included: one
@@ -201,7 +206,8 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     with Spool(target) as rows:  # where this run writes: the session may be read-only
         seen = exercise.Seen()
         survey = document.Survey(lambda o: _states(o, ledger), seeded, reveal, keep=rows.add)
-        findings = _judge(store, RuleContext(profile, ledger), judged, seen, survey)
+        findings = _judge(store, RuleContext(profile, ledger), judged, seen, survey,
+                          observations)
         seen.close(ledger.events)
         return _write(directory, store, ledger, findings, judged, seen, survey, rows,
                       lang=lang, reveal=reveal, seeded=seeded, target=target,
@@ -329,13 +335,14 @@ class _ReadAt(io.RawIOBase):
 
 
 def _judge(store: Store, ctx: RuleContext, errors: list[dict[str, object]],
-           seen: exercise.Seen, survey: document.Survey) -> list[Finding]:
+           seen: exercise.Seen, survey: document.Survey,
+           observations: Iterable[Observation] | None = None) -> list[Finding]:
     """The session's findings, from one walk over the store in timeline order (streamed
     into the engine, which recalls an older message from the store when a session rule
     needs it); the same walk gathers what the rules' statuses ask (``seen``) and surveys
     the document."""
     def walked() -> Iterator[Observation]:
-        for o in store.iter_observations():
+        for o in store.iter_observations() if observations is None else observations:
             seen.add(o)
             survey.add(o)
             yield o

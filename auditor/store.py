@@ -316,6 +316,29 @@ class Store:
         while rows := self._fetch(cursor):
             yield from self._observations(rows)
 
+    def observations_between(self, after: tuple[float, int] | None, before: float | None
+                             ) -> Iterator[Observation]:
+        """``iter_observations``' rows after the key ``after`` (ts, id; None: from the
+        first) and before the time ``before`` (None: to the last), in the same order and
+        read the same way: ``analyze`` reads its timeline a stretch at a time as it is
+        committed, instead of once more at the end."""
+        where, args = [], []
+        if after is not None:
+            where.append("(ts, id) > (?, ?)")  # the time index's own order, no sort
+            args += [after[0], after[1]]
+        if before is not None:
+            where.append("ts < ?")
+            args.append(before)
+        cursor = self._read("SELECT * FROM transmissions"
+                            + (f" WHERE {' AND '.join(where)}" if where else "")
+                            + " ORDER BY ts, id", tuple(args))
+        while rows := self._fetch(cursor):
+            yield from self._observations(rows)
+
+    def count(self) -> int:
+        """How many transmissions are recorded."""
+        return int(self.db.execute("SELECT COUNT(*) FROM transmissions").fetchone()[0])
+
     @_damaged
     def observation(self, tx_id: int) -> Observation | None:
         """One transmission as ``iter_observations`` gives it, or None: what a finding
@@ -324,8 +347,8 @@ class Store:
         return next(iter(self._observations(rows)), None)
 
     @_damaged
-    def _read(self, query: str) -> sqlite3.Cursor:
-        return self.db.execute(query)
+    def _read(self, query: str, args: tuple = ()) -> sqlite3.Cursor:
+        return self.db.execute(query, args)
 
     @_damaged
     def _fetch(self, cursor: sqlite3.Cursor) -> list[tuple]:
