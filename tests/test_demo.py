@@ -13,6 +13,7 @@ import pytest
 from auditor.demo.campaign import TITLE, run_campaign_demo
 from auditor.demo.cloud import MAKER_IP
 from auditor.demo.devices import ANALYTICS as ANALYTICS_HOST
+from auditor.demo.devices import API as API_HOST
 from auditor.demo.run import run_demo
 from auditor.folder import FolderError
 
@@ -87,6 +88,28 @@ def test_the_watch_talks_to_its_maker_by_ip_as_first_party(
                                                             for f in cleartext))
 
 
+def test_the_tls_probe_finds_the_one_host_whose_name_the_watch_never_checks(
+        demo: tuple[Path, dict, int]) -> None:
+    """The demo probes only the maker's API host: the watch refuses the untrusted CA, the
+    expired certificate and TLS 1.0, accepts a certificate for another name, and sends its
+    registration over it (the data exposed); after the probe its traffic goes on."""
+    _, doc, _ = demo
+    probe = [f for f in doc["findings"] if f["rule"].startswith("TLS_")]
+    assert [(f["rule"], f["recipient"], f["recipients"], f["categories"]) for f in probe] == [
+        ("TLS_HOSTNAME_NOT_CHECKED", "Acme Watch Co.", ["acme-watch.example"],
+         ["identifier.iccid", "identifier.imei", "identifier.mac"])]
+    (cited,) = probe[0]["transmissions"]
+    sent = next(t for t in doc["transmissions"] if t["id"] == cited)
+    assert (sent["host"], sent["url"].rsplit("/", 2)[-2:]) == (API_HOST, ["device", "register"])
+    assert sent["probe"] == "wrong-host" and sent["inspected"]
+    assert sorted(t["probe"] for t in doc["transmissions"] if "probe" in t) == [
+        "expired", "tls1.0", "untrusted-ca", "wrong-host"]
+    refused = doc["coverage"]["uninspected"]
+    assert sorted(r["reason"].split(":")[0] for r in refused) == [
+        "TLS probe expired", "TLS probe tls1.0", "TLS probe untrusted-ca"]
+    assert {r["host"] for r in refused} == {API_HOST}
+
+
 def test_the_disclosed_granted_processor_raises_no_recipient_finding(
         demo: tuple[Path, dict, int]) -> None:
     _, doc, _ = demo
@@ -116,7 +139,7 @@ def campaign_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, 
 def test_demo_campaign_says_where_its_report_is(campaign_demo: tuple[Path, str, dict]) -> None:
     out, stdout, _ = campaign_demo
     lines = stdout.splitlines()
-    assert "k2-1.4.2: done: fail, 13 findings" in lines
+    assert "k2-1.4.2: done: fail, 14 findings" in lines
     assert lines[-1] == f"campaign report: {(out / 'campaign.html').resolve()}"
     for name in ("campaign.html", "campaign.zh.html", "manifest.yaml", "captures/1.4.2",
                  "runs/k2-1.5.0/findings.json", "dataset/findings"):

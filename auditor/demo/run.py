@@ -22,7 +22,13 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tools.dump import DumpMaster
 
 from auditor.demo.cloud import LocalCloud, WatchServer
-from auditor.demo.devices import DEFAULT_FIRMWARE, HOSTS, Proxy, run_session
+from auditor.demo.devices import (
+    DEFAULT_FIRMWARE,
+    HOSTNAME_UNCHECKED,
+    HOSTS,
+    Proxy,
+    run_session,
+)
 from auditor.folder import FolderError, check_new, is_running, is_session_of
 from auditor.live.addon import KidAudit
 from auditor.rules import RuleContext, evaluate
@@ -60,7 +66,7 @@ async def listening_ports(master: DumpMaster) -> list[int]:
     raise RuntimeError("mitmproxy did not start listening within 10 s")
 
 
-def run_through_proxy(confdir: Path, settings: dict[str, str],
+def run_through_proxy(confdir: Path, settings: dict[str, object],
                       drive: Callable[[Proxy], T], *, termlog: bool = False,
                       timeout: float | None = None, watch: bool = False) -> T:
     """Local cloud + in-process mitmproxy with kidaudit (``settings`` are its options);
@@ -135,6 +141,9 @@ def capture(out: Path, firmware: str = DEFAULT_FIRMWARE, *, termlog: bool = True
         profile = yaml.safe_load(profile_path.read_text())
         run_through_proxy(tmpdir / "mitmproxy",
                           {"kidaudit_profile": str(profile_path),
-                           "kidaudit_consent": str(consent_path), "kidaudit_session": str(out)},
+                           "kidaudit_consent": str(consent_path), "kidaudit_session": str(out),
+                           # the TLS probe on the one host whose name the watch never checks
+                           "kidaudit_tls_probe": True,
+                           "kidaudit_tls_probe_hosts": [HOSTNAME_UNCHECKED]},
                           lambda proxy: run_session(proxy, profile, firmware),
                           termlog=termlog, watch=True)
