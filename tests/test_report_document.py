@@ -258,3 +258,16 @@ def test_the_sign_off_facts_read_back():
                                           "operator": "Li Lab", "clock_sync": "synchronized"}
     assert document.load(data).session == session
     assert document.load({}).session.clock_sync == "unknown"
+
+
+@pytest.mark.parametrize(("probe", "keys"), [("", False), ("wrong-host", True)])
+def test_a_tls_probe_message_carries_its_case_and_reads_back(probe: str, keys: bool) -> None:
+    """Only a message of the TLS probe has ``probe``: other sessions' files are as before."""
+    from dataclasses import replace
+
+    obs = _obs(1, f"https://{HOST}/a?d={IMEI}", _imei(1))
+    obs = replace(obs, transmission=replace(obs.transmission, probe=probe))
+    doc = document.build(SessionInfo(), [obs], [], [], {})
+    (written,) = document.to_dict(doc)["transmissions"]
+    assert ("probe" in written) is keys and written.get("probe", "") == probe
+    assert document.load(document.to_dict(doc)).transmissions[0].probe == probe

@@ -193,15 +193,19 @@ class TransmissionEntry:
     url: str = ""
     inspected: bool = True
     bytes: int = 0
+    probe: str = ""  # the TLS probe's case it was sent under (issue 17); "" for ordinary
     recipient: RecipientEntry = field(default_factory=RecipientEntry)
     consent: Mapping[str, str] = field(default_factory=dict)
 
     def json(self) -> dict[str, object]:
-        return {"id": self.id, "ts": iso_text(self.ts), "transport": self.transport,
-                "direction": self.direction, "host": self.host, "ip": self.ip,
-                "port": self.port, "method": self.method, "url": self.url,
-                "inspected": self.inspected, "bytes": self.bytes, "recipient": self.recipient,
-                "consent": dict(self.consent)}
+        out = {"id": self.id, "ts": iso_text(self.ts), "transport": self.transport,
+               "direction": self.direction, "host": self.host, "ip": self.ip,
+               "port": self.port, "method": self.method, "url": self.url,
+               "inspected": self.inspected, "bytes": self.bytes, "recipient": self.recipient,
+               "consent": dict(self.consent)}
+        if self.probe:  # only then: a session without the probe reads as before
+            out["probe"] = self.probe
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -808,7 +812,7 @@ def _transmission(o: Observation, hide: Callable[[str], str],
     tx, r = o.transmission, o.recipient
     return TransmissionEntry(
         tx.id, at(tx.ts), tx.transport, tx.direction, hide(tx.host), tx.ip, tx.port,
-        tx.method, hide(tx.url), tx.inspected, tx.size,
+        tx.method, hide(tx.url), tx.inspected, tx.size, tx.probe,
         RecipientEntry(hide(r.domain), r.organization or None, r.party, r.country or None,
                        r.sdk or None, r.sdk_type or None),
         consent)
@@ -921,7 +925,7 @@ def _load_transmission(t: dict) -> TransmissionEntry:
         _id(t.get("id")), parse_time(t.get("ts")), _text(t.get("transport")),
         _text(t.get("direction")) or "up", _text(t.get("host")), _text(t.get("ip")),
         _count(t.get("port")), _text(t.get("method")), _text(t.get("url")),
-        t.get("inspected") is not False, _count(t.get("bytes")) or 0,
+        t.get("inspected") is not False, _count(t.get("bytes")) or 0, _text(t.get("probe")),
         RecipientEntry(_text(r.get("domain")), _text(r.get("organization")) or None,
                        _text(r.get("party")) or "unknown", _text(r.get("country")) or None,
                        _text(r.get("sdk")) or None, _text(r.get("sdk_type")) or None),
