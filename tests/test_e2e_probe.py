@@ -68,13 +68,17 @@ def accepts_anything(ca: Path) -> ssl.SSLContext:
 
 
 def skips_hostname(ca: Path) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx = validates(ca)
     ctx.check_hostname = False
     return ctx
 
 
 def validates(ca: Path) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca))
+    """Python's default context, strict as Python 3.13 makes it on every version: only the
+    case's one fault may make this client refuse a probe certificate."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    return ctx
 
 
 CLIENTS: dict[str, Callable[[Path], ssl.SSLContext]] = {
@@ -166,7 +170,7 @@ def line_server() -> Iterator[int]:
 # -- a session ---------------------------------------------------------------------------------
 
 def probe_session(tmp_path: Path, drive: Callable[[Proxy, int], object],
-                  hosts: tuple[str, ...] = ()) -> tuple[object, Path]:
+                  hosts: tuple[str, ...] = (), probe: bool = True) -> tuple[object, Path]:
     profile = tmp_path / "p.yaml"
     profile.write_text(PROFILE)
     session = tmp_path / "session"
@@ -174,7 +178,7 @@ def probe_session(tmp_path: Path, drive: Callable[[Proxy, int], object],
         result = run_through_proxy(
             tmp_path / "mitmproxy-conf",
             {"kidaudit_profile": str(profile), "kidaudit_session": str(session),
-             "kidaudit_tls_probe": True, "kidaudit_tls_probe_hosts": list(hosts)},
+             "kidaudit_tls_probe": probe, "kidaudit_tls_probe_hosts": list(hosts)},
             lambda proxy: drive(proxy, port), timeout=120)
     return result, session
 
@@ -265,3 +269,33 @@ def test_hosts_outside_the_allow_list_are_not_probed(tmp_path: Path) -> None:
     answers, session = probe_session(tmp_path, drive, hosts=("other.example",))
     assert answers[0][1] == 0 and answers[0][0].startswith(b"200 ")
     assert probes_recorded(session) == []
+
+
+def test_without_the_option_the_probe_runs_during_a_tls_probe_phase(tmp_path: Path) -> None:
+    """No ``kidaudit_tls_probe``: a host is intercepted as usual until the tester marks the
+    ``tls-probe`` phase; then the next new name is probed (the mark reaches the probe through
+    the session's store, read at most once a second)."""
+    session = tmp_path / "session"
+
+    def phase_in_store() -> bool:
+        store = Store.open_existing(session)
+        try:
+            return any(ev.name == "tls-probe" for _, ev in store.events())
+        finally:
+            store.close()
+
+    def drive(proxy: Proxy, port: int) -> list[tuple[bytes, int]]:
+        ctx = validates(proxy.ca)
+        frame = watch_frame(IMEI[-10:], "LK,0,0,86")
+        before = retrying(lambda: raw_tls_line(proxy, ctx, port, frame))
+        proxy.http("kidaudit.mark", "GET", "/phase?name=tls-probe")
+        deadline = time.monotonic() + 20
+        while not phase_in_store() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.1)  # PHASE_POLL_S: the probe reads the phase again
+        return [before, retrying(lambda: https_post(proxy, ctx, {"imei": IMEI}))]
+
+    (before, after), session = probe_session(tmp_path, drive, probe=False)
+    assert before[1] == 0 and after == (after[0], 4) and after[0].startswith(b"200 ")
+    assert [(host, case) for host, case, _ in probes_recorded(session)] == [
+        (API, case) for case in PROBE_RULES]
