@@ -271,3 +271,22 @@ def test_a_tls_probe_message_carries_its_case_and_reads_back(probe: str, keys: b
     (written,) = document.to_dict(doc)["transmissions"]
     assert ("probe" in written) is keys and written.get("probe", "") == probe
     assert document.load(document.to_dict(doc)).transmissions[0].probe == probe
+
+
+@pytest.mark.parametrize(("cases", "connections", "result"), [
+    ((), 1, "pass"),
+    (("untrusted-ca", "wrong-host", "expired", "tls1.0"), 1, "pass"),
+])
+def test_refused_tls_probe_cases_are_not_connections_left_unread(cases, connections, result):
+    """A device that refuses the probe's four bad certificates on a host, then sends one
+    message over the fifth connection, had everything it sent read: not inconclusive."""
+    from dataclasses import replace
+
+    sent = _obs(1, f"https://{HOST}/a")
+    refused = [replace(sent, transmission=replace(sent.transmission, id=i, transport="tls",
+                                                  inspected=False, probe=case, url=""))
+               for i, case in enumerate(cases, 2)]
+    doc = document.build(SessionInfo(), [sent, *refused], [], [], {})
+    assert (doc.coverage.connections, doc.coverage.inspected) == (connections, 1)
+    assert document.judge([], doc.coverage).result == result
+    assert len(document.to_dict(doc)["transmissions"]) == 1 + len(cases)  # all still listed

@@ -641,7 +641,7 @@ def build(session: SessionInfo, observations: Iterable[Observation],
     errors = [CoverageError(e.get("transmission"), e.get("stage", ""), hide_error(e))
               for e in (*extra, *survey.consent_errors)] + list(failed.values())
     covered = Coverage(
-        connections=survey.connections, inspected=survey.inspected,
+        connections=survey.connections - survey.refused_probes, inspected=survey.inspected,
         uninspected=tuple(Uninspected(everywhere(str(u.get("host", ""))), u.get("reason", ""))
                           for u in coverage.get("uninspected", [])),
         opaque_payloads=survey.opaque, opaque=Replay(opaque),
@@ -685,6 +685,10 @@ class Survey:
                        for category, value in seeded]
         self.states, self.reveal = _consent_of(consent), reveal
         self.connections = self.inspected = self.opaque = 0
+        # TLS probe cases the device refused: no data went over them, so nothing went
+        # unread; not connections the verdict weighs (a validating device is not
+        # "mostly uninspected" for refusing the probe's four cases on every host)
+        self.refused_probes = 0
         self.first: float | None = None
         self.last: float | None = None
         self.first_built: float | None = None
@@ -699,6 +703,7 @@ class Survey:
         i, tx = self.connections, o.transmission
         self.connections += 1
         self.inspected += bool(tx.inspected)
+        self.refused_probes += bool(tx.probe) and not tx.inspected
         self.opaque += bool(o.opaque)
         self.first, self.last = _earlier(self.first, tx.ts), _later(self.last, tx.ts)
         for d in o.detections:
