@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import socketserver
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -32,11 +34,12 @@ import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
-from auditor.demo.cloud import self_signed
+from auditor.demo.cloud import LocalCloud, self_signed
 from auditor.demo.devices import API, Proxy, watch_frame
 from auditor.demo.run import run_through_proxy
 from auditor.store import Store
 from tests.factories import IMEI
+from tests.proxyrun import listening_port
 
 pytestmark = pytest.mark.e2e
 
@@ -299,3 +302,39 @@ def test_without_the_option_the_probe_runs_during_a_tls_probe_phase(tmp_path: Pa
     assert before[1] == 0 and after == (after[0], 4) and after[0].startswith(b"200 ")
     assert [(host, case) for host, case, _ in probes_recorded(session)] == [
         (API, case) for case in PROBE_RULES]
+
+
+def test_mitmdump_with_the_probe_on_a_client_without_sni(tmp_path: Path) -> None:
+    """``mitmdump -s addons/kidaudit.py --set kidaudit_tls_probe=true`` as ``capture
+    --tls-probe`` runs it, and ``curl -k`` to an address (no SNI: the probe names the host
+    by the address and puts it in the certificates)."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text(PROFILE)
+    session = tmp_path / "session"
+    mitmdump = Path(sys.executable).with_name("mitmdump")
+    addon = Path(__file__).resolve().parents[1] / "addons" / "kidaudit.py"
+    with LocalCloud() as cloud:
+        host, port = cloud.https_addr
+        proc = subprocess.Popen(
+            [str(mitmdump), "-s", str(addon), "--listen-host", "127.0.0.1", "--listen-port",
+             "0", "--set", f"confdir={tmp_path / 'conf'}", "--set", "ssl_insecure=true",
+             "--set", f"kidaudit_profile={profile}", "--set", f"kidaudit_session={session}",
+             "--set", "kidaudit_tls_probe=true", "--set", f"kidaudit_tls_probe_hosts={host}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            proxy_port = listening_port(proc)
+            answers = [subprocess.run(
+                ["curl", "-k", "-sS", "--max-time", "10", "--proxy",
+                 f"http://127.0.0.1:{proxy_port}", "--tlsv1.0", "--ciphers",
+                 "DEFAULT:@SECLEVEL=0", f"https://{host}:{port}/r?imei={IMEI}"],
+                capture_output=True, text=True, timeout=30, check=False).stdout
+                for _ in range(5)]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            output, _ = proc.communicate(timeout=30)
+    assert all('"code": 0' in a for a in answers), (answers, output[-2000:])
+    assert "the client ACCEPTED the untrusted-ca case" in output, output
+    got = probe_findings(session)
+    assert {rule for rule, _ in got} == set(PROBE_RULES.values())
+    assert {recipient for _, recipient in got} == {host}
+    assert all(categories == ("identifier.imei",) for categories in got.values())

@@ -27,6 +27,7 @@ from auditor.live.probe import (
     Hosts,
     PhaseWatch,
     _ca_cert,
+    _cryptography,
 )
 from auditor.model import ConsentEvent
 from auditor.rules.transport_rules import PROBE_CASES
@@ -214,3 +215,22 @@ def _hello() -> bytes:
     from tests.test_payload import client_hello
 
     return client_hello("api.acme-watch.example", ciphers=(0x1301,), record=False)[4:]
+
+
+def test_a_script_addon_running_before_tlsconfig_still_probes(tmp_path) -> None:
+    """Under ``mitmdump -s`` the addon's hook runs before mitmproxy's ``tlsconfig``: no
+    connection is made yet, so the probe has ``tlsconfig`` make it, then shows its case;
+    ``tlsconfig`` leaves a connection already made alone."""
+    addon, config = KidAudit(), TlsConfig()
+    with taddons.context(addon, config) as tctx:
+        tctx.configure(config, confdir=str(tmp_path / "conf"))
+        tctx.configure(addon, kidaudit_tls_probe=True)
+        data = _tls_data(tctx, "api.acme-watch.example")
+        data.ssl_conn = None
+        _hook(addon, "tls_start_client", data)
+        made = data.ssl_conn
+        assert made is not None and made.get_certificate() is not None
+        config.tls_start_client(data)
+        assert data.ssl_conn is made
+        cert = made.get_certificate().to_cryptography()
+        assert cert.issuer != _cryptography(config.certstore.default_ca).subject  # untrusted

@@ -258,9 +258,10 @@ class TlsProbe:
     # -- the hooks ---------------------------------------------------------------------------
     def tls_start_client(self, data: tls.TlsData) -> None:
         """A case for this connection, if its host has one left: mitmproxy's own TLS setup
-        (``tlsconfig``, which ran first) is given the case's certificate, or replaced by a
-        TLS 1.0-only one."""
-        if data.is_dtls or data.ssl_conn is None or not isinstance(data.conn, connection.Client):
+        (``tlsconfig``) is given the case's certificate, or replaced by a TLS 1.0-only one.
+        A script's addon (``mitmdump -s``) runs before ``tlsconfig``: its setup is then
+        made here first (it leaves a connection already made alone)."""
+        if data.is_dtls or not isinstance(data.conn, connection.Client):
             return
         name = _name(data.context)
         if not name or (self.only and name.lower() not in self.only) or not self.active():
@@ -270,6 +271,8 @@ class TlsProbe:
         if case is None:
             return
         try:
+            if data.ssl_conn is None:
+                ctx.master.addons.get("tlsconfig").tls_start_client(data)
             data.ssl_conn = self._show(case, name, data.ssl_conn)
         except Exception as e:  # noqa: BLE001 - the probe must never break the device's TLS
             logger.warning(f"kidaudit: TLS probe: {host}: {case} not shown ({e})")
