@@ -99,6 +99,27 @@ def test_the_phase_is_the_sessions_latest_phase_mark(tmp_path: Path, phases, cur
     assert PhaseWatch(str(tmp_path / "none")).current() == ""  # no store yet: no phase
 
 
+@pytest.mark.parametrize(("marked", "planned", "current"), [
+    ((), ((-60.0, PHASE),), PHASE),  # the plan's tls-probe phase has begun
+    ((), ((+3600.0, PHASE),), ""),  # not yet
+    ((), ((-120.0, PHASE), (-60.0, "idle")), "idle"),  # and ended with the next phase
+    (((-30.0, "idle"),), ((-60.0, PHASE),), "idle"),  # a later mark ends it too
+    (((-90.0, "idle"),), ((-60.0, PHASE),), PHASE),
+])
+def test_the_plans_timed_phases_count_with_the_marks(tmp_path: Path, marked, planned,
+                                                     current) -> None:
+    import time
+
+    now = time.time()
+    store = Store(tmp_path)
+    for ago, name in marked:
+        store.add_event(ConsentEvent(now + ago, "phase", name=name, source="cli"))
+    store.close()
+    watch = PhaseWatch(str(tmp_path), [(now + at, name) for at, name in planned])
+    assert watch.current() == current
+    watch.close()
+
+
 # -- the hooks in mitmproxy's harness ------------------------------------------------------------
 
 @pytest.fixture
@@ -234,3 +255,17 @@ def test_a_script_addon_running_before_tlsconfig_still_probes(tmp_path) -> None:
         assert data.ssl_conn is made
         cert = made.get_certificate().to_cryptography()
         assert cert.issuer != _cryptography(config.certstore.default_ca).subject  # untrusted
+
+
+def test_a_tls_probe_phase_in_the_plan_runs_the_probe(tmp_path, profile) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text('events:\n  - {at: "2020-01-01T00:00:00Z", action: phase, '
+                    'name: tls-probe}\n')
+    addon, config = KidAudit(), TlsConfig()
+    with taddons.context(addon, config) as tctx:
+        tctx.configure(config, confdir=str(tmp_path / "conf"))
+        tctx.configure(addon, kidaudit_profile=str(profile), kidaudit_consent=str(plan),
+                       kidaudit_session=str(tmp_path / "s"), kidaudit_worker=False)
+        data = _tls_data(tctx, "api.acme-watch.example")
+        _hook(addon, "tls_start_client", data)
+        assert data.ssl_conn.get_certificate() is not None

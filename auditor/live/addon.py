@@ -93,7 +93,8 @@ from auditor.standards.catalogue import by_id
 
 OPTIONS = ("kidaudit_profile", "kidaudit_session", "kidaudit_consent", "kidaudit_lang",
            "kidaudit_worker", "kidaudit_resume", "kidaudit_operator", "kidaudit_standards")
-PROBE_OPTIONS = {"kidaudit_tls_probe", "kidaudit_tls_probe_hosts", "kidaudit_session"}
+PROBE_OPTIONS = {"kidaudit_tls_probe", "kidaudit_tls_probe_hosts", "kidaudit_session",
+                 "kidaudit_consent"}
 SESSION_OPTIONS = {"kidaudit_profile", "kidaudit_session", "kidaudit_consent",
                    "kidaudit_worker", "kidaudit_resume", "kidaudit_standards"}
 logger = kidaudit_logger()
@@ -182,8 +183,13 @@ class KidAudit:
         if bad:
             raise OptionsError(f"kidaudit_tls_probe_hosts: {bad[0]!r} is not a server name "
                                "or address")
+        try:  # the plan's timed phases (a tls-probe phase runs the probe); a bad plan is
+            plan = load_consent_plan(opts.kidaudit_consent) if opts.kidaudit_consent else None
+        except ConfigError:  # the session's own check's to report, in ``_configure``
+            plan = None
+        planned = [(ev.ts, ev.name) for ev in plan.events if ev.action == "phase"] if plan else []
         self.probe.configure(opts.kidaudit_tls_probe, opts.kidaudit_tls_probe_hosts,
-                             opts.kidaudit_session)
+                             opts.kidaudit_session, planned)
         if opts.kidaudit_tls_probe and self._running:
             self.probe.prepare()
 

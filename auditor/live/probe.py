@@ -28,9 +28,10 @@ session goes on: a device that validates must retry (as real devices reconnect),
 next connection gets through.
 
 When it runs: with ``kidaudit_tls_probe`` on (``capture --tls-probe``), for the whole
-capture; or, without the option, while the session's latest phase mark is ``tls-probe``
-(``kidaudit mark phase tls-probe``, or a plan signal or mark naming that phase), read from
-the session's store at most once a second. ``kidaudit_tls_probe_hosts`` limits it to the
+capture; or, without the option, while the session's phase is ``tls-probe``: the latest of
+its phase marks (``kidaudit mark phase tls-probe``, the magic host, a plan signal), read
+from the session's store at most once a second, and of the plan's timed phase events that
+have come. ``kidaudit_tls_probe_hosts`` limits it to the
 names listed (the demo probes one host). State per host is bounded (``MAX_HOSTS``, the
 oldest forgotten first: a host forgotten is probed again if it comes back).
 """
@@ -190,36 +191,40 @@ def _signed(name: str, key: rsa.RSAPrivateKey,
 
 
 class PhaseWatch:
-    """The session's latest phase mark, read from its store (read-only) at most once per
-    ``PHASE_POLL_S``: marks reach the store from ``kidaudit mark``, the ``kidaudit.mark``
-    command, the magic host and the plan's signals alike."""
+    """The session's phase now: the latest of its phase marks, read from its store
+    (read-only) at most once per ``PHASE_POLL_S`` (marks reach the store from ``kidaudit
+    mark``, the ``kidaudit.mark`` command, the magic host and the plan's signals alike), and
+    of the plan's own timed phase events (``planned``: time, name) that have come."""
 
-    def __init__(self, directory: str = "") -> None:
+    def __init__(self, directory: str = "",
+                 planned: Iterable[tuple[float, str]] = ()) -> None:
         self.path = Path(directory) / Store.FILE if directory else None
+        self.planned = tuple(sorted(planned))
         self._db: sqlite3.Connection | None = None
-        self._phase, self._read_at = "", -PHASE_POLL_S
+        self._marked: tuple[float, str] = (float("-inf"), "")
+        self._read_at = -PHASE_POLL_S
 
     def current(self) -> str:
-        if self.path is None:
-            return ""
         clock = time.monotonic()
-        if clock - self._read_at >= PHASE_POLL_S:
+        if self.path is not None and clock - self._read_at >= PHASE_POLL_S:
             self._read_at = clock
-            self._phase = self._read()
-        return self._phase
+            self._marked = self._read()
+        now = time.time()
+        due = [(ts, name) for ts, name in self.planned if ts <= now]
+        return max([self._marked, *due[-1:]])[1].casefold()
 
-    def _read(self) -> str:
+    def _read(self) -> tuple[float, str]:
         try:
             if self._db is None:
                 if self.path is None or not self.path.is_file():
-                    return ""
+                    return self._marked
                 self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
                                            check_same_thread=False, timeout=0.2)
-            row = self._db.execute("SELECT name FROM events WHERE action = 'phase' "
+            row = self._db.execute("SELECT ts, name FROM events WHERE action = 'phase' "
                                    "ORDER BY ts DESC, id DESC LIMIT 1").fetchone()
         except sqlite3.Error:
-            return self._phase  # busy or not there yet: the last answer stands
-        return str(row[0]).casefold() if row and row[0] else ""
+            return self._marked  # busy or not there yet: the last answer stands
+        return (float(row[0]), str(row[1] or "")) if row else self._marked
 
     def close(self) -> None:
         if self._db is not None:
@@ -245,12 +250,13 @@ class TlsProbe:
         self._pending: dict[str, tuple[str, str]] = {}  # client id -> (host, case) shown
         self._accepted: dict[str, str] = {}  # client id -> case its handshake accepted
 
-    def configure(self, enabled: bool, hosts: Iterable[str], session: str) -> None:
+    def configure(self, enabled: bool, hosts: Iterable[str], session: str,
+                  planned: Iterable[tuple[float, str]] = ()) -> None:
+        """``planned``: the plan's timed phase events (time, name)."""
         self.enabled = enabled
         self.only = frozenset(h.strip().lower().rstrip(".") for h in hosts if h.strip())
-        if self.phase.path != (Path(session) / Store.FILE if session else None):
-            self.phase.close()
-            self.phase = PhaseWatch(session)
+        self.phase.close()
+        self.phase = PhaseWatch(session, planned)
 
     def active(self) -> bool:
         return self.enabled or self.phase.current() == PHASE
