@@ -203,13 +203,17 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     # surveys the document; each output then reads the rows again, one at a time, each
     # with the consent states it was judged under worked out as it is written.
     target = private_dir(out) if out is not None else directory
-    with Spool(target) as rows:  # where this run writes: the session may be read-only
+    # detections.csv is written on that walk too: it needs the rows alone, no finding.
+    with Spool(target) as rows, detections_csv.Table(target / CSV_FILE) as table:
         seen = exercise.Seen()
-        survey = document.Survey(lambda o: _states(o, ledger), seeded, reveal, keep=rows.add)
+        survey = document.Survey(lambda o: _states(o, ledger), seeded, reveal,
+                                 keep=_each(rows.add, table.add))
         findings = _judge(store, RuleContext(profile, ledger), judged, seen, survey,
                           observations)
         seen.close(ledger.events)
+        table.close()
         return _write(directory, store, ledger, findings, judged, seen, survey, rows,
+                      csv_errors=table.errors,
                       lang=lang, reveal=reveal, seeded=seeded, target=target,
                       standards=chosen)
 
@@ -217,7 +221,10 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
 def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding],
            judged: list[dict[str, object]], seen: exercise.Seen, survey: document.Survey,
            rows: Spool, *, lang: str, reveal: bool, seeded: list[tuple[str, str]],
-           target: Path, standards: tuple[Standard, ...] = ()) -> Outputs:
+           target: Path, standards: tuple[Standard, ...] = (),
+           csv_errors: list[document.CoverageError] | None = None) -> Outputs:
+    """``csv_errors``: detections.csv was written on the rules' walk, with these errors;
+    none: written here."""
     from auditor.report import html
 
     meta = store.meta()
@@ -247,13 +254,22 @@ def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding
                                      ledger, standards))
     # A row a renderer could not write is listed under coverage errors in what is written
     # after it: the CSV's in the page and findings.json, the page's in findings.json.
-    doc = doc.with_errors(detections_csv.render(doc, target / "detections.csv"))
+    doc = doc.with_errors(detections_csv.render(doc, target / CSV_FILE)
+                          if csv_errors is None else csv_errors)
     doc = doc.with_errors(html.render(doc, target / "report.html", lang=lang))
     findings_json.render(doc, target / "findings.json")
     for path in [target / name for name in OUTPUTS] + [directory / FLOWS_FILE]:
         if path.exists():
             os.chmod(path, 0o600)  # the evidence copy holds personal data too
     return Outputs(target, findings)
+
+
+def _each(*calls: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One call that makes each of these, in order, with the same argument."""
+    def each(value: Any) -> None:
+        for call in calls:
+            call(value)
+    return each
 
 
 class Spool:

@@ -85,3 +85,30 @@ def test_numbers_are_written_as_pandas_writes_them(tmp_path, confidence, cell):
     _pandas_csv(doc, tmp_path / "p.csv")
     assert (tmp_path / "d.csv").read_bytes() == (tmp_path / "p.csv").read_bytes()
     assert _csv_rows(tmp_path / "d.csv")[0]["confidence"] == cell
+
+
+@pytest.mark.parametrize("bad_detection, bad_transmission", [
+    ({}, {}),
+    ({"encoding": 5}, {}),
+    ({"value": ["a", "list"]}, {}),
+    ({}, {"host": ["a", "list"]}),  # each of its detections left out, as alone
+    ({"category": {"a": 1}}, {"ts": "not a time"}),
+])
+def test_the_table_written_on_the_walk_is_what_render_writes(tmp_path, bad_detection,
+                                                             bad_transmission):
+    """``Table.add`` a transmission's detections at a time (``write_outputs`` on its walk)
+    writes the bytes and the errors ``render`` writes of the whole document."""
+    doc = load(watch_doc())
+    tx = dataclasses.replace(doc.transmissions[0], **bad_transmission)
+    det = dataclasses.replace(doc.detections[0], **bad_detection)
+    doc = dataclasses.replace(doc, transmissions=(tx, *doc.transmissions[1:]),
+                              detections=(det, *doc.detections[1:]))
+    expected = detections_csv.render(doc, tmp_path / "render.csv")
+    with detections_csv.Table(tmp_path / "table.csv") as table:
+        for t in doc.transmissions:
+            table.add((t, [d for d in doc.detections if d.transmission == t.id], []))
+    assert (tmp_path / "table.csv").read_bytes() == (tmp_path / "render.csv").read_bytes()
+    assert table.errors == expected
+    assert len(expected) == (0 if not (bad_detection or bad_transmission) else
+                             sum(d.transmission == tx.id for d in doc.detections)
+                             if bad_transmission else 1)

@@ -119,12 +119,86 @@ def each_row(doc: Document, errors: list[CoverageError] | None = None
 
 def render(doc: Document, out: Path) -> list[CoverageError]:
     """Write the file; return the rows that could not be written, as coverage errors."""
-    errors: list[CoverageError] = []
-    with open(out, "w", encoding="utf-8", newline="") as fh:
+    with Table(out) as table:
+        if doc.pairs is None:
+            table.writer.writerows([row[c] for c in COLUMNS]
+                                   for row in each_row(doc, table.errors))
+        else:
+            for tx, dets in doc.pairs:
+                table.add((tx, dets))
+    return table.errors
+
+
+class Table:
+    """The file written a transmission's rows at a time, as a session's rows are made
+    (``document.Survey(keep=)``: ``write_outputs`` writes it on the rules' walk, not on a
+    walk of its own). ``errors``: the rows that could not be written, as ``render`` returns
+    them. A transmission's cells are made once for all its detections (a message has a
+    few); one whose cells fail leaves each of its detections to ``_row``, which fails as it
+    does alone, in its order."""
+
+    def __init__(self, out: Path) -> None:
+        self.errors: list[CoverageError] = []
+        self._fh = open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115 - close()
         # Every text cell quoted (numbers bare, an empty cell as ""): with the minimal
         # quoting a lone carriage return inside a value is written bare, and spreadsheets
         # and csv readers start a new row there.
-        writer = csv.writer(fh, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows([row[c] for c in COLUMNS] for row in each_row(doc, errors))
-    return errors
+        self.writer = csv.writer(self._fh, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        self.writer.writerow(COLUMNS)
+        self._count = 0  # detections so far: an error names its place
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def add(self, row: tuple[TransmissionEntry, list[DetectionEntry]] | tuple[
+            TransmissionEntry, list[DetectionEntry], list[str]]) -> None:
+        """One transmission's detections (a ``Survey`` row: its opaque notes aside)."""
+        tx, dets = row[0], row[1]
+        try:
+            shared = _tx_cells(tx)
+        except Exception:  # noqa: BLE001 - each detection fails alone, below
+            shared = None
+        lines = []
+        for det in dets:
+            try:
+                if shared is None:
+                    cells = _row(det, tx)
+                    lines.append([cells[c] for c in COLUMNS])
+                else:
+                    lines.append(_line(det, shared))
+            except Exception as e:  # noqa: BLE001 - one row, never the whole file
+                tx_id = det.transmission
+                # the kind of error only: its text may quote a value, and the document's
+                # values were masked before this row was made
+                self.errors.append(CoverageError(
+                    tx_id if isinstance(tx_id, int) else None, STAGE,
+                    f"detection {self._count} left out ({type(e).__name__})"))
+            self._count += 1
+        self.writer.writerows(lines)
+
+
+def _tx_cells(tx: TransmissionEntry | None) -> list[Any]:
+    """The cells ``_row`` takes from a detection's transmission, in ``COLUMNS`` order."""
+    if tx is None:
+        return [None] * 7
+    rec = tx.recipient
+    return [_cell(iso_text(tx.ts)), _cell(tx.transport), _cell(tx.method), _cell(tx.host),
+            _cell(rec.domain) if rec is not None else None,
+            _cell(rec.party) if rec is not None else None,
+            _cell(rec.country) if rec is not None else None]
+
+
+def _line(det: DetectionEntry, shared: list[Any]) -> list[Any]:
+    """``_row`` as a line, its transmission's cells given: the same checks in its order."""
+    if not isinstance(det.encoding, list | tuple):
+        raise TypeError("encoding is not a list")
+    return [_cell(det.transmission), *shared, _cell(det.category), _cell(det.method),
+            _cell(det.location), _cell(det.field),
+            _cell(">".join(printable(str(e)) for e in det.encoding)),
+            _cell(det.profile_key), _cell(det.value), _cell(det.confidence)]
