@@ -5,7 +5,7 @@ marked, then the watch reports precise location (over HTTPS, and as a cellular w
 in raw-TCP ``[3G*...]`` frames to its maker's server reached by bare IP), asks the map SDK
 the maker uses as its processor for a position, syncs contacts, calls a third-party
 analytics host with a hashed device id, and makes one cleartext HTTP call with a phone
-number; finally the session goes idle and the watch keeps reporting.
+number; finally the session goes idle and the watch sends a heartbeat.
 
 The watch has two firmwares (``FIRMWARES``), for ``kidaudit demo --campaign``: 1.4.2, the
 default demo's, and 1.5.0, which stops sending the hashed IMEI to the analytics SDK (a leak
@@ -166,11 +166,15 @@ def run_session(proxy: Proxy, profile: dict, firmware: str = DEFAULT_FIRMWARE) -
                     {"event": "app_start"} | ({"did": hashed} if fw.analytics_device_id else {})
                     | {"os": "android"}),
         proxy.http(SMS, "GET", f"/v1/sos/bind?phone={ids['phone']}&lang=zh"),
-        # 4. Idle: the watch sits on the desk and keeps reporting.
-        proxy.http(MARK_HOST, "GET", "/phase?name=idle"),
+        # Indoors, no GPS fix: the watch reports a coarse position (about 1.5 km).
         proxy.https(API, "POST", "/v1/location/report",
                     {"imei": ids["imei"], "lat": round(here["lat"], 2),
                      "lng": round(here["lon"], 2), "acc": 1500}),
+        # 4. Idle: the watch sits on the desk and sends a heartbeat with no personal data.
+        # A few seconds of idle prove nothing about background collection: the report's
+        # GB/T 41391-2022 table shows 6.1 as not exercised, naming the 30-minute idle step.
+        proxy.http(MARK_HOST, "GET", "/phase?name=idle"),
+        proxy.https(API, "POST", "/v1/device/heartbeat", {"battery": 86, "steps": 0}),
     ]
     return statuses
 
