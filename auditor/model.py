@@ -48,7 +48,9 @@ class Transmission:
 
     @property
     def cleartext(self) -> bool:
-        return self.transport in CLEARTEXT_TRANSPORTS
+        # A raw TCP stream inside TLS the proxy terminated (a watch protocol over TLS) is
+        # ``tcp`` once read, but it crossed the network encrypted.
+        return self.transport in CLEARTEXT_TRANSPORTS and not self.decrypted
 
 
 @dataclass(frozen=True)

@@ -511,7 +511,9 @@ CASES: dict[str, dict[str, list[Case]]] = {
         "ok": [case(transport="https"), case(transport="http", categories=()),
                case(transport="websocket"),
                case(transport="websocket", url="wss://gw.acme-watch.example/ws"),
-               case(transport="tcp", direction="down")],
+               case(transport="tcp", direction="down"),
+               # a watch protocol inside TLS the proxy terminated: encrypted on the wire
+               case(transport="tcp", decrypted=True)],
     },
     "CREDENTIALS_EXPOSED": {
         "hit": [case(transport="http", categories=(PASSWORD,), expect=((1, (PASSWORD,)),)),
