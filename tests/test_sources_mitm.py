@@ -399,6 +399,9 @@ def _set(path: str, value: object):
     (_record(_set("timestamp_created", 1e300)), False),
     (_record(_set("request.timestamp_start", float("nan"))), False),
     (b"5:hello,", False),
+    # a state remembered as a client's is no server's, nor the other way round
+    (_record(lambda state: state.update(server_conn=dict(state["client_conn"]))), False),
+    (_record(lambda state: state.update(client_conn=dict(state["server_conn"]))), False),
 ])
 def test_a_plain_http_record_reads_as_the_flow_would(record: bytes, plain: bool) -> None:
     """Read without rebuilding the flow, a record gives the same transmission, or the same

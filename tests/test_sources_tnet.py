@@ -123,3 +123,37 @@ def test_nesting_deeper_than_a_flow_is_read_by_mitmproxy() -> None:
 def test_any_value_reads_back_as_mitmproxy_reads_it(value: object) -> None:
     data = tnetstring.dumps(value)
     assert repr(_read(loads, data)) == repr(_read(tnetstring.loads, data))  # NaN, key order
+
+
+# -- a dict's members, some left as written ----------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), VALUES, max_size=6), st.sets(st.text(max_size=8)))
+def test_members_are_what_loads_reads_some_left_as_written(value: dict, raw: set[str]
+                                                           ) -> None:
+    from auditor.sources.tnet import members
+
+    data = tnetstring.dumps(value)
+    got = members(data, frozenset(raw))
+    assert got is not None
+    read = loads(data)
+    assert [k for k, _ in got] == list(read)  # type: ignore[call-overload]
+    for key, item in got:
+        if key in raw:
+            assert item == tnetstring.dumps(value[key])  # its own bytes, as written
+        else:
+            assert repr(item) == repr(read[key])  # type: ignore[index]
+    every = members(data, None)
+    assert every is not None and [v for _, v in every] == [
+        tnetstring.dumps(value[k]) for k, _ in every]
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"0:~", b"2:12#", b"5:2:ab,}", b"6:1:a,0:~]", b"03:abc,", b"6:1:1#0:~}",
+    b"12:1:a,2:~~,0:~]", b"9:1:a,9:x,}", b"10:1:a,0:~]x",
+], ids=repr)
+def test_members_of_what_is_no_plain_dict_are_none(data: bytes) -> None:
+    from auditor.sources.tnet import members
+
+    assert members(data, frozenset({"a"})) is None
+    assert members(data, None) is None

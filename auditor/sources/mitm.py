@@ -483,7 +483,12 @@ _HTTP_KEYS = frozenset({"version", "type", "id", "error", "client_conn", "server
                         "timestamp_created", "backup", "request", "response", "websocket"})
 # Connection states mitmproxy's ``set_state`` took, less their ``id`` (a ``str``). A
 # keep-alive connection repeats its state in each of its flows, so each is checked once.
-_CONNS_CHECKED: Memo[str, bool] = Memo(256)
+_CONNS_CHECKED: Memo[tuple, bool] = Memo(256)
+# The same, by a state's members as written (less its id): what it held, read and checked.
+# (Each under the kind of connection it was checked as: a client's state is no server's.)
+_CONNS_READ: Memo[tuple, dict] = Memo(256)
+_CONNS_WRITTEN: Memo[tuple, dict] = Memo(256)  # and by its bytes, id and all
+_CONN_KEYS = frozenset({"client_conn", "server_conn"})
 
 
 def plain_http_of_record(record: bytes) -> PlainHttp | Flow:
@@ -501,16 +506,20 @@ def plain_http_of_record(record: bytes) -> PlainHttp | Flow:
 
 
 def _plain_http(record: bytes) -> PlainHttp | None:
-    state = tnet.loads(record)
-    if type(state) is not dict or state.keys() - {"backup"} != _HTTP_KEYS - {"backup"}:
+    pairs = tnet.members(record, _CONN_KEYS)  # the connections left as they were written
+    if pairs is None:
+        return None
+    state = dict(pairs)
+    if state.keys() - {"backup"} != _HTTP_KEYS - {"backup"}:
         return None
     version = state["version"]
     if (type(version) is not int or version != mitmproxy_version.FLOW_FORMAT_VERSION
             or state["type"] != "http" or state["websocket"] or state["error"]
             or state["metadata"] != {}):
         return None
-    client, server = state["client_conn"], state["server_conn"]
-    if not (_conn_ok(client, _blank_client) and _conn_ok(server, _blank_server)):
+    client = _conn_state(state["client_conn"], _blank_client)
+    server = _conn_state(state["server_conn"], _blank_server)
+    if client is None or server is None:
         return None
     if state["response"]:
         http.Response.from_state(state["response"])
@@ -520,6 +529,35 @@ def _plain_http(record: bytes) -> PlainHttp | None:
     peer = server["peername"]
     return PlainHttp(request, state["id"], tuple(peer) if peer else None,
                      client["timestamp_tls_setup"] is not None, client["sni"] or "", record)
+
+
+def _conn_state(written: object, blank: Callable[[], connection.Connection]
+                ) -> dict | None:
+    """A connection's state from its written bytes, checked as ``_conn_ok`` checks it, or
+    None. Flows of one connection repeat its state byte for byte, and other connections
+    differ from it in a few members (their ids, times): a state is read and checked once
+    for its bytes, and once for its members as written, its id aside; what it held (less
+    its id) is remembered under both."""
+    if type(written) is not bytes:
+        return None
+    known = _CONNS_WRITTEN.get((blank, written))
+    if known is not None:
+        return known
+    pairs = tnet.members(written, None)
+    if pairs is None:
+        return None
+    ids = [value for key, value in pairs if key == "id"]
+    if not ids or type(tnet.loads(ids[-1])) is not str:  # type: ignore[arg-type]
+        return None
+    key = (blank, *(pair for pair in pairs if pair[0] != "id"))
+    known = _CONNS_READ.get(key)
+    if known is None:
+        state = tnet.loads(written)
+        if not _conn_ok(state, blank):
+            return None
+        known = _CONNS_READ.put(key, {k: v for k, v in state.items()  # type: ignore[union-attr]
+                                      if k != "id"})
+    return _CONNS_WRITTEN.put((blank, written), known)
 
 
 def _blank_client() -> connection.Connection:
@@ -536,8 +574,9 @@ def _conn_ok(state: object, blank: Callable[[], connection.Connection]) -> bool:
     if type(state) is not dict or type(state.get("id")) is not str:
         return False
     # ``repr`` names each value and its type (str/bytes, int/float/bool) for the plain
-    # types a tnetstring holds: equal keys, equal states.
-    key = repr([(k, v) for k, v in state.items() if k != "id"])
+    # types a tnetstring holds: equal keys, equal states; checked as a client's, a state
+    # is not yet checked as a server's.
+    key = (blank, repr([(k, v) for k, v in state.items() if k != "id"]))
     if _CONNS_CHECKED.get(key) is None:
         blank().set_state(copy.deepcopy(state))
         _CONNS_CHECKED.put(key, True)

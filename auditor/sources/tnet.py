@@ -121,3 +121,49 @@ def _value(data: bytes, at: int, stop: int, depth: int) -> tuple[object, int]:
     if tag == 94:  # ^
         return float(data[begin:end]), end + 1
     raise _Unusual
+
+
+def members(data: bytes, raw: frozenset[str] | None = frozenset()
+            ) -> list[tuple[object, object]] | None:
+    """The members of the dict ``data`` holds, in order, as ``loads`` reads them, except the
+    values of the keys in ``raw`` (None: of every key): each left as its own tnetstring
+    bytes (a flow's connection states, which repeat from flow to flow: read once, by
+    whoever remembers them). None when ``data`` is not a dict of the plain shapes this
+    reader takes: the caller then reads it whole, as before."""
+    try:
+        colon = data.index(b":", 0, len(data))
+        prefix = data[:colon]
+        if not prefix.isdigit():
+            return None
+        at = colon + 1
+        end = at + int(prefix)
+        if end >= len(data) or data[end] != 125:  # }
+            return None
+        out: list[tuple[object, object]] = []
+        while at < end:
+            key, at = _value(data, at, end, 1)
+            if at >= end:
+                return None
+            if raw is None or (type(key) is str and key in raw):
+                stop = _skipped(data, at, end)
+                out.append((key, data[at:stop]))
+                at = stop
+            else:
+                value, at = _value(data, at, end, 1)
+                out.append((key, value))
+        return out
+    except (_Unusual, ValueError, IndexError, TypeError, RecursionError):
+        return None
+
+
+def _skipped(data: bytes, at: int, stop: int) -> int:
+    """Where the value at ``at`` ends, without reading it (its length prefix says)."""
+    colon = data.index(b":", at, stop)
+    prefix = data[at:colon]
+    if not prefix.isdigit():
+        raise _Unusual
+    end = colon + 1 + int(prefix)
+    if end >= stop:
+        raise _Unusual
+    return end + 1
+
