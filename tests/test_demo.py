@@ -201,7 +201,7 @@ def test_the_demo_shows_a_gbt41391_item_the_short_session_did_not_exercise(
     """The profile's jurisdiction (CN) picks GB/T 41391-2022. The demo idles for seconds, not
     the 30 minutes the idle step needs, and sends nothing personal meanwhile: 6.1 (minimum
     necessary) is not exercised, and the table names the steps that were missing."""
-    _, doc, _ = demo
+    out, doc, _ = demo
     (standard,) = doc["conformance"]
     assert standard["id"] == "gbt41391-2022"
     status = {i["clause"]: i for i in standard["items"]}
@@ -209,6 +209,10 @@ def test_the_demo_shows_a_gbt41391_item_the_short_session_did_not_exercise(
     assert status["6.1"]["missing_steps"] == ["use", "idle"]
     assert status["6.4"]["status"] == "fail" and status["6.2"]["status"] == (
         "not testable by traffic")
+    # 6.4 fails, and still names what it also tests that the session never did
+    assert {"refuse", "withdraw"} <= set(status["6.4"]["missing_steps"])
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Steps not yet performed:" in page
     steps = {s["id"]: s for s in doc["steps"]}
     assert steps["grant"]["performed"] and steps["tls-probe"]["performed"]
     assert not steps["idle"]["performed"] and "30 min" in steps["idle"]["missing"]

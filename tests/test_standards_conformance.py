@@ -53,10 +53,11 @@ def finding(rule: str, fid: str) -> Finding:
     # a finding fails the item: its ids and the rule that failed it
     (rules(PRE_CONSENT_PI=FAIL, AFTER_WITHDRAWAL=PASS), [finding("PRE_CONSENT_PI", "KA-1")],
      done("grant", "withdraw"), FAIL, (("KA-1",), ("PRE_CONSENT_PI",), ())),
-    # fail beats not exercised: the finding is evidence even when steps are missing
+    # fail beats not exercised: the finding is evidence even when steps are missing, and
+    # the steps still lacking are named beside it
     (rules(PRE_CONSENT_PI=FAIL, AFTER_WITHDRAWAL=NOT_EXERCISED),
      [finding("PRE_CONSENT_PI", "KA-1"), finding("PRE_CONSENT_PI", "KA-2")], done(),
-     FAIL, (("KA-1", "KA-2"), ("PRE_CONSENT_PI",), ())),
+     FAIL, (("KA-1", "KA-2"), ("PRE_CONSENT_PI",), ("grant", "withdraw"))),
     # every step performed, one rule exercised, nothing found: pass, naming that rule
     (rules(PRE_CONSENT_PI=PASS, AFTER_WITHDRAWAL=NOT_EXERCISED), [],
      done("grant", "withdraw"), PASS, ((), ("PRE_CONSENT_PI",), ())),
@@ -119,7 +120,7 @@ def test_the_json_of_an_item_has_the_contracts_keys_in_order():
     assert [i.json() for i in table.items] == [
         {"clause": "6.4", "title": "Notice and consent", "status": "fail",
          "clause_verified": True, "findings": ["KA-1"], "rules": ["PRE_CONSENT_PI"],
-         "missing_steps": [], "reason": ""},
+         "missing_steps": ["grant", "withdraw"], "reason": ""},
         {"clause": "6.5", "title": "System permissions", "status": "not testable by traffic",
          "clause_verified": True, "findings": [], "rules": [], "missing_steps": [],
          "reason": "read the permission prompts"}]
@@ -253,4 +254,5 @@ def test_the_steps_of_an_analysed_capture_of_real_flows(tmp_path: Path):
     assert (steps["grant"]["performed"], steps["grant"]["duration_s"]) == (True, 50.0)
     assert not steps["idle"]["performed"] and not steps["tls-probe"]["performed"]
     (item,) = doc["conformance"][0]["items"]
-    assert (item["status"], item["missing_steps"]) == ("fail", [])  # PRE_CONSENT_PI fired
+    # PRE_CONSENT_PI fired; the withdrawal it also tests never happened
+    assert (item["status"], item["missing_steps"]) == ("fail", ["withdraw"])

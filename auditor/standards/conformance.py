@@ -45,7 +45,8 @@ class _Finding(Protocol):
 class ItemResult:
     """One item's line of the table. ``findings``/``rules``: for ``fail`` the findings and
     the rules that failed it, for ``pass`` the rules that were exercised. ``missing_steps``:
-    the steps the session lacked; ``reason`` says why it is not exercised (or, for an item
+    the steps the session lacked (for ``fail`` too: what its other parts still need);
+    ``reason`` says why it is not exercised (or, for an item
     not testable by traffic, the catalogue's note, else its summary)."""
 
     clause: str
@@ -105,10 +106,13 @@ def _item(item, statuses: dict[str, _RuleStatus], by_rule: dict[str, list[str]],
         return ItemResult(status=NOT_TESTABLE, reason=item.note or item.summary, **base)
     failed = [r for r in item.rules
               if by_rule.get(r) or (r in statuses and statuses[r].status == FAIL)]
-    if failed:
-        ids = tuple(i for r in failed for i in by_rule.get(r, ()))
-        return ItemResult(status=FAIL, findings=ids, rules=tuple(failed), **base)
     missing = [s for s in item.steps if not (s in done and done[s].performed)]
+    if failed:
+        # The steps it still lacks are kept: the item fails, yet what those steps test
+        # (a withdrawal, a long idle) was never tried, and a lab re-testing a fix needs them.
+        ids = tuple(i for r in failed for i in by_rule.get(r, ()))
+        return ItemResult(status=FAIL, findings=ids, rules=tuple(failed),
+                          missing_steps=tuple(missing), **base)
     if missing:
         return ItemResult(status=NOT_EXERCISED, missing_steps=tuple(missing),
                           reason=_joined(_step_reason(s, done.get(s)) for s in missing),
