@@ -31,6 +31,9 @@ NUMBERED = frozenset({"location.precise", "location.coarse"})
 MIN_NEEDLE = 4  # characters: a shorter text would be masked all over a URL
 MAX_FORMS = 256  # forms of one detected value
 MAX_PIECE = 64 * 1024  # characters of one piece handed to the decoders
+# A text is searched for each form in turn (no automaton built) while forms x characters
+# stay under this; beyond it, the automaton: a long text or a message of many values.
+MAX_NAIVE = 20_000
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 # Pieces of a text that a device fills in on its own: between URL and path delimiters
@@ -102,11 +105,25 @@ class Masker:
                 key = form.lower()
                 if self._category.get(key) not in FULLY_MASKED:
                     self._category[key] = d.category
-        self._auto = ahocorasick.Automaton()
-        for key in self._category:
-            self._auto.add_word(key, key)
-        if self._category:
+        # The automaton is built for the first text that holds a form: most texts a row
+        # masks (hosts, field paths, most URLs) hold none, and a row's values are new in
+        # most messages (a position, a sequence number), so most maskers never need one.
+        self._auto: ahocorasick.Automaton | None = None
+
+    def _automaton(self) -> ahocorasick.Automaton:
+        if self._auto is None:
+            self._auto = ahocorasick.Automaton()
+            for key in self._category:
+                self._auto.add_word(key, key)
             self._auto.make_automaton()
+        return self._auto
+
+    def _holds(self, view: str) -> bool:
+        """Whether a form stands in ``view`` (what the automaton would find any of): asked
+        of each key in turn when that is cheap, else of the automaton."""
+        if len(self._category) * len(view) > MAX_NAIVE:
+            return True  # the automaton answers
+        return any(key in view for key in self._category)
 
     def __bool__(self) -> bool:
         return bool(self._category)
@@ -123,11 +140,15 @@ class Masker:
         """Spans of ``text`` that spell a form, reading each ``%XX`` as its character."""
         view = text.lower()
         if "%" not in text and len(view) == len(text):  # most texts: the view is the text
+            if not self._holds(view):
+                return []
             return [(end - len(key) + 1, end + 1, self._category[key])
-                    for end, key in self._auto.iter(view)]
+                    for end, key in self._automaton().iter(view)]
         view, where = _unescaped(text)
+        if not self._holds(view):
+            return []
         out = []
-        for end, key in self._auto.iter(view):
+        for end, key in self._automaton().iter(view):
             start = end - len(key) + 1
             out.append((where[start][0], where[end][1], self._category[key]))
         return out
@@ -144,7 +165,9 @@ class Masker:
     def _inside(self, piece: str) -> str | None:
         """The category of a form found in what the decoders peel off ``piece``, if any."""
         for text in _peeled(piece):
-            for _, key in self._auto.iter(text):
+            if not self._holds(text):
+                continue
+            for _, key in self._automaton().iter(text):
                 return self._category[key]
         return None
 

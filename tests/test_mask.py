@@ -113,3 +113,22 @@ def test_a_text_seen_before_is_masked_for_each_masker_by_its_own_values(size: in
                                     ("base64", "json"), "imei", value, 1.0)])(text)
             assert shown in out and hidden not in out
             assert len(out) == len(text)
+
+
+@pytest.mark.parametrize("text", [
+    f"/p?imei={IMEI}&x=1",  # found as it stands
+    f"/p?imei=%{IMEI.encode().hex()[:2].upper()}{IMEI[1:]}",  # read through an escape
+    f"/p/{base64.b64encode(json.dumps({'imei': IMEI}).encode()).decode()}",  # peeled
+    "/p?seq=12&t=3",  # nothing to hide
+])
+def test_a_text_is_masked_the_same_searched_form_by_form_or_by_the_automaton(text: str
+                                                                             ) -> None:
+    """A short text is searched for each form in turn, a long one by the automaton: the
+    same spans masked either way (``MAX_NAIVE`` sits between them)."""
+    from auditor.mask import MAX_NAIVE
+
+    pad = "/" + "z" * MAX_NAIVE  # forms x characters well past the bound
+    hide = Masker([_det(IMEI), _det("39.98312,116.30791", category="location.precise")])
+    short, long = hide(text), hide(text + pad)
+    assert long == short + pad
+    assert (IMEI not in short) and (short != text) == ("seq" not in text)
