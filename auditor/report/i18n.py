@@ -169,6 +169,7 @@ LABELS: dict[str, dict[str, str]] = {
         "conf_counts": "{fail} fail, {passed} pass, {not_exercised} not exercised, "
                        "{not_testable} not testable by traffic",
         "conf_missing": "Missing steps:",
+        "conf_also_missing": "Steps not yet performed:",
         "conf_exercised": "Exercised, nothing found:",
         "conf_unverified": "* The clause's number or wording was not verified against the "
                            "standard's own text.",
@@ -336,6 +337,7 @@ LABELS: dict[str, dict[str, str]] = {
         "conf_counts": "不通过 {fail} 项，通过 {passed} 项，未检验 {not_exercised} 项，"
                        "不可通过流量检验 {not_testable} 项",
         "conf_missing": "缺少的步骤：",
+        "conf_also_missing": "尚未执行的步骤：",
         "conf_exercised": "已检验，未发现问题：",
         "conf_unverified": "* 该条款的编号或措辞未与标准原文核对。",
         "steps": "会话步骤",
