@@ -150,3 +150,33 @@ def test_a_row_is_encoded_as_json_dumps_writes_it(value: object, depth: int) -> 
 def test_a_document_object_is_encoded_as_json_dumps_writes_it(value: object) -> None:
     assert findings_json.encode(value, 1) == json.dumps(
         value, indent=2, ensure_ascii=False, default=document.json_value).replace("\n", "\n  ")
+
+
+_DETECTION_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                              st.text(alphabet=st.characters(exclude_categories=()),
+                                      max_size=8),
+                              st.lists(st.text(max_size=4) | st.integers(), max_size=3),
+                              st.tuples(st.text(max_size=4)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.fixed_dictionaries({
+    "transmission": st.integers() | _DETECTION_VALUES,
+    "category": st.text(max_size=8) | _DETECTION_VALUES,
+    "field": st.text(max_size=8) | _DETECTION_VALUES,
+    "encoding": st.tuples() | st.tuples(st.text(max_size=6), st.text(max_size=6))
+    | _DETECTION_VALUES,
+    "value": st.text(alphabet=st.characters(exclude_categories=()), max_size=12)
+    | _DETECTION_VALUES,
+    "confidence": st.none() | st.floats() | _DETECTION_VALUES,
+}), depth=st.integers(0, 3))
+def test_a_detection_row_is_encoded_as_json_dumps_writes_it(fields: dict, depth: int
+                                                            ) -> None:
+    """A detection's row from its template when its values are a session's types, by the
+    generic encoder otherwise: json.dumps's text either way."""
+    row = document.DetectionEntry(**fields)
+    try:
+        text = json.dumps(row, indent=2, ensure_ascii=False, default=document.json_value)
+    except TypeError:  # a list of a value json cannot write: so neither can the row
+        return
+    assert findings_json.encode(row, depth) == text.replace("\n", "\n" + "  " * depth)

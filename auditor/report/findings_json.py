@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from auditor.model import Ids
-from auditor.report.document import Coverage, Document, FindingEntry, Replay, json_value
+from auditor.report.document import (
+    Coverage,
+    DetectionEntry,
+    Document,
+    FindingEntry,
+    Replay,
+    json_value,
+)
 
 INDENT = "  "
 BATCH = 512  # pieces of text (half as many rows) joined before they are handed on
@@ -96,6 +103,8 @@ def encode(value: object, depth: int = 0) -> str:
     kind = type(value)
     if kind is str:  # the common types by identity first: most values are these
         return _STRING(value)
+    if kind is DetectionEntry:  # most rows of the file
+        return _detection(value, depth)  # type: ignore[arg-type]
     if kind is int:
         return int.__repr__(value)
     if kind is dict:
@@ -125,6 +134,44 @@ def _dict(value: dict, depth: int) -> str:
         (_STRING(k) if type(k) is str else _key(k)) + ": " + (
             _STRING(v) if type(v) is str else encode(v, depth + 1))
         for k, v in value.items()]) + "\n" + INDENT * depth + "}")
+
+
+def _detection(d: DetectionEntry, depth: int) -> str:
+    """A detection's row as ``_dict(d.json(), depth)`` writes it, from a template of its
+    members made once per depth, when its values are of the types a session gives them;
+    any other row (one read back from a file, a damaged one) by ``_dict``."""
+    enc, confidence = d.encoding, d.confidence
+    if not (type(d.transmission) is int and type(d.category) is str
+            and type(d.method) is str and type(d.location) is str and type(d.field) is str
+            and type(d.profile_key) is str and type(d.value) is str
+            and (confidence is None or type(confidence) is float)
+            and type(enc) in (tuple, list) and all(type(e) is str for e in enc)):
+        return _dict(d.json(), depth)
+    template = _DETECTION.get(depth)
+    if template is None:
+        template = _DETECTION[depth] = _template(
+            ("transmission", "category", "method", "location", "field", "encoding",
+             "profile_key", "value", "confidence"), depth)
+    if enc:
+        inner = "\n" + INDENT * (depth + 2)
+        encoding = ("[" + inner + ("," + inner).join([_STRING(e) for e in enc]) + "\n"
+                    + INDENT * (depth + 1) + "]")
+    else:
+        encoding = "[]"
+    return template % (int.__repr__(d.transmission), _STRING(d.category),
+                       _STRING(d.method), _STRING(d.location), _STRING(d.field), encoding,
+                       _STRING(d.profile_key), _STRING(d.value),
+                       "null" if confidence is None else _float(confidence))
+
+
+_DETECTION: dict[int, str] = {}  # a detection row's template by depth (a handful)
+
+
+def _template(keys: tuple[str, ...], depth: int) -> str:
+    """``_dict``'s text of an object with these members at ``depth``, each value a ``%s``."""
+    inner = "\n" + INDENT * (depth + 1)
+    return ("{" + inner + ("," + inner).join(_STRING(k).replace("%", "%%") + ": %s"
+                                             for k in keys) + "\n" + INDENT * depth + "}")
 
 
 def _float(value: float) -> str:
