@@ -203,17 +203,19 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     # surveys the document; each output then reads the rows again, one at a time, each
     # with the consent states it was judged under worked out as it is written.
     target = private_dir(out) if out is not None else directory
-    # detections.csv is written on that walk too: it needs the rows alone, no finding.
-    with Spool(target) as rows, detections_csv.Table(target / CSV_FILE) as table:
+    # detections.csv and findings.json's rows are written on that walk too: they need the
+    # rows alone, no finding.
+    with (Spool(target) as rows, detections_csv.Table(target / CSV_FILE) as table,
+          findings_json.Rows(target) as texts):
         seen = exercise.Seen()
         survey = document.Survey(lambda o: _states(o, ledger), seeded, reveal,
-                                 keep=_each(rows.add, table.add))
+                                 keep=_each(rows.add, table.add, texts.add))
         findings = _judge(store, RuleContext(profile, ledger), judged, seen, survey,
                           observations)
         seen.close(ledger.events)
         table.close()
         return _write(directory, store, ledger, findings, judged, seen, survey, rows,
-                      csv_errors=table.errors,
+                      csv_errors=table.errors, json_rows=texts,
                       lang=lang, reveal=reveal, seeded=seeded, target=target,
                       standards=chosen)
 
@@ -222,9 +224,10 @@ def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding
            judged: list[dict[str, object]], seen: exercise.Seen, survey: document.Survey,
            rows: Spool, *, lang: str, reveal: bool, seeded: list[tuple[str, str]],
            target: Path, standards: tuple[Standard, ...] = (),
-           csv_errors: list[document.CoverageError] | None = None) -> Outputs:
+           csv_errors: list[document.CoverageError] | None = None,
+           json_rows: findings_json.Rows | None = None) -> Outputs:
     """``csv_errors``: detections.csv was written on the rules' walk, with these errors;
-    none: written here."""
+    none: written here. ``json_rows``: findings.json's rows, written on that walk."""
     from auditor.report import html
 
     meta = store.meta()
@@ -257,7 +260,7 @@ def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding
     doc = doc.with_errors(detections_csv.render(doc, target / CSV_FILE)
                           if csv_errors is None else csv_errors)
     doc = doc.with_errors(html.render(doc, target / "report.html", lang=lang))
-    findings_json.render(doc, target / "findings.json")
+    findings_json.render(doc, target / "findings.json", written=json_rows)
     for path in [target / name for name in OUTPUTS] + [directory / FLOWS_FILE]:
         if path.exists():
             os.chmod(path, 0o600)  # the evidence copy holds personal data too

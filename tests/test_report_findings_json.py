@@ -180,3 +180,23 @@ def test_a_detection_row_is_encoded_as_json_dumps_writes_it(fields: dict, depth:
     except TypeError:  # a list of a value json cannot write: so neither can the row
         return
     assert findings_json.encode(row, depth) == text.replace("\n", "\n" + "  " * depth)
+
+
+@pytest.mark.parametrize("name", list(_documents()))
+def test_rows_written_on_the_walk_give_the_same_file(tmp_path: Path, name: str) -> None:
+    """``Rows`` fed a transmission and its detections at a time (``write_outputs`` on its
+    walk) and copied in: the bytes of the document's own walk."""
+    import dataclasses
+
+    doc = _documents()[name](tmp_path / "s")
+    groups = [(tx, [d for d in doc.detections if d.transmission == tx.id])
+              for tx in doc.transmissions]
+    doc = dataclasses.replace(doc, transmissions=tuple(tx for tx, _ in groups),
+                              detections=tuple(d for _, dets in groups for d in dets))
+    findings_json.render(doc, tmp_path / "walked.json")
+    with findings_json.Rows(tmp_path) as rows:
+        for tx, dets in groups:
+            rows.add((tx, dets, []))
+        findings_json.render(doc, tmp_path / "copied.json", written=rows)
+    assert (tmp_path / "copied.json").read_bytes() == (tmp_path / "walked.json").read_bytes()
+    assert list(tmp_path.glob("tmp*")) == []  # its files have no name

@@ -11,7 +11,8 @@ test compares them), without the document or the text ever held at once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from auditor.model import Ids
@@ -28,11 +29,74 @@ INDENT = "  "
 BATCH = 512  # pieces of text (half as many rows) joined before they are handed on
 
 
-def render(doc: Document, out: Path) -> None:
+def render(doc: Document, out: Path, written: Rows | None = None) -> None:
+    """``written``: the document's transmissions and detections, written already as the
+    session's rows were made (``Rows``): copied in, not walked again."""
     with open(out, "w", encoding="utf-8") as fh:
-        for piece in pieces(doc):
+        for piece in pieces(doc) if written is None else _object(
+                {**doc.json(), **written.lists()}, 0):
             fh.write(piece)
         fh.write("\n")
+
+
+class Rows:
+    """The text of the transmissions and detections lists, written as a session's rows are
+    made (``document.Survey(keep=)``, on the rules' walk: ``write_outputs``), so that the
+    end of a run copies them in instead of encoding every row then, when nothing else
+    runs beside it. Each list is an unnamed file in the folder the reports are written
+    into (as the report spool is), gone when closed."""
+
+    NAMES = ("transmissions", "detections")
+    DEPTH = 1  # where the document holds them
+
+    def __init__(self, directory: Path) -> None:
+        self._files = {name: tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
+            "w+", encoding="utf-8", dir=directory) for name in self.NAMES}
+        self._empty = dict.fromkeys(self.NAMES, True)
+
+    def __enter__(self) -> Rows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fh in self._files.values():
+            fh.close()
+
+    def add(self, row: tuple[object, list, list]) -> None:
+        """One transmission's row and its detections' rows (a ``Survey`` row)."""
+        self._put("transmissions", (row[0],))
+        self._put("detections", row[1])
+
+    def _put(self, name: str, rows: Iterable[object]) -> None:
+        inner = "\n" + INDENT * (self.DEPTH + 1)
+        text = []
+        for row in rows:  # as ``_list`` writes a row that is no list or document
+            text.append(("[" if self._empty[name] else ",") + inner)
+            self._empty[name] = False
+            text.append(encode(row, self.DEPTH + 1))
+        if text:
+            self._files[name].write("".join(text))
+
+    def lists(self) -> dict[str, _Written]:
+        return {name: _Written(self, name) for name in self.NAMES}
+
+    def text(self, name: str) -> Iterator[str]:
+        """The list's text, as ``_list`` ends it."""
+        if self._empty[name]:
+            yield "[]"
+            return
+        fh = self._files[name]
+        fh.flush()
+        fh.seek(0)
+        while piece := fh.read(1 << 16):
+            yield piece
+        yield "\n" + INDENT * self.DEPTH + "]"
+
+
+class _Written:
+    """A list of the document written already (``Rows``)."""
+
+    def __init__(self, rows: Rows, name: str) -> None:
+        self.rows, self.name = rows, name
 
 
 def pieces(doc: Document) -> Iterator[str]:
@@ -47,6 +111,9 @@ def _value(value: object, depth: int) -> Iterator[str]:
     (a row: small)."""
     if isinstance(value, Document | Coverage | FindingEntry):
         yield from _object(value.json(), depth)
+    elif isinstance(value, _Written):
+        assert depth == Rows.DEPTH, "a list written for another place"
+        yield from value.rows.text(value.name)
     elif isinstance(value, Replay | list | tuple | Ids):
         yield from _list(value, depth)
     else:
