@@ -185,24 +185,29 @@ def _timeline(session: Session, keys: Iterator[float], every: int = RELEASE
     Should that fail (a flow file out of order beyond the reorder window, a message dated
     before its flow), a row lands behind what was read and the count read falls short of
     the store's at the end: ``_Unordered``, and the caller walks the store as ``report``
-    does. So does a consent event recorded once reading has begun (a mark, a plan's
-    signal): consent states are judged as rows are read, under the ledger as it stands.
+    does. Consent states are judged as rows are read, under the ledger as it stands; what
+    the ledger says at a time depends on the events at or before it alone (a withdrawal
+    takes effect after its grace, never before it was made), so an event recorded later
+    (a mark, a plan's signal) changes nothing read if it is dated after the last row read,
+    as a mark merged in time order is. One dated at or before it: ``_Unordered`` too.
     The same rows, in the same order, judged under the same ledger: the same reports."""
     store = session.store
-    events = len(session.ledger.events)
     after: tuple[float, int] | None = None
-    read = 0
+    read = settled = 0
+
+    def events_upto() -> int:
+        """The ledger's events dated at or before the last row read: those it judged."""
+        return 0 if after is None else sum(ev.ts <= after[0] for ev in session.ledger.events)
 
     def stretch(before: float | None) -> Iterator[Observation]:
-        nonlocal events, after, read
-        now = len(session.ledger.events)
-        if now != events and read:
+        nonlocal settled, after, read
+        if events_upto() != settled:
             raise _Unordered
-        events = now
         for o in store.observations_between(after, before):
             read += 1
             after = (o.transmission.ts, o.transmission.id)
             yield o
+        settled = events_upto()
 
     for n, key in enumerate(keys, 1):
         if n % every == 0:
