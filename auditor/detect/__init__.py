@@ -86,9 +86,12 @@ def _memorable(f: Field) -> bool:
     return len(f.value) <= MEMO_VALUE and len(f.path) <= MEMO_PATH
 
 
+_NOT_CORE = re.compile(r"[^0-9a-z]")
+
+
 def _core(value: str) -> str:
     """A value reduced for comparison: ``+86 138-0013-8000`` and ``8613800138000`` overlap."""
-    return re.sub(r"[^0-9a-z]", "", value.lower())
+    return _NOT_CORE.sub("", value.lower())
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -106,12 +109,13 @@ def same_fact(a: Detection, b: Detection) -> bool:
     reading of the same value; a field (with what was decoded out of it) holds one position."""
     if not _nested(a.field, b.field):
         return False
-    if {a.category, b.category} <= POINT:
+    if a.category in POINT and b.category in POINT:
         return True
-    methods = {a.method, b.method}
-    if methods == {"known"}:
-        return a.category == b.category and a.profile_key == b.profile_key
-    if "known" in methods:
+    if a.method == "known":
+        if b.method == "known":
+            return a.category == b.category and a.profile_key == b.profile_key
+        return _overlaps(a.value, b.value)
+    if b.method == "known":
         return _overlaps(a.value, b.value)
     same_value = _core(a.value) == _core(b.value)
     return same_value and (a.category == b.category or a.method != b.method)
@@ -131,18 +135,25 @@ def dedupe(detections: list[Detection]) -> list[Detection]:
     compared with the few on its own branch: a message with 20,000 fields stays linear."""
     if len(detections) < 2:  # nothing to compare: most messages
         return list(detections)
-    ranked = sorted(enumerate(detections), key=lambda p: (
-        METHOD_RANK.get(p[1].method, 9), -p[1].field.count("."), len(p[1].encoding), p[0]))
+    ranked = sorted([(METHOD_RANK.get(d.method, 9), -d.field.count("."), len(d.encoding), i)
+                     for i, d in enumerate(detections)])
     at: dict[str, list[Detection]] = {}  # field -> kept detections on it
     below: dict[str, list[Detection]] = {}  # field -> kept detections on it or inside it
-    kept: list[tuple[int, Detection]] = []
-    for i, d in ranked:
-        ancestors = _prefixes(d.field)
-        near = below.get(d.field, []) + [k for a in ancestors[1:] for k in at.get(a, ())]
+    lines: dict[str, list[str]] = {}  # field -> its prefixes (a message repeats its fields)
+    kept: set[int] = set()
+    for *_, i in ranked:
+        d = detections[i]
+        ancestors = lines.get(d.field)
+        if ancestors is None:
+            ancestors = lines[d.field] = _prefixes(d.field)
+        near = below.get(d.field, [])
+        for a in ancestors[1:]:
+            if a in at:
+                near = near + at[a]
         if any(same_fact(d, k) for k in near):
             continue
-        kept.append((i, d))
+        kept.add(i)
         at.setdefault(d.field, []).append(d)
         for prefix in ancestors:
             below.setdefault(prefix, []).append(d)
-    return [d for _, d in sorted(kept, key=lambda p: p[0])]
+    return [d for i, d in enumerate(detections) if i in kept]
