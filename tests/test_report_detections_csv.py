@@ -112,3 +112,16 @@ def test_the_table_written_on_the_walk_is_what_render_writes(tmp_path, bad_detec
     assert len(expected) == (0 if not (bad_detection or bad_transmission) else
                              sum(d.transmission == tx.id for d in doc.detections)
                              if bad_transmission else 1)
+
+
+def test_a_table_that_fails_midway_leaves_no_file(tmp_path):
+    """Written on the walk, detections.csv appears whole or not at all."""
+    doc = load(watch_doc())
+    with pytest.raises(RuntimeError), detections_csv.Table(tmp_path / "d.csv") as table:
+        table.add((doc.transmissions[0], list(doc.detections), []))
+        raise RuntimeError("the run failed")
+    assert list(tmp_path.iterdir()) == []
+    with detections_csv.Table(tmp_path / "d.csv") as table:
+        table.add((doc.transmissions[0], list(doc.detections), []))
+        assert list(tmp_path.iterdir()) == [tmp_path / ".d.csv.part"]
+    assert [p.name for p in tmp_path.iterdir()] == ["d.csv"]

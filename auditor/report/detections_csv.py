@@ -135,11 +135,14 @@ class Table:
     walk of its own). ``errors``: the rows that could not be written, as ``render`` returns
     them. A transmission's cells are made once for all its detections (a message has a
     few); one whose cells fail leaves each of its detections to ``_row``, which fails as it
-    does alone, in its order."""
+    does alone, in its order. The file is written as a hidden part beside ``out`` and put
+    in place by ``close``: a run that fails midway leaves no detections.csv that looks
+    whole (the part is removed)."""
 
     def __init__(self, out: Path) -> None:
         self.errors: list[CoverageError] = []
-        self._fh = open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115 - close()
+        self._out, self._part = out, out.with_name(f".{out.name}.part")
+        self._fh = open(self._part, "w", encoding="utf-8", newline="")  # noqa: SIM115
         # Every text cell quoted (numbers bare, an empty cell as ""): with the minimal
         # quoting a lone carriage return inside a value is written bare, and spreadsheets
         # and csv readers start a new row there.
@@ -150,11 +153,18 @@ class Table:
     def __enter__(self) -> Table:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self.close()
+        elif not self._fh.closed:
+            self._fh.close()
+            self._part.unlink(missing_ok=True)
 
     def close(self) -> None:
-        self._fh.close()
+        """The file complete, in place under its name."""
+        if not self._fh.closed:
+            self._fh.close()
+            self._part.replace(self._out)
 
     def add(self, row: tuple[TransmissionEntry, list[DetectionEntry]] | tuple[
             TransmissionEntry, list[DetectionEntry], list[str]]) -> None:
