@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from auditor.detect import keys, location
 from auditor.detect.location import (
     BD09,
     CONFIDENCE,
     GCJ02,
+    ROLE_LAT,
+    ROLE_LON,
+    ROLE_PAIR,
     WGS84,
     datums,
     find_coordinate_pairs,
@@ -15,6 +19,7 @@ from auditor.detect.location import (
     gcj02_to_bd09,
     wgs84_to_gcj02,
 )
+from auditor.limits import MAX_PATH
 from auditor.model import Field, Location
 from tests.factories import LAT, LON
 
@@ -221,3 +226,18 @@ def _dm(degrees: float) -> str:
 ])
 def test_degrees_minutes_with_sibling_hemisphere(fields: list, expected: list) -> None:
     assert _found(*fields) == expected
+
+
+@pytest.mark.parametrize("path", [
+    "body.json.lat", "query.lng", "body.json.geo.weidu", "body.json.location", "body.json.gpsPoint",
+    "body.json.flat", "body.json.x-did", "body.json.0", "", "body.json." + "k" * 2000 + ".lat",
+])
+def test_a_remembered_path_role_is_the_fresh_one(path: str) -> None:
+    """What a path's key says to the pair finder is remembered per path: the same as the key
+    tables say, asked once or twice, and a path over MAX_PATH is not kept."""
+    key = keys.key_of(path)
+    norm = keys.normalise(key)
+    fresh = (ROLE_LAT if norm in keys.LAT_KEYS else ROLE_LON if norm in keys.LON_KEYS
+             else ROLE_PAIR if keys.matches(key, keys.LOCATION_KEYS) else "")
+    assert location._pair_role(path) == location._pair_role(path) == fresh
+    assert (path in location._PAIR_ROLES) == (len(path) <= MAX_PATH)

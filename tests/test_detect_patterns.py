@@ -6,18 +6,23 @@ import tracemalloc
 
 import pytest
 
-from auditor.detect import MEMO_PATH, MEMO_VALUE, Detector
+from auditor.detect import MEMO_PATH, MEMO_VALUE, Detector, patterns
 from auditor.detect.patterns import (
     CONFIDENCE,
     CONFIDENCE_WITH_KEY,
+    FINDERS,
+    _path_keys,
+    _phones,
     find,
     is_iccid,
     is_imei,
     is_imsi,
     is_resident_id,
     luhn,
+    path_keys,
 )
-from auditor.model import Field, Profile
+from auditor.limits import MAX_PATH
+from auditor.model import DEFAULT_REGION, Field, Profile
 from tests.factories import OTHER_ICCID as ICCID
 from tests.factories import OTHER_IMEI as IMEI
 from tests.factories import tx
@@ -178,6 +183,9 @@ MEMO_CASES = [
     pytest.param([Field("body", "body.json.imei", IMEI), Field("body", "body.json.n", IMEI),
                   Field("body", "body.json.name", "Lily"), Field("body", "body.json.x", "Lily")],
                  id="same-value-other-keys"),
+    pytest.param([Field("body", "body.json.imei", IMEI),
+                  Field("query", "body.json.imei", IMEI, ("base64",))],
+                 id="same-path-and-value-other-place-and-layers"),
     pytest.param([Field("body", "body.text", "x" * MEMO_VALUE + " " + IMEI)],
                  id="longer-than-remembered"),
     pytest.param([Field("body", "body.json." + "k" * MEMO_PATH + ".imei", IMEI)],
@@ -187,9 +195,9 @@ MEMO_CASES = [
 
 @pytest.mark.parametrize("fields", MEMO_CASES)
 def test_a_remembered_field_reads_as_a_fresh_one(fields: list[Field]) -> None:
-    """Readings are remembered per whole field (location, path, value and layers): the next
-    message's detections carry its own id and each field's own place, exactly as a detector
-    that had never seen them would report."""
+    """Readings are remembered per path and value: the next message's detections carry its
+    own id and each field's own place and layers, exactly as a detector that had never seen
+    them would report."""
     remembering = Detector(Profile())
     remembering.detect(tx(id=1), fields)
     again = remembering.detect(tx(id=2), fields)
@@ -228,3 +236,33 @@ def test_the_memo_holds_nothing_of_a_long_field(path: str, value: str) -> None:
     finally:
         tracemalloc.stop()
     assert kept < 4 << 20
+
+
+KEY_PATHS = [
+    "body.json.imei", "body.json.wifiMac", "body.json.wifi.0.mac", "body.json.contacts.0.phone",
+    "body.json.sos.1", "query.email", "header.x-device-id", "body.json.note", "",
+    "body.json.aps.0.bssid", "body.json." + "k" * 2000 + ".phone",
+]
+
+
+@pytest.mark.parametrize("path", KEY_PATHS)
+def test_a_remembered_path_reads_as_a_fresh_one(path: str) -> None:
+    """What a path's keys say is remembered per path: asked again, the same answer as one
+    worked out afresh, and a path over MAX_PATH is answered without being kept."""
+    first = path_keys(path)
+    assert path_keys(path) == first == _path_keys(path)
+    assert (path in patterns._PATHS) == (len(path) <= MAX_PATH)
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("body.json.x", "a1b2c3d4e5f6"), ("body.json.mac", "a1b2c3d4e5f6"),
+    ("body.json.wifi.0", "a1b2c3d4e5f6"), ("body.json.x", "a1:b2:c3:d4:e5:f6"),
+    ("body.json.x", "a1-b2-c3-d4-e5-f6,-60"), ("body.json.note", "x" * 40),
+])
+def test_the_mac_guard_skips_only_fields_without_a_mac(path: str, value: str) -> None:
+    """The guards before the finders (for ``_macs``: a separator, or a MAC or Wi-Fi key)
+    skip only fields a finder would find nothing in: ``find`` equals every finder run."""
+    f = Field("body", path, value)
+    at = _path_keys(path)
+    unguarded = [hit for finder in FINDERS for hit in finder(f, at)]
+    assert list(find(f)) == unguarded + list(_phones(f, at, DEFAULT_REGION))

@@ -15,7 +15,7 @@ from auditor.detect.known import KnownValues
 from auditor.detect.location import find_coordinate_pairs, find_locations
 from auditor.detect.media import find_media
 from auditor.limits import MAX_PATH, bounded
-from auditor.memo import memoised
+from auditor.memo import Memo
 from auditor.model import Detection, Field, Profile, Transmission
 
 # Field locations that describe a message rather than carry a value from it: protocol tags
@@ -29,11 +29,11 @@ METHOD_RANK: dict[str, int] = {"known": 0, "pattern": 1, "key": 2}
 MAX_SCAN = 64 * 1024
 # A field holds one position: a seeded one makes any pattern reading of it redundant.
 POINT = frozenset({"location.precise", "location.coarse"})
-# A field's pattern and key readings depend on the field alone, and a device sends the same
-# fields message after message (its headers, identifiers and settings): the readings of
-# short fields are remembered, per session and bounded. A field is remembered whole (its
-# path is its key too), so both its value and its path must be short: the memo then holds
-# at most MEMO_SIZE * (MEMO_VALUE + MEMO_PATH) characters, whatever a message carries.
+# A field's pattern and key readings depend on its path and value alone, and a device sends
+# the same fields message after message (its headers, identifiers and settings): the
+# readings of short fields are remembered, per session and bounded, under (path, value).
+# Both must be short: the memo then holds at most MEMO_SIZE * (MEMO_VALUE + MEMO_PATH)
+# characters, whatever a message carries.
 MEMO_VALUE = 256  # characters
 MEMO_PATH = 512  # characters
 MEMO_SIZE = 8192  # fields
@@ -48,7 +48,10 @@ class Detector:
         self.profile = profile
         self.known = KnownValues.from_profile(profile)
         self.region = profile.region
-        self._remembered = memoised(memo)(self.readings)
+        # (path, value) -> readings: they depend on nothing else of the field, and a key of
+        # two strings hashes in C where a whole Field would hash through Python.
+        self._memo: Memo[tuple[str, str], tuple[Reading, ...]] | None = (
+            Memo(memo) if memo > 0 else None)
 
     def detect(self, tx: Transmission, fields: list[Field]) -> list[Detection]:
         """Every reading of the fields, one per fact (``dedupe``). Paths are bounded first
@@ -64,11 +67,18 @@ class Detector:
         found.extend(find_cells(tx.id, short, here.cell if here is not None else ()))
         found.extend(find_media(tx.id, fields))
         found.extend(find_coordinate_pairs(tx.id, short))
+        memo = self._memo
         for f in short:
-            read = self._remembered(f) if _memorable(f) else self.readings(f)
-            found += [Detection(tx.id, category, method, f.location, f.path, f.encoding, "",
-                                value, confidence)
-                      for method, category, value, confidence in read]
+            if memo is not None and _memorable(f):
+                read = memo.get((f.path, f.value))
+                if read is None:
+                    read = memo.put((f.path, f.value), self.readings(f))
+            else:
+                read = self.readings(f)
+            if read:
+                found += [Detection(tx.id, category, method, f.location, f.path, f.encoding,
+                                    "", value, confidence)
+                          for method, category, value, confidence in read]
         return dedupe(found)
 
     def readings(self, f: Field) -> tuple[Reading, ...]:

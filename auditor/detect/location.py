@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from itertools import chain
 
 from auditor.detect import keys
-from auditor.memo import memoised
+from auditor.limits import MAX_PATH
+from auditor.memo import Memo, memoised
 from auditor.model import Detection, Field, Location
 
 TOLERANCE_DEG = 0.5  # ~50 km: near enough to be this position, far enough for coarse rounding
@@ -267,6 +268,26 @@ def _plausible(lat: float, lon: float) -> bool:
     return abs(lat) <= 90 and abs(lon) <= 180 and not (abs(lat) < 1e-6 and abs(lon) < 1e-6)
 
 
+# What a path's key says for ``find_coordinate_pairs``: a latitude, a longitude, a whole
+# position, or nothing (most paths). Remembered per path: a device sends the same paths
+# message after message, and detection bounds them to ``limits.MAX_PATH`` characters (a
+# longer one is worked out and not kept).
+ROLE_LAT, ROLE_LON, ROLE_PAIR = "lat", "lon", "pair"
+_PAIR_ROLES: Memo[str, str] = Memo(4096)
+
+
+def _pair_role(path: str) -> str:
+    role = _PAIR_ROLES.get(path)
+    if role is None:
+        key = keys.key_of(path)
+        norm = keys.normalise(key)
+        role = (ROLE_LAT if norm in keys.LAT_KEYS else ROLE_LON if norm in keys.LON_KEYS
+                else ROLE_PAIR if keys.matches(key, keys.LOCATION_KEYS) else "")
+        if len(path) <= MAX_PATH:
+            _PAIR_ROLES.put(path, role)
+    return role
+
+
 def find_coordinate_pairs(tx_id: int, fields: Iterable[Field]) -> list[Detection]:
     """Unseeded coordinates next to location keys: ``lat``/``lng`` siblings, or one value
     ``"lat,lon"`` under a key such as ``location``. ``0.0/0.0`` is a placeholder."""
@@ -275,12 +296,14 @@ def find_coordinate_pairs(tx_id: int, fields: Iterable[Field]) -> list[Detection
     lats: dict[str, Field] = {}
     lons: dict[str, Field] = {}
     for f in fields:
-        key = keys.normalise(keys.key_of(f.path))
-        if key in keys.LAT_KEYS:
+        role = _pair_role(f.path)
+        if not role:  # most fields
+            continue
+        if role == ROLE_LAT:
             lats.setdefault(keys.parent(f.path), f)
-        elif key in keys.LON_KEYS:
+        elif role == ROLE_LON:
             lons.setdefault(keys.parent(f.path), f)
-        elif keys.matches(keys.key_of(f.path), keys.LOCATION_KEYS):
+        else:
             m = _PAIR.match(f.value)
             a, b = (float(m.group(1)), float(m.group(2))) if m else (0.0, 0.0)
             if m and (_plausible(a, b) or _plausible(b, a)):  # lat,lon or lon,lat

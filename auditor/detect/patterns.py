@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 
 import phonenumbers
 
 from auditor.detect import keys
+from auditor.limits import MAX_PATH
+from auditor.memo import Memo
 from auditor.model import DEFAULT_REGION, Field
 
 CONFIDENCE = 0.8
@@ -125,9 +128,58 @@ def _conf(key_says: bool) -> float:
     return CONFIDENCE_WITH_KEY if key_says else CONFIDENCE
 
 
-def _numbers(f: Field, key: str) -> Iterator[Hit]:
-    """IMEI, ICCID and IMSI: long digit runs that pass their checks."""
+@dataclass(frozen=True)
+class PathKeys:
+    """What a field's path says to the finders: its key, the categories the key names and
+    whether a key along the path says Wi-Fi, e-mail, phone or contacts. These are functions
+    of the path alone, and a device sends the same paths message after message, so they are
+    worked out once per path (``path_keys``) instead of once per finder per field."""
+
+    key: str
+    lexicon: tuple[str, ...]  # KEY_LEXICON categories the key names
+    wifi_key: bool  # a key along the path says Wi-Fi (the field's own MAC key aside)
+    email_key: bool
+    phone_key: bool
+    contact_ctx: bool  # the key or an enclosing one says contacts
+    in_list: bool
+
+    @property
+    def mac_key(self) -> bool:
+        return "identifier.mac" in self.lexicon
+
+
+EMAIL_KEYS = frozenset({"email", "mail", "emailaddress", "youxiang"})
+# Paths whose PathKeys are remembered (``auditor.memo``); detection bounds paths to
+# ``limits.MAX_PATH`` characters first, and a longer path is worked out and not kept.
+PATH_MEMO = 4096
+_PATHS: Memo[str, PathKeys] = Memo(PATH_MEMO)
+
+
+def path_keys(path: str) -> PathKeys:
+    """The PathKeys of a path, remembered (the same answer: ``_path_keys`` is pure)."""
+    facts = _PATHS.get(path)
+    if facts is None:
+        facts = _path_keys(path)
+        if len(path) <= MAX_PATH:
+            _PATHS.put(path, facts)
+    return facts
+
+
+def _path_keys(path: str) -> PathKeys:
+    key = keys.key_of(path)
     lexicon = keys.KEY_LEXICON.get(keys.matches(key, keys.KEY_LEXICON), ())
+    # the field's own key wins over its words: ``wifiMac`` is the device's Wi-Fi MAC
+    outer = path.rsplit(".", 1)[0] if "identifier.mac" in lexicon else path
+    return PathKeys(key=key, lexicon=lexicon, wifi_key=keys.any_segment(outer, keys.WIFI_KEYS),
+                    email_key=bool(keys.matches(key, EMAIL_KEYS)),
+                    phone_key=bool(keys.matches(key, keys.PHONE_KEYS)),
+                    contact_ctx=keys.any_segment(path, keys.CONTACT_KEYS),
+                    in_list=keys.in_list(path))
+
+
+def _numbers(f: Field, at: PathKeys) -> Iterator[Hit]:
+    """IMEI, ICCID and IMSI: long digit runs that pass their checks."""
+    lexicon = at.lexicon
     for m in _DIGITS.finditer(f.value):
         v = m.group(0)
         if is_imei(v):
@@ -138,14 +190,14 @@ def _numbers(f: Field, key: str) -> Iterator[Hit]:
             yield "identifier.imsi", v, _conf("identifier.imsi" in lexicon)
 
 
-def _resident_ids(f: Field, key: str) -> Iterator[Hit]:
-    says = "identity.national_id" in keys.KEY_LEXICON.get(keys.matches(key, keys.KEY_LEXICON), ())
+def _resident_ids(f: Field, at: PathKeys) -> Iterator[Hit]:
+    says = "identity.national_id" in at.lexicon
     for m in _RESIDENT_ID.finditer(f.value):
         if is_resident_id(m.group(0)):
             yield "identity.national_id", m.group(0), _conf(says)
 
 
-def _macs(f: Field, key: str) -> Iterator[Hit]:
+def _macs(f: Field, at: PathKeys) -> Iterator[Hit]:
     """A MAC is a Wi-Fi BSSID when a key along the path says Wi-Fi, the field lists several,
     or a signal strength follows it (a scan result: ``mac,-60``, ``mac|97``); otherwise the
     device's own. Bare 12-hex runs count only under a MAC or Wi-Fi key: a
@@ -153,10 +205,7 @@ def _macs(f: Field, key: str) -> Iterator[Hit]:
     matches = list(_MAC_SEP.finditer(f.value))
     found = [m.group(0) for m in matches]
     scanned = any(_SIGNAL_AFTER.match(f.value, m.end()) for m in matches)
-    mac_key = "identifier.mac" in keys.KEY_LEXICON.get(keys.matches(key, keys.KEY_LEXICON), ())
-    # the field's own key wins over its words: ``wifiMac`` is the device's Wi-Fi MAC
-    outer = f.path.rsplit(".", 1)[0] if mac_key else f.path
-    wifi_key = keys.any_segment(outer, keys.WIFI_KEYS)
+    mac_key, wifi_key = at.mac_key, at.wifi_key
     if wifi_key or mac_key:
         found += [m.group(0) for m in _MAC_BARE.finditer(f.value)]
     found = [v for v in found if not keys.is_placeholder(v) and not _multicast(v)]
@@ -170,21 +219,19 @@ def _multicast(mac: str) -> bool:
     return bool(int(re.sub(r"[^0-9A-Fa-f]", "", mac)[:2], 16) & 1)
 
 
-def _emails(f: Field, key: str) -> Iterator[Hit]:
-    says = bool(keys.matches(key, frozenset({"email", "mail", "emailaddress", "youxiang"})))
+def _emails(f: Field, at: PathKeys) -> Iterator[Hit]:
     for m in _EMAIL.finditer(f.value):
-        yield "identity.email", m.group(0), _conf(says)
+        yield "identity.email", m.group(0), _conf(at.email_key)
 
 
-def _phones(f: Field, key: str, region: str) -> Iterator[Hit]:
+def _phones(f: Field, at: PathKeys, region: str) -> Iterator[Hit]:
     """Unseeded numbers only under a phone key: a contact's when the key or an enclosing one
     says contacts, or the field sits in a list of entries; the child's own otherwise."""
-    phone_key = bool(keys.matches(key, keys.PHONE_KEYS))
-    contact_ctx = keys.any_segment(f.path, keys.CONTACT_KEYS)
+    phone_key, contact_ctx = at.phone_key, at.contact_ctx
     if not (phone_key or contact_ctx):
         return
     found = [m.group(0) for m in _PHONE.finditer(f.value) if valid_phone(m.group(0), region)]
-    if contact_ctx or (phone_key and keys.in_list(f.path)) or len(found) > 1:
+    if contact_ctx or (phone_key and at.in_list) or len(found) > 1:
         category = "contacts.entry"
     else:
         category = "identity.phone"
@@ -192,26 +239,30 @@ def _phones(f: Field, key: str, region: str) -> Iterator[Hit]:
         yield category, v, CONFIDENCE_WITH_KEY
 
 
-FINDERS: tuple[Callable[[Field, str], Iterator[Hit]], ...] = (
+FINDERS: tuple[Callable[[Field, PathKeys], Iterator[Hit]], ...] = (
     _numbers, _resident_ids, _macs, _emails,
 )
 
 
-def _worth_a_look(value: str, digits: int) -> tuple[bool, ...]:
+def _worth_a_look(value: str, digits: int, at: PathKeys) -> tuple[bool, ...]:
     """Cheap guards, one per finder in FINDERS order, so the common field (a short word, a
     small number) skips the regexes and key lookups it cannot match: this runs on every
-    field of every message on the proxy path. ``digits``: how many the value has."""
-    return (digits >= 15, digits >= 17, len(value) >= 12, "@" in value)
+    field of every message on the proxy path. ``digits``: how many the value has. A MAC
+    needs a ``:`` or ``-`` between its octets unless a MAC or Wi-Fi key lets a bare one
+    count (``_MAC_SEP``, ``_MAC_BARE``)."""
+    return (digits >= 15, digits >= 17,
+            len(value) >= 12 and (at.wifi_key or at.mac_key or ":" in value or "-" in value),
+            "@" in value)
 
 
 def find(f: Field, region: str = DEFAULT_REGION) -> Iterator[Hit]:
     """Every validated pattern in one field."""
     if keys.is_placeholder(f.value):
         return
-    key = keys.key_of(f.path)
+    at = path_keys(f.path)
     digits = sum(map(str.isdigit, f.value))
-    for finder, worth in zip(FINDERS, _worth_a_look(f.value, digits), strict=True):
+    for finder, worth in zip(FINDERS, _worth_a_look(f.value, digits, at), strict=True):
         if worth:
-            yield from finder(f, key)
+            yield from finder(f, at)
     if digits >= 7:  # the shortest number _PHONE accepts
-        yield from _phones(f, key, region)
+        yield from _phones(f, at, region)
