@@ -37,6 +37,13 @@ class Memo(Generic[K, V]):
     def get(self, key: K, default: V | None = None) -> V | None:
         return self._items.get(key, default)
 
+    @property
+    def lookup(self) -> Callable[[K], V | None]:
+        """``get`` without a Python call around it, for a loop that asks once per field:
+        the entries' own ``dict.get``. It stays valid for the memo's life, since forgetting
+        empties the dictionary in place and never replaces it."""
+        return self._items.get
+
     def put(self, key: K, value: V) -> V:
         """Remember ``value`` under ``key`` and return it."""
         items = self._items

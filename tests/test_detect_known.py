@@ -455,3 +455,24 @@ def test_watch_id_from_the_frame_header(frame: str, expected: list) -> None:
     fields = payload_fields(frame.encode())
     found = Detector(ZH_SEEDED).detect(tx(), fields)
     assert [(d.field, d.encoding) for d in found if d.method == "known"] == expected
+
+
+REMEMBERED_FIELDS = [
+    Field("body", "body.json.x", IMEI),
+    Field("body", f"body.json.{IMEI}", "1"),
+    Field("body", f"body.json.{IMEI}.a", "2"),
+    Field("query", "query.t", "x" * 600 + " " + IMEI),
+    Field("body", "body.json." + "k" * 600 + "." + IMEI, "3"),
+    Field("body", "body.json.y", "nothing here"),
+]
+
+
+def test_a_remembered_scan_reads_as_a_fresh_one() -> None:
+    """What ``scan`` finds in a value or a path is remembered (short ones): a second message
+    of the same fields reads exactly as one a fresh automaton scans."""
+    known = KnownValues.from_profile(SEEDED)
+    first = list(known.scan(1, REMEMBERED_FIELDS))
+    again = list(known.scan(1, REMEMBERED_FIELDS))
+    assert first == again == list(KnownValues.from_profile(SEEDED).scan(1, REMEMBERED_FIELDS))
+    assert {d.field for d in again} == {f"body.json.{IMEI}", "body.json.x", "query.t",
+                                       "body.json." + "k" * 600 + "." + IMEI}

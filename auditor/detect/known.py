@@ -361,12 +361,18 @@ class KnownValues:
         if not self._texts:
             return
         named: set[tuple[str, Seed]] = set()
+        # ``_found``'s memo asked directly: this runs twice for every field of every message,
+        # and most answers are remembered and empty (a name without a seed in it).
+        recall = self._seen.lookup
         for f in fields:
-            for start, end, v in self._found(f.value):
+            value = f.value
+            hits = recall(value) if len(value) <= FOUND_MEMO_TEXT else None
+            for start, end, v in hits if hits is not None else self._found(value):
                 yield Detection(tx_id, v.seed.category, "known", f.location, f.path,
                                 (*f.encoding, *v.layers), v.seed.profile_key,
-                                f.value[start:end + 1], CONFIDENCE)
-            yield from self._in_names(tx_id, f, named)
+                                value[start:end + 1], CONFIDENCE)
+            if recall(f.path) != ():  # not remembered as holding no seed
+                yield from self._in_names(tx_id, f, named)
 
     def _found(self, value: str) -> tuple[tuple[int, int, Variant], ...]:
         """``_find`` of a short text from the memo (the same result: ``_find`` is pure)."""

@@ -47,7 +47,11 @@ _NMEA = re.compile(r"(?<![\d.])(\d{2,3})([0-5]\d)\.(\d+),?([NSEW])(?![A-Za-z])")
 _DM = re.compile(r"\s*(\d{2,3})([0-5]\d)\.(\d+)\s*")
 HEMISPHERES = frozenset("NSEW")
 MAX_LETTER = 3  # characters of a field holding a hemisphere letter, spaces included
-_DIGIT = re.compile(r"\d")  # the same digits as the forms' ``\d``
+# Every coordinate form has a digit, a point and a digit (decimal degrees, NMEA and
+# ``ddmm.mmmm`` alone) or six digits in a row (scaled integers): a field without either
+# (most: words, small counters, ids with dashes) is told by one search in C. The same
+# ``\d`` as the forms'.
+_MAYBE = re.compile(r"\d\.\d|\d{6}")
 _PAIR = re.compile(r"^\s*(-?\d{1,3}\.\d+)\s*[,|; ]\s*(-?\d{1,3}\.\d+)\s*$")
 
 
@@ -193,7 +197,7 @@ def find_locations(tx_id: int, fields: Iterable[Field], here: Location) -> list[
     lons: list[_Hit] = []
     hemispheres = _hemispheres(fields)
     for f in fields:
-        if not _DIGIT.search(f.value):  # every coordinate form has a digit; most fields none
+        if _MAYBE.search(f.value) is None:  # no coordinate form can match: most fields
             continue
         found = _numbers(f, here)
         letters = hemispheres.get(keys.parent(f.path)) if hemispheres else None
