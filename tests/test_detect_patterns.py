@@ -5,8 +5,11 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.detect import MEMO_PATH, MEMO_VALUE, Detector, patterns
+from auditor.detect.keys import by_key
 from auditor.detect.patterns import (
     CONFIDENCE,
     CONFIDENCE_WITH_KEY,
@@ -19,6 +22,7 @@ from auditor.detect.patterns import (
     is_imsi,
     is_resident_id,
     luhn,
+    may_find,
     path_keys,
 )
 from auditor.limits import MAX_PATH
@@ -266,3 +270,22 @@ def test_the_mac_guard_skips_only_fields_without_a_mac(path: str, value: str) ->
     at = _path_keys(path)
     unguarded = [hit for finder in FINDERS for hit in finder(f, at)]
     assert list(find(f)) == unguarded + list(_phones(f, at, DEFAULT_REGION))
+
+
+GUARD_PATHS = [*KEY_PATHS[:-1], "body.json.ts", "body.json.lat", "query.t", "body.json.mobile",
+               "body.json.bssid", "body.json.contacts.0.name", "body.json.idcard"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(path=st.sampled_from(GUARD_PATHS),
+       value=st.text(alphabet="0123456789abcdefABCDEF:-@. +xX", max_size=24)
+       | st.sampled_from([IMEI, ICCID, RESIDENT_ID, *PHONES, "a@b.cn", "3c:5a:b4:01:02:03",
+                          "3c5ab4010203", "+86 150 1234 5672", "1790000000200"]))
+def test_may_find_is_false_only_where_nothing_is_found(path: str, value: str) -> None:
+    """A detector skips a field ``may_find`` rules out (when its key names no category):
+    nothing is lost, whatever the value."""
+    f = Field("body", path, value)
+    if not may_find(value, path_keys(path)):
+        assert list(find(f)) == []
+        if not path_keys(path).lexicon:
+            assert by_key(f) == []

@@ -8,6 +8,7 @@ Three detectors, most trusted first (DESIGN.md "detect"): known values the lab s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from auditor.detect import keys, patterns
 from auditor.detect.cell import find_cells
@@ -76,7 +77,7 @@ class Detector:
             if recall is not None and len(f.value) <= MEMO_VALUE and len(f.path) <= MEMO_PATH:
                 read = recall((f.path, f.value))
                 if read is None:
-                    read = memo.put((f.path, f.value), self.readings(f))  # type: ignore[union-attr]
+                    read = self._fresh(f, memo)  # type: ignore[arg-type]
             else:
                 read = self.readings(f)
             if read:
@@ -84,6 +85,17 @@ class Detector:
                                     "", value, confidence)
                           for method, category, value, confidence in read]
         return dedupe(found)
+
+    def _fresh(self, f: Field, memo: Memo[tuple[str, str], tuple[Reading, ...]]
+               ) -> tuple[Reading, ...]:
+        """The readings of a field not remembered. One whose key names no category and
+        whose value no pattern can match (``patterns.may_find``: a timestamp, a coordinate,
+        a counter) has none and is not remembered either: such values rarely repeat, and
+        remembering them would only push out the fields that do."""
+        at = patterns.path_keys(f.path)
+        if not at.lexicon and not patterns.may_find(f.value, at):
+            return ()
+        return memo.put((f.path, f.value), self.readings(f))
 
     def readings(self, f: Field) -> tuple[Reading, ...]:
         """The validated patterns in one field, then what its key name says it holds."""
@@ -134,6 +146,21 @@ def _prefixes(path: str) -> list[str]:
     return [path] + [path[:i] for i in range(len(path) - 1, 0, -1) if path[i] == "."]
 
 
+def _seen(d: Detection, inside: Iterable[Detection], ancestors: list[str],
+          at: dict[str, list[Detection]]) -> bool:
+    """Whether a kept detection on ``d``'s field or inside it (``inside``), or on a field it
+    was decoded out of, reports the same fact: looked through in place, without joining the
+    lists, and stopping at the first."""
+    for k in inside:
+        if same_fact(d, k):
+            return True
+    for a in ancestors[1:]:
+        for k in at.get(a, ()):
+            if same_fact(d, k):
+                return True
+    return False
+
+
 def dedupe(detections: list[Detection]) -> list[Detection]:
     """One detection per fact (``same_fact``). The most trusted method wins; then the innermost
     field, where the value sits once every layer is peeled; then the shortest encoding
@@ -149,16 +176,12 @@ def dedupe(detections: list[Detection]) -> list[Detection]:
     below: dict[str, list[Detection]] = {}  # field -> kept detections on it or inside it
     lines: dict[str, list[str]] = {}  # field -> its prefixes (a message repeats its fields)
     kept: set[int] = set()
-    for *_, i in ranked:
+    for _, _, _, i in ranked:
         d = detections[i]
         ancestors = lines.get(d.field)
         if ancestors is None:
             ancestors = lines[d.field] = _prefixes(d.field)
-        near = below.get(d.field, [])
-        for a in ancestors[1:]:
-            if a in at:
-                near = near + at[a]
-        if any(same_fact(d, k) for k in near):
+        if _seen(d, below.get(d.field, ()), ancestors, at):
             continue
         kept.add(i)
         at.setdefault(d.field, []).append(d)

@@ -255,6 +255,20 @@ def _worth_a_look(value: str, digits: int, at: PathKeys) -> tuple[bool, ...]:
             "@" in value)
 
 
+def may_find(value: str, at: PathKeys) -> bool:
+    """False only when ``find`` finds nothing in ``value`` under a path whose keys say
+    ``at``: the guards of ``_worth_a_look`` and ``_phones``, told by the value's length and a
+    few characters instead of its digits (a value of n characters has at most n). Most
+    fields of a message (counters, timestamps, coordinates, words) are told here, so a
+    detector need not remember them to skip them."""
+    n = len(value)
+    if n >= 15 or "@" in value:  # an IMEI, ICCID, IMSI or resident ID; an e-mail
+        return True
+    if n >= 7 and (at.phone_key or at.contact_ctx):
+        return True
+    return n >= 12 and (at.wifi_key or at.mac_key or ":" in value or "-" in value)
+
+
 def find(f: Field, region: str = DEFAULT_REGION) -> Iterator[Hit]:
     """Every validated pattern in one field."""
     if keys.is_placeholder(f.value):
