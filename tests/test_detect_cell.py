@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from auditor.detect import cell, keys
 from auditor.detect.cell import find_cells
+from auditor.limits import MAX_PATH
 from auditor.model import Cell, Field
 
 TOWERS = (Cell(460, 0, 10140, 23561), Cell(460, 1, 4291, 188543))
@@ -54,3 +56,24 @@ def test_found(fields: list, expected: list) -> None:
 ])
 def test_not_found(fields: list) -> None:
     assert _found(*fields) == []
+
+
+@pytest.mark.parametrize("path", [
+    "body.json.bts", "query.nearbts", "body.json.cellTowers.0.x", "body.json.note", "",
+    "body.json.lbs." + "k" * 2000,
+])
+def test_a_remembered_cell_path_is_the_fresh_answer(path: str) -> None:
+    """Whether a path's keys say cell is remembered per path: the same as the key tables
+    say, asked once or twice, and a path over MAX_PATH is not kept."""
+    fresh = keys.any_segment(path, keys.CELL_KEYS)
+    assert cell._cell_path(path) == cell._cell_path(path) == fresh
+    assert (path in cell._CELL_PATHS) == (len(path) <= MAX_PATH)
+
+
+@pytest.mark.parametrize("value", ["460 0 4286 28711", "460\t0\t4286\t28711", "460*0*4286*28711",
+                                   "460_0_4286_28711", "4600042862871", "460,0,4286,28711"])
+def test_a_delimited_tower_under_a_cell_key_is_found_whatever_the_separator(value: str) -> None:
+    """The separator test before splitting lets every separator of ``_SPLIT`` through, and a
+    value without one (a single token) holds no delimited tower."""
+    found = find_cells(1, [Field("body", "body.json.bts", value)], ())
+    assert bool(found) == (value != "4600042862871")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from auditor.detect import keys
 from auditor.detect.patterns import MCC
+from auditor.limits import MAX_PATH
 from auditor.memo import Memo
 from auditor.model import Cell, Detection, Field
 
@@ -46,6 +47,7 @@ def _as_numbers(text: str) -> set[int]:
 
 
 _SPLIT = re.compile(r"[,|;:*_\s]+")
+_SEPARATOR = re.compile(r"[,|;:*_\s]")  # a value without one is one part at most
 _HEX = re.compile(r"(0x)?[0-9A-Fa-f]+", re.I)
 MAX_DELIMITED = 4096
 
@@ -61,6 +63,20 @@ def _role(path: str) -> str:
     if role is None:
         role = _ROLES.put(path, ROLES.get(keys.normalise(keys.key_of(path)), ""))
     return role
+
+
+# Whether a key along a path says cell (``keys.CELL_KEYS``), remembered per path like the
+# roles: asked for every delimited value when the lab seeded no tower.
+_CELL_PATHS: Memo[str, bool] = Memo(4096)
+
+
+def _cell_path(path: str) -> bool:
+    said = _CELL_PATHS.get(path)
+    if said is None:
+        said = keys.any_segment(path, keys.CELL_KEYS)
+        if len(path) <= MAX_PATH:
+            _CELL_PATHS.put(path, said)
+    return said
 
 
 def find_cells(tx_id: int, fields: Iterable[Field], towers: tuple[Cell, ...]) -> list[Detection]:
@@ -109,8 +125,10 @@ def _delimited_towers(tx_id: int, fields: list[Field], towers: tuple[Cell, ...]
     Long values (an upload, a blob) are not split: towers travel in short strings, and
     splitting megabytes into tokens is what made offline analysis crawl."""
     for f in fields:
-        if _role(f.path) or len(f.value) > MAX_DELIMITED:
-            continue
+        if len(f.value) > MAX_DELIMITED or _SEPARATOR.search(f.value) is None:
+            continue  # one part at most: most fields, told in C before any list is made
+        if _role(f.path) or not towers and not _cell_path(f.path):
+            continue  # an unseeded tower counts only under a cell key (_delimited_pattern)
         parts = [p for p in _SPLIT.split(f.value) if p]
         if len(parts) < 2:
             continue
@@ -144,7 +162,7 @@ def _delimited_seed(towers: tuple[Cell, ...], parts: list[str], i: int, lacs: se
 
 
 def _delimited_pattern(tx_id: int, f: Field, parts: list[str]) -> Iterator[Detection]:
-    if not keys.any_segment(f.path, keys.CELL_KEYS):
+    if not _cell_path(f.path):
         return
     for i in range(len(parts) - 3):
         mcc, mnc, lac, cid = parts[i:i + 4]

@@ -166,8 +166,11 @@ def _degrees_minutes(f: Field, letters: set[str], here: Location
 
 
 def _numbers(f: Field, here: Location) -> Iterator[tuple[str, float, int]]:
-    """(text, degrees, decimal places or their equivalent) of every coordinate-like number."""
-    for m in _DECIMAL.finditer(f.value):
+    """(text, degrees, decimal places or their equivalent) of every coordinate-like number.
+    Decimal degrees and NMEA hold a point: a value without one (a timestamp, an id) is
+    searched for scaled integers only."""
+    point = "." in f.value
+    for m in _DECIMAL.finditer(f.value) if point else ():
         yield m.group(0), float(m.group(0)), len(m.group(1))
     if len(f.value) > MAX_SCALED_SCAN:
         return
@@ -179,7 +182,7 @@ def _numbers(f: Field, here: Location) -> Iterator[tuple[str, float, int]]:
                 kept = len(text.lstrip("-")) - len(text.lstrip("-").rstrip("0"))
                 yield text, value, scale - kept
                 break
-    for m in _NMEA.finditer(f.value):
+    for m in _NMEA.finditer(f.value) if point else ():
         degrees, minutes, fraction, hemisphere = m.groups()
         value = int(degrees) + float(f"{minutes}.{fraction}") / 60
         # one more decimal of minutes is about one more decimal of degrees (1' = 1.85 km)
