@@ -79,7 +79,7 @@ def expand(fields: Iterable[Field], opaque: list[str] | None = None,
         if len(f.path) > MAX_PATH:
             f = bounded(f)
         out.append(f)
-        if state.work.used_up:
+        if state.work.used_up or _undecodable(f.value):
             continue
         try:
             for child in _peel(f, 0, state):
@@ -89,6 +89,20 @@ def expand(fields: Iterable[Field], opaque: list[str] | None = None,
     if state.derived <= 0:
         state.note("*", f"more than {MAX_DERIVED} decoded fields, the rest not decoded")
     return out
+
+
+def _undecodable(value: str) -> bool:
+    """True when ``_decodings`` finds no layer in the value, told without a regex: most
+    fields of a message (words, counters, coordinates, timestamps) are, and ``_peel`` is two
+    generators and five searches a field. No JSON bracket and no ``%XX``, and either shorter
+    than the shortest JWT (``eyJ?.?.``, 7 characters; base64 needs 12, hex 8) or holding a
+    ``.``, which neither base64 nor hex has, without beginning as a JWT does, or all digits
+    (never read as base64) of a length no hex text has (odd, or under 8)."""
+    if "%" in value or "{" in value or "[" in value:
+        return False
+    n = len(value)
+    return (n < 7 or "." in value and not value.lstrip().startswith("eyJ")
+            or (n % 2 == 1 or n < 8) and value.isdigit())
 
 
 def _peel(f: Field, depth: int, state: _State) -> Iterator[Field]:

@@ -414,3 +414,20 @@ def test_a_body_bomb_leaves_the_other_fields_layers_decoded(body: bytes) -> None
     assert ("identifier.imei", "header.x-token.base64") in {
         (d.category, d.field) for d in obs.detections}
     assert any(o.startswith("body") for o in obs.opaque), obs.opaque
+
+
+_JWT_TEXT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789abcdefABCDEFeyJ.%{[= \n-_/+\u0661\u0662", max_size=20)
+       | st.sampled_from(["12345678", "1234567", "eyJa.b.", " eyJa.b.c", "3c5ab401", "aGVsbG8=",
+                          "aGVsbG8gd29ybGQ=", "%41%42", "[1]", "{}", _JWT_TEXT, "39.98279",
+                          "1790000000200", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668"]))
+def test_a_value_told_undecodable_has_no_layer(value: str) -> None:
+    """``expand`` skips a value ``_undecodable`` rules out without peeling it: only one in
+    which ``_decodings`` finds no layer at all, whatever it holds."""
+    if decode._undecodable(value):
+        state = decode._State()
+        assert list(decode._decodings(Field("body", "body.x", value), state)) == []
+        assert state.opaque == []
