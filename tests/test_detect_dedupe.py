@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.detect import METHOD_RANK, dedupe, same_fact
+from auditor.detect import METHOD_RANK, _prefixes, dedupe, same_fact
 from auditor.model import Detection
 
 
@@ -40,3 +40,12 @@ _DETECTIONS = st.lists(st.builds(
 @given(_DETECTIONS)
 def test_dedupe_keeps_what_the_pairwise_rule_keeps(detections: list[Detection]) -> None:
     assert dedupe(detections) == _plainly(detections)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab.+é", max_size=12))
+def test_prefixes_are_the_path_and_each_field_it_was_decoded_out_of(path: str) -> None:
+    """Every prefix that ends before a ``.`` (one at the very start aside), longest first:
+    the definition, character by character."""
+    assert _prefixes(path) == [path] + [path[:i] for i in range(len(path) - 1, 0, -1)
+                                        if path[i] == "."]

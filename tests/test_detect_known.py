@@ -476,3 +476,18 @@ def test_a_remembered_scan_reads_as_a_fresh_one() -> None:
     assert first == again == list(KnownValues.from_profile(SEEDED).scan(1, REMEMBERED_FIELDS))
     assert {d.field for d in again} == {f"body.json.{IMEI}", "body.json.x", "query.t",
                                        "body.json." + "k" * 600 + "." + IMEI}
+
+
+SHORT_SECRET = "Ab1!"  # MIN_LEN bytes: its unpadded base64 is the narrowest token there is
+
+
+@pytest.mark.parametrize("written", [
+    _b64(SHORT_SECRET.encode()), _b64(SHORT_SECRET.encode()).rstrip("="),
+    SHORT_SECRET.encode().hex(), f"k={_b64(SHORT_SECRET.encode()).rstrip('=')}&t=1",
+])
+def test_the_narrowest_token_is_still_decoded(written: str) -> None:
+    """Runs narrower than the narrowest token a key decodes from are skipped undecoded: one
+    exactly that wide (the unpadded base64 of a four-byte seed) is still found."""
+    known = KnownValues.from_profile(profile(credentials=(Credential("u", SHORT_SECRET),)))
+    found = list(known.scan(1, [Field("body", "body.json.x", written)]))
+    assert [d.profile_key for d in found] == ["credentials[0].password"]

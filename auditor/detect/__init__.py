@@ -142,8 +142,15 @@ def same_fact(a: Detection, b: Detection) -> bool:
 
 
 def _prefixes(path: str) -> list[str]:
-    """The path and every field it was decoded out of: ``a.b.c`` -> a.b.c, a.b, a."""
-    return [path] + [path[:i] for i in range(len(path) - 1, 0, -1) if path[i] == "."]
+    """The path and every field it was decoded out of: ``a.b.c`` -> a.b.c, a.b, a. (Each
+    ``.`` but one at the start ends a prefix; found by ``rfind`` in C, not a loop over
+    every character.)"""
+    out = [path]
+    i = path.rfind(".")
+    while i > 0:
+        out.append(path[:i])
+        i = path.rfind(".", 0, i)
+    return out
 
 
 def _seen(d: Detection, inside: Iterable[Detection], ancestors: list[str],

@@ -236,6 +236,9 @@ class KnownValues:
         self._sizes = frozenset(len(k.encode("utf-8")) for k in self._variants) | (
             DIGEST_SIZES if self._digests else frozenset())
         most = max(self._sizes, default=0)
+        # Characters of the narrowest token that decodes to some size (hex: two a byte;
+        # base64: at least 4/3 a byte): a shorter run holds no token (most values).
+        self._narrowest = min((min(2 * n, -(-n * 4 // 3)) for n in self._sizes), default=0)
         self._widest = -(-most * 4 // 3) + 4  # base64 characters of the longest key
         self._widths = frozenset(w for n in self._sizes for w in _b64_widths(n))
         # How the forms' hex and base64 begin (their first three bytes, in any ASCII case):
@@ -328,9 +331,13 @@ class KnownValues:
     def _tokens(self, value: str) -> Iterator[tuple[int, int, str, bytes]]:
         """(start, end, layer, bytes) for every bounded hex or base64 token of ``value`` that
         decodes to as many bytes as some key has."""
-        sizes = self._sizes
+        sizes, narrowest = self._sizes, self._narrowest
+        if len(value) < narrowest:
+            return
         for run in _RUN.finditer(value):
             start, end = run.span()
+            if end - start < narrowest:  # its segments and spans are narrower still
+                continue
             if end - start > LONG_RUN:  # its alphanumeric pieces, found in C
                 spans = segments = [m.span() for m in self._piece.finditer(value, start, end)]
             elif run.group().isalnum():
