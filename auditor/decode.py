@@ -94,15 +94,22 @@ def expand(fields: Iterable[Field], opaque: list[str] | None = None,
 def _undecodable(value: str) -> bool:
     """True when ``_decodings`` finds no layer in the value, told without a regex: most
     fields of a message (words, counters, coordinates, timestamps) are, and ``_peel`` is two
-    generators and five searches a field. No JSON bracket and no ``%XX``, and either shorter
-    than the shortest JWT (``eyJ?.?.``, 7 characters; base64 needs 12, hex 8) or holding a
-    ``.``, which neither base64 nor hex has, without beginning as a JWT does, or all digits
-    (never read as base64) of a length no hex text has (odd, or under 8)."""
+    generators and five searches a field. It has no JSON bracket and no ``%XX``, and:
+    is shorter than the shortest JWT (``eyJ?.?.``, 7 characters); or holds a ``:``, which
+    no base64, hex or JWT text has; or a ``.`` (in neither base64 nor hex) without beginning
+    as a JWT does; or is all digits (never read as base64) of a length no hex has (odd, or
+    under 8); or is an unpadded odd length under 12 (base64 needs 12, hex an even length)
+    without beginning as a JWT."""
     if "%" in value or "{" in value or "[" in value:
         return False
     n = len(value)
-    return (n < 7 or "." in value and not value.lstrip().startswith("eyJ")
-            or (n % 2 == 1 or n < 8) and value.isdigit())
+    if n < 7 or ":" in value:
+        return True
+    if "." in value:
+        return not value.lstrip().startswith("eyJ")
+    if n % 2 == 0 and n >= 8:
+        return False
+    return value.isdigit() or n < 12 and value.strip() == value and not value.startswith("eyJ")
 
 
 def _peel(f: Field, depth: int, state: _State) -> Iterator[Field]:

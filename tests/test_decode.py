@@ -420,8 +420,10 @@ _JWT_TEXT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text(alphabet="0123456789abcdefABCDEFeyJ.%{[= \n-_/+\u0661\u0662", max_size=20)
+@given(st.text(alphabet="0123456789abcdefABCDEFeyJkz.:%{[= \n-_/+\u0661\u0662", max_size=20)
        | st.sampled_from(["12345678", "1234567", "eyJa.b.", " eyJa.b.c", "3c5ab401", "aGVsbG8=",
+                          "checkin", "Li Xiaoming", "3c:5a:b4:01:02:03", " aGVsbG8gd29y ",
+                          "aGVsbG8gd29", "eyJhbGciOi", "a1b2c3d4e5", "41424344 ", " 41424344",
                           "aGVsbG8gd29ybGQ=", "%41%42", "[1]", "{}", _JWT_TEXT, "39.98279",
                           "1790000000200", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668"]))
 def test_a_value_told_undecodable_has_no_layer(value: str) -> None:
