@@ -472,6 +472,13 @@ def test_a_request_built_from_a_plain_state_is_the_one_from_state_builds(state: 
     assert got.get_state() == expected.get_state()
 
 
+def test_requests_are_built_here_with_the_mitmproxy_the_tests_run_on() -> None:
+    """The comparison above is of the fast path: it is taken with this mitmproxy."""
+    from auditor.sources.mitm import _BUILT_HERE
+
+    assert _BUILT_HERE
+
+
 ODD_MESSAGES = [
     ("host", b"h.example"), ("host", None), ("port", "80"), ("port", True), ("port", 1.5),
     ("method", "GET"), ("method", None), ("path", "/"), ("scheme", 1), ("authority", None),

@@ -569,10 +569,28 @@ def _plain_headers(pairs: object) -> bool:
         and type(pair[1]) is bytes for pair in pairs)
 
 
-# ``RequestData``'s fields, in the order its ``__init__`` sets them. Should a version of
-# mitmproxy have others, ``_request`` leaves the building to ``Request.from_state``.
+# ``RequestData``'s fields, in the order its ``__init__`` sets them.
 _REQUEST_FIELDS = tuple(f.name for f in fields(http.RequestData))
-_BUILT_HERE = sorted(_REQUEST_FIELDS) == sorted(_REQUEST_TYPES.keys() | _HEADER_KEYS)
+
+
+def _builds_as_mitmproxy() -> bool:
+    """Whether ``_request`` builds what ``Request.from_state`` would, as mitmproxy 11 builds
+    it (the names each step uses, compared): the fields it knows, set by a
+    ``Request.__init__`` that only converts and sets ``data``, and no check in
+    ``__post_init__`` but the type check (absent under ``python -O``). A version that
+    does anything else gets ``Request.from_state``."""
+    check = getattr(http.RequestData, "__post_init__", None)
+    return (sorted(_REQUEST_FIELDS) == sorted(_REQUEST_TYPES.keys() | _HEADER_KEYS)
+            and set(http.Request.__init__.__code__.co_names) == {
+                "Headers", "RequestData", "ValueError", "__name__", "bytes", "data",
+                "decode", "encode", "isinstance", "str", "type"}
+            and (check is None or (check.__qualname__ == "MessageData.__post_init__"
+                                   and set(check.__code__.co_names) == {
+                                       "fields", "getattr", "name", "typecheck",
+                                       "check_option_type", "type"})))
+
+
+_BUILT_HERE = _builds_as_mitmproxy()
 
 
 def _request(state: dict) -> http.Request:
