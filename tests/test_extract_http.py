@@ -273,3 +273,30 @@ def test_host_name_is_a_field(host: str, expected: list) -> None:
     """A device may put a value in a label of the host it calls (a per-device subdomain)."""
     fields = extract_http(tx(host=host, path="/", body=b"", headers=()))
     assert [(f.location, f.path, f.value) for f in fields if f.path == "url.host"] == expected
+
+
+@pytest.mark.parametrize("host", [
+    "203.0.113.10", "203.0.113.10.", "[2001:db8::1]", "2001:db8::1", "fe80::1%eth0",
+    "::ffff:1.2.3.4", "1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "1..2.3", "", ".",
+    "\u0661.\u0662.\u0663.\u0664", "\uff11.2.3.4", "1.2.3.4a", "a.example", "x:y",
+    " 10.0.0.1 ", "[10.0.0.1]", "1e2.3.4.5", "0x1.2.3.4",
+])
+def test_host_name_leaves_out_what_ip_address_takes(host: str) -> None:
+    """An IP literal names no one, whatever its shape: the same as asking ``ip_address``."""
+    import ipaddress
+
+    from auditor.extract.http import _host_name
+
+    bare = host.strip().rstrip(".").strip("[]")
+    try:
+        ipaddress.ip_address(bare)
+        expected = ""
+    except ValueError:
+        expected = bare
+    assert _host_name(tx(host=host, path="/", body=b"", headers=())) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789.:abcdefx%[] \u0661\uff11", max_size=24))
+def test_any_host_is_left_out_exactly_when_ip_address_takes_it(host: str) -> None:
+    test_host_name_leaves_out_what_ip_address_takes(host)

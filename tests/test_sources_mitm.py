@@ -399,6 +399,27 @@ def _set(path: str, value: object):
     (_record(_set("timestamp_created", 1e300)), False),
     (_record(_set("request.timestamp_start", float("nan"))), False),
     (b"5:hello,", False),
+    # a message mitmproxy converts or refuses takes mitmproxy's path, which decides
+    (_record(_set("request.method", "GET")), False),
+    (_record(_set("request.port", True)), False),
+    (_record(_set("request.headers", [[b"a", b"b", b"c"]])), False),
+    (_record(_set("request.headers", [[b"a", "b"]])), False),
+    (_record(_set("request.headers", [b"ab"])), False),
+    (_record(_set("request.trailers", [[b"a"]])), False),
+    (_record(_set("request.content", "text")), False),
+    (_record(_set("request.extra", 1)), False),
+    (_record(_set("request.path", KeyError)), False),
+    (_record(_set("response.headers", [[b"a", 5]])), False),
+    (_record(_set("response.reason", None)), False),
+    (_record(_set("response.timestamp_end", "1")), False),
+    (_record(_set("response.extra", 1)), False),
+    # and one it takes as it is is read here
+    (_record(_set("request.trailers", [[b"x-sum", b"1"]])), True),
+    (_record(_set("request.content", None)), True),
+    (_record(_set("request.timestamp_end", None)), True),
+    (_record(_set("request.timestamp_start", 1000)), True),
+    (_record(_set("request.headers", [])), True),
+    (_record(_set("response.trailers", [[b"x-sum", b"1"]])), True),
     # a state remembered as a client's is no server's, nor the other way round
     (_record(lambda state: state.update(server_conn=dict(state["client_conn"]))), False),
     (_record(lambda state: state.update(client_conn=dict(state["server_conn"]))), False),
@@ -424,6 +445,71 @@ def test_a_plain_http_record_reads_as_the_flow_would(record: bytes, plain: bool)
         assert got == expected
     else:
         assert got.get_state() == expected.get_state()  # type: ignore[union-attr]
+
+
+REQUEST_STATES = {
+    "tflow": tflow.treq().get_state(),
+    "trailers": {**tflow.treq().get_state(), "trailers": [[b"x-sum", b"1"]]},
+    "no content, no end": {**tflow.treq().get_state(), "content": None, "timestamp_end": None},
+    "int times": {**tflow.treq().get_state(), "timestamp_start": 5, "timestamp_end": 6},
+    "http2": http.Request.make("POST", "https://h.example:8443/p?q=1", b"x",
+                               {"a": "b"}).get_state() | {"http_version": b"HTTP/2.0"},
+}
+
+
+@pytest.mark.parametrize("state", REQUEST_STATES.values(), ids=list(REQUEST_STATES))
+def test_a_request_built_from_a_plain_state_is_the_one_from_state_builds(state: dict) -> None:
+    """Built without the dataclass's type check, the request is mitmproxy's, member for
+    member and in the same order."""
+    from auditor.sources.mitm import _REQUEST_TYPES, _plain_message, _request
+
+    state = tnetstring.loads(tnetstring.dumps(state))  # as a record holds it: lists
+    assert _plain_message(state, _REQUEST_TYPES)
+    got, expected = _request(dict(state)), http.Request.from_state(dict(state))
+    assert type(got) is type(expected) and type(got.data) is type(expected.data)
+    assert list(vars(got.data).items()) == list(vars(expected.data).items())
+    assert vars(got) == vars(expected)
+    assert got.get_state() == expected.get_state()
+
+
+def test_requests_are_built_here_with_the_mitmproxy_the_tests_run_on() -> None:
+    """The comparison above is of the fast path: it is taken with this mitmproxy."""
+    from auditor.sources.mitm import _BUILT_HERE
+
+    assert _BUILT_HERE
+
+
+ODD_MESSAGES = [
+    ("host", b"h.example"), ("host", None), ("port", "80"), ("port", True), ("port", 1.5),
+    ("method", "GET"), ("method", None), ("path", "/"), ("scheme", 1), ("authority", None),
+    ("http_version", "HTTP/1.1"), ("content", "x"), ("content", 5), ("timestamp_start", None),
+    ("timestamp_start", "1"), ("timestamp_start", True), ("timestamp_end", b"1"),
+    ("headers", None), ("headers", {}), ("headers", [[b"a"]]), ("headers", [[b"a", None]]),
+    ("headers", [[b"a", b"b", b"c"]]), ("headers", [b"ab"]), ("headers", [[b"a", 5]]),
+    ("trailers", []), ("trailers", [["a", "b"]]), ("status_code", "200"),
+    ("status_code", None), ("reason", "OK"), ("reason", None),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), ODD_MESSAGES, ids=repr)
+@pytest.mark.parametrize("kind", [http.Request, http.Response])
+def test_a_message_state_taken_as_plain_is_one_mitmproxy_takes_as_it_is(
+        kind: type, name: str, value: object) -> None:
+    """What ``_plain_message`` takes, ``from_state`` takes without converting a member; a
+    member of any other type (or one too many, or too few) is left to mitmproxy."""
+    from auditor.sources.mitm import _REQUEST_TYPES, _RESPONSE_TYPES, _plain_message
+
+    base = (tflow.treq() if kind is http.Request else tflow.tresp()).get_state()
+    types = _REQUEST_TYPES if kind is http.Request else _RESPONSE_TYPES
+    for state in ({**base, name: value}, {k: v for k, v in base.items() if k != name},
+                  {**base, "extra": value}):
+        state = tnetstring.loads(tnetstring.dumps(state))
+        if _plain_message(state, types):
+            built = kind.from_state(dict(state)).get_state()
+            trailers = state["trailers"]
+            assert built == {**state, "headers": tuple(map(tuple, state["headers"])),
+                             "trailers": None if trailers is None else tuple(
+                                 map(tuple, trailers))}
 
 
 def test_a_connection_state_checked_once_is_still_checked_for_its_id() -> None:

@@ -105,6 +105,10 @@ def test_a_flow_record_reads_as_mitmproxy_reads_it(make) -> None:
     b"2:\xff\xfe;", b"5:2:ab,}", b"8:2:ab,0:~}", b"10:1:a]0:~,}", b"6:1:a,0:~]x",
     b"3:abc?", b"-1:,", b"99999999999999:x,", b"4:0:~]]", b"6:1:1#0:~}",
     b"2:ab,trailing", b"3:1:a;,", b"12:1:a,2:~~,0:~]",
+    # length prefixes of one and two characters, read by their bytes
+    b"1:", b"1", b"12", b":1:a,", b"a:b,", b"1a:b,", b"a1:b,", b"::,", b"1::,", b"/:,",
+    b"0/:,", b"00:,", b"01:a,", b"10:1:a,3:bcd,]", b"10:1:a,9:bcd,]", b"4:1:a,]", b"3:1:a]",
+    b"4:1:a,2:1:a,]", b"5:1:a,1:]", b"6:1:a,a:]", b"7:1:a,x1:]", b"9:7:1:a,1a:]]",
 ], ids=repr)
 def test_a_broken_or_odd_record_reads_as_mitmproxy_reads_it(data: bytes) -> None:
     assert _read(loads, data) == _read(tnetstring.loads, data)
@@ -123,6 +127,16 @@ def test_nesting_deeper_than_a_flow_is_read_by_mitmproxy() -> None:
 def test_any_value_reads_back_as_mitmproxy_reads_it(value: object) -> None:
     data = tnetstring.dumps(value)
     assert repr(_read(loads, data)) == repr(_read(tnetstring.loads, data))  # NaN, key order
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES, st.integers(min_value=0), st.sampled_from(b"0123456789:,;#^!~]}x"))
+def test_a_value_with_a_byte_changed_reads_as_mitmproxy_reads_it(value: object, where: int,
+                                                                  byte: int) -> None:
+    """A length prefix or tag broken anywhere (the prefix read by its bytes included)."""
+    data = bytearray(tnetstring.dumps(value))
+    data[where % len(data)] = byte
+    assert repr(_read(loads, bytes(data))) == repr(_read(tnetstring.loads, bytes(data)))
 
 
 # -- a dict's members, some left as written ----------------------------------------------

@@ -69,11 +69,19 @@ def _iter_fields(tx: Transmission) -> Iterator[Field]:
                                      content_encoding=coding)
 
 
+# What an IPv4 literal is made of (ASCII digits and dots); an IPv6 literal has colons. A
+# host of neither shape is a name, which ``ip_address`` would say by raising twice: a
+# quarter of the time of reading a request's URL and headers, for nearly every request.
+_IPV4_CHARS = frozenset("0123456789.")
+
+
 def _host_name(tx: Transmission) -> str:
     """The host name the request was sent to, as a value: a device may put its IMEI or a
     hash of it in a label (``864...455.t.example``, a per-device subdomain). An IP literal
     names no one and is left out."""
     host = tx.host.strip().rstrip(".").strip("[]")
+    if ":" not in host and not _IPV4_CHARS.issuperset(host):
+        return host  # no IP literal's shape: a name, without asking ``ip_address``
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -75,12 +75,29 @@ def loads(data: bytes) -> object:
 
 def _value(data: bytes, at: int, stop: int, depth: int) -> tuple[object, int]:
     """The value at ``at`` (within ``data[:stop]``) and where the next one starts."""
-    colon = data.index(b":", at, stop)
-    prefix = data[at:colon]
-    if not prefix.isdigit():
-        raise _Unusual
-    begin = colon + 1
-    end = begin + int(prefix)
+    # Most values of a record have a length of one or two digits (keys, numbers, short
+    # strings): read by their bytes' values, those cost no search, slice or ``int`` call;
+    # this is a fifth of the time of reading a record. A colon found past ``stop`` gives
+    # an ``end`` past it too: refused below, like any other prefix the search would miss.
+    if data[at + 1] == 58:  # :
+        n = data[at] - 48  # 0
+        if not 0 <= n <= 9:
+            raise _Unusual
+        begin = at + 2
+    elif data[at + 2] == 58:
+        tens, units = data[at] - 48, data[at + 1] - 48
+        if not (0 <= tens <= 9 and 0 <= units <= 9):
+            raise _Unusual
+        n = tens * 10 + units
+        begin = at + 3
+    else:
+        colon = data.index(b":", at, stop)
+        prefix = data[at:colon]
+        if not prefix.isdigit():
+            raise _Unusual
+        begin = colon + 1
+        n = int(prefix)
+    end = begin + n
     if end >= stop:
         raise _Unusual
     tag = data[end]
