@@ -97,6 +97,37 @@ def _json(items: tuple[str, ...]) -> str:
     return json.dumps([printable(str(i)) for i in items]) if items else "[]"
 
 
+# A transmission's row as the store writes it, numbers aside: its columns after the id, and
+# each detection's after the transmission's number, every value already bindable. Plain
+# tuples of strings and numbers: what a worker of ``analyze --jobs`` sends back costs the
+# parent little to unpickle, unlike the Observation with its body and frozen dataclasses.
+StoredRow = tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]
+
+
+def row_of(obs: Observation) -> StoredRow:
+    """The row ``add_observation`` writes for ``obs``, without the numbers ``add_row``
+    gives it (the detections take the transmission's)."""
+    return (_transmission_values(obs),
+            tuple([_detection_values(d) for d in obs.detections]))
+
+
+def _transmission_values(obs: Observation) -> tuple[Any, ...]:
+    """The transmissions table's columns after the id."""
+    tx, r = obs.transmission, obs.recipient
+    return _bindable((tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port,
+                      tx.method, tx.url, int(tx.inspected), tx.size, tx.flow_id,
+                      tx.content_type, r.domain, r.organization, r.party, r.country,
+                      tx.sni, int(tx.decrypted), _json(tx.tls_versions),
+                      _json(tx.tls_ciphers), r.sdk, r.sdk_type,
+                      _json(obs.opaque), _json(obs.tags), tx.probe))
+
+
+def _detection_values(d: Detection) -> tuple[Any, ...]:
+    """The detections table's columns after the transmission's number."""
+    return _bindable((d.category, d.method, d.location, d.field, _json(d.encoding),
+                      d.profile_key, d.value, d.confidence))
+
+
 def private_dir(path: Path) -> Path:
     """Session folders hold unmasked personal data: only the lab's own user may read them.
 
@@ -283,21 +314,24 @@ class Store:
     def add_observation(self, obs: Observation) -> None:
         """Commit one transmission with its detections: durable when this returns (or, in
         a ``batch``, when the batch ends)."""
-        tx, r = obs.transmission, obs.recipient
+        tx = obs.transmission
+        self._insert((tx.id, *_transmission_values(obs)),
+                     [(d.transmission, *_detection_values(d)) for d in obs.detections])
+
+    def add_row(self, tx_id: int, row: StoredRow) -> None:
+        """``add_observation`` of the observation ``row_of`` made this row of, under the
+        number ``tx_id`` (its detections' too): ``analyze --jobs`` has its workers make the
+        rows, and the parent, which numbers the transmissions, only inserts them."""
+        values, detections = row
+        self._insert((tx_id, *values), [(tx_id, *d) for d in detections])
+
+    def _insert(self, transmission: tuple[Any, ...], detections: list[tuple[Any, ...]]
+                ) -> None:
         with self._commit():
-            self.db.execute(
-                f"INSERT INTO transmissions VALUES ({','.join('?' * 26)})",
-                _bindable((tx.id, tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port,
-                           tx.method, tx.url, int(tx.inspected), tx.size, tx.flow_id,
-                           tx.content_type, r.domain, r.organization, r.party, r.country,
-                           tx.sni, int(tx.decrypted), _json(tx.tls_versions),
-                           _json(tx.tls_ciphers), r.sdk, r.sdk_type,
-                           _json(obs.opaque), _json(obs.tags), tx.probe)))
-            self.db.executemany(
-                "INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
-                [_bindable((d.transmission, d.category, d.method, d.location, d.field,
-                            _json(d.encoding), d.profile_key, d.value, d.confidence))
-                 for d in obs.detections])
+            self.db.execute(f"INSERT INTO transmissions VALUES ({','.join('?' * 26)})",
+                            transmission)
+            self.db.executemany("INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
+                                detections)
 
     def observations(self) -> list[Observation]:
         """Everything recorded, without bodies, at once: for a small session and the tests.
