@@ -265,9 +265,14 @@ def _analysed(paths: list[Path], notes: list[str], evidence: _Evidence, local: C
             if bar is not None:
                 bar.advance(path.stat().st_size)
             continue
+        def here(part: Chunk | Cut) -> list[Analysed | Skipped]:
+            return analyse_chunk(local, part) if isinstance(part, Chunk) else []
+
         parts = chunks(path, chunk_bytes)
-        results = (pool.analysed(parts) if pool is not None else
-                   ((c, analyse_chunk(local, c) if isinstance(c, Chunk) else []) for c in parts))
+        # With workers, the first chunk is analysed here while they start (the same code:
+        # ``--jobs 1`` analyses every chunk here).
+        results = (pool.analysed(parts, here=here) if pool is not None else
+                   ((c, here(c)) for c in parts))
         count = 0
         for part, items in results:
             if isinstance(part, Cut):
