@@ -3,8 +3,8 @@ reading, extraction and detection of a chunk of flows in another process.
 
 What a flow needs from the flows before it stays with the parent, which merges the results
 in time order: the transmission numbers (ids are handed out in the merged order, so a result
-carries its observations numbered from 0, and ``numbered`` gives them theirs), and the names
-DNS answers gave raw-IP addresses (a raw TCP/UDP transmission says which address it would
+carries its observations' store rows without numbers, and the parent gives them theirs), and
+the names DNS answers gave raw-IP addresses (a raw TCP/UDP transmission says which address it would
 be named by; the parent, knowing the names learned before it, analyses it again under the
 name when there is one). ``--jobs 1`` runs the very same code in the parent's process, so
 the outputs are the same whatever the number of processes.
@@ -13,11 +13,11 @@ the outputs are the same whatever the number of processes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from mitmproxy import http, tcp, udp
 
-from auditor.model import ConsentEvent, Observation, Transmission
+from auditor.model import ConsentEvent, Transmission
 from auditor.pipeline import Pipeline
 from auditor.sources import tnet
 from auditor.sources.mitm import (
@@ -34,19 +34,25 @@ from auditor.sources.mitm import (
     transmission,
 )
 from auditor.sources.split import Chunk, read_chunk
+from auditor.store import StoredRow, row_of
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """One transmission analysed: its observation (numbered 0) or, when the pipeline failed
-    on it, the observation kept without content and the error. ``resolve``: the address a
-    DNS answer may name (raw TCP/UDP without SNI); then ``tx`` is the whole transmission, for
-    the parent to analyse again under that name."""
+    """One transmission analysed: the store's row of its observation (``store.row_of``:
+    numbered when committed) or, when the pipeline failed on it, the row of the observation
+    kept without content and the error. The row, not the Observation: the parent of
+    ``analyze --jobs`` only inserts it, and an Observation (its body, its dataclasses) cost
+    the parent more to unpickle than the row costs to insert. ``uninspected``: the host a
+    transmission not inspected is listed under (its SNI, else its host), None when it was.
+    ``resolve``: the address a DNS answer may name (raw TCP/UDP without SNI); then ``tx``
+    is the whole transmission, for the parent to analyse again under that name."""
 
-    obs: Observation
+    row: StoredRow
     error: str | None = None
     resolve: str | None = None
     tx: Transmission | None = None
+    uninspected: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,25 +161,18 @@ def analyse_flow(ctx: Context, flow: object) -> Analysed:
 
 
 def outcome(pipeline: Pipeline, tx: Transmission, resolve: str | None = None) -> Outcome:
-    """``Session.observe`` without the store: the observation, or the one kept on failure."""
+    """``Session.observe`` without the store: the observation's row, or the row of the one
+    kept on failure."""
     try:
         obs = pipeline.observe(tx)
+        error = None
     except OSError:
         raise  # the machine failing, not the message: the run fails
     except Exception as e:  # noqa: BLE001 - one bad message must not end the analysis
-        return Outcome(pipeline.failed(tx, e), _text(e), resolve,
-                       tx if resolve is not None else None)
-    return Outcome(obs, None, resolve, tx if resolve is not None else None)
-
-
-def numbered(obs: Observation, tx_id: int) -> Observation:
-    """The observation under the number the parent gave its transmission. Its detections
-    are renumbered in place: they are this process's own (unpickled from a worker, or made
-    for this one message by the pipeline), and a ``replace`` of each was a tenth of the
-    parent's time."""
-    for d in obs.detections:
-        object.__setattr__(d, "transmission", tx_id)
-    return replace(obs, transmission=replace(obs.transmission, id=tx_id))
+        obs, error = pipeline.failed(tx, e), _text(e)
+    sent = obs.transmission
+    return Outcome(row_of(obs), error, resolve, tx if resolve is not None else None,
+                   None if sent.inspected else sent.sni or sent.host)
 
 
 def tnet_of(flow: object) -> bytes:
@@ -215,5 +214,4 @@ def _flow_host(flow: object) -> str:
     return f"{address[0]}:{address[1]}" if address else "?"
 
 
-__all__ = ["Analysed", "Context", "Outcome", "Skipped", "analyse_chunk", "analyse_flow",
-           "numbered"]
+__all__ = ["Analysed", "Context", "Outcome", "Skipped", "analyse_chunk", "analyse_flow"]

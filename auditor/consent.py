@@ -26,6 +26,12 @@ class ConsentState:
     event: ConsentEvent | None = None
 
 
+# The state no event covers: one object for every such answer (frozen, so shared safely).
+# Building it was most of what ``state`` cost a session without consent events, asked of
+# every message and category by several rules, the engine and the report.
+NO_EVENT = ConsentState(NONE)
+
+
 def recipient_matches(name: str, recipient: Recipient, host: str = "",
                       who: Parties = NOBODY_KNOWN) -> bool:
     """A plan names a recipient by domain (subdomains match) or by organisation name.
@@ -111,7 +117,7 @@ class Ledger:
                 continue
             separate = category in expand(ev.separate, disclosed) if ev.separate else False
             latest = ConsentState(_STATE_OF[ev.action], separate, ev)
-        return latest or ConsentState(NONE)
+        return latest or NO_EVENT
 
     @staticmethod
     def _covers(ev: ConsentEvent, category: str, recipient: Recipient, host: str,

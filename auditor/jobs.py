@@ -68,10 +68,12 @@ class Pool:
         self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_start,
                                          initargs=(profile, plan, evidence))
 
-    def analysed(self, chunks: Iterable[T], inflight: int | None = None
+    def analysed(self, chunks: Iterable[T], inflight: int | None = None,
+                 here: Callable[[T], list[Analysed | Skipped]] | None = None
                  ) -> Iterator[tuple[T, list[Analysed | Skipped]]]:
-        """Each chunk (or ``Cut``, passed through) with its results, in the given order."""
-        return ordered(self._submit, chunks, inflight or 2 * self.jobs)
+        """Each chunk (or ``Cut``, passed through) with its results, in the given order.
+        ``here``: the first chunk analysed by this call, in this process (see ``ordered``)."""
+        return ordered(self._submit, chunks, inflight or 2 * self.jobs, here)
 
     def _submit(self, chunk: T) -> Future | None:
         if not isinstance(chunk, Chunk):
@@ -82,15 +84,23 @@ class Pool:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def ordered(submit: Callable[[T], Future | None], items: Iterable[T], inflight: int
-            ) -> Iterator[tuple[T, list]]:
-    """``(item, result)`` in the items' order, with at most ``inflight`` submitted ahead."""
+def ordered(submit: Callable[[T], Future | None], items: Iterable[T], inflight: int,
+            here: Callable[[T], list] | None = None) -> Iterator[tuple[T, list]]:
+    """``(item, result)`` in the items' order, with at most ``inflight`` submitted ahead.
+
+    ``here``: the first item's result is ``here(item)``, made in this process once the next
+    ones are submitted. Worker processes take a second to start, and the caller had nothing
+    to do until the first result came back: it makes that one itself meanwhile."""
     pending: deque[tuple[T, Future | None]] = deque()
     source = iter(items)
+    first = next(source, _END) if here is not None else _END
     for item in source:
         pending.append((item, submit(item)))
         if len(pending) >= inflight:
             break
+    if first is not _END:
+        assert here is not None
+        yield first, here(first)  # type: ignore[arg-type]
     while pending:
         item, future = pending.popleft()
         try:

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-from auditor.chunk import Analysed, Context, Outcome, Skipped, analyse_chunk, analyse_flow, numbered
+from auditor.chunk import Analysed, Context, Outcome, Skipped, analyse_chunk, analyse_flow
 from auditor.chunk import outcome as analysed_outcome
 from auditor.folder import check_new
 from auditor.jobs import Pool
@@ -265,9 +265,14 @@ def _analysed(paths: list[Path], notes: list[str], evidence: _Evidence, local: C
             if bar is not None:
                 bar.advance(path.stat().st_size)
             continue
+        def here(part: Chunk | Cut) -> list[Analysed | Skipped]:
+            return analyse_chunk(local, part) if isinstance(part, Chunk) else []
+
         parts = chunks(path, chunk_bytes)
-        results = (pool.analysed(parts) if pool is not None else
-                   ((c, analyse_chunk(local, c) if isinstance(c, Chunk) else []) for c in parts))
+        # With workers, the first chunk is analysed here while they start (the same code:
+        # ``--jobs 1`` analyses every chunk here).
+        results = (pool.analysed(parts, here=here) if pool is not None else
+                   ((c, here(c)) for c in parts))
         count = 0
         for part, items in results:
             if isinstance(part, Cut):
@@ -326,20 +331,18 @@ def _apply(session: Session, item: Analysed, ids: Iterator[int], names: dict[str
 def _commit(session: Session, outcome: Outcome, tx_id: int, names: dict[str, str],
             reason: str | None = None) -> None:
     """One transmission's outcome under its number. A raw-IP one that a DNS answer named
-    before it is analysed again here, under the name (its worker could not know it)."""
+    before it is analysed again here, under the name (its worker could not know it). The
+    session raises no alerts (``analyze``): committing is inserting the row."""
     if outcome.resolve is not None and names and outcome.tx is not None and (
             name := names.get(outcome.resolve)) is not None:
         outcome = analysed_outcome(session.pipeline, replace(
             outcome.tx, id=tx_id, host=printable(name)))
-    obs = numbered(outcome.obs, tx_id)
-    tx = obs.transmission
-    if reason is not None and not tx.inspected:
-        session.store.add_uninspected(tx.sni or tx.host, reason)
-    if outcome.error is None:
-        session.commit(obs)
-        return
-    session.store.add_observation(obs)  # kept without content, as Session.observe keeps it
-    session.store.add_error(tx_id, "analyze", outcome.error)
+    store = session.store
+    if reason is not None and outcome.uninspected is not None:
+        store.add_uninspected(outcome.uninspected, reason)
+    store.add_row(tx_id, outcome.row)
+    if outcome.error is not None:  # kept without content, as Session.observe keeps it
+        store.add_error(tx_id, "analyze", outcome.error)
 
 
 class _Batches:

@@ -121,8 +121,8 @@ class Session:
         return obs, self.commit(obs)
 
     def commit(self, obs: Observation) -> list[Finding]:
-        """Commit one analysed message (analysed here, or by another process: ``analyze
-        --jobs``) and return the findings it opened, when alerts are on."""
+        """Commit one analysed message and return the findings it opened, when alerts are
+        on (``analyze``, without alerts, inserts its workers' rows: ``Store.add_row``)."""
         self.store.add_observation(obs)
         if not self.alerts:
             return []

@@ -97,6 +97,37 @@ def _json(items: tuple[str, ...]) -> str:
     return json.dumps([printable(str(i)) for i in items]) if items else "[]"
 
 
+# A transmission's row as the store writes it, numbers aside: its columns after the id, and
+# each detection's after the transmission's number, every value already bindable. Plain
+# tuples of strings and numbers: what a worker of ``analyze --jobs`` sends back costs the
+# parent little to unpickle, unlike the Observation with its body and frozen dataclasses.
+StoredRow = tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]
+
+
+def row_of(obs: Observation) -> StoredRow:
+    """The row ``add_observation`` writes for ``obs``, without the numbers ``add_row``
+    gives it (the detections take the transmission's)."""
+    return (_transmission_values(obs),
+            tuple([_detection_values(d) for d in obs.detections]))
+
+
+def _transmission_values(obs: Observation) -> tuple[Any, ...]:
+    """The transmissions table's columns after the id."""
+    tx, r = obs.transmission, obs.recipient
+    return _bindable((tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port,
+                      tx.method, tx.url, int(tx.inspected), tx.size, tx.flow_id,
+                      tx.content_type, r.domain, r.organization, r.party, r.country,
+                      tx.sni, int(tx.decrypted), _json(tx.tls_versions),
+                      _json(tx.tls_ciphers), r.sdk, r.sdk_type,
+                      _json(obs.opaque), _json(obs.tags), tx.probe))
+
+
+def _detection_values(d: Detection) -> tuple[Any, ...]:
+    """The detections table's columns after the transmission's number."""
+    return _bindable((d.category, d.method, d.location, d.field, _json(d.encoding),
+                      d.profile_key, d.value, d.confidence))
+
+
 def private_dir(path: Path) -> Path:
     """Session folders hold unmasked personal data: only the lab's own user may read them.
 
@@ -283,21 +314,24 @@ class Store:
     def add_observation(self, obs: Observation) -> None:
         """Commit one transmission with its detections: durable when this returns (or, in
         a ``batch``, when the batch ends)."""
-        tx, r = obs.transmission, obs.recipient
+        tx = obs.transmission
+        self._insert((tx.id, *_transmission_values(obs)),
+                     [(d.transmission, *_detection_values(d)) for d in obs.detections])
+
+    def add_row(self, tx_id: int, row: StoredRow) -> None:
+        """``add_observation`` of the observation ``row_of`` made this row of, under the
+        number ``tx_id`` (its detections' too): ``analyze --jobs`` has its workers make the
+        rows, and the parent, which numbers the transmissions, only inserts them."""
+        values, detections = row
+        self._insert((tx_id, *values), [(tx_id, *d) for d in detections])
+
+    def _insert(self, transmission: tuple[Any, ...], detections: list[tuple[Any, ...]]
+                ) -> None:
         with self._commit():
-            self.db.execute(
-                f"INSERT INTO transmissions VALUES ({','.join('?' * 26)})",
-                _bindable((tx.id, tx.ts, tx.transport, tx.direction, tx.host, tx.ip, tx.port,
-                           tx.method, tx.url, int(tx.inspected), tx.size, tx.flow_id,
-                           tx.content_type, r.domain, r.organization, r.party, r.country,
-                           tx.sni, int(tx.decrypted), _json(tx.tls_versions),
-                           _json(tx.tls_ciphers), r.sdk, r.sdk_type,
-                           _json(obs.opaque), _json(obs.tags), tx.probe)))
-            self.db.executemany(
-                "INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
-                [_bindable((d.transmission, d.category, d.method, d.location, d.field,
-                            _json(d.encoding), d.profile_key, d.value, d.confidence))
-                 for d in obs.detections])
+            self.db.execute(f"INSERT INTO transmissions VALUES ({','.join('?' * 26)})",
+                            transmission)
+            self.db.executemany("INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?)",
+                                detections)
 
     def observations(self) -> list[Observation]:
         """Everything recorded, without bodies, at once: for a small session and the tests.
@@ -356,12 +390,15 @@ class Store:
 
     @_damaged
     def _observations(self, rows: list[tuple]) -> list[Observation]:
-        """These transmission rows as Observations, with their detections (one query)."""
-        shared: dict[object, object] = {}
+        """These transmission rows as Observations, with their detections (one query).
 
-        def one(value: T) -> T:
-            return shared.setdefault(value, value)  # type: ignore[return-value]
-
+        Sharing a value is ``shared.setdefault(v, v)`` called as it is, not through a
+        helper: half a million calls for the 20k bench capture, a Python frame each was a
+        third of this. A recipient is shared by its columns (the first of the batch with
+        the same ones, as a lookup by the equal Recipient would give), not built per row."""
+        shared: dict[Any, Any] = {}
+        one = shared.setdefault
+        recipients: dict[tuple[Any, ...], Recipient] = {}
         decoded: dict[str, tuple[str, ...]] = {}  # a list's text read once a batch
 
         def listed(text: str) -> tuple[str, ...]:
@@ -369,7 +406,8 @@ class Store:
                 return ()
             known = decoded.get(text)
             if known is None:
-                known = decoded[text] = one(tuple(json.loads(text)))
+                value = tuple(json.loads(text))
+                known = decoded[text] = one(value, value)
             return known
 
         dets: dict[int, list[Detection]] = {}
@@ -377,19 +415,24 @@ class Store:
         for row in self.db.execute(
                 f"SELECT * FROM detections WHERE transmission IN ({','.join('?' * len(ids))})"
                 " ORDER BY rowid", ids):
-            d = Detection(row[0], one(row[1]), one(row[2]), one(row[3]), one(row[4]),
-                          listed(row[5]), row[6], row[7], row[8])
+            d = Detection(row[0], one(row[1], row[1]), one(row[2], row[2]),
+                          one(row[3], row[3]), one(row[4], row[4]), listed(row[5]), row[6],
+                          row[7], row[8])
             dets.setdefault(d.transmission, []).append(d)
         out: list[Observation] = []
         for row in rows:
-            tx = Transmission(id=row[0], ts=row[1], transport=one(row[2]), direction=one(row[3]),
-                              host=one(row[4]), ip=one(row[5]), port=row[6],
-                              method=one(row[7]), url=row[8], inspected=bool(row[9]),
-                              size=row[10], flow_id=row[11], content_type=one(row[12]),
-                              sni=one(row[17]), decrypted=bool(row[18]),
+            tx = Transmission(id=row[0], ts=row[1], transport=one(row[2], row[2]),
+                              direction=one(row[3], row[3]), host=one(row[4], row[4]),
+                              ip=one(row[5], row[5]), port=row[6], method=one(row[7], row[7]),
+                              url=row[8], inspected=bool(row[9]), size=row[10],
+                              flow_id=row[11], content_type=one(row[12], row[12]),
+                              sni=one(row[17], row[17]), decrypted=bool(row[18]),
                               tls_versions=listed(row[19]), tls_ciphers=listed(row[20]),
-                              probe=one(row[25]))
-            recipient = one(Recipient(row[13], row[14], row[15], row[16], row[21], row[22]))
+                              probe=one(row[25], row[25]))
+            columns = (row[13], row[14], row[15], row[16], row[21], row[22])
+            recipient = recipients.get(columns)
+            if recipient is None:
+                recipient = recipients[columns] = Recipient(*columns)
             out.append(Observation(tx, recipient, tuple(dets.pop(tx.id, ())), listed(row[23]),
                                    listed(row[24])))
         return out

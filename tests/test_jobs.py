@@ -57,3 +57,24 @@ def test_a_worker_that_dies_is_worker_lost() -> None:
         assert next(results) == (0, 0)
         with pytest.raises(WorkerLost, match="ended before finishing"):
             next(results)
+
+
+@pytest.mark.parametrize("items", [0, 1, 2, 9])
+def test_the_first_item_made_here_after_the_next_ones_are_submitted(items: int) -> None:
+    """``here``: the caller makes the first result itself while the workers start on the
+    next ones (submitted before it begins); the results still come in the items' order."""
+    submitted: list[int] = []
+
+    def submit(n: int) -> Future:
+        submitted.append(n)
+        done: Future = Future()
+        done.set_result([n * n])
+        return done
+
+    def here(n: int) -> list[int]:
+        assert submitted == list(range(1, min(items, 4)))  # the next ones, up to inflight
+        return [n * n]
+
+    got = list(ordered(submit, range(items), 3, here))
+    assert got == [(n, [n * n]) for n in range(items)]
+    assert submitted == list(range(1, items))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from auditor.model import ConsentEvent, Detection, Observation, Recipient, Transmission
-from auditor.store import Store, StoreError
+from auditor.store import Store, StoreError, row_of
 from tests.factories import IMEI
 
 
@@ -47,6 +47,30 @@ def test_a_session_read_back_shares_what_repeats_from_row_to_row(session_dir: Pa
     assert a.transmission.host is b.transmission.host
     assert a.detections[0].encoding is b.detections[0].encoding
     store.close()
+
+
+@pytest.mark.parametrize("text", ["host.example", "北京.example", "ho\udcffst.example"])
+def test_a_row_made_elsewhere_is_stored_as_its_observation_would_be(
+        tmp_path: Path, text: str) -> None:
+    """``analyze --jobs``: a worker makes the row of an observation numbered 0, the parent
+    inserts it under its number; the store holds what ``add_observation`` of the numbered
+    observation writes, the detections under that number too."""
+    obs = _obs(0)
+    tx = replace(obs.transmission, host=text, sni=text, tls_versions=(text,))
+    dets = (obs.detections[0], replace(obs.detections[0], value=text, encoding=()))
+    made = Observation(tx, obs.recipient, dets, (text,), ("firmware",))
+    numbered = Observation(replace(tx, id=7), made.recipient,
+                           tuple(replace(d, transmission=7) for d in dets), made.opaque,
+                           made.tags)
+    by_row, whole = Store(tmp_path / "row"), Store(tmp_path / "whole")
+    by_row.add_row(7, row_of(made))
+    whole.add_observation(numbered)
+    for table in ("transmissions", "detections"):
+        query = f"SELECT * FROM {table} ORDER BY rowid"
+        assert by_row.db.execute(query).fetchall() == whole.db.execute(query).fetchall()
+    assert by_row.observations() == whole.observations()
+    by_row.close()
+    whole.close()
 
 
 def test_events_round_trip_and_poll_since(session_dir: Path) -> None:

@@ -72,6 +72,7 @@ WINDOW = 2048
 IDS, WIDE_IDS, MAX_ID = "I", "q", 0xFFFFFFFF
 MASKS = "B"
 WIDER_MASKS = {8: "H", 16: "Q", 64: ""}
+_MISSING = object()  # not in a memo
 
 
 def finding_id(rule_id: str, organisation: str) -> str:
@@ -161,28 +162,41 @@ class _Open:
             yield tx_id, self.categories(mask)
 
     def file(self, tx_id: int, ts: float, label: str, cats: Iterable[str]) -> None:
-        """A hit: the message once, the categories it adds counted once each."""
+        """A hit: the message once, the categories it adds counted once each (each of
+        ``cats`` in turn, skipping what the member had or this hit named before: the order
+        counted in changes nothing, as ``facts`` is read sorted)."""
         i, member = self._index(tx_id)
-        mask = 0
+        had = self.masks[i] if member else 0
+        added = 0
+        new: list[str] = []
         for category in cats:
-            mask |= self._bit(category)
+            bit = self.bits.get(category) or self._bit(category)
+            if not (had | added) & bit:
+                added |= bit
+                new.append(category)
         if member:
-            mask &= ~self.masks[i]
-            self.masks[i] |= mask
+            self.masks[i] = had | added
         else:
             if not 0 <= tx_id <= MAX_ID and self.ids.typecode == IDS:
                 self.ids = array(WIDE_IDS, self.ids)
             self.ids.insert(i, tx_id)
-            self.masks.insert(i, mask)
-            self.first, self.last = min(self.first, ts), max(self.last, ts)
+            self.masks.insert(i, added)
+            if ts < self.first:
+                self.first = ts
+            if ts > self.last:
+                self.last = ts
             self.recipients.add(label)
-        for category in self.categories(mask):
-            facts = self.facts.get(category)
+        facts_of = self.facts
+        for category in new:
+            facts = facts_of.get(category)
             if facts is None:
-                self.facts[category] = [1, ts, ts]
+                facts_of[category] = [1, ts, ts]
             else:
                 facts[0] += 1
-                facts[1], facts[2] = min(facts[1], ts), max(facts[2], ts)
+                if ts < facts[1]:
+                    facts[1] = ts
+                if ts > facts[2]:
+                    facts[2] = ts
 
     def finding(self) -> Finding:
         return Finding(
@@ -321,8 +335,8 @@ class Aggregator:
             return opened
         new = agg.new_categories(tx.id, cats)
         if self.judge_consent and new:
-            try:
-                agg.consent |= {self._status(obs, c, self._states) for c in new}
+            try:  # all or none of them: a failing category leaves the finding's unchanged
+                agg.consent.update([self._known_status(obs, c) for c in new])
             except Exception as e:  # noqa: BLE001 - one message, not the session
                 self._ledger_failed[(tx.id, rule.id)] = _failure(e)
                 self._drop(key, agg, tx.id)
@@ -406,6 +420,13 @@ class Aggregator:
                                     f.categories))
             self._judged = out, failed
         return self._judged
+
+    def _known_status(self, obs: Observation, category: str) -> str:
+        """``_status`` through the engine's memo, asked first without building the closure
+        that makes a missing one (several rules hit a message for the same categories)."""
+        status = self._states.get((obs.transmission.id, category), _MISSING)
+        return (self._status(obs, category, self._states) if status is _MISSING
+                else status)  # type: ignore[return-value]
 
     def _status(self, obs: Observation, category: str, states: Memo[tuple[int, str], str]
                 ) -> str:
