@@ -791,9 +791,7 @@ def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
 @memoised(64)
 def _shared_masker(values: tuple[tuple[str, str, tuple[str, ...]], ...]
                    ) -> Callable[[str], str]:
-    hide = Masker(Detection(0, category, "", "", "", encoding, "", value, None)
-                  for category, value, encoding in values)
-    return memoised(64)(hide.__call__)
+    return memoised(64)(Masker.of(values).__call__)
 
 
 def _rows(o: Observation, show: Callable[..., str], hide: Callable[[str], str],
