@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from auditor.report import timeline
 from auditor.report.document import DetectionEntry, FindingEntry, TransmissionEntry, at
 from auditor.report.i18n import LABELS
+from auditor.report.timeline import Citations, id_order
 from tests.factories import HOST, T0
 
 START = at(T0)
@@ -157,3 +160,25 @@ def test_the_window_covers_the_session_and_every_message(window, start, end) -> 
 ])
 def test_axis_labels_are_as_precise_as_the_span_needs(span: float, label: str) -> None:
     assert timeline.axis_label(START + timedelta(milliseconds=250), span) == label
+
+
+_IDS = st.lists(st.integers(-3, 6) | st.sampled_from(["4", "x", None, True, 2.0]), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@example(cited=[["x", 1], [1, 1]], asked=[1, "x"])  # findings of both kinds citing one id
+@given(cited=st.lists(_IDS, max_size=5),
+       asked=st.lists(st.integers(-4, 7) | st.sampled_from(["4", "x", None, True, 2.0]),
+                      max_size=8))
+def test_a_message_is_cited_by_each_finding_listing_it_as_often_as_listed(cited, asked
+                                                                         ) -> None:
+    """``Citations.citing``: each finding listing the id, in the findings' order, with how
+    many times it lists it (an id of another kind, a text "4" or True, is another id)."""
+    findings = [FindingEntry(id=str(n), transmissions=tuple(ids)) for n, ids in enumerate(cited)]
+    citations = Citations(findings)
+    for tid in asked:
+        key = id_order(tid)
+        expected = [(i, f, n) for i, f in enumerate(findings)
+                    if (n := sum(id_order(t) == key for t in f.transmissions))]
+        assert list(citations.citing(tid)) == expected
+        assert list(citations.citing(tid)) == expected  # the last answer, kept

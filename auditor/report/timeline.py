@@ -193,6 +193,10 @@ def id_order(tid: Any) -> tuple:
     return (1, 0, str(tid)) if isinstance(tid, str) else (2, 0, repr(tid))
 
 
+def _first(row: tuple) -> Any:
+    return row[0]
+
+
 class Citations:
     """Which findings cite a transmission, without a table of every (transmission,
     finding) pair (a finding may cite every message of a week's soak): each finding's ids
@@ -200,12 +204,17 @@ class Citations:
 
     def __init__(self, findings: Iterable[FindingEntry]) -> None:
         self.findings: list[tuple[FindingEntry, Sequence]] = []
-        for f in findings:
+        # (index, finding, sorted ids): the findings citing ints only, and the others
+        self._numbered: list[tuple[int, FindingEntry, array]] = []
+        self._other: list[tuple[int, FindingEntry, list[tuple]]] = []
+        for i, f in enumerate(findings):
             ids = f.transmissions
-            if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            if all(isinstance(x, int) and not isinstance(x, bool) for x in ids):
                 self.findings.append((f, array("q", sorted(ids))))
+                self._numbered.append((i, f, self.findings[-1][1]))  # type: ignore[arg-type]
             else:
                 self.findings.append((f, sorted(map(id_order, ids))))
+                self._other.append((i, f, self.findings[-1][1]))  # type: ignore[arg-type]
         # The page asks twice about each message in a row (its flow row, its timeline bin):
         # the last answer is kept.
         self._last: tuple[Any, list[tuple[int, FindingEntry, int]]] | None = None
@@ -217,16 +226,20 @@ class Citations:
             return iter(last[1])
         key = id_order(tid)
         out = []
-        for i, (f, ids) in enumerate(self.findings):
-            if isinstance(ids, array):
-                if key[0] != 0:
-                    continue
-                probe: Any = key[1]
-            else:
-                probe = key
-            n = bisect_right(ids, probe) - bisect_left(ids, probe)
-            if n:
-                out.append((i, f, n))
+        # Where ``tid`` would stand in each finding's ids; counted further (a second
+        # bisection) only where it stands there: most findings cite most messages not.
+        if key[0] == 0:
+            probe = key[1]
+            for i, f, ids in self._numbered:
+                at = bisect_left(ids, probe)
+                if at < len(ids) and ids[at] == probe:
+                    out.append((i, f, bisect_right(ids, probe, at) - at))
+        for i, f, keys in self._other:
+            at = bisect_left(keys, key)
+            if at < len(keys) and keys[at] == key:
+                out.append((i, f, bisect_right(keys, key, at) - at))
+        if self._numbered and self._other:
+            out.sort(key=_first)  # in the findings' order, as they were given
         self._last = (tid, out)
         return iter(out)
 
