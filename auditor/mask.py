@@ -173,10 +173,21 @@ class Masker:
         return bool(self._category)
 
     def __call__(self, text: str) -> str:
-        if not self._category or not text:
+        keys = self._category
+        if not keys or not text:
             return text
-        spans = self._found(text)
+        # Most texts (a host, a field path, most URLs) hold no form and no piece to peel:
+        # ``_found``'s and ``_holds``' answer for them is worked out here, without a call.
+        view = text.lower()
         pieces = _decodable(text)
+        if (not pieces and "%" not in text and len(view) == len(text)
+                and len(keys) * len(view) <= MAX_NAIVE):
+            for key in keys:
+                if key in view:
+                    break
+            else:
+                return text
+        spans = self._found(text)
         if pieces:
             spans += self._hidden(text, pieces)
         if not spans:  # most texts: nothing to hide
@@ -260,11 +271,11 @@ def _peeled(piece: str) -> tuple[str, ...]:
     answer depends on the piece alone; the same host labels and path pieces stand in
     message after message, so short ones are remembered (a bounded memory: a long piece,
     or a small one that inflates, is peeled again)."""
-    from auditor import decode  # the decoders import the extractors: only when needed
-
     known = _PEELED.get(piece)
     if known is not None:
         return known
+    from auditor import decode  # the decoders import the extractors: only when needed
+
     texts = tuple(text for f in decode.expand([Field("url", "piece", piece)],
                                               budget=Budget())[1:]
                   for text in (f.value.lower(), f.path.lower()))

@@ -777,9 +777,10 @@ def _same(value: str, category: str = "") -> str:
 def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
     """What hides these detections' values in a text; nothing to hide when revealing.
 
-    Each output walks the session again, and messages repeat their values (the IMEI in
-    every heartbeat) and their texts (a host, a field path): the maskers of the last
-    values seen, and what each made of its last texts, are kept (a bounded number)."""
+    Messages repeat their values (the IMEI in every heartbeat): the maskers of the last
+    values seen are kept (a bounded number). What a masker made of a text is not: a text
+    holding nothing to hide (most) is answered about as fast as a lookup, and what a text
+    peels to is remembered by the masking itself (``auditor.mask``)."""
     if reveal or not detections:
         return lambda text: text
     try:
@@ -791,7 +792,7 @@ def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
 @memoised(64)
 def _shared_masker(values: tuple[tuple[str, str, tuple[str, ...]], ...]
                    ) -> Callable[[str], str]:
-    return memoised(64)(Masker.of(values).__call__)
+    return Masker.of(values).__call__
 
 
 def _rows(o: Observation, show: Callable[..., str], hide: Callable[[str], str],
