@@ -610,6 +610,8 @@ def build(session: SessionInfo, observations: Iterable[Observation],
                 yield from _detections(o, show, _masker([*always, *o.detections], reveal))
 
     def opaque() -> Iterator[Opaque]:
+        if not survey.opaque:  # no message had a note: no walk of the session to find none
+            return
         if built is not None:
             yield from (Opaque(row[0].id, tuple(row[2])) for row in built if row[2])
             return
