@@ -10,6 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from auditor.report import timeline
+from auditor.report.display import severity_key, severity_order
 from auditor.report.document import DetectionEntry, FindingEntry, TransmissionEntry, at
 from auditor.report.i18n import LABELS
 from auditor.report.timeline import Citations, id_order
@@ -174,7 +175,9 @@ def test_a_message_is_cited_by_each_finding_listing_it_as_often_as_listed(cited,
                                                                          ) -> None:
     """``Citations.citing``: each finding listing the id, in the findings' order, with how
     many times it lists it (an id of another kind, a text "4" or True, is another id)."""
-    findings = [FindingEntry(id=str(n), transmissions=tuple(ids)) for n, ids in enumerate(cited)]
+    findings = [FindingEntry(id=str(n), severity=("high", "low", "odd")[n % 3],
+                             categories=(("a",), (), ("a", "b"))[n % 3],
+                             transmissions=tuple(ids)) for n, ids in enumerate(cited)]
     citations = Citations(findings)
     for tid in asked:
         key = id_order(tid)
@@ -182,3 +185,10 @@ def test_a_message_is_cited_by_each_finding_listing_it_as_often_as_listed(cited,
                     if (n := sum(id_order(t) == key for t in f.transmissions))]
         assert list(citations.citing(tid)) == expected
         assert list(citations.citing(tid)) == expected  # the last answer, kept
+        worst: dict[str, str] = {}  # as worked out for each message alone
+        for _i, f, _n in expected:
+            for cat in f.categories or (timeline.WHOLE,):
+                if cat not in worst or (severity_order(severity_key(f.severity))
+                                        < severity_order(worst[cat])):
+                    worst[cat] = severity_key(f.severity)
+        assert citations.worst(tid) == worst  # kept for the same findings citing

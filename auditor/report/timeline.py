@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from auditor.categories import SEVERITIES
+from auditor.memo import Memo
 from auditor.report.display import fmt_ts, severity_key, severity_order
 from auditor.report.document import DetectionEntry, FindingEntry, TransmissionEntry
 
@@ -87,14 +88,13 @@ class Drawing:
         whole = severity.get(WHOLE)
         cats = _categories(tx, dets) if tx.direction == "up" else set()
         per_cat = {c: severity.get(c) or whole for c in cats}
-        overall = min((s for s in (whole, *per_cat.values()) if s), key=severity_order,
-                      default=None)
+        overall = min((s for s in (whole, *per_cat.values()) if s), key=_rank, default=None)
         for lane in ("", *cats):
             sev = per_cat[lane] if lane else overall
             cell = self.lanes[lane].setdefault(b, [0, len(SEVERITIES) + 1, None, None])
             cell[0] += 1
             if sev:
-                cell[1] = min(cell[1], severity_order(sev))
+                cell[1] = min(cell[1], _rank(sev))
             if lane and lane in tx.consent and (cell[3] is None or tx.ts >= cell[3]):
                 cell[2], cell[3] = tx.consent[lane], tx.ts
             self.lane_total[lane] += 1
@@ -193,6 +193,14 @@ def id_order(tid: Any) -> tuple:
     return (1, 0, str(tid)) if isinstance(tid, str) else (2, 0, repr(tid))
 
 
+# ``severity_order`` of the texts ``Citations.worst`` gives (``severity_key``'s), by a lookup
+_RANKS = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def _rank(severity: str) -> int:
+    return _RANKS.get(severity, len(SEVERITIES))
+
+
 def _first(row: tuple) -> Any:
     return row[0]
 
@@ -218,6 +226,7 @@ class Citations:
         # The page asks twice about each message in a row (its flow row, its timeline bin):
         # the last answer is kept.
         self._last: tuple[Any, list[tuple[int, FindingEntry, int]]] | None = None
+        self._worst: Memo[tuple[int, ...], dict[str, str]] = Memo(256)
 
     def citing(self, tid: Any) -> Iterator[tuple[int, FindingEntry, int]]:
         """(index, finding, how many times it lists ``tid``) for each finding citing it."""
@@ -245,11 +254,19 @@ class Citations:
 
     def worst(self, tid: Any) -> dict[str, str]:
         """Category → the worst severity of a finding citing ``tid`` under it; a finding
-        without categories (uninspected traffic) marks the message as a whole (``WHOLE``)."""
+        without categories (uninspected traffic) marks the message as a whole (``WHOLE``).
+        It depends on which findings cite it alone, and messages are cited by the same few
+        sets of findings again and again: the answer for a set is kept (a bounded number)
+        and shared, not to be changed."""
+        citing = list(self.citing(tid))
+        which = tuple([i for i, _f, _n in citing])
+        known = self._worst.get(which)
+        if known is not None:
+            return known
         worst: dict[str, str] = {}
-        for _, f, _n in self.citing(tid):
+        for _, f, _n in citing:
             sev = severity_key(f.severity)
             for cat in f.categories or (WHOLE,):
                 if cat not in worst or severity_order(sev) < severity_order(worst[cat]):
                     worst[cat] = sev
-        return worst
+        return self._worst.put(which, worst)
