@@ -234,3 +234,13 @@ def test_a_transmission_row_is_encoded_as_json_dumps_writes_it(fields: dict, rec
     except (TypeError, ValueError):  # a value json cannot write: so neither can the row
         return
     assert findings_json.encode(row, depth) == text.replace("\n", "\n" + "  " * depth)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, findings_json.BATCH, 2 * findings_json.BATCH + 3])
+def test_a_findings_ids_are_written_as_json_dumps_writes_them(n: int) -> None:
+    """A finding's ``Ids`` (8 bytes an id), written a batch at a time: json.dumps's text."""
+    from auditor.model import Ids
+
+    finding = document.FindingEntry("f1", transmissions=Ids(range(-1, 3 * n, 3)[:n]))
+    text = json.dumps(finding, indent=2, ensure_ascii=False, default=document.json_value)
+    assert "".join(findings_json._value(finding, 1)) == text.replace("\n", "\n  ")

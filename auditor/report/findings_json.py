@@ -118,7 +118,9 @@ def _value(value: object, depth: int) -> Iterator[str]:
     elif isinstance(value, _Written):
         assert depth == Rows.DEPTH, "a list written for another place"
         yield from value.rows.text(value.name)
-    elif isinstance(value, Replay | list | tuple | Ids):
+    elif isinstance(value, Ids):
+        yield from _ids(value, depth)
+    elif isinstance(value, Replay | list | tuple):
         yield from _list(value, depth)
     else:
         yield encode(value, depth)
@@ -133,6 +135,20 @@ def _object(members: dict[str, object], depth: int) -> Iterator[str]:
         yield ("{" if i == 0 else ",") + inner + json.dumps(key, ensure_ascii=False) + ": "
         yield from _value(value, depth + 1)
     yield "\n" + INDENT * depth + "}"
+
+
+def _ids(ids: Ids, depth: int) -> Iterator[str]:
+    """A finding's ids as ``_list`` writes them (ints, each on its line), ``BATCH`` ids
+    joined at a time without a call an id: a finding may cite every message."""
+    if not len(ids):
+        yield "[]"
+        return
+    inner = "\n" + INDENT * (depth + 1)
+    between = "," + inner
+    for start in range(0, len(ids), BATCH):
+        yield (between if start else "[" + inner) + between.join(
+            map(int.__repr__, ids[start:start + BATCH]))
+    yield "\n" + INDENT * depth + "]"
 
 
 def _list(rows: Replay, depth: int) -> Iterator[str]:
