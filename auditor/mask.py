@@ -131,13 +131,18 @@ class Masker:
         # masks (hosts, field paths, most URLs) hold none, and a row's values are new in
         # most messages (a position, a sequence number), so most maskers never need one.
         self._auto: ahocorasick.Automaton | None = None
+        self._hashable_texts = False
 
     @classmethod
     def of(cls, values: Iterable[tuple[str, str, tuple[str, ...]]],
-           show: Callable[..., str] = mask) -> Masker:
+           show: Callable[..., str] = mask, *, hashable_texts: bool = False) -> Masker:
         """The masker of detections given as (category, value, encoding): what
-        ``Masker(detections)`` makes of detections with these, without the detections."""
+        ``Masker(detections)`` makes of detections with these, without the detections.
+        ``hashable_texts``: a text that is no ``str`` and cannot be hashed is refused
+        (``TypeError``), as it was when a memo of texts stood in front of the masker (the
+        report's): a damaged row fails as it always did."""
         hide = cls((), show)
+        hide._hashable_texts = hashable_texts
         for category, value, encoding in values:
             if isinstance(value, str):
                 hide._add(category, value, encoding)
@@ -173,6 +178,8 @@ class Masker:
         return bool(self._category)
 
     def __call__(self, text: str) -> str:
+        if type(text) is not str:
+            return self._not_text(text)
         keys = self._category
         if not keys or not text:
             return text
@@ -195,6 +202,20 @@ class Masker:
         chars = list(text)
         for start, end, category in spans:
             chars[start:end] = self._show(text[start:end], category)
+        return "".join(chars)
+
+    def _not_text(self, text: object) -> str:
+        """A text of another type (a damaged row; a ``str`` subclass), met in the order a
+        text always was, so that it fails (or not) as it always did."""
+        if self._hashable_texts:
+            hash(text)
+        if not self._category or not text:
+            return text  # type: ignore[return-value]
+        chars = list(text)  # type: ignore[call-overload]
+        for start, end, category in [*self._found(text),  # type: ignore[arg-type]
+                                     *self._hidden(text,  # type: ignore[arg-type]
+                                                   _decodable(text))]:  # type: ignore[arg-type]
+            chars[start:end] = self._show(text[start:end], category)  # type: ignore[index]
         return "".join(chars)
 
     def _found(self, text: str) -> list[tuple[int, int, str]]:

@@ -162,3 +162,23 @@ def test_a_masker_of_values_is_the_masker_of_their_detections(text: str) -> None
                   _det("Tr0ub4dor&3", ("url",)), _det(IMEI, ("base64", "json"))]
     values = [(d.category, d.value, d.encoding) for d in detections]
     assert Masker.of(values)(text) == Masker(detections)(text)
+
+
+@pytest.mark.parametrize("text", [[], ["a"], (), 5, 0, None, b"/r?d=864536040123455", b"",
+                                  bytearray(b"ab"), {"a": 1}])
+def test_a_text_of_another_type_fails_or_passes_as_it_always_did(text: object) -> None:
+    """A damaged row's text that is no ``str``: the report's masker (``hashable_texts``)
+    answers as the memo of texts that stood in front of it and the masker behind did, and
+    a masker alone as it always did; the same error's kind, or the same answer."""
+    import functools
+
+    def outcome(hide) -> object:
+        try:
+            return hide(text)
+        except Exception as e:  # noqa: BLE001 - the kind is what is compared
+            return type(e)
+
+    values = [("identifier.imei", IMEI, ())]
+    assert outcome(Masker.of(values, hashable_texts=True)) == outcome(
+        functools.lru_cache(64)(Masker.of(values)))
+    assert outcome(Masker.of(values)) == outcome(Masker.of(values)._not_text)

@@ -794,7 +794,7 @@ def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
 @memoised(64)
 def _shared_masker(values: tuple[tuple[str, str, tuple[str, ...]], ...]
                    ) -> Callable[[str], str]:
-    return Masker.of(values).__call__
+    return Masker.of(values, hashable_texts=True).__call__
 
 
 def _rows(o: Observation, show: Callable[..., str], hide: Callable[[str], str],
