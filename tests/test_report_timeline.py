@@ -166,11 +166,14 @@ def test_axis_labels_are_as_precise_as_the_span_needs(span: float, label: str) -
 _IDS = st.lists(st.integers(-3, 6) | st.sampled_from(["4", "x", None, True, 2.0]), max_size=8)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=400, deadline=None)
 @example(cited=[["x", 1], [1, 1]], asked=[1, "x"])  # findings of both kinds citing one id
+@example(cited=[[1, 1, 3, 5], [2, 5, 6], ["x", 5], [], [6, 0]],  # rising ids, with gaps,
+         asked=[0, 1, 2, 4, 5, 3, 6, 5, 7, -1, 6])                   # then some lower again
+@example(cited=[[5], [3, 5]], asked=[5])  # a later finding's place moved up first
 @given(cited=st.lists(_IDS, max_size=5),
        asked=st.lists(st.integers(-4, 7) | st.sampled_from(["4", "x", None, True, 2.0]),
-                      max_size=8))
+                      max_size=12))
 def test_a_message_is_cited_by_each_finding_listing_it_as_often_as_listed(cited, asked
                                                                          ) -> None:
     """``Citations.citing``: each finding listing the id, in the findings' order, with how

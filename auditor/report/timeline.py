@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from auditor.categories import SEVERITIES
@@ -227,6 +228,17 @@ class Citations:
         # the last answer is kept.
         self._last: tuple[Any, list[tuple[int, FindingEntry, int]]] | None = None
         self._worst: Memo[tuple[int, ...], dict[str, str]] = Memo(256)
+        # The page walks messages in time order, their ids mostly rising: for the highest
+        # id asked so far (``_high``), each numbered finding's place in its ids, and a heap
+        # of (the id at that place, finding's index): a higher id is answered by the
+        # findings whose next id it reaches, not a bisection in each finding. A lower id
+        # (out of order) is answered by bisection, the places left as they are.
+        self._high: int | None = None
+        self._at = [0] * len(self.findings)
+        self._next: list[tuple[int, int]] = [(ids[0], i) for i, _f, ids in self._numbered
+                                             if len(ids)]
+        heapify(self._next)
+        self._by_index = {i: (f, ids) for i, f, ids in self._numbered}
 
     def citing(self, tid: Any) -> Iterator[tuple[int, FindingEntry, int]]:
         """(index, finding, how many times it lists ``tid``) for each finding citing it."""
@@ -237,7 +249,9 @@ class Citations:
         out = []
         # Where ``tid`` would stand in each finding's ids; counted further (a second
         # bisection) only where it stands there: most findings cite most messages not.
-        if key[0] == 0:
+        if key[0] == 0 and (self._high is None or key[1] > self._high):
+            out = self._rising(key[1])
+        elif key[0] == 0:
             probe = key[1]
             for i, f, ids in self._numbered:
                 at = bisect_left(ids, probe)
@@ -251,6 +265,26 @@ class Citations:
             out.sort(key=_first)  # in the findings' order, as they were given
         self._last = (tid, out)
         return iter(out)
+
+    def _rising(self, probe: int) -> list[tuple[int, FindingEntry, int]]:
+        """``citing``'s numbered findings for an id above every one asked before: the
+        findings whose next id is below it move their place up to it (a bisection from
+        their place), and those whose next id is it count it and move past it."""
+        self._high = probe
+        heap, at, out = self._next, self._at, []
+        while heap and heap[0][0] <= probe:
+            first, i = heappop(heap)
+            f, ids = self._by_index[i]
+            place = at[i] if first == probe else bisect_left(ids, probe, at[i])
+            if place < len(ids) and ids[place] == probe:
+                past = bisect_right(ids, probe, place)
+                out.append((i, f, past - place))
+                place = past
+            at[i] = place
+            if place < len(ids):
+                heappush(heap, (ids[place], i))
+        out.sort(key=_first)  # in the findings' order: popped by id, then index
+        return out
 
     def worst(self, tid: Any) -> dict[str, str]:
         """Category → the worst severity of a finding citing ``tid`` under it; a finding
