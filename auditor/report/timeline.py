@@ -92,7 +92,10 @@ class Drawing:
         overall = min((s for s in (whole, *per_cat.values()) if s), key=_rank, default=None)
         for lane in ("", *cats):
             sev = per_cat[lane] if lane else overall
-            cell = self.lanes[lane].setdefault(b, [0, len(SEVERITIES) + 1, None, None])
+            bins = self.lanes[lane]
+            cell = bins.get(b)  # made for a bin's first message only
+            if cell is None:
+                cell = bins[b] = [0, len(SEVERITIES) + 1, None, None]
             cell[0] += 1
             if sev:
                 cell[1] = min(cell[1], _rank(sev))
