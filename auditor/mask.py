@@ -55,6 +55,27 @@ def mask(value: str, category: str = "") -> str:
     return value[:keep] + "*" * (n - 2 * keep) + value[n - keep:] if keep else "*" * n
 
 
+# What ``quote(v, safe="")`` and ``quote_plus(v, safe="")`` leave as it is: ASCII letters and
+# digits and ``_.-~`` (urllib's always-safe set); a text of these alone is its own
+# percent-encoding in both, and most values are (numbers, identifiers, coordinates).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+# An ASCII text as ``quote`` writes it, character by character (``%XX`` in upper case),
+# and as ``quote_plus`` does (a space as ``+``): one ``str.translate`` instead of urllib's
+# walk over the UTF-8 bytes. Anything beyond ASCII is left to urllib.
+_QUOTE = {c: chr(c) if _UNRESERVED.fullmatch(chr(c)) else f"%{c:02X}" for c in range(128)}
+_QUOTE_PLUS = {**_QUOTE, ord(" "): "+"}
+
+
+def _quoted(v: str) -> set[str]:
+    """``v`` percent-encoded as a URL holds it: whole (``quote``) and as a form field
+    (``quote_plus``), as urllib writes them."""
+    if _UNRESERVED.fullmatch(v):
+        return {v}
+    if v.isascii():
+        return {v.translate(_QUOTE), v.translate(_QUOTE_PLUS)}
+    return {quote(v, safe=""), quote_plus(v)}
+
+
 def _b64(raw: bytes) -> set[str]:
     std, url = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
     return {std, std.rstrip("="), url, url.rstrip("=")}
@@ -66,7 +87,7 @@ _WRITERS: dict[str, Callable[[str], set[str]]] = {
     "base64": lambda v: _b64(v.encode("utf-8")),
     "hex": lambda v: {v.encode("utf-8").hex()},  # matched in any case
     "json": lambda v: {json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1]},
-    "url": lambda v: {quote(v, safe=""), quote_plus(v)},
+    "url": _quoted,
 }
 
 
@@ -79,6 +100,11 @@ def forms(d: Detection) -> frozenset[str]:
 
 
 @memoised(4096)  # a session repeats its values message after message
+def _keys(value: str, category: str, encoding: tuple[str, ...]) -> tuple[str, ...]:
+    """``_forms`` lowercased, as ``Masker`` looks them up (in ``_forms``' order)."""
+    return tuple(form.lower() for form in _forms(value, category, encoding))
+
+
 def _forms(value: str, category: str, encoding: tuple[str, ...]) -> frozenset[str]:
     out = {value}
     if category in NUMBERED:
@@ -99,16 +125,36 @@ class Masker:
         self._show = show
         self._category: dict[str, str] = {}  # lowercased form -> category to mask it as
         for d in detections:
-            if not isinstance(d.value, str):  # a damaged row: its own build reports it
-                continue
-            for form in forms(d):
-                key = form.lower()
-                if self._category.get(key) not in FULLY_MASKED:
-                    self._category[key] = d.category
+            if isinstance(d.value, str):  # a damaged row: its own build reports it
+                self._add(d.category, d.value, d.encoding)
         # The automaton is built for the first text that holds a form: most texts a row
         # masks (hosts, field paths, most URLs) hold none, and a row's values are new in
         # most messages (a position, a sequence number), so most maskers never need one.
         self._auto: ahocorasick.Automaton | None = None
+        self._hashable_texts = False
+
+    @classmethod
+    def of(cls, values: Iterable[tuple[str, str, tuple[str, ...]]],
+           show: Callable[..., str] = mask, *, hashable_texts: bool = False) -> Masker:
+        """The masker of detections given as (category, value, encoding): what
+        ``Masker(detections)`` makes of detections with these, without the detections.
+        ``hashable_texts``: a text that is no ``str`` and cannot be hashed is refused
+        (``TypeError``), as it was when a memo of texts stood in front of the masker (the
+        report's): a damaged row fails as it always did."""
+        hide = cls((), show)
+        hide._hashable_texts = hashable_texts
+        for category, value, encoding in values:
+            if isinstance(value, str):
+                hide._add(category, value, encoding)
+        return hide
+
+    def _add(self, category: str, value: str, encoding: tuple[str, ...]) -> None:
+        """One detection's forms, lowercased; a form two detections share is masked as the
+        later one's category, but a fully masked one stays so."""
+        known = self._category
+        for key in _keys(value, category, encoding):
+            if known.get(key) not in FULLY_MASKED:
+                known[key] = category
 
     def _automaton(self) -> ahocorasick.Automaton:
         if self._auto is None:
@@ -123,17 +169,53 @@ class Masker:
         of each key in turn when that is cheap, else of the automaton."""
         if len(self._category) * len(view) > MAX_NAIVE:
             return True  # the automaton answers
-        return any(key in view for key in self._category)
+        for key in self._category:  # noqa: SIM110 - a loop: cheaper than ``any`` of a generator
+            if key in view:
+                return True
+        return False
 
     def __bool__(self) -> bool:
         return bool(self._category)
 
     def __call__(self, text: str) -> str:
-        if not self._category or not text:
+        if type(text) is not str:
+            return self._not_text(text)
+        keys = self._category
+        if not keys or not text:
+            return text
+        # Most texts (a host, a field path, most URLs) hold no form and no piece to peel:
+        # ``_found``'s and ``_holds``' answer for them is worked out here, without a call.
+        view = text.lower()
+        pieces = _decodable(text)
+        if (not pieces and "%" not in text and len(view) == len(text)
+                and len(keys) * len(view) <= MAX_NAIVE):
+            for key in keys:
+                if key in view:
+                    break
+            else:
+                return text
+        spans = self._found(text)
+        if pieces:
+            spans += self._hidden(text, pieces)
+        if not spans:  # most texts: nothing to hide
             return text
         chars = list(text)
-        for start, end, category in [*self._found(text), *self._hidden(text)]:
+        for start, end, category in spans:
             chars[start:end] = self._show(text[start:end], category)
+        return "".join(chars)
+
+    def _not_text(self, text: object) -> str:
+        """A text of another type (a damaged row; a ``str`` subclass), met in the order a
+        text always was, so that it fails (or not) as it always did."""
+        if self._hashable_texts:
+            hash(text)
+        if not self._category or not text:
+            return text  # type: ignore[return-value]
+        chars = list(text)  # type: ignore[call-overload]
+        for start, end, category in [*self._found(text),  # type: ignore[arg-type]
+                                     *self._hidden(text,  # type: ignore[arg-type]
+                                                   _decodable(text))]:  # type: ignore[arg-type]
+            chars[start:end] = self._show(text[start:end], category)  # type: ignore[index]
         return "".join(chars)
 
     def _found(self, text: str) -> list[tuple[int, int, str]]:
@@ -153,10 +235,12 @@ class Masker:
             out.append((where[start][0], where[end][1], self._category[key]))
         return out
 
-    def _hidden(self, text: str) -> list[tuple[int, int, str]]:
-        """Pieces of ``text`` that the decoders turn into a text holding a form."""
+    def _hidden(self, text: str, pieces: tuple[tuple[int, int], ...]
+                ) -> list[tuple[int, int, str]]:
+        """Pieces of ``text`` (``_decodable``'s) that the decoders turn into a text holding
+        a form."""
         out = []
-        for start, end in _decodable(text):
+        for start, end in pieces:
             category = self._inside(text[start:end])
             if category is not None:
                 out.append((start, end, category))
@@ -208,11 +292,11 @@ def _peeled(piece: str) -> tuple[str, ...]:
     answer depends on the piece alone; the same host labels and path pieces stand in
     message after message, so short ones are remembered (a bounded memory: a long piece,
     or a small one that inflates, is peeled again)."""
-    from auditor import decode  # the decoders import the extractors: only when needed
-
     known = _PEELED.get(piece)
     if known is not None:
         return known
+    from auditor import decode  # the decoders import the extractors: only when needed
+
     texts = tuple(text for f in decode.expand([Field("url", "piece", piece)],
                                               budget=Budget())[1:]
                   for text in (f.value.lower(), f.path.lower()))

@@ -132,3 +132,53 @@ def test_a_text_is_masked_the_same_searched_form_by_form_or_by_the_automaton(tex
     short, long = hide(text), hide(text + pad)
     assert long == short + pad
     assert (IMEI not in short) and (short != text) == ("seq" not in text)
+
+
+@pytest.mark.parametrize("value", [
+    "", "864536040123455", "39.98246,116.30648", "3c:5a:b4:01:02:03", "a b+c&d=e/f?g#h%i",
+    "~_.-", "Tr0ub4dor&3", "\t\r\n\x00\x7f", "".join(map(chr, range(128))), "北京 市",
+    "né e", "x\u2028y",
+])
+def test_percent_forms_are_urllibs(value: str) -> None:
+    """The percent-encoding a masker looks for is urllib's, written without it for ASCII."""
+    from urllib.parse import quote, quote_plus
+
+    from auditor.mask import _quoted
+
+    assert _quoted(value) == {quote(value, safe=""), quote_plus(value)}
+
+
+@pytest.mark.parametrize("text", [
+    f"/p?imei={IMEI}&x=1", f"/p?imei=%{IMEI.encode().hex()[:2].upper()}{IMEI[1:]}",
+    f"/p/{base64.b64encode(json.dumps({'imei': IMEI}).encode()).decode()}",
+    "/loc?lat=39.98312&lon=116.30791", "/l?pw=Tr0ub4dor%263&again=Tr0ub4dor&3",
+    "/p?seq=12&t=3", "", "body.json.imei",
+])
+def test_a_masker_of_values_is_the_masker_of_their_detections(text: str) -> None:
+    """``Masker.of`` (category, value, encoding) masks as ``Masker`` of the detections does,
+    a form two of them share (the password's, masked whole) included."""
+    detections = [_det(IMEI), _det("39.98312,116.30791", category="location.precise"),
+                  _det("Tr0ub4dor&3", category="credentials.password"),
+                  _det("Tr0ub4dor&3", ("url",)), _det(IMEI, ("base64", "json"))]
+    values = [(d.category, d.value, d.encoding) for d in detections]
+    assert Masker.of(values)(text) == Masker(detections)(text)
+
+
+@pytest.mark.parametrize("text", [[], ["a"], (), 5, 0, None, b"/r?d=864536040123455", b"",
+                                  bytearray(b"ab"), {"a": 1}])
+def test_a_text_of_another_type_fails_or_passes_as_it_always_did(text: object) -> None:
+    """A damaged row's text that is no ``str``: the report's masker (``hashable_texts``)
+    answers as the memo of texts that stood in front of it and the masker behind did, and
+    a masker alone as it always did; the same error's kind, or the same answer."""
+    import functools
+
+    def outcome(hide) -> object:
+        try:
+            return hide(text)
+        except Exception as e:  # noqa: BLE001 - the kind is what is compared
+            return type(e)
+
+    values = [("identifier.imei", IMEI, ())]
+    assert outcome(Masker.of(values, hashable_texts=True)) == outcome(
+        functools.lru_cache(64)(Masker.of(values)))
+    assert outcome(Masker.of(values)) == outcome(Masker.of(values)._not_text)

@@ -8,9 +8,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.report import detections_csv
-from auditor.report.document import load
+from auditor.report.document import DetectionEntry, RecipientEntry, TransmissionEntry, load
 from tests.test_report_html import IMEI_MASKED, watch_doc
 
 
@@ -125,3 +127,32 @@ def test_a_table_that_fails_midway_leaves_no_file(tmp_path):
         table.add((doc.transmissions[0], list(doc.detections), []))
         assert list(tmp_path.iterdir()) == [tmp_path / ".d.csv.part"]
     assert [p.name for p in tmp_path.iterdir()] == ["d.csv"]
+
+
+_TEXT = st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=6) | st.sampled_from(
+    ["=1", "-2", "+3", "@4", "\t5", "\r6", 'a"b', "", "ho\udcffst", "北京", "a\x00b"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(det=st.builds(
+    DetectionEntry, transmission=st.integers() | st.booleans() | st.none(),
+    category=_TEXT, method=_TEXT, location=_TEXT, field=_TEXT,
+    encoding=st.tuples() | st.tuples(_TEXT) | st.tuples(_TEXT, _TEXT) | st.lists(_TEXT),
+    profile_key=_TEXT, value=_TEXT | st.integers() | st.none(),
+    confidence=st.none() | st.floats() | st.integers()),
+    host=_TEXT)
+def test_a_row_is_written_as_the_csv_writer_writes_its_cells(tmp_path_factory, det, host):
+    """A row written without the writer (ASCII text, the types a session gives it) has
+    the bytes the writer gives of its cells, as any other row does."""
+    import io
+
+    tx = TransmissionEntry(1, host=host, recipient=RecipientEntry(domain=host))
+    path = tmp_path_factory.mktemp("t") / "d.csv"
+    with detections_csv.Table(path) as table:
+        table.add((tx, [det, det], []))
+    expected = io.StringIO()
+    writer = csv.writer(expected, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    writer.writerow(detections_csv.COLUMNS)
+    cells = detections_csv._row(det, tx)
+    writer.writerows([[cells[c] for c in detections_csv.COLUMNS]] * 2)
+    assert path.read_bytes().decode("utf-8") == expected.getvalue()

@@ -290,3 +290,30 @@ def test_refused_tls_probe_cases_are_not_connections_left_unread(cases, connecti
     assert (doc.coverage.connections, doc.coverage.inspected) == (connections, 1)
     assert document.judge([], doc.coverage).result == result
     assert len(document.to_dict(doc)["transmissions"]) == 1 + len(cases)  # all still listed
+
+
+@pytest.mark.parametrize("notes", [(), (f"body.json.d: too deep ({IMEI})",)])
+def test_opaque_notes_are_listed_and_none_looked_for_when_no_message_had_one(notes) -> None:
+    """The coverage's opaque rows: each message's notes, masked; a session whose messages
+    had none (the survey counted them) is not walked again to find none."""
+    import dataclasses
+
+    from auditor.mask import mask
+
+    plain = _obs(1, f"https://{HOST}/a", _imei(1))
+    noted = dataclasses.replace(_obs(2, f"https://{HOST}/b", _imei(2)), opaque=notes)
+    walks = []
+
+    def observations():
+        walks.append(1)
+        return iter([plain, noted])
+
+    survey = document.Survey()
+    for o in observations():
+        survey.add(o)
+    doc = document.build(SessionInfo(), document.Replay(observations), [], [], {},
+                         survey=survey)
+    before = len(walks)
+    listed = [(o.transmission, o.fields) for o in doc.coverage.opaque]
+    assert listed == ([(2, (f"body.json.d: too deep ({mask(IMEI)})",))] if notes else [])
+    assert len(walks) - before == (1 if notes else 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,46 @@ def test_rows_written_on_the_walk_give_the_same_file(tmp_path: Path, name: str) 
         findings_json.render(doc, tmp_path / "copied.json", written=rows)
     assert (tmp_path / "copied.json").read_bytes() == (tmp_path / "walked.json").read_bytes()
     assert list(tmp_path.glob("tmp*")) == []  # its files have no name
+
+
+_TEXTS = st.text(alphabet=st.characters(exclude_categories=()), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.fixed_dictionaries({
+    "id": st.integers() | _DETECTION_VALUES,
+    "ts": st.none() | st.datetimes(timezones=st.just(UTC)),
+    "host": _TEXTS | _DETECTION_VALUES,
+    "port": st.none() | st.integers() | _DETECTION_VALUES,
+    "url": _TEXTS | _DETECTION_VALUES,
+    "inspected": st.booleans() | _DETECTION_VALUES,
+    "bytes": st.integers() | _DETECTION_VALUES,
+    "probe": st.just("") | _TEXTS | _DETECTION_VALUES,
+    "consent": st.dictionaries(_TEXTS, _TEXTS, max_size=3)
+    | st.dictionaries(st.integers() | st.none(), _DETECTION_VALUES, max_size=2),
+}), recipient=st.fixed_dictionaries({
+    "domain": _TEXTS | _DETECTION_VALUES,
+    "organization": st.none() | _TEXTS | _DETECTION_VALUES,
+    "country": st.none() | _TEXTS,
+    "sdk_type": st.none() | _TEXTS | _DETECTION_VALUES,
+}), depth=st.integers(0, 3))
+def test_a_transmission_row_is_encoded_as_json_dumps_writes_it(fields: dict, recipient: dict,
+                                                               depth: int) -> None:
+    """A transmission's row from its templates when its values are a session's types, by
+    the generic encoder otherwise: json.dumps's text either way."""
+    row = TransmissionEntry(**fields, recipient=RecipientEntry(**recipient))
+    try:
+        text = json.dumps(row, indent=2, ensure_ascii=False, default=document.json_value)
+    except (TypeError, ValueError):  # a value json cannot write: so neither can the row
+        return
+    assert findings_json.encode(row, depth) == text.replace("\n", "\n" + "  " * depth)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, findings_json.BATCH, 2 * findings_json.BATCH + 3])
+def test_a_findings_ids_are_written_as_json_dumps_writes_them(n: int) -> None:
+    """A finding's ``Ids`` (8 bytes an id), written a batch at a time: json.dumps's text."""
+    from auditor.model import Ids
+
+    finding = document.FindingEntry("f1", transmissions=Ids(range(-1, 3 * n, 3)[:n]))
+    text = json.dumps(finding, indent=2, ensure_ascii=False, default=document.json_value)
+    assert "".join(findings_json._value(finding, 1)) == text.replace("\n", "\n  ")

@@ -6,10 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from auditor.report import timeline
+from auditor.report.display import severity_key, severity_order
 from auditor.report.document import DetectionEntry, FindingEntry, TransmissionEntry, at
 from auditor.report.i18n import LABELS
+from auditor.report.timeline import Citations, id_order
 from tests.factories import HOST, T0
 
 START = at(T0)
@@ -157,3 +161,37 @@ def test_the_window_covers_the_session_and_every_message(window, start, end) -> 
 ])
 def test_axis_labels_are_as_precise_as_the_span_needs(span: float, label: str) -> None:
     assert timeline.axis_label(START + timedelta(milliseconds=250), span) == label
+
+
+_IDS = st.lists(st.integers(-3, 6) | st.sampled_from(["4", "x", None, True, 2.0]), max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@example(cited=[["x", 1], [1, 1]], asked=[1, "x"])  # findings of both kinds citing one id
+@example(cited=[[1, 1, 3, 5], [2, 5, 6], ["x", 5], [], [6, 0]],  # rising ids, with gaps,
+         asked=[0, 1, 2, 4, 5, 3, 6, 5, 7, -1, 6])                   # then some lower again
+@example(cited=[[5], [3, 5]], asked=[5])  # a later finding's place moved up first
+@given(cited=st.lists(_IDS, max_size=5),
+       asked=st.lists(st.integers(-4, 7) | st.sampled_from(["4", "x", None, True, 2.0]),
+                      max_size=12))
+def test_a_message_is_cited_by_each_finding_listing_it_as_often_as_listed(cited, asked
+                                                                         ) -> None:
+    """``Citations.citing``: each finding listing the id, in the findings' order, with how
+    many times it lists it (an id of another kind, a text "4" or True, is another id)."""
+    findings = [FindingEntry(id=str(n), severity=("high", "low", "odd")[n % 3],
+                             categories=(("a",), (), ("a", "b"))[n % 3],
+                             transmissions=tuple(ids)) for n, ids in enumerate(cited)]
+    citations = Citations(findings)
+    for tid in asked:
+        key = id_order(tid)
+        expected = [(i, f, n) for i, f in enumerate(findings)
+                    if (n := sum(id_order(t) == key for t in f.transmissions))]
+        assert list(citations.citing(tid)) == expected
+        assert list(citations.citing(tid)) == expected  # the last answer, kept
+        worst: dict[str, str] = {}  # as worked out for each message alone
+        for _i, f, _n in expected:
+            for cat in f.categories or (timeline.WHOLE,):
+                if cat not in worst or (severity_order(severity_key(f.severity))
+                                        < severity_order(worst[cat])):
+                    worst[cat] = severity_key(f.severity)
+        assert citations.worst(tid) == worst  # kept for the same findings citing

@@ -17,7 +17,9 @@ costs an ``analyze`` about 90 MB of its peak memory.
 from __future__ import annotations
 
 import csv
+import io
 import math
+import operator
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +151,11 @@ class Table:
         self.writer = csv.writer(self._fh, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
         self.writer.writerow(COLUMNS)
         self._count = 0  # detections so far: an error names its place
+        # A line the writer makes apart, as text (``_written``): a transmission's cells
+        # once for its detections, and a row ``_quoted`` does not write.
+        self._scratch = io.StringIO()
+        self._apart = csv.writer(self._scratch, quoting=csv.QUOTE_NONNUMERIC,
+                                 lineterminator="\n")
 
     def __enter__(self) -> Table:
         return self
@@ -174,14 +181,15 @@ class Table:
             shared = _tx_cells(tx)
         except Exception:  # noqa: BLE001 - each detection fails alone, below
             shared = None
-        lines = []
+        lines: list[str | list[Any]] = []
+        text = self._written(shared)[:-1] if shared is not None and dets else ""
         for det in dets:
             try:
                 if shared is None:
                     cells = _row(det, tx)
                     lines.append([cells[c] for c in COLUMNS])
                 else:
-                    lines.append(_line(det, shared))
+                    lines.append(_quoted(det, text) or _line(det, shared))
             except Exception as e:  # noqa: BLE001 - one row, never the whole file
                 tx_id = det.transmission
                 # the kind of error only: its text may quote a value, and the document's
@@ -190,7 +198,15 @@ class Table:
                     tx_id if isinstance(tx_id, int) else None, STAGE,
                     f"detection {self._count} left out ({type(e).__name__})"))
             self._count += 1
-        self.writer.writerows(lines)
+        self._fh.write("".join([line if type(line) is str else self._written(line)
+                                for line in lines]))
+
+    def _written(self, cells: list[Any]) -> str:
+        """The line the writer writes of these cells."""
+        self._scratch.seek(0)
+        self._scratch.truncate()
+        self._apart.writerow(cells)
+        return self._scratch.getvalue()
 
 
 def _tx_cells(tx: TransmissionEntry | None) -> list[Any]:
@@ -202,6 +218,34 @@ def _tx_cells(tx: TransmissionEntry | None) -> list[Any]:
             _cell(rec.domain) if rec is not None else None,
             _cell(rec.party) if rec is not None else None,
             _cell(rec.country) if rec is not None else None]
+
+
+def _quoted(det: DetectionEntry, shared: str) -> str | None:
+    """``_line``'s line as the writer writes it (``QUOTE_NONNUMERIC``: text quoted, numbers
+    bare), ``shared`` its transmission's cells so written, for a row of the types a
+    session gives it whose texts are ASCII without a quote (most rows): such a text is
+    printable as it is (``printable``) and quoted as it is; only a formula's start is
+    looked for. None for any other row (``_line`` and the writer make it)."""
+    tid, category, method, location, field, enc, key, value, confidence = _DET_FIELDS(det)
+    if not (type(tid) is int and type(category) is str and type(method) is str
+            and type(location) is str and type(field) is str and type(key) is str
+            and type(value) is str and (confidence is None or type(confidence) is float)
+            and type(enc) is tuple and all(type(e) is str for e in enc)):
+        return None
+    texts = (category, method, location, field, ">".join(enc), key, value)
+    joined = "".join(texts)
+    if not joined.isascii() or '"' in joined:
+        return None
+    return _LINE % (int.__repr__(tid), shared,
+                    *[("'" + t) if t.startswith(FORMULA_STARTS) else t for t in texts],
+                    # None and NaN (NaN != NaN): an empty cell; a float as str() writes it
+                    '""' if confidence is None or confidence != confidence
+                    else float.__repr__(confidence))
+
+
+_DET_FIELDS = operator.attrgetter("transmission", "category", "method", "location", "field",
+                                  "encoding", "profile_key", "value", "confidence")
+_LINE = '%s,%s,"%s","%s","%s","%s","%s","%s","%s",%s\n'
 
 
 def _line(det: DetectionEntry, shared: list[Any]) -> list[Any]:

@@ -610,6 +610,8 @@ def build(session: SessionInfo, observations: Iterable[Observation],
                 yield from _detections(o, show, _masker([*always, *o.detections], reveal))
 
     def opaque() -> Iterator[Opaque]:
+        if not survey.opaque:  # no message had a note: no walk of the session to find none
+            return
         if built is not None:
             yield from (Opaque(row[0].id, tuple(row[2])) for row in built if row[2])
             return
@@ -777,9 +779,10 @@ def _same(value: str, category: str = "") -> str:
 def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
     """What hides these detections' values in a text; nothing to hide when revealing.
 
-    Each output walks the session again, and messages repeat their values (the IMEI in
-    every heartbeat) and their texts (a host, a field path): the maskers of the last
-    values seen, and what each made of its last texts, are kept (a bounded number)."""
+    Messages repeat their values (the IMEI in every heartbeat): the maskers of the last
+    values seen are kept (a bounded number). What a masker made of a text is not: a text
+    holding nothing to hide (most) is answered about as fast as a lookup, and what a text
+    peels to is remembered by the masking itself (``auditor.mask``)."""
     if reveal or not detections:
         return lambda text: text
     try:
@@ -791,9 +794,7 @@ def _masker(detections: list[Detection], reveal: bool) -> Callable[[str], str]:
 @memoised(64)
 def _shared_masker(values: tuple[tuple[str, str, tuple[str, ...]], ...]
                    ) -> Callable[[str], str]:
-    hide = Masker(Detection(0, category, "", "", "", encoding, "", value, None)
-                  for category, value, encoding in values)
-    return memoised(64)(hide.__call__)
+    return Masker.of(values, hashable_texts=True).__call__
 
 
 def _rows(o: Observation, show: Callable[..., str], hide: Callable[[str], str],

@@ -11,6 +11,7 @@ test compares them), without the document or the text ever held at once.
 from __future__ import annotations
 
 import json
+import operator
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -21,7 +22,10 @@ from auditor.report.document import (
     DetectionEntry,
     Document,
     FindingEntry,
+    RecipientEntry,
     Replay,
+    TransmissionEntry,
+    iso_text,
     json_value,
 )
 
@@ -114,7 +118,9 @@ def _value(value: object, depth: int) -> Iterator[str]:
     elif isinstance(value, _Written):
         assert depth == Rows.DEPTH, "a list written for another place"
         yield from value.rows.text(value.name)
-    elif isinstance(value, Replay | list | tuple | Ids):
+    elif isinstance(value, Ids):
+        yield from _ids(value, depth)
+    elif isinstance(value, Replay | list | tuple):
         yield from _list(value, depth)
     else:
         yield encode(value, depth)
@@ -129,6 +135,20 @@ def _object(members: dict[str, object], depth: int) -> Iterator[str]:
         yield ("{" if i == 0 else ",") + inner + json.dumps(key, ensure_ascii=False) + ": "
         yield from _value(value, depth + 1)
     yield "\n" + INDENT * depth + "}"
+
+
+def _ids(ids: Ids, depth: int) -> Iterator[str]:
+    """A finding's ids as ``_list`` writes them (ints, each on its line), ``BATCH`` ids
+    joined at a time without a call an id: a finding may cite every message."""
+    if not len(ids):
+        yield "[]"
+        return
+    inner = "\n" + INDENT * (depth + 1)
+    between = "," + inner
+    for start in range(0, len(ids), BATCH):
+        yield (between if start else "[" + inner) + between.join(
+            map(int.__repr__, ids[start:start + BATCH]))
+    yield "\n" + INDENT * depth + "]"
 
 
 def _list(rows: Replay, depth: int) -> Iterator[str]:
@@ -172,6 +192,8 @@ def encode(value: object, depth: int = 0) -> str:
         return _STRING(value)
     if kind is DetectionEntry:  # most rows of the file
         return _detection(value, depth)  # type: ignore[arg-type]
+    if kind is TransmissionEntry:
+        return _transmission(value, depth)  # type: ignore[arg-type]
     if kind is int:
         return int.__repr__(value)
     if kind is dict:
@@ -207,31 +229,83 @@ def _detection(d: DetectionEntry, depth: int) -> str:
     """A detection's row as ``_dict(d.json(), depth)`` writes it, from a template of its
     members made once per depth, when its values are of the types a session gives them;
     any other row (one read back from a file, a damaged one) by ``_dict``."""
-    enc, confidence = d.encoding, d.confidence
-    if not (type(d.transmission) is int and type(d.category) is str
-            and type(d.method) is str and type(d.location) is str and type(d.field) is str
-            and type(d.profile_key) is str and type(d.value) is str
-            and (confidence is None or type(confidence) is float)
-            and type(enc) in (tuple, list) and all(type(e) is str for e in enc)):
+    tid, category, method, location, field, enc, key, value, confidence = _DET_FIELDS(d)
+    if not (type(tid) is int and type(category) is str and type(method) is str
+            and type(location) is str and type(field) is str and type(key) is str
+            and type(value) is str and (confidence is None or type(confidence) is float)
+            and (type(enc) is tuple or type(enc) is list)
+            and (not enc or all(type(e) is str for e in enc))):
         return _dict(d.json(), depth)
     template = _DETECTION.get(depth)
     if template is None:
-        template = _DETECTION[depth] = _template(
-            ("transmission", "category", "method", "location", "field", "encoding",
-             "profile_key", "value", "confidence"), depth)
+        template = _DETECTION[depth] = _template(_DET_KEYS, depth)
     if enc:
         inner = "\n" + INDENT * (depth + 2)
         encoding = ("[" + inner + ("," + inner).join([_STRING(e) for e in enc]) + "\n"
                     + INDENT * (depth + 1) + "]")
     else:
         encoding = "[]"
-    return template % (int.__repr__(d.transmission), _STRING(d.category),
-                       _STRING(d.method), _STRING(d.location), _STRING(d.field), encoding,
-                       _STRING(d.profile_key), _STRING(d.value),
-                       "null" if confidence is None else _float(confidence))
+    return template % (int.__repr__(tid), _STRING(category), _STRING(method),
+                       _STRING(location), _STRING(field), encoding, _STRING(key),
+                       _STRING(value), "null" if confidence is None
+                       # a finite float (x - x is 0) as repr writes it; else as json does
+                       else float.__repr__(confidence) if confidence - confidence == 0
+                       else _float(confidence))
 
 
+_DET_KEYS = ("transmission", "category", "method", "location", "field", "encoding",
+             "profile_key", "value", "confidence")
+_DET_FIELDS = operator.attrgetter(*_DET_KEYS)
 _DETECTION: dict[int, str] = {}  # a detection row's template by depth (a handful)
+_TX_KEYS = ("id", "ts", "transport", "direction", "host", "ip", "port", "method", "url",
+            "inspected", "bytes", "recipient", "consent")
+_RECIPIENT_KEYS = ("domain", "organization", "party", "country", "sdk", "sdk_type")
+# a transmission row's template by depth and whether it names a probe case
+_TRANSMISSION: dict[tuple[int, bool], str] = {}
+_RECIPIENT: dict[int, str] = {}
+
+
+def _transmission(tx: TransmissionEntry, depth: int) -> str:
+    """A transmission's row as ``_dict(tx.json(), depth)`` writes it, from templates made
+    once per depth, when its values are of the types a session gives them (its consent a
+    dict of texts); any other row by ``_dict``."""
+    r, consent, port, ts = tx.recipient, tx.consent, tx.port, tx.ts
+    if not (type(tx.id) is int and type(tx.transport) is str and type(tx.direction) is str
+            and type(tx.host) is str and type(tx.ip) is str and type(tx.method) is str
+            and type(tx.url) is str and type(tx.inspected) is bool
+            and type(tx.bytes) is int and type(tx.probe) is str
+            and (port is None or type(port) is int) and type(r) is RecipientEntry
+            and type(r.domain) is str and type(r.party) is str
+            and (r.organization is None or type(r.organization) is str)
+            and (r.country is None or type(r.country) is str)
+            and (r.sdk is None or type(r.sdk) is str)
+            and (r.sdk_type is None or type(r.sdk_type) is str)
+            and type(consent) is dict
+            and all(type(k) is str and type(v) is str for k, v in consent.items())):
+        return _dict(tx.json(), depth)
+    probe = bool(tx.probe)
+    template = _TRANSMISSION.get((depth, probe))
+    if template is None:
+        template = _TRANSMISSION[depth, probe] = _template(
+            _TX_KEYS + ("probe",) * probe, depth)
+    recipient = _RECIPIENT.get(depth + 1)
+    if recipient is None:
+        recipient = _RECIPIENT[depth + 1] = _template(_RECIPIENT_KEYS, depth + 1)
+    if consent:
+        inner = "\n" + INDENT * (depth + 2)
+        states = ("{" + inner + ("," + inner).join([
+            _STRING(k) + ": " + _STRING(v) for k, v in consent.items()])
+            + "\n" + INDENT * (depth + 1) + "}")
+    else:
+        states = "{}"
+    values = (int.__repr__(tx.id), _STRING(iso_text(ts)), _STRING(tx.transport),
+              _STRING(tx.direction), _STRING(tx.host), _STRING(tx.ip),
+              "null" if port is None else int.__repr__(port), _STRING(tx.method),
+              _STRING(tx.url), "true" if tx.inspected else "false", int.__repr__(tx.bytes),
+              recipient % tuple("null" if v is None else _STRING(v) for v in (
+                  r.domain, r.organization, r.party, r.country, r.sdk, r.sdk_type)),
+              states)
+    return template % (values + (_STRING(tx.probe),) if probe else values)
 
 
 def _template(keys: tuple[str, ...], depth: int) -> str:

@@ -546,12 +546,14 @@ def _flow(tx: TransmissionEntry, dets: Sequence[DetectionEntry], t: Labels,
     encodings. The recipient's party and SDK identity sit beside it."""
     rcp = tx.recipient
     domain = rcp.domain or tx.host or tx.ip or DASH
-    row = rows.setdefault(domain, {
-        "domain": domain, "organization": rcp.organization or "",
-        "party_key": rcp.party or "unknown",
-        "sdk": rcp.sdk or "", "sdk_type": rcp.sdk_type or "",
-        "countries": set(), "messages": 0, "cells": Counter(),
-    })
+    row = rows.get(domain)  # made for a recipient's first message only
+    if row is None:
+        row = rows[domain] = {
+            "domain": domain, "organization": rcp.organization or "",
+            "party_key": rcp.party or "unknown",
+            "sdk": rcp.sdk or "", "sdk_type": rcp.sdk_type or "",
+            "countries": set(), "messages": 0, "cells": Counter(),
+        }
     for key in ("organization", "sdk", "sdk_type"):
         row[key] = row[key] or getattr(rcp, key) or ""
     country = rcp.country or ""
@@ -562,8 +564,10 @@ def _flow(tx: TransmissionEntry, dets: Sequence[DetectionEntry], t: Labels,
     cats.discard("")
     row["cells"].update(cats)
     for cat in cats:
-        pair = pairs.setdefault((domain, cat), {"count": 0, "first": None, "transports": set(),
-                                                "countries": set(), "encodings": set()})
+        pair = pairs.get((domain, cat))
+        if pair is None:
+            pair = pairs[domain, cat] = {"count": 0, "first": None, "transports": set(),
+                                         "countries": set(), "encodings": set()}
         pair["count"] += 1
         if tx.ts and (pair["first"] is None or tx.ts < pair["first"]):
             pair["first"] = tx.ts

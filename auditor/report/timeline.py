@@ -15,9 +15,11 @@ from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from auditor.categories import SEVERITIES
+from auditor.memo import Memo
 from auditor.report.display import fmt_ts, severity_key, severity_order
 from auditor.report.document import DetectionEntry, FindingEntry, TransmissionEntry
 
@@ -87,14 +89,16 @@ class Drawing:
         whole = severity.get(WHOLE)
         cats = _categories(tx, dets) if tx.direction == "up" else set()
         per_cat = {c: severity.get(c) or whole for c in cats}
-        overall = min((s for s in (whole, *per_cat.values()) if s), key=severity_order,
-                      default=None)
+        overall = min((s for s in (whole, *per_cat.values()) if s), key=_rank, default=None)
         for lane in ("", *cats):
             sev = per_cat[lane] if lane else overall
-            cell = self.lanes[lane].setdefault(b, [0, len(SEVERITIES) + 1, None, None])
+            bins = self.lanes[lane]
+            cell = bins.get(b)  # made for a bin's first message only
+            if cell is None:
+                cell = bins[b] = [0, len(SEVERITIES) + 1, None, None]
             cell[0] += 1
             if sev:
-                cell[1] = min(cell[1], severity_order(sev))
+                cell[1] = min(cell[1], _rank(sev))
             if lane and lane in tx.consent and (cell[3] is None or tx.ts >= cell[3]):
                 cell[2], cell[3] = tx.consent[lane], tx.ts
             self.lane_total[lane] += 1
@@ -193,6 +197,18 @@ def id_order(tid: Any) -> tuple:
     return (1, 0, str(tid)) if isinstance(tid, str) else (2, 0, repr(tid))
 
 
+# ``severity_order`` of the texts ``Citations.worst`` gives (``severity_key``'s), by a lookup
+_RANKS = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def _rank(severity: str) -> int:
+    return _RANKS.get(severity, len(SEVERITIES))
+
+
+def _first(row: tuple) -> Any:
+    return row[0]
+
+
 class Citations:
     """Which findings cite a transmission, without a table of every (transmission,
     finding) pair (a finding may cite every message of a week's soak): each finding's ids
@@ -200,15 +216,32 @@ class Citations:
 
     def __init__(self, findings: Iterable[FindingEntry]) -> None:
         self.findings: list[tuple[FindingEntry, Sequence]] = []
-        for f in findings:
+        # (index, finding, sorted ids): the findings citing ints only, and the others
+        self._numbered: list[tuple[int, FindingEntry, array]] = []
+        self._other: list[tuple[int, FindingEntry, list[tuple]]] = []
+        for i, f in enumerate(findings):
             ids = f.transmissions
-            if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            if all(isinstance(x, int) and not isinstance(x, bool) for x in ids):
                 self.findings.append((f, array("q", sorted(ids))))
+                self._numbered.append((i, f, self.findings[-1][1]))  # type: ignore[arg-type]
             else:
                 self.findings.append((f, sorted(map(id_order, ids))))
+                self._other.append((i, f, self.findings[-1][1]))  # type: ignore[arg-type]
         # The page asks twice about each message in a row (its flow row, its timeline bin):
         # the last answer is kept.
         self._last: tuple[Any, list[tuple[int, FindingEntry, int]]] | None = None
+        self._worst: Memo[tuple[int, ...], dict[str, str]] = Memo(256)
+        # The page walks messages in time order, their ids mostly rising: for the highest
+        # id asked so far (``_high``), each numbered finding's place in its ids, and a heap
+        # of (the id at that place, finding's index): a higher id is answered by the
+        # findings whose next id it reaches, not a bisection in each finding. A lower id
+        # (out of order) is answered by bisection, the places left as they are.
+        self._high: int | None = None
+        self._at = [0] * len(self.findings)
+        self._next: list[tuple[int, int]] = [(ids[0], i) for i, _f, ids in self._numbered
+                                             if len(ids)]
+        heapify(self._next)
+        self._by_index = {i: (f, ids) for i, f, ids in self._numbered}
 
     def citing(self, tid: Any) -> Iterator[tuple[int, FindingEntry, int]]:
         """(index, finding, how many times it lists ``tid``) for each finding citing it."""
@@ -217,26 +250,60 @@ class Citations:
             return iter(last[1])
         key = id_order(tid)
         out = []
-        for i, (f, ids) in enumerate(self.findings):
-            if isinstance(ids, array):
-                if key[0] != 0:
-                    continue
-                probe: Any = key[1]
-            else:
-                probe = key
-            n = bisect_right(ids, probe) - bisect_left(ids, probe)
-            if n:
-                out.append((i, f, n))
+        # Where ``tid`` would stand in each finding's ids; counted further (a second
+        # bisection) only where it stands there: most findings cite most messages not.
+        if key[0] == 0 and (self._high is None or key[1] > self._high):
+            out = self._rising(key[1])
+        elif key[0] == 0:
+            probe = key[1]
+            for i, f, ids in self._numbered:
+                at = bisect_left(ids, probe)
+                if at < len(ids) and ids[at] == probe:
+                    out.append((i, f, bisect_right(ids, probe, at) - at))
+        for i, f, keys in self._other:
+            at = bisect_left(keys, key)
+            if at < len(keys) and keys[at] == key:
+                out.append((i, f, bisect_right(keys, key, at) - at))
+        if self._numbered and self._other:
+            out.sort(key=_first)  # in the findings' order, as they were given
         self._last = (tid, out)
         return iter(out)
 
+    def _rising(self, probe: int) -> list[tuple[int, FindingEntry, int]]:
+        """``citing``'s numbered findings for an id above every one asked before: the
+        findings whose next id is below it move their place up to it (a bisection from
+        their place), and those whose next id is it count it and move past it."""
+        self._high = probe
+        heap, at, out = self._next, self._at, []
+        while heap and heap[0][0] <= probe:
+            first, i = heappop(heap)
+            f, ids = self._by_index[i]
+            place = at[i] if first == probe else bisect_left(ids, probe, at[i])
+            if place < len(ids) and ids[place] == probe:
+                past = bisect_right(ids, probe, place)
+                out.append((i, f, past - place))
+                place = past
+            at[i] = place
+            if place < len(ids):
+                heappush(heap, (ids[place], i))
+        out.sort(key=_first)  # in the findings' order: popped by id, then index
+        return out
+
     def worst(self, tid: Any) -> dict[str, str]:
         """Category → the worst severity of a finding citing ``tid`` under it; a finding
-        without categories (uninspected traffic) marks the message as a whole (``WHOLE``)."""
+        without categories (uninspected traffic) marks the message as a whole (``WHOLE``).
+        It depends on which findings cite it alone, and messages are cited by the same few
+        sets of findings again and again: the answer for a set is kept (a bounded number)
+        and shared, not to be changed."""
+        citing = list(self.citing(tid))
+        which = tuple([i for i, _f, _n in citing])
+        known = self._worst.get(which)
+        if known is not None:
+            return known
         worst: dict[str, str] = {}
-        for _, f, _n in self.citing(tid):
+        for _, f, _n in citing:
             sev = severity_key(f.severity)
             for cat in f.categories or (WHOLE,):
                 if cat not in worst or severity_order(sev) < severity_order(worst[cat]):
                     worst[cat] = sev
-        return worst
+        return self._worst.put(which, worst)
