@@ -139,6 +139,7 @@ def analyze(
     standard: StandardOpt = None,
 ) -> None:
     """Rebuild findings.json, report.html and detections.csv from saved captures."""
+    from auditor.collector import for_batch
     from auditor.folder import FolderError
     from auditor.jobs import WorkerLost
     from auditor.live.journal import JOURNAL_FILE
@@ -160,6 +161,7 @@ def analyze(
         if path.name == FLOWS_FILE and (path.parent / JOURNAL_FILE).is_file():
             settled(path.parent, SETTLE_S)
             _recover(path.parent)
+    for_batch()
     try:
         result = run(list(inputs), prof, plan, out, lang=lang.value,
                      jobs=jobs or os.cpu_count() or 1, progress=sys.stderr.isatty(),
@@ -186,6 +188,7 @@ def report(
 ) -> None:
     """Write the reports of a session folder again: in place, or elsewhere with --out
     (another language beside the first; --reveal, the unmasked copy, only there)."""
+    from auditor.collector import for_batch
     from auditor.folder import FolderError, check_new
     from auditor.live.lock import settled
     from auditor.session import reopen, write_outputs
@@ -209,6 +212,7 @@ def report(
         store, prof, ledger = reopen(session)
     except (FileNotFoundError, ConfigError, StoreError) as e:
         raise fail(str(e)) from None
+    for_batch()
     try:
         result = write_outputs(Path(session), store, prof, ledger, lang=lang.value,
                                reveal=reveal, out=out, standards=standards)

@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from auditor.chunk import Analysed, Context, Skipped, analyse_chunk
+from auditor.collector import for_batch
 from auditor.data import load_sdks
 from auditor.model import ConsentPlan, Profile
 from auditor.pipeline import Pipeline
@@ -43,10 +44,12 @@ def context(profile: Profile, plan: ConsentPlan | None, evidence: bool) -> Conte
 
 def _start(profile: Profile, plan: ConsentPlan | None, evidence: bool) -> None:
     """A worker's start. Ctrl-C reaches the whole process group: the parent alone answers
-    it (``kidaudit: interrupted``) and stops the workers, which print nothing."""
+    it (``kidaudit: interrupted``) and stops the workers, which print nothing. Its context
+    (the automaton, the SDK table) is built, then frozen out of collections (``for_batch``)."""
     global _context
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _context = context(profile, plan, evidence)
+    for_batch()
 
 
 def _analyse(chunk: Chunk) -> list[Analysed | Skipped]:
