@@ -88,12 +88,21 @@ class Detector:
         memo = self._memo
         recall = memo.lookup if memo is not None else None
         row = tuple.__new__  # a _Row made in C, not by the Python __new__ of a NamedTuple
+        paths = patterns.remembered_path_keys
         for f in short:
             # Only short fields are remembered: a long value is rarely sent twice, and a long
             # path (a hostile key repeated over every leaf) would make the memo hold
             # megabytes per field. Tested inline: this runs once per field of every message.
-            if recall is not None and len(f.value) <= MEMO_VALUE and len(f.path) <= MEMO_PATH:
-                read = recall((f.path, f.value))
+            value = f.value
+            if recall is not None and len(value) <= MEMO_VALUE and len(f.path) <= MEMO_PATH:
+                # Most fields: a short value under keys that say nothing (a counter, a
+                # coordinate, a timestamp). ``_fresh`` would find no reading and remember
+                # none; told here from the path's facts, before the memo is asked.
+                if len(value) < patterns.QUIET_BELOW and "@" not in value:
+                    at = paths(f.path) or patterns.path_keys(f.path)
+                    if at.quiet:
+                        continue
+                read = recall((f.path, value))
                 if read is None:
                     read = self._fresh(f, memo)  # type: ignore[arg-type]
             else:
