@@ -348,6 +348,7 @@ def _plausible(lat: float, lon: float) -> bool:
 # longer one is worked out and not kept).
 ROLE_LAT, ROLE_LON, ROLE_PAIR = "lat", "lon", "pair"
 _PAIR_ROLES: Memo[str, str] = Memo(4096)
+_remembered_role = _PAIR_ROLES.lookup  # its dict.get, without a Python call around it
 
 
 def _pair_role(path: str) -> str:
@@ -369,8 +370,11 @@ def find_coordinate_pairs(tx_id: int, fields: Iterable[Field]) -> list[Detection
     out: list[Detection] = []
     lats: dict[str, Field] = {}
     lons: dict[str, Field] = {}
+    roles = _remembered_role
     for f in fields:
-        role = _pair_role(f.path)
+        role = roles(f.path)  # the memo's dict asked inline: this runs for every field
+        if role is None:
+            role = _pair_role(f.path)
         if not role:  # most fields
             continue
         if role == ROLE_LAT:
