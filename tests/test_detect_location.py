@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.detect import keys, location
+from auditor.detect import Detector, _as_row, keys, location
 from auditor.detect.location import (
     BD09,
     CONFIDENCE,
@@ -20,8 +20,8 @@ from auditor.detect.location import (
     wgs84_to_gcj02,
 )
 from auditor.limits import MAX_PATH
-from auditor.model import Field, Location
-from tests.factories import LAT, LON
+from auditor.model import Detection, Field, Location, Profile
+from tests.factories import LAT, LON, tx
 
 HERE = Location(LAT, LON)
 
@@ -302,3 +302,19 @@ def test_one_latitude_takes_what_the_index_gives(lons: list[str]) -> None:
     lat = (Field("body", "body.json.lat", str(LAT)), str(LAT), LAT, 5)
     hits = [(Field("body", p, f"{LON + i / 1000:.5f}"), "x", LON, 5) for i, p in enumerate(lons)]
     assert location._pairs([lat], hits, LAT) == [(lat, location._Free(hits).take(lat))]
+
+
+@pytest.mark.parametrize("fields", [
+    [("body.json.lat", "39.98312"), ("body.json.lng", "116.30791")],
+    [("body.json.location", "39.98312,116.30791")],
+    [("body.json.a.lat", "12.5"), ("body.json.a.lon", "-70.25"), ("body.json.b.gps", "1.5|2.5")],
+])
+def test_pairs_made_as_rows_are_the_detections(fields: list[tuple[str, str]]) -> None:
+    """The Detector has unseeded pairs made as rows for dedupe (``make``): the same fields
+    in the same order, and what it reports of them are Detections."""
+    fs = [Field("body", path, value) for path, value in fields]
+    found = find_coordinate_pairs(7, fs)
+    assert found and [Detection(*r) for r in find_coordinate_pairs(7, fs, _as_row)] == found
+    reported = Detector(Profile()).detect(tx(id=7), fs)
+    assert {type(d) for d in reported} == {Detection}
+    assert [d for d in reported if d.category.startswith("location.")] == found

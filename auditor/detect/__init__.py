@@ -8,7 +8,7 @@ Three detectors, most trusted first (DESIGN.md "detect"): known values the lab s
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from auditor.detect import keys, patterns
 from auditor.detect.cell import find_cells
@@ -58,6 +58,11 @@ class _Row(NamedTuple):
     confidence: float
 
 
+def _as_row(*values: Any) -> Any:
+    """A _Row of a Detection's fields, for a finder's ``make``."""
+    return tuple.__new__(_Row, values)
+
+
 class Detector:
     """Everything built once per session from the profile (the automaton above all)."""
 
@@ -84,7 +89,7 @@ class Detector:
         short = [f for f in fields if len(f.value) <= MAX_SCAN]
         found.extend(find_cells(tx.id, short, here.cell if here is not None else ()))
         found.extend(find_media(tx.id, fields))
-        found.extend(find_coordinate_pairs(tx.id, short))
+        found.extend(find_coordinate_pairs(tx.id, short, _as_row))
         memo = self._memo
         recall = memo.lookup if memo is not None else None
         row = tuple.__new__  # a _Row made in C, not by the Python __new__ of a NamedTuple

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 
 from auditor.detect import keys
@@ -363,9 +363,14 @@ def _pair_role(path: str) -> str:
     return role
 
 
-def find_coordinate_pairs(tx_id: int, fields: Iterable[Field]) -> list[Detection]:
+def find_coordinate_pairs(tx_id: int, fields: Iterable[Field],
+                          make: Callable[..., Detection] = Detection) -> list[Detection]:
     """Unseeded coordinates next to location keys: ``lat``/``lng`` siblings, or one value
-    ``"lat,lon"`` under a key such as ``location``. ``0.0/0.0`` is a placeholder."""
+    ``"lat,lon"`` under a key such as ``location``. ``0.0/0.0`` is a placeholder.
+
+    ``make`` builds each from a Detection's fields, in their order: the Detector passes a
+    lighter row for ``dedupe`` (a seeded position, when the lab gave one, reports the
+    same fact and this one is dropped there)."""
     fields = list(fields)
     out: list[Detection] = []
     lats: dict[str, Field] = {}
@@ -386,7 +391,7 @@ def find_coordinate_pairs(tx_id: int, fields: Iterable[Field]) -> list[Detection
             a, b = (float(m.group(1)), float(m.group(2))) if m else (0.0, 0.0)
             if m and (_plausible(a, b) or _plausible(b, a)):  # lat,lon or lon,lat
                 decimals = min(len(m.group(i).split(".")[1]) for i in (1, 2))
-                out.append(Detection(tx_id, _category(decimals), "pattern", f.location, f.path,
+                out.append(make(tx_id, _category(decimals), "pattern", f.location, f.path,
                                      f.encoding, "", f"{m.group(1)},{m.group(2)}",
                                      PATTERN_CONFIDENCE))
     for parent, lat_field in lats.items():
@@ -396,7 +401,7 @@ def find_coordinate_pairs(tx_id: int, fields: Iterable[Field]) -> list[Detection
         lat, lon = _coordinate(lat_field.value), _coordinate(lon_field.value)
         if lat is None or lon is None or not _plausible(lat[0], lon[0]):
             continue
-        out.append(Detection(tx_id, _category(min(lat[1], lon[1])), "pattern",
+        out.append(make(tx_id, _category(min(lat[1], lon[1])), "pattern",
                              lat_field.location, f"{lat_field.path}+{lon_field.path}",
                              lat_field.encoding, "", f"{lat_field.value},{lon_field.value}",
                              PATTERN_CONFIDENCE))
