@@ -12,6 +12,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.detect import Detector, dedupe
 from auditor.detect.known import CONFIDENCE, KnownValues
@@ -491,3 +493,21 @@ def test_the_narrowest_token_is_still_decoded(written: str) -> None:
     known = KnownValues.from_profile(profile(credentials=(Credential("u", SHORT_SECRET),)))
     found = list(known.scan(1, [Field("body", "body.json.x", written)]))
     assert [d.profile_key for d in found] == ["credentials[0].password"]
+
+
+_NARROW_KNOWN = KnownValues.from_profile(SEEDED)
+_PIECES = [IMEI, IMEI[:6], IMEI[-10:], CHILD_NAME, CHILD_NAME[:1], PASSWORD[:5], "xiaoming",
+           "aa:bb", "aabb", "İ", "ß", "x", "0", " ", ":", "=", "+"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=4).map("".join))
+def test_a_value_without_a_token_and_a_match_has_no_seed_and_one_with_has(value: str) -> None:
+    """``_find``'s shortcut (a value narrower than any encoded token, and no automaton
+    match) says () exactly where the full search finds no span; a value it keeps finds
+    some (the longest span of a seed is always kept)."""
+    known = _NARROW_KNOWN
+    spans = [*known._plain(value), *known._encoded(value)]
+    assert bool(known._find(value)) == bool(spans)
+    if len(value) < known._narrowest:
+        assert not list(known._encoded(value))

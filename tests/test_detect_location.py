@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.detect import keys, location
+from auditor.detect import Detector, _as_row, keys, location
 from auditor.detect.location import (
     BD09,
     CONFIDENCE,
@@ -20,8 +20,8 @@ from auditor.detect.location import (
     wgs84_to_gcj02,
 )
 from auditor.limits import MAX_PATH
-from auditor.model import Field, Location
-from tests.factories import LAT, LON
+from auditor.model import Detection, Field, Location, Profile
+from tests.factories import LAT, LON, tx
 
 HERE = Location(LAT, LON)
 
@@ -241,3 +241,80 @@ def test_a_remembered_path_role_is_the_fresh_one(path: str) -> None:
              else ROLE_PAIR if keys.matches(key, keys.LOCATION_KEYS) else "")
     assert location._pair_role(path) == location._pair_role(path) == fresh
     assert (path in location._PAIR_ROLES) == (len(path) <= MAX_PATH)
+
+
+def _hits_by_searching(fields: list[Field], here: Location) -> tuple[list, list]:
+    """``location._hits`` as written before its shortcuts: every coordinate-like field read
+    by the three searches of ``_numbers`` (and ``_degrees_minutes`` under a hemisphere)."""
+    lats: list = []
+    lons: list = []
+    hemispheres = location._hemispheres(fields)
+    for f in fields:
+        if location._MAYBE.search(f.value) is None:
+            continue
+        found = list(location._numbers(f, here))
+        letters = hemispheres.get(keys.parent(f.path))
+        if letters:
+            found += location._degrees_minutes(f, letters, here)
+        for text, value, decimals in found:
+            if abs(value - here.lat) <= location.TOLERANCE_DEG:
+                lats.append((f, text, value, decimals))
+            elif abs(value - here.lon) <= location.TOLERANCE_DEG:
+                lons.append((f, text, value, decimals))
+    return lats, lons
+
+
+_SCALED_LAT = str(round(LAT * 10**6))
+_SCALED_LON = str(round(LON * 10**5))
+
+
+@pytest.mark.parametrize("value", [
+    # one digit run: a timestamp, an id, scaled integers of every length around 6-10
+    "1790000000200", "1790000002", "100080", "12345", "864536040123455", _SCALED_LAT,
+    _SCALED_LON, _SCALED_LAT + "0", _SCALED_LAT[:-1], "0" + _SCALED_LAT, _SCALED_LON + "000",
+    str(round(LAT * 10**7)), str(round(LON * 10**7)), "0000000", "",
+    # digits other than ASCII (``\d`` and ``str.isdecimal`` both take category Nd)
+    "٣٩٩٨٣١٢", "３９９８３１２", "39.٩٨٣", "²³⁴⁵⁶⁷⁸",
+    # one decimal number alone, and near misses that take the searches
+    f"{LAT}", f"{LON}", f"-{LAT}", f"{LAT:.1f}", f"{LON:.7f}", "39.", ".98", "3998.312",
+    "11618.4746", "1161.84746", f"+{LAT}", f" {LAT}", f"{LAT} ", f"{LAT}\n", f"{LAT}.5",
+    f"{LAT},{LON}", f"{LON},{LAT}", f"-{LAT}-{LON}", "3958.9872N", "11618.4746,E",
+    f"{LAT}E", "39.98312e2", "0x3998312", f"{_SCALED_LAT}.0", f"-{_SCALED_LAT}",
+])
+@pytest.mark.parametrize("path", ["body.json.lat", "body.json.gps"])
+def test_hits_are_those_of_the_three_searches(value: str, path: str) -> None:
+    """The shortcuts of ``_hits`` (a digit run, one decimal number) read what the searches
+    read, under a hemisphere sibling or not."""
+    for fields in ([Field("body", path, value)],
+                   [Field("body", path, value), Field("body", "body.json.ns", "N"),
+                    Field("body", "body.json.ew", "E")]):
+        assert location._hits(fields, HERE) == _hits_by_searching(fields, HERE)
+
+
+@pytest.mark.parametrize("lons", [
+    ["body.json.lon"], ["body.json.a.lon", "body.json.lon"], ["body.json.a.lon", "body.json.b.lon"],
+    ["body.json.lon", "body.json.lon"], ["body.json.a.lon", "body.json.lat", "body.json.lon"],
+    ["body.json.lat"], ["body.json.lat", "body.json.lat"], ["body.json"], ["lon"],
+])
+def test_one_latitude_takes_what_the_index_gives(lons: list[str]) -> None:
+    """One latitude skips the index of free longitudes (``_Free``) for the one ``take``
+    gives: the same field's, else a sibling's, else the first."""
+    lat = (Field("body", "body.json.lat", str(LAT)), str(LAT), LAT, 5)
+    hits = [(Field("body", p, f"{LON + i / 1000:.5f}"), "x", LON, 5) for i, p in enumerate(lons)]
+    assert location._pairs([lat], hits, LAT) == [(lat, location._Free(hits).take(lat))]
+
+
+@pytest.mark.parametrize("fields", [
+    [("body.json.lat", "39.98312"), ("body.json.lng", "116.30791")],
+    [("body.json.location", "39.98312,116.30791")],
+    [("body.json.a.lat", "12.5"), ("body.json.a.lon", "-70.25"), ("body.json.b.gps", "1.5|2.5")],
+])
+def test_pairs_made_as_rows_are_the_detections(fields: list[tuple[str, str]]) -> None:
+    """The Detector has unseeded pairs made as rows for dedupe (``make``): the same fields
+    in the same order, and what it reports of them are Detections."""
+    fs = [Field("body", path, value) for path, value in fields]
+    found = find_coordinate_pairs(7, fs)
+    assert found and [Detection(*r) for r in find_coordinate_pairs(7, fs, _as_row)] == found
+    reported = Detector(Profile()).detect(tx(id=7), fs)
+    assert {type(d) for d in reported} == {Detection}
+    assert [d for d in reported if d.category.startswith("location.")] == found

@@ -289,3 +289,23 @@ def test_may_find_is_false_only_where_nothing_is_found(path: str, value: str) ->
         assert list(find(f)) == []
         if not path_keys(path).lexicon:
             assert by_key(f) == []
+
+
+_PATHS_SAYING = st.sampled_from([
+    "body.json.seq", "body.json.lat", "body.json.imei", "body.json.phone", "body.json.wifiMac",
+    "body.json.contacts.0.name", "body.json.wifi.0.ssid", "body.json.mac", "body.json.email",
+    "body.json.x-device-id", "query.tel", "body.json.0", "", "body.json.youxiang",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PATHS_SAYING, st.text(alphabet="0123456789abcdef:-@. +", max_size=20))
+def test_a_quiet_path_with_a_short_value_has_no_reading(path: str, value: str) -> None:
+    """What ``Detector.detect`` skips before asking its memo (``PathKeys.quiet``, a value
+    under QUIET_BELOW characters without an ``@``) is what ``may_find`` and the key tables
+    find nothing in; and ``remembered_path_keys`` answers as ``path_keys`` does."""
+    at = path_keys(path)
+    assert patterns.remembered_path_keys(path) == at == _path_keys(path)
+    if at.quiet and len(value) < patterns.QUIET_BELOW and "@" not in value:
+        assert not at.lexicon and not may_find(value, at)
+        assert Detector(Profile(), memo=0).readings(Field("body", path, value)) == ()

@@ -8,7 +8,7 @@ Three detectors, most trusted first (DESIGN.md "detect"): known values the lab s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from auditor.detect import keys, patterns
 from auditor.detect.cell import find_cells
@@ -41,6 +41,28 @@ MEMO_SIZE = 8192  # fields
 Reading = tuple[str, str, str, float]  # method, category, value, confidence
 
 
+class _Row(NamedTuple):
+    """A pattern or key reading on its way to ``dedupe``: a Detection's fields in its order,
+    as a tuple. Most of them (the pattern and key readings of a seeded IMEI, say) report
+    what a known value already does and are dropped there; a tuple costs a tenth of a
+    frozen dataclass to make, and only the kept ones become Detections."""
+
+    transmission: int
+    category: str
+    method: str
+    location: str
+    field: str
+    encoding: tuple[str, ...]
+    profile_key: str
+    value: str
+    confidence: float
+
+
+def _as_row(*values: Any) -> Any:
+    """A _Row of a Detection's fields, for a finder's ``make``."""
+    return tuple.__new__(_Row, values)
+
+
 class Detector:
     """Everything built once per session from the profile (the automaton above all)."""
 
@@ -67,24 +89,34 @@ class Detector:
         short = [f for f in fields if len(f.value) <= MAX_SCAN]
         found.extend(find_cells(tx.id, short, here.cell if here is not None else ()))
         found.extend(find_media(tx.id, fields))
-        found.extend(find_coordinate_pairs(tx.id, short))
+        found.extend(find_coordinate_pairs(tx.id, short, _as_row))
         memo = self._memo
         recall = memo.lookup if memo is not None else None
+        row = tuple.__new__  # a _Row made in C, not by the Python __new__ of a NamedTuple
+        paths = patterns.remembered_path_keys
         for f in short:
             # Only short fields are remembered: a long value is rarely sent twice, and a long
             # path (a hostile key repeated over every leaf) would make the memo hold
             # megabytes per field. Tested inline: this runs once per field of every message.
-            if recall is not None and len(f.value) <= MEMO_VALUE and len(f.path) <= MEMO_PATH:
-                read = recall((f.path, f.value))
+            value = f.value
+            if recall is not None and len(value) <= MEMO_VALUE and len(f.path) <= MEMO_PATH:
+                # Most fields: a short value under keys that say nothing (a counter, a
+                # coordinate, a timestamp). ``_fresh`` would find no reading and remember
+                # none; told here from the path's facts, before the memo is asked.
+                if len(value) < patterns.QUIET_BELOW and "@" not in value:
+                    at = paths(f.path) or patterns.path_keys(f.path)
+                    if at.quiet:
+                        continue
+                read = recall((f.path, value))
                 if read is None:
                     read = self._fresh(f, memo)  # type: ignore[arg-type]
             else:
                 read = self.readings(f)
             if read:
-                found += [Detection(tx.id, category, method, f.location, f.path, f.encoding,
-                                    "", value, confidence)
+                found += [row(_Row, (tx.id, category, method, f.location, f.path, f.encoding,
+                                     "", value, confidence))
                           for method, category, value, confidence in read]
-        return dedupe(found)
+        return [Detection(*d) if type(d) is _Row else d for d in dedupe(found)]
 
     def _fresh(self, f: Field, memo: Memo[tuple[str, str], tuple[Reading, ...]]
                ) -> tuple[Reading, ...]:
@@ -109,9 +141,22 @@ class Detector:
 _NOT_CORE = re.compile(r"[^0-9a-z]")
 
 
+# The cores of short values seen (``_core``): dedupe compares the same identifiers message
+# after message. At most CORE_MEMO values of up to CORE_VALUE characters.
+CORE_MEMO = 4096
+CORE_VALUE = 64
+_CORES: Memo[str, str] = Memo(CORE_MEMO)
+_remembered_core = _CORES.lookup  # the memo's dict.get, without a Python call around it
+
+
 def _core(value: str) -> str:
     """A value reduced for comparison: ``+86 138-0013-8000`` and ``8613800138000`` overlap."""
-    return _NOT_CORE.sub("", value.lower())
+    core = _remembered_core(value)
+    if core is None:
+        core = _NOT_CORE.sub("", value.lower())
+        if len(value) <= CORE_VALUE:
+            _CORES.put(value, core)
+    return core
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -153,19 +198,20 @@ def _prefixes(path: str) -> list[str]:
     return out
 
 
-def _seen(d: Detection, inside: Iterable[Detection], ancestors: list[str],
-          at: dict[str, list[Detection]]) -> bool:
-    """Whether a kept detection on ``d``'s field or inside it (``inside``), or on a field it
-    was decoded out of, reports the same fact: looked through in place, without joining the
-    lists, and stopping at the first."""
-    for k in inside:
-        if same_fact(d, k):
-            return True
-    for a in ancestors[1:]:
-        for k in at.get(a, ()):
-            if same_fact(d, k):
-                return True
-    return False
+# The prefixes of the fields seen (``_prefixes``): a device sends the same fields message
+# after message, and dedupe asks for them once per field of each. Only a field of up to
+# PREFIX_PATH characters is remembered, so an entry holds at most PREFIX_PATH ** 2 / 4
+# characters (a path of one-letter segments) and the memo a few megabytes at worst.
+PREFIX_MEMO = 2048
+PREFIX_PATH = 128
+_PREFIXES: Memo[str, list[str]] = Memo(PREFIX_MEMO)
+
+
+def _lineage(path: str) -> list[str]:
+    """``_prefixes``, remembered for a short path."""
+    if len(path) > PREFIX_PATH:
+        return _prefixes(path)
+    return _PREFIXES.put(path, _prefixes(path))
 
 
 def dedupe(detections: list[Detection]) -> list[Detection]:
@@ -181,17 +227,33 @@ def dedupe(detections: list[Detection]) -> list[Detection]:
                      for i, d in enumerate(detections)])
     at: dict[str, list[Detection]] = {}  # field -> kept detections on it
     below: dict[str, list[Detection]] = {}  # field -> kept detections on it or inside it
-    lines: dict[str, list[str]] = {}  # field -> its prefixes (a message repeats its fields)
-    kept: set[int] = set()
+    lines = _PREFIXES.lookup
+    kept = [False] * len(detections)
     for _, _, _, i in ranked:
         d = detections[i]
-        ancestors = lines.get(d.field)
-        if ancestors is None:
-            ancestors = lines[d.field] = _prefixes(d.field)
-        if _seen(d, below.get(d.field, ()), ancestors, at):
+        field = d.field
+        ancestors = lines(field) or _lineage(field)
+        # Whether a kept detection on this field or inside it, or on a field it was decoded
+        # out of, reports the same fact: looked through in place, stopping at the first.
+        # (Inline: this runs for every detection of every message.)
+        seen = False
+        for k in below.get(field, ()):
+            if same_fact(d, k):
+                seen = True
+                break
+        if not seen:
+            for a in ancestors[1:]:
+                for k in at.get(a, ()):
+                    if same_fact(d, k):
+                        seen = True
+                        break
+                if seen:
+                    break
+        if seen:
             continue
-        kept.add(i)
-        at.setdefault(d.field, []).append(d)
+        kept[i] = True
+        kept[i] = True
+        at.setdefault(field, []).append(d)
         for prefix in ancestors:
             below.setdefault(prefix, []).append(d)
-    return [d for i, d in enumerate(detections) if i in kept]
+    return [d for d, keep in zip(detections, kept, strict=True) if keep]

@@ -56,6 +56,7 @@ MAX_DELIMITED = 4096
 # field's role is asked twice (the JSON and the delimited towers). Paths are bounded
 # (``limits.MAX_PATH``) before detection.
 _ROLES: Memo[str, str] = Memo(4096)
+_remembered_role = _ROLES.lookup  # its dict.get, without a Python call around it
 
 
 def _role(path: str) -> str:
@@ -91,8 +92,11 @@ def _json_towers(tx_id: int, fields: list[Field], towers: tuple[Cell, ...]
                  ) -> Iterator[Detection]:
     """Sibling keys of one object: ``{"mcc": 460, "mnc": 0, "lac": 4286, "cid": 28711}``."""
     groups: dict[str, dict[str, Field]] = {}
+    roles = _remembered_role
     for f in fields:
-        role = _role(f.path)
+        role = roles(f.path)  # the memo's dict asked inline: this runs for every field
+        if role is None:
+            role = _role(f.path)
         if role:
             groups.setdefault(keys.parent(f.path), {}).setdefault(role, f)
     for group in groups.values():

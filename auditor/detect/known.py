@@ -373,8 +373,13 @@ class KnownValues:
         recall = self._seen.lookup
         for f in fields:
             value = f.value
-            hits = recall(value) if len(value) <= FOUND_MEMO_TEXT else None
-            for start, end, v in hits if hits is not None else self._found(value):
+            if len(value) > FOUND_MEMO_TEXT:
+                hits = self._find(value)
+            else:
+                hits = recall(value)
+                if hits is None:  # not remembered: found and remembered
+                    hits = self._seen.put(value, self._find(value))
+            for start, end, v in hits:
                 yield Detection(tx_id, v.seed.category, "known", f.location, f.path,
                                 (*f.encoding, *v.layers), v.seed.profile_key,
                                 value[start:end + 1], CONFIDENCE)
@@ -394,6 +399,13 @@ class KnownValues:
         """(start, end, variant) of every seed in ``value`` (``end`` inclusive). The longest
         match of a seed stands for the shorter ones inside it: the padded base64, the
         ``+86`` number around the national one."""
+        if len(value) < self._narrowest:  # no hex or base64 token (``_tokens``): most values
+            text = value.lower()
+            # and no form as written (``_plain`` of a text in one window): told by the
+            # automaton's first match in C, without the generators
+            if len(text) <= WINDOW and (not self._written
+                                        or next(self._auto.iter(text), None) is None):
+                return ()
         spans = sorted([*self._plain(value), *self._encoded(value)], key=lambda s: s[0] - s[1])
         kept: list[tuple[int, int, Variant]] = []
         # A kept span that contains a later one of its seed begins at most the seed's

@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 
 from auditor.detect import keys
@@ -52,6 +51,8 @@ MAX_LETTER = 3  # characters of a field holding a hemisphere letter, spaces incl
 # (most: words, small counters, ids with dashes) is told by one search in C. The same
 # ``\d`` as the forms'.
 _MAYBE = re.compile(r"\d\.\d|\d{6}")
+# One decimal number alone, the commonest coordinate value: see ``find_locations``.
+_ONE_DECIMAL = re.compile(r"-?\d{1,3}\.(\d+)")
 _PAIR = re.compile(r"^\s*(-?\d{1,3}\.\d+)\s*[,|; ]\s*(-?\d{1,3}\.\d+)\s*$")
 
 
@@ -124,17 +125,21 @@ def datum_of(lat: float, lon: float, decimals: int, here: Location) -> str:
     points = datums(here)
     if len({points[GCJ02], points[WGS84]}) == 1:  # outside China: one position
         return ""
-    name, (plat, plon) = min(points.items(),
-                             key=lambda p: math.hypot(lat - p[1][0], lon - p[1][1]))
-    return name if math.hypot(lat - plat, lon - plon) <= DATUM_MATCH_DEG else ""
+    # the nearest point, the first of equals (as ``min`` picks), in a plain loop: this runs
+    # for every position found
+    items = iter(points.items())
+    name, (plat, plon) = next(items)
+    nearest = math.hypot(lat - plat, lon - plon)
+    for other, (plat, plon) in items:
+        distance = math.hypot(lat - plat, lon - plon)
+        if distance < nearest:
+            name, nearest = other, distance
+    return name if nearest <= DATUM_MATCH_DEG else ""
 
 
-@dataclass(frozen=True)
-class _Hit:
-    field: Field
-    text: str
-    value: float
-    decimals: int
+# A number near the seeded latitude or longitude: (field, text, degrees, decimals). A plain
+# tuple: one is made for every coordinate of every message.
+_Hit = tuple[Field, str, float, int]
 
 
 def _hemispheres(fields: Iterable[Field]) -> dict[str, set[str]]:
@@ -193,46 +198,92 @@ def _near(value: float, here: Location) -> bool:
     return abs(value - here.lat) <= TOLERANCE_DEG or abs(value - here.lon) <= TOLERANCE_DEG
 
 
+def _scaled(text: str, here: Location) -> list[tuple[str, float, int]]:
+    """``_numbers`` of a value that is one run of digits (``str.isdecimal``: the ``\\d`` of
+    the forms): a scaled integer when it has six to ten digits, nothing otherwise."""
+    if not 6 <= len(text) <= 10:
+        return []
+    for scale in SCALES:
+        value = int(text) / 10 ** scale
+        if _near(value, here):
+            return [(text, value, scale - (len(text) - len(text.rstrip("0"))))]
+    return []
+
+
 def find_locations(tx_id: int, fields: Iterable[Field], here: Location) -> list[Detection]:
     """Detections for every latitude-like number that has a longitude-like partner of its own."""
-    fields = list(fields)
+    lats, lons = _hits(list(fields), here)
+    if not lats or not lons:  # no pair: most messages without a position
+        return []
+    out: list[Detection] = []
+    for lat, partner in _pairs(lats, lons, here.lat):
+        lat_field, text, number, decimals = lat
+        decimals = min(decimals, partner[3])
+        category = "location.precise" if decimals >= PRECISE_DECIMALS else "location.coarse"
+        lon_path = partner[0].path
+        path = lat_field.path if lon_path == lat_field.path else f"{lat_field.path}+{lon_path}"
+        datum = datum_of(number, partner[2], decimals, here)
+        encoding = ((*lat_field.encoding, datum) if datum and datum != WGS84
+                    else lat_field.encoding)
+        out.append(Detection(tx_id, category, "known", lat_field.location, path, encoding,
+                             "location", f"{text},{partner[1]}", CONFIDENCE))
+    return out
+
+
+def _hits(fields: list[Field], here: Location) -> tuple[list[_Hit], list[_Hit]]:
+    """The numbers near the seeded latitude, and those near its longitude, in field order.
+
+    Speed (this runs on every field of every message): the two commonest coordinate-like
+    values, a run of digits (a timestamp, an id, a scaled integer) and one decimal number
+    alone (``39.98279``), are read by one test each instead of the three searches of
+    ``_numbers``, with the same result: in a value that is one digit run, only ``_SCALED``
+    can match, and only the whole run; in ``-?ddd.ddd`` only ``_DECIMAL`` can, and only the
+    whole value (``_SCALED`` and ``_NMEA`` need more digits before the point, ``_DM`` too).
+    ``str.isdecimal`` holds for the characters ``\\d`` matches (Unicode category Nd)."""
     lats: list[_Hit] = []
     lons: list[_Hit] = []
     hemispheres = _hemispheres(fields)
+    lat0, lon0 = here.lat, here.lon
+    plain = _ONE_DECIMAL.fullmatch
+    maybe = _MAYBE.search
     for f in fields:
-        if _MAYBE.search(f.value) is None:  # no coordinate form can match: most fields
+        value = f.value
+        found: Iterable[tuple[str, float, int]]
+        if value.isdecimal():
+            found = _scaled(value, here)
+        elif (m := plain(value)) is not None:
+            found = ((value, float(value), len(m.group(1))),)
+        elif maybe(value) is None:  # no coordinate form can match: most other fields
             continue
-        found = _numbers(f, here)
-        letters = hemispheres.get(keys.parent(f.path)) if hemispheres else None
-        if letters:
-            found = chain(found, _degrees_minutes(f, letters, here))
-        for text, value, decimals in found:
-            if abs(value - here.lat) <= TOLERANCE_DEG:
-                lats.append(_Hit(f, text, value, decimals))
-            elif abs(value - here.lon) <= TOLERANCE_DEG:
-                lons.append(_Hit(f, text, value, decimals))
-    # One longitude pairs with one latitude, the closest latitude first: an altitude or a
-    # body temperature near the seeded latitude must not claim the real position's longitude.
+        else:
+            found = _numbers(f, here)
+        if hemispheres:
+            letters = hemispheres.get(keys.parent(f.path))
+            if letters:
+                found = chain(found, _degrees_minutes(f, letters, here))
+        for text, number, decimals in found:
+            if abs(number - lat0) <= TOLERANCE_DEG:
+                lats.append((f, text, number, decimals))
+            elif abs(number - lon0) <= TOLERANCE_DEG:
+                lons.append((f, text, number, decimals))
+    return lats, lons
+
+
+def _pairs(lats: list[_Hit], lons: list[_Hit], lat0: float) -> list[tuple[_Hit, _Hit]]:
+    """(latitude, longitude) pairs in the latitudes' order. One longitude pairs with one
+    latitude, the closest latitude first: an altitude or a body temperature near the seeded
+    latitude must not claim the real position's longitude. One latitude takes the longitude
+    ``_Free.take`` would give it (the same field's, a sibling's, else the first): the
+    commonest message, told without building the index."""
+    if len(lats) == 1:
+        return [(lats[0], _Free.first_for(lats[0], lons))]
     free = _Free(lons)
     pairs: dict[int, _Hit] = {}
-    for i in sorted(range(len(lats)), key=lambda i: abs(lats[i].value - here.lat)):
+    for i in sorted(range(len(lats)), key=lambda i: abs(lats[i][2] - lat0)):
         partner = free.take(lats[i])
         if partner is not None:
             pairs[i] = partner
-    out: list[Detection] = []
-    for i, lat in enumerate(lats):
-        partner = pairs.get(i)
-        if partner is None:
-            continue
-        decimals = min(lat.decimals, partner.decimals)
-        category = "location.precise" if decimals >= PRECISE_DECIMALS else "location.coarse"
-        same = partner.field.path == lat.field.path
-        path = lat.field.path if same else f"{lat.field.path}+{partner.field.path}"
-        datum = datum_of(lat.value, partner.value, decimals, here)
-        encoding = (*lat.field.encoding, datum) if datum and datum != WGS84 else lat.field.encoding
-        out.append(Detection(tx_id, category, "known", lat.field.location, path,
-                             encoding, "location", f"{lat.text},{partner.text}", CONFIDENCE))
-    return out
+    return [(lat, pairs[i]) for i, lat in enumerate(lats) if i in pairs]
 
 
 class _Free:
@@ -245,14 +296,30 @@ class _Free:
         self._by_path: dict[str, deque[int]] = {}
         self._by_parent: dict[str, deque[int]] = {}
         for i, h in enumerate(lons):
-            self._by_path.setdefault(h.field.path, deque()).append(i)
-            self._by_parent.setdefault(h.field.path.rsplit(".", 1)[0], deque()).append(i)
+            self._by_path.setdefault(h[0].path, deque()).append(i)
+            self._by_parent.setdefault(h[0].path.rsplit(".", 1)[0], deque()).append(i)
+
+    @staticmethod
+    def first_for(lat: _Hit, lons: list[_Hit]) -> _Hit:
+        """What ``take`` gives the first latitude asking (``lons`` not empty): the first
+        longitude in its field, else the first in a sibling, else the first."""
+        path = lat[0].path
+        parent = path.rsplit(".", 1)[0]
+        sibling = None
+        for h in lons:
+            other = h[0].path
+            if other == path:
+                return h
+            if sibling is None and other.rsplit(".", 1)[0] == parent:
+                sibling = h
+        return sibling if sibling is not None else lons[0]
 
     def take(self, lat: _Hit) -> _Hit | None:
         """The longitude written closest to this latitude: the same field first, then a
         sibling, then any; each goes to one latitude only."""
-        for pool in (self._by_path.get(lat.field.path, deque()),
-                     self._by_parent.get(lat.field.path.rsplit(".", 1)[0], deque()),
+        path = lat[0].path
+        for pool in (self._by_path.get(path, deque()),
+                     self._by_parent.get(path.rsplit(".", 1)[0], deque()),
                      self._order):
             while pool and pool[0] in self._used:
                 pool.popleft()
@@ -281,6 +348,7 @@ def _plausible(lat: float, lon: float) -> bool:
 # longer one is worked out and not kept).
 ROLE_LAT, ROLE_LON, ROLE_PAIR = "lat", "lon", "pair"
 _PAIR_ROLES: Memo[str, str] = Memo(4096)
+_remembered_role = _PAIR_ROLES.lookup  # its dict.get, without a Python call around it
 
 
 def _pair_role(path: str) -> str:
@@ -295,15 +363,23 @@ def _pair_role(path: str) -> str:
     return role
 
 
-def find_coordinate_pairs(tx_id: int, fields: Iterable[Field]) -> list[Detection]:
+def find_coordinate_pairs(tx_id: int, fields: Iterable[Field],
+                          make: Callable[..., Detection] = Detection) -> list[Detection]:
     """Unseeded coordinates next to location keys: ``lat``/``lng`` siblings, or one value
-    ``"lat,lon"`` under a key such as ``location``. ``0.0/0.0`` is a placeholder."""
+    ``"lat,lon"`` under a key such as ``location``. ``0.0/0.0`` is a placeholder.
+
+    ``make`` builds each from a Detection's fields, in their order: the Detector passes a
+    lighter row for ``dedupe`` (a seeded position, when the lab gave one, reports the
+    same fact and this one is dropped there)."""
     fields = list(fields)
     out: list[Detection] = []
     lats: dict[str, Field] = {}
     lons: dict[str, Field] = {}
+    roles = _remembered_role
     for f in fields:
-        role = _pair_role(f.path)
+        role = roles(f.path)  # the memo's dict asked inline: this runs for every field
+        if role is None:
+            role = _pair_role(f.path)
         if not role:  # most fields
             continue
         if role == ROLE_LAT:
@@ -315,7 +391,7 @@ def find_coordinate_pairs(tx_id: int, fields: Iterable[Field]) -> list[Detection
             a, b = (float(m.group(1)), float(m.group(2))) if m else (0.0, 0.0)
             if m and (_plausible(a, b) or _plausible(b, a)):  # lat,lon or lon,lat
                 decimals = min(len(m.group(i).split(".")[1]) for i in (1, 2))
-                out.append(Detection(tx_id, _category(decimals), "pattern", f.location, f.path,
+                out.append(make(tx_id, _category(decimals), "pattern", f.location, f.path,
                                      f.encoding, "", f"{m.group(1)},{m.group(2)}",
                                      PATTERN_CONFIDENCE))
     for parent, lat_field in lats.items():
@@ -325,7 +401,7 @@ def find_coordinate_pairs(tx_id: int, fields: Iterable[Field]) -> list[Detection
         lat, lon = _coordinate(lat_field.value), _coordinate(lon_field.value)
         if lat is None or lon is None or not _plausible(lat[0], lon[0]):
             continue
-        out.append(Detection(tx_id, _category(min(lat[1], lon[1])), "pattern",
+        out.append(make(tx_id, _category(min(lat[1], lon[1])), "pattern",
                              lat_field.location, f"{lat_field.path}+{lon_field.path}",
                              lat_field.encoding, "", f"{lat_field.value},{lon_field.value}",
                              PATTERN_CONFIDENCE))

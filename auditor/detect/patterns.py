@@ -142,6 +142,9 @@ class PathKeys:
     phone_key: bool
     contact_ctx: bool  # the key or an enclosing one says contacts
     in_list: bool
+    # No key along the path says anything (no category, phone, contacts, Wi-Fi or MAC): a
+    # value shorter than QUIET_BELOW without an ``@`` under it has no reading (``may_find``)
+    quiet: bool = False
 
     @property
     def mac_key(self) -> bool:
@@ -153,6 +156,13 @@ EMAIL_KEYS = frozenset({"email", "mail", "emailaddress", "youxiang"})
 # ``limits.MAX_PATH`` characters first, and a longer path is worked out and not kept.
 PATH_MEMO = 4096
 _PATHS: Memo[str, PathKeys] = Memo(PATH_MEMO)
+
+
+# ``_PATHS.get`` without a Python call around it, for a loop that asks once per field
+remembered_path_keys = _PATHS.lookup
+# See ``PathKeys.quiet``: the shortest value ``may_find`` may say yes to under a quiet path
+# (a MAC with separators, twelve characters; an ``@`` aside).
+QUIET_BELOW = 12
 
 
 def path_keys(path: str) -> PathKeys:
@@ -170,11 +180,13 @@ def _path_keys(path: str) -> PathKeys:
     lexicon = keys.KEY_LEXICON.get(keys.matches(key, keys.KEY_LEXICON), ())
     # the field's own key wins over its words: ``wifiMac`` is the device's Wi-Fi MAC
     outer = path.rsplit(".", 1)[0] if "identifier.mac" in lexicon else path
-    return PathKeys(key=key, lexicon=lexicon, wifi_key=keys.any_segment(outer, keys.WIFI_KEYS),
-                    email_key=bool(keys.matches(key, EMAIL_KEYS)),
-                    phone_key=bool(keys.matches(key, keys.PHONE_KEYS)),
-                    contact_ctx=keys.any_segment(path, keys.CONTACT_KEYS),
-                    in_list=keys.in_list(path))
+    wifi_key = keys.any_segment(outer, keys.WIFI_KEYS)
+    phone_key = bool(keys.matches(key, keys.PHONE_KEYS))
+    contact_ctx = keys.any_segment(path, keys.CONTACT_KEYS)
+    return PathKeys(key=key, lexicon=lexicon, wifi_key=wifi_key,
+                    email_key=bool(keys.matches(key, EMAIL_KEYS)), phone_key=phone_key,
+                    contact_ctx=contact_ctx, in_list=keys.in_list(path),
+                    quiet=not (lexicon or wifi_key or phone_key or contact_ctx))
 
 
 def _numbers(f: Field, at: PathKeys) -> Iterator[Hit]:
