@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from auditor import limits
 from auditor.extract.bodies import fields_from_bytes
+from auditor.extract.json_body import NestedTooDeep, parse_json
 from auditor.limits import MAX_FIELDS, OPAQUE
 from auditor.model import Field
 from tests.factories import CHILD_NAME, IMEI
@@ -255,3 +256,42 @@ def test_shortened_keys_stay_distinct(keys: list[str], distinct: int) -> None:
     assert len({f.path for f in fields}) == distinct
     assert f"b.json.{'a' * limits.MAX_SEGMENT}" in {f.path for f in fields} \
         or all("…[" in f.path for f in fields)
+
+
+def _loads_outcome(call, text):
+    try:
+        return ("value", call(text))
+    except json.JSONDecodeError as e:
+        return ("error", e.msg, e.pos)
+    except NestedTooDeep as e:
+        return ("deep", str(e))
+
+
+@pytest.mark.parametrize("text", [
+    '{"lat": 39.98312, "n": 7, "big": 1e400, "s": "x", "t": true, "z": null}', "[]", "{}",
+    ' {"a": [1, 2.50, -0]} ', "\ufeff{}", "{} {}", '{"a": 1} x', "NaN", "[Infinity]",
+    '{"a": "\\ud800"}', '{"a": 1', '"unterminated', "", "   ", "[" * 5000 + "]" * 5000,
+    '{"k": 1, "k": 2}', "0123", '"\u00e9\u4e2d"',
+])
+def test_parse_json_reads_as_json_loads_does(text):
+    """``parse_json`` reuses one decoder: the same values, and the same errors at the same
+    places, as ``json.loads(text, parse_float=str, parse_int=str)`` (BOM refused too)."""
+    def reference(t):
+        try:
+            return json.loads(t, parse_float=str, parse_int=str)
+        except RecursionError as e:
+            raise NestedTooDeep("JSON nested too deep to parse") from e
+
+    assert _loads_outcome(parse_json, text) == _loads_outcome(reference, text)
+    assert _loads_outcome(parse_json, text) == _loads_outcome(parse_json, text)
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+                    | st.floats(allow_nan=False),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+                    max_leaves=20))
+@settings(max_examples=200, deadline=None)
+def test_parse_json_reads_any_document_as_json_loads_does(doc):
+    text = json.dumps(doc)
+    assert parse_json(text) == json.loads(text, parse_float=str, parse_int=str)

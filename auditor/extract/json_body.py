@@ -23,6 +23,10 @@ from auditor.limits import (
 )
 from auditor.model import Field
 
+# ``json.loads(text, parse_float=str, parse_int=str)``'s decoder (it keeps no state
+# between calls: its scanner's memo is emptied after each).
+_DECODER = json.JSONDecoder(parse_float=str, parse_int=str)
+
 
 class NestedTooDeep(ValueError):
     """A document nested past what a parser recurses into: a limit, not a format error."""
@@ -32,7 +36,11 @@ def parse_json(text: str) -> object:
     """JSON with numbers kept as the text that was sent (``39.98312`` stays ``"39.98312"``):
     the precision a device transmitted is itself evidence (location precise vs coarse)."""
     try:
-        return json.loads(text, parse_float=str, parse_int=str)
+        if type(text) is str and not text.startswith("\ufeff"):
+            # What ``json.loads`` does for such a text, with one decoder made once rather
+            # than a decoder and its scanner made for each value (most values are short).
+            return _DECODER.decode(text)
+        return json.loads(text, parse_float=str, parse_int=str)  # a BOM refused, bytes...
     except RecursionError as e:
         raise NestedTooDeep("JSON nested too deep to parse") from e
 
@@ -102,7 +110,7 @@ def read_json(text: str, data: bytes, prefix: str, ctx: ReadContext, encoding: E
     return False
 
 
-_JSON_SEQ = json.JSONDecoder(parse_float=str, parse_int=str)
+_JSON_SEQ = _DECODER
 
 
 def _cut_short(e: json.JSONDecodeError, text: str) -> bool:
