@@ -49,8 +49,15 @@ def walk_json(doc: object, prefix: str, location: str, encoding: Encoding,
               depth: int = 0, budget: Budget | None = None) -> Iterator[Field]:
     """Leaves of a JSON document as fields with dotted paths (``body.json.dev.imei``).
     Each node visited and each leaf's path are charged to ``budget`` (the message's)."""
-    yield from _walk_json(doc, prefix, location, encoding, depth,
-                          budget if budget is not None else current_budget())
+    if budget is not None:  # the walk itself, one generator fewer for each field to pass
+        return _walk_json(doc, prefix, location, encoding, depth, budget)
+    return _lazily_budgeted(doc, prefix, location, encoding, depth)
+
+
+def _lazily_budgeted(doc: object, prefix: str, location: str, encoding: Encoding,
+                     depth: int) -> Iterator[Field]:
+    """``walk_json`` without a budget: the message's, as it is when the walk starts."""
+    yield from _walk_json(doc, prefix, location, encoding, depth, current_budget())
 
 
 def _walk_json(doc: object, prefix: str, location: str, encoding: Encoding,
@@ -61,15 +68,40 @@ def _walk_json(doc: object, prefix: str, location: str, encoding: Encoding,
     if depth > MAX_TREE_DEPTH:
         yield too_deep(prefix, encoding)
         return
+    # A string leaf (most of a document: ``parse_json`` reads numbers as strings too) is
+    # visited in its parent's loop, charge for charge as ``_walk_json`` would visit it,
+    # without a generator of its own: that generator, and passing each of its fields up
+    # through it, cost more than the visit itself.
+    below = depth + 1
     if isinstance(doc, dict):
         for key, value in doc.items():
             seg = key if len(key) <= MAX_SEGMENT else shortened(key)
-            yield from _walk_json(value, f"{prefix}.{seg}", location, encoding, depth + 1,
-                                  budget)
+            path = f"{prefix}.{seg}"
+            if type(value) is not str:
+                yield from _walk_json(value, path, location, encoding, below, budget)
+                continue
+            budget.work -= NODE_COST
+            if budget.work < 0:
+                budget.spend(0, path)
+            if below > MAX_TREE_DEPTH:
+                yield too_deep(path, encoding)
+                continue
+            budget.spend(len(path), path)
+            yield Field(location, path, value, encoding)
     elif isinstance(doc, list):
         for i, value in enumerate(doc):
-            yield from _walk_json(value, f"{prefix}.{i}", location, encoding, depth + 1,
-                                  budget)
+            path = f"{prefix}.{i}"
+            if type(value) is not str:
+                yield from _walk_json(value, path, location, encoding, below, budget)
+                continue
+            budget.work -= NODE_COST
+            if budget.work < 0:
+                budget.spend(0, path)
+            if below > MAX_TREE_DEPTH:
+                yield too_deep(path, encoding)
+                continue
+            budget.spend(len(path), path)
+            yield Field(location, path, value, encoding)
     elif doc is not None and not isinstance(doc, bool):
         budget.spend(len(prefix), prefix)
         yield Field(location, prefix, str(doc), encoding)
