@@ -553,7 +553,7 @@ def _plain_message(state: object, types: dict[str, tuple[type, ...]]) -> bool:
     [name, value] bytes pairs. A strict part of what mitmproxy takes, and checked in a
     fraction of the time its check takes (half the cost of reading a record); anything
     else takes mitmproxy's path, which decides."""
-    if type(state) is not dict or state.keys() != types.keys() | _HEADER_KEYS:
+    if type(state) is not dict or state.keys() != _members(types):
         return False
     for name, allowed in types.items():
         if type(state[name]) not in allowed:
@@ -562,11 +562,29 @@ def _plain_message(state: object, types: dict[str, tuple[type, ...]]) -> bool:
     return _plain_headers(state["headers"]) and (trailers is None or _plain_headers(trailers))
 
 
+_REQUEST_MEMBERS = frozenset(_REQUEST_TYPES.keys() | _HEADER_KEYS)
+_RESPONSE_MEMBERS = frozenset(_RESPONSE_TYPES.keys() | _HEADER_KEYS)
+
+
+def _members(types: dict[str, tuple[type, ...]]) -> frozenset[str] | set[str]:
+    """The members a message's state has with these types: made once for the two tables
+    (each record's request and response are checked), not for each message."""
+    if types is _REQUEST_TYPES:
+        return _REQUEST_MEMBERS
+    if types is _RESPONSE_TYPES:
+        return _RESPONSE_MEMBERS
+    return types.keys() | _HEADER_KEYS
+
+
 def _plain_headers(pairs: object) -> bool:
     """A list of [name, value] bytes pairs: what ``Headers`` takes and keeps as it is."""
-    return type(pairs) is list and all(
-        type(pair) is list and len(pair) == 2 and type(pair[0]) is bytes
-        and type(pair[1]) is bytes for pair in pairs)
+    if type(pairs) is not list:
+        return False
+    for pair in pairs:  # a loop, not ``all`` of a generator: a record's every header
+        if not (type(pair) is list and len(pair) == 2 and type(pair[0]) is bytes
+                and type(pair[1]) is bytes):
+            return False
+    return True
 
 
 # ``RequestData``'s fields, in the order its ``__init__`` sets them.
