@@ -481,6 +481,7 @@ class PlainHttp:
 _HTTP_KEYS = frozenset({"version", "type", "id", "error", "client_conn", "server_conn",
                         "intercepted", "is_replay", "marked", "metadata", "comment",
                         "timestamp_created", "backup", "request", "response", "websocket"})
+_HTTP_KEYS_UNBACKED = _HTTP_KEYS - {"backup"}
 # Connection states mitmproxy's ``set_state`` took, less their ``id`` (a ``str``). A
 # keep-alive connection repeats its state in each of its flows, so each is checked once.
 _CONNS_CHECKED: Memo[tuple, bool] = Memo(256)
@@ -510,7 +511,7 @@ def _plain_http(record: bytes) -> PlainHttp | None:
     if pairs is None:
         return None
     state = dict(pairs)
-    if state.keys() - {"backup"} != _HTTP_KEYS - {"backup"}:
+    if state.keys() != _HTTP_KEYS and state.keys() != _HTTP_KEYS_UNBACKED:
         return None
     version = state["version"]
     if (type(version) is not int or version != mitmproxy_version.FLOW_FORMAT_VERSION
