@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from auditor import limits
 from auditor.extract.bodies import fields_from_bytes
+from auditor.extract.json_body import NestedTooDeep, parse_json, walk_json
+from auditor.extract.reading import too_deep
 from auditor.limits import MAX_FIELDS, OPAQUE
 from auditor.model import Field
 from tests.factories import CHILD_NAME, IMEI
@@ -255,3 +257,107 @@ def test_shortened_keys_stay_distinct(keys: list[str], distinct: int) -> None:
     assert len({f.path for f in fields}) == distinct
     assert f"b.json.{'a' * limits.MAX_SEGMENT}" in {f.path for f in fields} \
         or all("…[" in f.path for f in fields)
+
+
+def _loads_outcome(call, text):
+    try:
+        return ("value", call(text))
+    except json.JSONDecodeError as e:
+        return ("error", e.msg, e.pos)
+    except NestedTooDeep as e:
+        return ("deep", str(e))
+
+
+@pytest.mark.parametrize("text", [
+    '{"lat": 39.98312, "n": 7, "big": 1e400, "s": "x", "t": true, "z": null}', "[]", "{}",
+    ' {"a": [1, 2.50, -0]} ', "\ufeff{}", "{} {}", '{"a": 1} x', "NaN", "[Infinity]",
+    '{"a": "\\ud800"}', '{"a": 1', '"unterminated', "", "   ", "[" * 5000 + "]" * 5000,
+    '{"k": 1, "k": 2}', "0123", '"\u00e9\u4e2d"',
+])
+def test_parse_json_reads_as_json_loads_does(text):
+    """``parse_json`` reuses one decoder: the same values, and the same errors at the same
+    places, as ``json.loads(text, parse_float=str, parse_int=str)`` (BOM refused too)."""
+    def reference(t):
+        try:
+            return json.loads(t, parse_float=str, parse_int=str)
+        except RecursionError as e:
+            raise NestedTooDeep("JSON nested too deep to parse") from e
+
+    assert _loads_outcome(parse_json, text) == _loads_outcome(reference, text)
+    assert _loads_outcome(parse_json, text) == _loads_outcome(parse_json, text)
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+                    | st.floats(allow_nan=False),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+                    max_leaves=20))
+@settings(max_examples=200, deadline=None)
+def test_parse_json_reads_any_document_as_json_loads_does(doc):
+    text = json.dumps(doc)
+    assert parse_json(text) == json.loads(text, parse_float=str, parse_int=str)
+
+
+def _walked_a_generator_a_node(doc, prefix, budget, depth=0):
+    """``walk_json`` as it was: one generator for every node, leaves too."""
+    budget.work -= limits.NODE_COST
+    if budget.work < 0:
+        budget.spend(0, prefix)
+    if depth > limits.MAX_TREE_DEPTH:
+        yield too_deep(prefix, ())
+        return
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from _walked_a_generator_a_node(value, f"{prefix}.{limits.segment(key)}",
+                                                  budget, depth + 1)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from _walked_a_generator_a_node(value, f"{prefix}.{i}", budget, depth + 1)
+    elif doc is not None and not isinstance(doc, bool):
+        budget.spend(len(prefix), prefix)
+        yield Field("body", prefix, str(doc), ())
+
+
+def _walk_outcome(walk, budget, taken):
+    """The fields a walk gave before it stopped (``taken`` of them at most, or a limit),
+    and the budget it left."""
+    got = []
+    try:
+        for f in walk:
+            got.append(f)
+            if len(got) == taken:
+                break
+    except limits.Limit as e:
+        got.append(("limit", e.path, e.reason))
+    return got, budget.work
+
+
+_DOCS = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3)
+                     | st.just("k" * 300),
+                     lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=3) | st.just("K" * 300), inner,
+                                       max_size=4), max_leaves=25)
+
+
+@given(_DOCS, st.integers(0, 3000), st.integers(1, 30), st.integers(0, 66))
+@settings(max_examples=400, deadline=None)
+def test_walk_json_visits_and_charges_as_a_generator_a_node_did(doc, work, taken, depth):
+    """Leaves visited in their parent's loop: the same fields, the same charges, the same
+    limit at the same leaf, and nothing charged past the field a reader stopped at."""
+    doc = json.loads(json.dumps(doc), parse_int=str, parse_float=str)
+    for _ in range(depth):  # near and past the depth limit too
+        doc = [doc]
+    new, old = limits.Budget(work), limits.Budget(work)
+    assert (_walk_outcome(walk_json(doc, "body.json", "body", (), budget=new), new, taken)
+            == _walk_outcome(_walked_a_generator_a_node(doc, "body.json", old), old, taken))
+
+
+@pytest.mark.parametrize("depth", range(limits.MAX_TREE_DEPTH - 2, limits.MAX_TREE_DEPTH + 3))
+@pytest.mark.parametrize("inner", ["x", {"a": "x"}, ["x", None], {"b": ["x"]}, [True, "7"]])
+def test_walk_json_stops_at_the_depth_limit_where_it_did(depth, inner):
+    doc = inner
+    for _ in range(depth):
+        doc = [doc] if depth % 2 else {"k": doc}
+    new, old = limits.Budget(), limits.Budget()
+    assert (_walk_outcome(walk_json(doc, "body.json", "body", (), budget=new), new, 99)
+            == _walk_outcome(_walked_a_generator_a_node(doc, "body.json", old), old, 99))

@@ -12,8 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from auditor import limits
+from auditor.extract import bodies as bodies_module
+from auditor.extract import http as http_module
 from auditor.extract.http import extract_http
+from auditor.extract.reading import ReadContext
 from auditor.limits import MAX_FIELDS, OPAQUE
+from auditor.model import Field
 from tests.factories import CHILD_NAME, ICCID, IMEI, tx
 
 B64_NAME = base64.b64encode(CHILD_NAME.encode()).decode()
@@ -300,3 +305,80 @@ def test_host_name_leaves_out_what_ip_address_takes(host: str) -> None:
 @given(st.text(alphabet="0123456789.:abcdefx%[] \u0661\uff11", max_size=24))
 def test_any_host_is_left_out_exactly_when_ip_address_takes_it(host: str) -> None:
     test_host_name_leaves_out_what_ip_address_takes(host)
+
+
+def _body_one_at_a_time(data: bytes, content_type: str, coding: str) -> list:
+    """``fields_from_bytes`` as it was, taking the sniffer's fields one by one."""
+    limit, out, encoding = bodies_module.MAX_FIELDS, [], ()
+    with limits.current_budget().share() as part:
+        ctx = ReadContext("body", part, bodies_module.read)
+        try:
+            data, encoding = bodies_module._undo_codings(data, coding, ctx, "body", (), out)
+            for f in bodies_module.read(data, "body", ctx, encoding, content_type, 0):
+                if len(out) >= limit:
+                    out.append(Field(OPAQUE, "body", f"more than {limit} fields, the rest not "
+                                     "read", encoding))
+                    break
+                out.append(f)
+        except limits.Limit as e:
+            out.append(Field(OPAQUE, e.path, e.reason, encoding))
+    return out
+
+
+def _taken_one_at_a_time(t) -> tuple[list, int]:
+    """``extract_http`` as it was: the fields taken lazily one by one, stopping at the one
+    past the limit; and the work the message's budget had left."""
+    def every():
+        yield from http_module._head_fields(t)
+        if t.body:
+            coding = ", ".join(v for k, v in t.headers if k.lower() == "content-encoding")
+            yield from _body_one_at_a_time(t.body, t.content_type, coding)
+
+    fields: list = []
+    with limits.message_budget() as budget:
+        for f in every():
+            if len(fields) >= http_module.MAX_FIELDS:
+                fields.append(Field(OPAQUE, "request", f"more than {http_module.MAX_FIELDS} "
+                                    "fields, the rest not read"))
+                break
+            fields.append(f)
+    return fields, budget.work
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 4, 5, 6, 7, 8, 12])
+@pytest.mark.parametrize("headers", [0, 1, 3, 5, 6, 9])
+@pytest.mark.parametrize("body", [
+    b"", b'{"a": "1", "b": "2", "c": "3"}', b"a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8", b"[]",
+    b"\x00\x01", b'{"a": [' + b", ".join(b'{"k": "%d", "v": "x"}' % i for i in range(8)) + b"]}",
+])
+@pytest.mark.parametrize("path", ["/", "/api/v1/report"])
+def test_the_field_limit_stops_where_taking_fields_one_at_a_time_stopped(
+        monkeypatch, limit, headers, body, path):
+    """``extract_http`` and ``fields_from_bytes`` add their fields a list at a time: the same
+    fields, the same note past the limit, the body read (and charged) exactly when it was,
+    on every side of every boundary (the limit made small)."""
+    monkeypatch.setattr(http_module, "MAX_FIELDS", limit)
+    monkeypatch.setattr(bodies_module, "MAX_FIELDS", limit)
+    t = tx(headers=(("Host", "h.example"), *((f"X-H{i}", f"v{i}") for i in range(headers))),
+           body=body, content_type="application/json" if body[:1] in (b"{", b"[") else "",
+           path=path, url=f"https://h.example{path}")
+    with limits.message_budget() as budget:
+        got = extract_http(t)
+    assert (got, budget.work) == _taken_one_at_a_time(t)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 7, 8, 9, 16, 17, 18])
+@pytest.mark.parametrize("body", [
+    b'{"a": [' + b", ".join(b'{"k": "%d", "v": "x"}' % i for i in range(8)) + b"]}",
+    b"a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8", gzip.compress(b'{"a": "1", "b": "2"}'), b"",
+])
+@pytest.mark.parametrize("coding", ["", "gzip"])
+def test_a_payload_stops_at_its_field_limit_where_it_did(monkeypatch, limit, body, coding):
+    monkeypatch.setattr(bodies_module, "MAX_FIELDS", limit)
+    ctype = "application/json" if body[:1] == b"{" else ""
+    with limits.message_budget() as budget:
+        got = bodies_module.fields_from_bytes(body, "body", "body", content_type=ctype,
+                                              content_encoding=coding)
+    with limits.message_budget() as reference:
+        expected = _body_one_at_a_time(body, ctype, coding)
+    assert (got, budget.work) == (expected, reference.work)

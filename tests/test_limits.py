@@ -7,6 +7,7 @@ import zlib
 import pytest
 
 from auditor.limits import (
+    _MESSAGE,
     MAX_PATH,
     MAX_SEGMENT,
     MAX_WORK,
@@ -85,3 +86,33 @@ def test_one_message_budget_is_what_every_reader_inside_it_draws_on() -> None:
     outside = current_budget()
     assert outside is not budget and outside.work == MAX_WORK
     assert current_budget() is not outside  # a fresh budget per call outside a message
+
+
+def test_a_share_left_by_an_exception_still_charges_the_message() -> None:
+    """``Budget.share`` is a class, not a generator: a part stopped by a ``Limit`` (or by
+    its reader being closed) is charged all the same, and the exception goes on."""
+    budget = Budget(100)
+    with pytest.raises(Limit), budget.share() as part:
+        part.spend(60, "body")
+    assert budget.work == 50
+
+    def reader():
+        with budget.share() as inner:
+            inner.work -= 10
+            yield 1
+            inner.work -= 10  # never reached: the reader is closed first
+            yield 2
+
+    started = reader()
+    next(started)
+    started.close()
+    assert budget.work == 40
+
+
+def test_message_budgets_nest_and_restore_the_one_before() -> None:
+    with message_budget() as outer:
+        with pytest.raises(ValueError), message_budget() as inner:
+            assert current_budget() is inner and inner is not outer
+            raise ValueError
+        assert current_budget() is outer
+    assert _MESSAGE.get() is None

@@ -3,13 +3,15 @@ findings cite every message, so they are 8 bytes an id, not a tuple of Python in
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import pickle
 import sys
 
 import pytest
 
-from auditor.model import Ids
+from auditor.model import Field, Ids, Transmission, _stored_directly
 
 
 @pytest.mark.parametrize("ids", [(), (1,), (1, 2, 3), (5, 2**40, 2**62)])
@@ -39,3 +41,49 @@ def test_ids_take_a_fraction_of_a_tuple():
     as_tuple = tuple(range(10**6, 10**6 + n))
     tuple_bytes = sys.getsizeof(as_tuple) + sum(sys.getsizeof(i) for i in as_tuple)
     assert sys.getsizeof(Ids(as_tuple)._ids) * 3 < tuple_bytes
+
+
+def _as_dataclass_makes_it(cls: type) -> type:
+    """The same fields as ``cls``, with the ``__init__`` ``dataclass`` itself writes."""
+    return dataclasses.make_dataclass(
+        cls.__name__, [(f.name, f.type, dataclasses.field(default=f.default))
+                       if f.default is not dataclasses.MISSING else (f.name, f.type)
+                       for f in dataclasses.fields(cls)], frozen=True)
+
+
+@pytest.mark.parametrize(("cls", "args", "kwargs"), [
+    (Field, ("body", "body.json.a", "v"), {}),
+    (Field, ("body", "body.json.a", "v", ("gzip", "json")), {}),
+    (Field, (), {"location": "url", "path": "url.host", "value": "h", "encoding": ("b",)}),
+    (Transmission, (1, 2.5, "https", "h.example", 443), {}),
+    (Transmission, (3, 1.0, "tcp", "h", 5900), {"payload": b"\x00", "direction": "down",
+                                                "tls_versions": ("TLS 1.2",), "probe": "x"}),
+    (Transmission, (), {f.name: f"v{i}" for i, f in
+                        enumerate(dataclasses.fields(Transmission))}),
+])
+def test_direct_init_makes_what_the_dataclass_init_makes(cls, args, kwargs):
+    """``_stored_directly``: the same members, in the same order, the same defaults and
+    signature; frozen, equal, hashed, replaced and pickled as before."""
+    made, reference = cls(*args, **kwargs), _as_dataclass_makes_it(cls)(*args, **kwargs)
+    assert list(vars(made).items()) == list(vars(reference).items())
+    assert (inspect.signature(cls.__init__).parameters.keys()
+            == inspect.signature(type(reference).__init__).parameters.keys())
+    assert ([p.default for p in inspect.signature(cls.__init__).parameters.values()]
+            == [p.default for p in inspect.signature(type(reference).__init__)
+                .parameters.values()])
+    assert made == cls(*args, **kwargs) and hash(made) == hash(cls(*args, **kwargs))
+    assert pickle.loads(pickle.dumps(made)) == made
+    assert repr(made).split("(", 1)[1] == repr(reference).split("(", 1)[1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.path = "changed"  # type: ignore[misc]
+    first = dataclasses.fields(cls)[0].name
+    assert vars(dataclasses.replace(made, **{first: "other"}))[first] == "other"
+
+
+def test_direct_init_refuses_a_default_factory():
+    @dataclasses.dataclass(frozen=True)
+    class Holder:
+        items: list = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError):
+        _stored_directly(Holder)

@@ -468,15 +468,38 @@ def test_a_request_built_from_a_plain_state_is_the_one_from_state_builds(state: 
     got, expected = _request(dict(state)), http.Request.from_state(dict(state))
     assert type(got) is type(expected) and type(got.data) is type(expected.data)
     assert list(vars(got.data).items()) == list(vars(expected.data).items())
+    for name in ("headers", "trailers"):
+        made, reference = getattr(got.data, name), getattr(expected.data, name)
+        assert type(made) is type(reference)
+        assert (made is None and reference is None) or vars(made) == vars(reference)
     assert vars(got) == vars(expected)
     assert got.get_state() == expected.get_state()
 
 
 def test_requests_are_built_here_with_the_mitmproxy_the_tests_run_on() -> None:
     """The comparison above is of the fast path: it is taken with this mitmproxy."""
-    from auditor.sources.mitm import _BUILT_HERE
+    from auditor.sources.mitm import _BUILT_HERE, _HEADERS_BUILT_HERE
 
-    assert _BUILT_HERE
+    assert _BUILT_HERE and _HEADERS_BUILT_HERE
+
+
+@pytest.mark.parametrize("pairs", [
+    [], [[b"host", b"h.example"]], [[b"a", b"1"], [b"A", b"2"], [b"a", b""]],
+    [[b"user-agent", b"\xff\xfe"], [b"x_y", b"v"], [b"", b""]],
+])
+def test_headers_built_here_are_the_ones_headers_builds(pairs: list) -> None:
+    """``_headers``: the same class, the same ``fields`` (tuples of bytes), equal, and the
+    same in every use (a request's headers and its trailers)."""
+    from auditor.sources.mitm import _headers
+
+    got, expected = _headers(pairs), http.Headers(pairs)
+    assert type(got) is type(expected) and vars(got) == vars(expected)
+    assert type(got.fields) is tuple and all(type(pair) is tuple for pair in got.fields)
+    assert got == expected and list(got.items(multi=True)) == list(expected.items(multi=True))
+    assert bytes(got) == bytes(expected)
+    state = http.Request.make("GET", "http://h.example/").get_state() | {
+        "headers": pairs, "trailers": pairs}
+    test_a_request_built_from_a_plain_state_is_the_one_from_state_builds(state)
 
 
 ODD_MESSAGES = [

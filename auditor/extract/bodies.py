@@ -16,6 +16,7 @@ for the work every reader does.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
+from itertools import islice
 
 from auditor.extract.cbor_body import CONTAINERS as CBOR_CONTAINERS
 from auditor.extract.cbor_body import read_cbor
@@ -178,12 +179,16 @@ def fields_from_bytes(data: bytes, prefix: str, location: str,
         ctx = ReadContext(location, part, read, strict)
         try:
             data, encoding = _undo_codings(data, content_encoding, ctx, prefix, encoding, out)
-            for f in read(data[:MAX_BYTES], prefix, ctx, encoding, content_type, 0):
-                if len(out) >= MAX_FIELDS:
-                    out.append(Field(OPAQUE, prefix, f"more than {MAX_FIELDS} fields, the "
-                                     "rest not read", encoding))
-                    break
-                out.append(f)
+            # The fields up to the limit and the one that passes it, taken as they are
+            # read (a limit raised while reading keeps those before it), and no further:
+            # what taking them one at a time and stopping at the one past it did.
+            before = len(out)
+            room = max(MAX_FIELDS + 1 - before, 1)
+            out.extend(islice(read(data[:MAX_BYTES], prefix, ctx, encoding, content_type, 0),
+                              room))
+            if len(out) - before == room:  # the one past the limit: noted instead
+                out[-1] = Field(OPAQUE, prefix, f"more than {MAX_FIELDS} fields, the rest "
+                                "not read", encoding)
         except Limit as e:
             out.append(Field(OPAQUE, e.path, e.reason, encoding))
         except RecursionError:

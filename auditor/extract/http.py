@@ -13,6 +13,7 @@ import binascii
 import ipaddress
 import re
 from collections.abc import Iterator
+from itertools import islice
 from urllib.parse import unquote, urlsplit
 
 from auditor.extract.bodies import fields_from_bytes
@@ -37,17 +38,23 @@ _AUTH_PARAM = re.compile(r'([\w-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
 def extract_http(tx: Transmission) -> list[Field]:
     """Every field of an HTTP request, in a stable order (URL, query, headers, cookies,
     body). Fields with location ``opaque`` record limits; ``decode.expand`` collects them."""
-    fields: list[Field] = []
-    for f in _iter_fields(tx):
-        if len(fields) >= MAX_FIELDS:
-            fields.append(Field(OPAQUE, "request", f"more than {MAX_FIELDS} fields, the "
-                                "rest not read"))
-            break
-        fields.append(f)
+    # The URL's and headers' fields, at most one past the limit (they cost no budget);
+    # the body is read only when the limit was not passed before it, as when the fields
+    # were taken one at a time, and its fields are added as one list.
+    fields = list(islice(_head_fields(tx), MAX_FIELDS + 1))
+    if len(fields) <= MAX_FIELDS and tx.body:
+        coding = ", ".join(v for k, v in tx.headers if k.lower() == "content-encoding")
+        fields += fields_from_bytes(tx.body, "body", "body", content_type=tx.content_type,
+                                    content_encoding=coding)
+    if len(fields) > MAX_FIELDS:
+        del fields[MAX_FIELDS:]
+        fields.append(Field(OPAQUE, "request", f"more than {MAX_FIELDS} fields, the rest "
+                            "not read"))
     return fields
 
 
-def _iter_fields(tx: Transmission) -> Iterator[Field]:
+def _head_fields(tx: Transmission) -> Iterator[Field]:
+    """The fields of the URL and the headers, in order."""
     host = _host_name(tx)
     if host:
         yield Field("url", "url.host", host)
@@ -63,10 +70,6 @@ def _iter_fields(tx: Transmission) -> Iterator[Field]:
         elif lname not in _SKIP_HEADERS:
             yield Field("header", f"header.{lname}", value)
             yield from _HEADER_TOKENS.get(lname, _no_tokens)(f"header.{lname}", value)
-    if tx.body:
-        coding = ", ".join(v for k, v in tx.headers if k.lower() == "content-encoding")
-        yield from fields_from_bytes(tx.body, "body", "body", content_type=tx.content_type,
-                                     content_encoding=coding)
 
 
 # What an IPv4 literal is made of (ASCII digits and dots); an IPv6 literal has colons. A

@@ -23,6 +23,10 @@ from auditor.limits import (
 )
 from auditor.model import Field
 
+# ``json.loads(text, parse_float=str, parse_int=str)``'s decoder (it keeps no state
+# between calls: its scanner's memo is emptied after each).
+_DECODER = json.JSONDecoder(parse_float=str, parse_int=str)
+
 
 class NestedTooDeep(ValueError):
     """A document nested past what a parser recurses into: a limit, not a format error."""
@@ -32,7 +36,11 @@ def parse_json(text: str) -> object:
     """JSON with numbers kept as the text that was sent (``39.98312`` stays ``"39.98312"``):
     the precision a device transmitted is itself evidence (location precise vs coarse)."""
     try:
-        return json.loads(text, parse_float=str, parse_int=str)
+        if type(text) is str and not text.startswith("\ufeff"):
+            # What ``json.loads`` does for such a text, with one decoder made once rather
+            # than a decoder and its scanner made for each value (most values are short).
+            return _DECODER.decode(text)
+        return json.loads(text, parse_float=str, parse_int=str)  # a BOM refused, bytes...
     except RecursionError as e:
         raise NestedTooDeep("JSON nested too deep to parse") from e
 
@@ -41,8 +49,15 @@ def walk_json(doc: object, prefix: str, location: str, encoding: Encoding,
               depth: int = 0, budget: Budget | None = None) -> Iterator[Field]:
     """Leaves of a JSON document as fields with dotted paths (``body.json.dev.imei``).
     Each node visited and each leaf's path are charged to ``budget`` (the message's)."""
-    yield from _walk_json(doc, prefix, location, encoding, depth,
-                          budget if budget is not None else current_budget())
+    if budget is not None:  # the walk itself, one generator fewer for each field to pass
+        return _walk_json(doc, prefix, location, encoding, depth, budget)
+    return _lazily_budgeted(doc, prefix, location, encoding, depth)
+
+
+def _lazily_budgeted(doc: object, prefix: str, location: str, encoding: Encoding,
+                     depth: int) -> Iterator[Field]:
+    """``walk_json`` without a budget: the message's, as it is when the walk starts."""
+    yield from _walk_json(doc, prefix, location, encoding, depth, current_budget())
 
 
 def _walk_json(doc: object, prefix: str, location: str, encoding: Encoding,
@@ -53,15 +68,40 @@ def _walk_json(doc: object, prefix: str, location: str, encoding: Encoding,
     if depth > MAX_TREE_DEPTH:
         yield too_deep(prefix, encoding)
         return
+    # A string leaf (most of a document: ``parse_json`` reads numbers as strings too) is
+    # visited in its parent's loop, charge for charge as ``_walk_json`` would visit it,
+    # without a generator of its own: that generator, and passing each of its fields up
+    # through it, cost more than the visit itself.
+    below = depth + 1
     if isinstance(doc, dict):
         for key, value in doc.items():
             seg = key if len(key) <= MAX_SEGMENT else shortened(key)
-            yield from _walk_json(value, f"{prefix}.{seg}", location, encoding, depth + 1,
-                                  budget)
+            path = f"{prefix}.{seg}"
+            if type(value) is not str:
+                yield from _walk_json(value, path, location, encoding, below, budget)
+                continue
+            budget.work -= NODE_COST
+            if budget.work < 0:
+                budget.spend(0, path)
+            if below > MAX_TREE_DEPTH:
+                yield too_deep(path, encoding)
+                continue
+            budget.spend(len(path), path)
+            yield Field(location, path, value, encoding)
     elif isinstance(doc, list):
         for i, value in enumerate(doc):
-            yield from _walk_json(value, f"{prefix}.{i}", location, encoding, depth + 1,
-                                  budget)
+            path = f"{prefix}.{i}"
+            if type(value) is not str:
+                yield from _walk_json(value, path, location, encoding, below, budget)
+                continue
+            budget.work -= NODE_COST
+            if budget.work < 0:
+                budget.spend(0, path)
+            if below > MAX_TREE_DEPTH:
+                yield too_deep(path, encoding)
+                continue
+            budget.spend(len(path), path)
+            yield Field(location, path, value, encoding)
     elif doc is not None and not isinstance(doc, bool):
         budget.spend(len(prefix), prefix)
         yield Field(location, prefix, str(doc), encoding)
@@ -102,7 +142,7 @@ def read_json(text: str, data: bytes, prefix: str, ctx: ReadContext, encoding: E
     return False
 
 
-_JSON_SEQ = json.JSONDecoder(parse_float=str, parse_int=str)
+_JSON_SEQ = _DECODER
 
 
 def _cut_short(e: json.JSONDecodeError, text: str) -> bool:
