@@ -186,7 +186,11 @@ class Masker:
         # Most texts (a host, a field path, most URLs) hold no form and no piece to peel:
         # ``_found``'s and ``_holds``' answer for them is worked out here, without a call.
         view = text.lower()
-        pieces = _decodable(text)
+        # ``_decodable``'s remembered answer looked up here, without a call: most texts a
+        # report masks come again (hosts, field paths, a device's few URLs)
+        pieces = _DECODABLE_LOOKUP(text)
+        if pieces is None:
+            pieces = _decodable(text)
         if (not pieces and "%" not in text and len(view) == len(text)
                 and len(keys) * len(view) <= MAX_NAIVE):
             for key in keys:
@@ -258,6 +262,7 @@ class Masker:
 
 MEMO_TEXT = 1024  # characters of a text or piece, and of what it peels to, remembered
 _DECODABLE: Memo[str, tuple[tuple[int, int], ...]] = Memo(4096)
+_DECODABLE_LOOKUP = _DECODABLE.lookup
 
 
 def _decodable(text: str) -> tuple[tuple[int, int], ...]:

@@ -156,3 +156,26 @@ def test_a_row_is_written_as_the_csv_writer_writes_its_cells(tmp_path_factory, d
     cells = detections_csv._row(det, tx)
     writer.writerows([[cells[c] for c in detections_csv.COLUMNS]] * 2)
     assert path.read_bytes().decode("utf-8") == expected.getvalue()
+
+
+@pytest.mark.parametrize("confidences", [(0.0, -0.0), (None, 0.5), (float("nan"), 1.0)])
+def test_a_remembered_rows_texts_are_written_as_the_writer_writes_them(tmp_path, confidences):
+    """The quoted texts of a row seen before are remembered (``_CELLS``), its id and
+    confidence are not: each row still has the bytes the writer gives of its cells."""
+    import io
+
+    tx = TransmissionEntry(1, host="h.example", recipient=RecipientEntry(domain="h.example"))
+    dets = [DetectionEntry(n, "identifier.imei", "known", "body", "=body.json.imei", ("gzip",),
+                           "identifiers.imei", f"-864*****455{len(confidences)}", c)
+            for n, c in enumerate(confidences * 2)]
+    detections_csv._CELLS.clear()
+    with detections_csv.Table(tmp_path / "d.csv") as table:
+        table.add((tx, dets, []))
+    assert len(detections_csv._CELLS) == 1
+    expected = io.StringIO()
+    writer = csv.writer(expected, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    writer.writerow(detections_csv.COLUMNS)
+    for det in dets:
+        cells = detections_csv._row(det, tx)
+        writer.writerow([cells[c] for c in detections_csv.COLUMNS])
+    assert (tmp_path / "d.csv").read_text(encoding="utf-8") == expected.getvalue()

@@ -317,3 +317,43 @@ def test_opaque_notes_are_listed_and_none_looked_for_when_no_message_had_one(not
     listed = [(o.transmission, o.fields) for o in doc.coverage.opaque]
     assert listed == ([(2, (f"body.json.d: too deep ({mask(IMEI)})",))] if notes else [])
     assert len(walks) - before == (1 if notes else 0)
+
+
+# -- the rows' quick constructor (``document._quick_init``) --------------------------------
+
+
+@pytest.mark.parametrize("cls", [document.RecipientEntry, document.TransmissionEntry,
+                                 document.DetectionEntry])
+def test_a_row_made_by_the_quick_init_is_the_dataclass_one(cls: type) -> None:
+    """The same parameters in the same order, defaults (a factory's value new for each row),
+    values kept as given, positional or by name; equal and hashed as rows are; still
+    frozen."""
+    import dataclasses
+    import inspect
+
+    fields = dataclasses.fields(cls)
+    assert list(inspect.signature(cls).parameters) == [f.name for f in fields]
+    required = [f for f in fields if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    with pytest.raises(TypeError):
+        cls(*[object() for _ in required[:-1]]) if required else cls(**{"no_such": 1})
+    least = cls(*[7 for _ in required])
+    again = cls(*[7 for _ in required])
+    for f in fields:
+        if f in required:
+            assert getattr(least, f.name) == 7
+        elif f.default is not dataclasses.MISSING:
+            assert getattr(least, f.name) is f.default
+        else:
+            assert getattr(least, f.name) == f.default_factory()
+            assert getattr(least, f.name) is not getattr(again, f.name)
+    values = [(f.name,) for f in fields]  # a distinct value a field, hashable
+    given = cls(*values)
+    named = cls(**{f.name: v for f, v in zip(fields, values, strict=True)})
+    for f, v in zip(fields, values, strict=True):
+        assert getattr(given, f.name) is v
+        assert getattr(named, f.name) is v
+    assert given == named and hash(given) == hash(named) and given != least
+    assert dataclasses.replace(given, **{fields[0].name: 1}) == cls(1, *values[1:])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        given.__setattr__(fields[0].name, 2)

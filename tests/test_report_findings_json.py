@@ -203,6 +203,28 @@ def test_rows_written_on_the_walk_give_the_same_file(tmp_path: Path, name: str) 
     assert list(tmp_path.glob("tmp*")) == []  # its files have no name
 
 
+@pytest.mark.parametrize("messages", [1, findings_json.BATCH - 1, findings_json.BATCH,
+                                      3 * findings_json.BATCH + 7])
+def test_rows_written_in_batches_give_the_same_file(tmp_path: Path, messages: int) -> None:
+    """``Rows`` holds a batch of messages' text before it writes it: a session of more
+    messages than a batch (some without detections, one detection no session makes) gives
+    the bytes of the document's own walk."""
+    groups = [(TransmissionEntry(i, url=f"/r?n={i}", consent={"a": "granted"} if i % 3 else {}),
+               [document.DetectionEntry(i, "identifier.imei", field=f"f{k}", value="86***55",
+                                        confidence=0.99 if k else None,
+                                        encoding=("gzip",) if i % 5 else ["x"])
+                for k in range(i % 4)])
+              for i in range(messages)]
+    doc = document.Document(transmissions=tuple(tx for tx, _ in groups),
+                            detections=tuple(d for _, dets in groups for d in dets))
+    findings_json.render(doc, tmp_path / "walked.json")
+    with findings_json.Rows(tmp_path) as rows:
+        for tx, dets in groups:
+            rows.add((tx, dets, []))
+        findings_json.render(doc, tmp_path / "copied.json", written=rows)
+    assert (tmp_path / "copied.json").read_bytes() == (tmp_path / "walked.json").read_bytes()
+
+
 _TEXTS = st.text(alphabet=st.characters(exclude_categories=()), max_size=8)
 
 

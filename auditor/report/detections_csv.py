@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from auditor.memo import memoised
+from auditor.memo import Memo, memoised
 from auditor.report.document import STAGE as REPORT_STAGE
 from auditor.report.document import (
     CoverageError,
@@ -230,14 +230,21 @@ def _quoted(det: DetectionEntry, shared: str) -> str | None:
     if not (type(tid) is int and type(category) is str and type(method) is str
             and type(location) is str and type(field) is str and type(key) is str
             and type(value) is str and (confidence is None or type(confidence) is float)
-            and type(enc) is tuple and all(type(e) is str for e in enc)):
+            and type(enc) is tuple and (not enc or all(type(e) is str for e in enc))):
         return None
     texts = (category, method, location, field, ">".join(enc), key, value)
-    joined = "".join(texts)
-    if not joined.isascii() or '"' in joined:
-        return None
-    return _LINE % (int.__repr__(tid), shared,
-                    *[("'" + t) if t.startswith(FORMULA_STARTS) else t for t in texts],
+    # A session's rows repeat their texts message after message (the IMEI under the same
+    # field in every heartbeat): the quoted cells of texts seen are remembered. The texts
+    # are exactly ``str`` (checked above), so equal texts are quoted alike.
+    cells = _CELLS_LOOKUP(texts)
+    if cells is None:
+        joined = "".join(texts)
+        if not joined.isascii() or '"' in joined:
+            return None
+        cells = '","'.join([("'" + t) if t.startswith(FORMULA_STARTS) else t for t in texts])
+        if len(cells) <= MEMO_ROW:
+            _CELLS.put(texts, cells)
+    return _LINE % (int.__repr__(tid), shared, cells,
                     # None and NaN (NaN != NaN): an empty cell; a float as str() writes it
                     '""' if confidence is None or confidence != confidence
                     else float.__repr__(confidence))
@@ -245,7 +252,10 @@ def _quoted(det: DetectionEntry, shared: str) -> str | None:
 
 _DET_FIELDS = operator.attrgetter("transmission", "category", "method", "location", "field",
                                   "encoding", "profile_key", "value", "confidence")
-_LINE = '%s,%s,"%s","%s","%s","%s","%s","%s","%s",%s\n'
+_LINE = '%s,%s,"%s",%s\n'
+MEMO_ROW = 1024  # characters of a row's quoted texts remembered: a bounded memory
+_CELLS: Memo[tuple[str, ...], str] = Memo(2048)
+_CELLS_LOOKUP = _CELLS.lookup
 
 
 def _line(det: DetectionEntry, shared: list[Any]) -> list[Any]:
