@@ -107,6 +107,8 @@ class Ledger:
 
         "Latest" is by the time the guardian acted, among the events already in effect at
         ``t``: a re-grant inside a withdrawal's grace window outlives that withdrawal."""
+        if not self._events and not self.plan.disclosed:
+            return NO_EVENT  # what the walk below finds: no notice to read, no event to judge
         latest: ConsentState | None = None
         disclosed = self.disclosed_for(recipient, host)
         for ev in self._events:  # sorted by ts: the last one kept is the latest

@@ -65,6 +65,17 @@ def test_state(events: tuple, category: str, recipient: Recipient, dt: float,
     assert (state.event is None) == (expected[0] == NONE)
 
 
+def test_a_ledger_with_nothing_in_it_answers_at_once_until_an_event_arrives() -> None:
+    """``state`` answers "no event" at once for a ledger without a notice or an event (no
+    plan, as the bench capture's), asking again at each call: a mark added later counts."""
+    ledger = Ledger(plan(disclosed={}))
+    assert ledger.state("location.precise", ACME, T0 + 5).status == NONE
+    ledger.add(event("grant", T0, "location.precise"))
+    state = ledger.state("location.precise", ACME, T0 + 5)
+    assert (state.status, state.event is not None) == (GRANTED, True)
+    assert Ledger().state("location.precise", ACME, T0).event is None
+
+
 @pytest.mark.parametrize(("grace", "dt", "expected"), [
     pytest.param(None, 999, GRANTED, id="before-withdrawal"),
     pytest.param(None, 1000, GRANTED, id="at-withdrawal-in-flight"),

@@ -61,3 +61,18 @@ def test_filing_gathers_what_the_first_way_gathered(hits: list) -> None:
         _reference(slow, tx_id, ts, label, cats)
         assert _state(fast) == _state(slow)
     assert isinstance(fast.ids, array)
+
+
+@given(HITS)
+def test_filing_at_a_known_place_gathers_the_same(hits: list) -> None:
+    """``_record`` looks the member up once and hands ``at`` to ``new_categories`` and
+    ``file``: the same categories, and the same finding, as each looking it up itself."""
+    rule = CATALOGUE[0]
+    given_at, looked_up = _Open(rule, "org"), _Open(rule, "org")
+    for tx_id, ts, label, cats in hits:
+        at = given_at._index(tx_id)
+        new = given_at.new_categories(tx_id, cats, at)
+        assert new == looked_up.new_categories(tx_id, cats)
+        given_at.file(tx_id, ts, label, new, at)
+        looked_up.file(tx_id, ts, label, new)
+        assert _state(given_at) == _state(looked_up)

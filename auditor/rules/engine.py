@@ -148,9 +148,11 @@ class _Open:
         i = bisect_left(ids, tx_id)
         return i, i < len(ids) and ids[i] == tx_id
 
-    def new_categories(self, tx_id: int, cats: Iterable[str]) -> list[str]:
-        """The categories of a hit the member was not yet filed for (all, for a new one)."""
-        i, member = self._index(tx_id)
+    def new_categories(self, tx_id: int, cats: Iterable[str],
+                       at: tuple[int, bool] | None = None) -> list[str]:
+        """The categories of a hit the member was not yet filed for (all, for a new one).
+        ``at``: ``_index(tx_id)`` when the caller has it already."""
+        i, member = self._index(tx_id) if at is None else at
         if not member:
             return sorted(cats)
         had = self.masks[i]
@@ -161,11 +163,13 @@ class _Open:
         for tx_id, mask in zip(self.ids, self.masks, strict=True):
             yield tx_id, self.categories(mask)
 
-    def file(self, tx_id: int, ts: float, label: str, cats: Iterable[str]) -> None:
+    def file(self, tx_id: int, ts: float, label: str, cats: Iterable[str],
+             at: tuple[int, bool] | None = None) -> None:
         """A hit: the message once, the categories it adds counted once each (each of
         ``cats`` in turn, skipping what the member had or this hit named before: the order
-        counted in changes nothing, as ``facts`` is read sorted)."""
-        i, member = self._index(tx_id)
+        counted in changes nothing, as ``facts`` is read sorted). ``at``: ``_index(tx_id)``
+        when the caller has it already, the members unchanged since."""
+        i, member = self._index(tx_id) if at is None else at
         had = self.masks[i] if member else 0
         added = 0
         new: list[str] = []
@@ -333,7 +337,10 @@ class Aggregator:
             opened = alert.finding()
         if tx.id in agg.failed:
             return opened
-        new = agg.new_categories(tx.id, cats)
+        # Where the message is among the members, looked up once for both calls (85,000
+        # hits for the 20k bench capture): nothing changes the members in between.
+        at = agg._index(tx.id)
+        new = agg.new_categories(tx.id, cats, at)
         if self.judge_consent and new:
             try:  # all or none of them: a failing category leaves the finding's unchanged
                 agg.consent.update([self._known_status(obs, c) for c in new])
@@ -341,7 +348,7 @@ class Aggregator:
                 self._ledger_failed[(tx.id, rule.id)] = _failure(e)
                 self._drop(key, agg, tx.id)
                 return opened
-        agg.file(tx.id, tx.ts, recipient_of(obs), new)
+        agg.file(tx.id, tx.ts, recipient_of(obs), new, at)
         return opened
 
     def _drop(self, key: Key, agg: _Open, tx_id: int) -> None:
