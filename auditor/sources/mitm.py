@@ -612,15 +612,23 @@ def _builds_as_mitmproxy() -> bool:
 _BUILT_HERE = _builds_as_mitmproxy()
 
 
+# The names ``Headers.__init__`` uses in mitmproxy 11, and in 12 (which turns keyword
+# arguments into bytes through ``_always_bytes(...).replace``: keywords ``_headers`` never
+# passes; given pairs alone, both only check them and set ``fields``).
+_HEADERS_INIT_NAMES = (
+    frozenset({"super", "__init__", "fields", "isinstance", "bytes", "TypeError", "update",
+               "items"}),
+    frozenset({"super", "__init__", "fields", "isinstance", "bytes", "TypeError", "update",
+               "items", "_always_bytes", "replace"}))
+
+
 def _headers_build_as_mitmproxy() -> bool:
     """Whether ``Headers(pairs)`` only sets ``fields`` to the pairs as tuples, as in
-    mitmproxy 11 (the names its ``__init__`` and its base's use, compared, and no other
-    ``__init__`` on the way to ``object``'s): else ``_headers`` calls ``Headers``."""
+    mitmproxy 11 and 12 (the names its ``__init__`` and its base's use, compared, and no
+    other ``__init__`` on the way to ``object``'s): else ``_headers`` calls ``Headers``."""
     inits = [cls for cls in http.Headers.__mro__ if "__init__" in vars(cls)]
     return (inits == [http.Headers, http.Headers.__mro__[1], object]
-            and set(http.Headers.__init__.__code__.co_names) == {
-                "super", "__init__", "fields", "isinstance", "bytes", "TypeError", "update",
-                "items"}
+            and frozenset(http.Headers.__init__.__code__.co_names) in _HEADERS_INIT_NAMES
             and set(http.Headers.__mro__[1].__init__.__code__.co_names) == {  # type: ignore[misc]
                 "super", "__init__", "tuple", "fields"})
 
