@@ -68,43 +68,33 @@ def _walk_json(doc: object, prefix: str, location: str, encoding: Encoding,
     if depth > MAX_TREE_DEPTH:
         yield too_deep(prefix, encoding)
         return
+    if isinstance(doc, dict):
+        members, named = doc.items(), True
+    elif isinstance(doc, list):
+        members, named = enumerate(doc), False
+    else:
+        if doc is not None and not isinstance(doc, bool):
+            budget.spend(len(prefix), prefix)
+            yield Field(location, prefix, str(doc), encoding)
+        return
     # A string leaf (most of a document: ``parse_json`` reads numbers as strings too) is
     # visited in its parent's loop, charge for charge as ``_walk_json`` would visit it,
     # without a generator of its own: that generator, and passing each of its fields up
     # through it, cost more than the visit itself.
     below = depth + 1
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            seg = key if len(key) <= MAX_SEGMENT else shortened(key)
-            path = f"{prefix}.{seg}"
-            if type(value) is not str:
-                yield from _walk_json(value, path, location, encoding, below, budget)
-                continue
-            budget.work -= NODE_COST
-            if budget.work < 0:
-                budget.spend(0, path)
-            if below > MAX_TREE_DEPTH:
-                yield too_deep(path, encoding)
-                continue
-            budget.spend(len(path), path)
-            yield Field(location, path, value, encoding)
-    elif isinstance(doc, list):
-        for i, value in enumerate(doc):
-            path = f"{prefix}.{i}"
-            if type(value) is not str:
-                yield from _walk_json(value, path, location, encoding, below, budget)
-                continue
-            budget.work -= NODE_COST
-            if budget.work < 0:
-                budget.spend(0, path)
-            if below > MAX_TREE_DEPTH:
-                yield too_deep(path, encoding)
-                continue
-            budget.spend(len(path), path)
-            yield Field(location, path, value, encoding)
-    elif doc is not None and not isinstance(doc, bool):
-        budget.spend(len(prefix), prefix)
-        yield Field(location, prefix, str(doc), encoding)
+    for key, value in members:
+        path = f"{prefix}.{shortened(key) if named and len(key) > MAX_SEGMENT else key}"
+        if type(value) is not str:
+            yield from _walk_json(value, path, location, encoding, below, budget)
+            continue
+        budget.work -= NODE_COST
+        if budget.work < 0:
+            budget.spend(0, path)
+        if below > MAX_TREE_DEPTH:
+            yield too_deep(path, encoding)
+            continue
+        budget.spend(len(path), path)
+        yield Field(location, path, value, encoding)
 
 
 def looks_like_json(stripped: str) -> bool:
