@@ -44,9 +44,13 @@ _BY_FIRST_BYTE: tuple[tuple[tuple[int, bytes, str], ...], ...] = tuple(
 
 def sniff_media(data: bytes) -> str | None:
     """The audio or image MIME type ``data`` starts with, from its magic bytes."""
-    if not data:
-        return None
-    for offset, magic, mime in _BY_FIRST_BYTE[data[0]]:
+    return sniff_with(data, _BY_FIRST_BYTE[data[0]]) if data else None
+
+
+def sniff_with(data: bytes, signatures: tuple[tuple[int, bytes, str], ...]) -> str | None:
+    """``sniff_media`` comparing ``signatures`` (the tests give it the whole table, the
+    first-byte narrowing's reference)."""
+    for offset, magic, mime in signatures:
         if data[offset:offset + len(magic)] == magic:
             if mime == "audio/ogg" and b"OpusHead" in data[:80]:
                 return "audio/opus"
