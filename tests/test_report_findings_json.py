@@ -6,6 +6,7 @@ import json
 import tracemalloc
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -183,6 +184,18 @@ def test_a_detection_row_is_encoded_as_json_dumps_writes_it(fields: dict, depth:
     assert findings_json.encode(row, depth) == text.replace("\n", "\n" + "  " * depth)
 
 
+def _assert_rows_copy_the_walk(tmp_path: Path, doc: document.Document,
+                               groups: list[tuple[Any, list[Any]]]) -> None:
+    """The document rendered by its own walk, and again with its rows fed to ``Rows`` a
+    message at a time and copied in: the same bytes."""
+    findings_json.render(doc, tmp_path / "walked.json")
+    with findings_json.Rows(tmp_path) as rows:
+        for tx, dets in groups:
+            rows.add((tx, dets, []))
+        findings_json.render(doc, tmp_path / "copied.json", written=rows)
+    assert (tmp_path / "copied.json").read_bytes() == (tmp_path / "walked.json").read_bytes()
+
+
 @pytest.mark.parametrize("name", list(_documents()))
 def test_rows_written_on_the_walk_give_the_same_file(tmp_path: Path, name: str) -> None:
     """``Rows`` fed a transmission and its detections at a time (``write_outputs`` on its
@@ -194,12 +207,7 @@ def test_rows_written_on_the_walk_give_the_same_file(tmp_path: Path, name: str) 
               for tx in doc.transmissions]
     doc = dataclasses.replace(doc, transmissions=tuple(tx for tx, _ in groups),
                               detections=tuple(d for _, dets in groups for d in dets))
-    findings_json.render(doc, tmp_path / "walked.json")
-    with findings_json.Rows(tmp_path) as rows:
-        for tx, dets in groups:
-            rows.add((tx, dets, []))
-        findings_json.render(doc, tmp_path / "copied.json", written=rows)
-    assert (tmp_path / "copied.json").read_bytes() == (tmp_path / "walked.json").read_bytes()
+    _assert_rows_copy_the_walk(tmp_path, doc, groups)
     assert list(tmp_path.glob("tmp*")) == []  # its files have no name
 
 
@@ -217,12 +225,7 @@ def test_rows_written_in_batches_give_the_same_file(tmp_path: Path, messages: in
               for i in range(messages)]
     doc = document.Document(transmissions=tuple(tx for tx, _ in groups),
                             detections=tuple(d for _, dets in groups for d in dets))
-    findings_json.render(doc, tmp_path / "walked.json")
-    with findings_json.Rows(tmp_path) as rows:
-        for tx, dets in groups:
-            rows.add((tx, dets, []))
-        findings_json.render(doc, tmp_path / "copied.json", written=rows)
-    assert (tmp_path / "copied.json").read_bytes() == (tmp_path / "walked.json").read_bytes()
+    _assert_rows_copy_the_walk(tmp_path, doc, groups)
 
 
 _TEXTS = st.text(alphabet=st.characters(exclude_categories=()), max_size=8)
