@@ -131,51 +131,28 @@ def render(doc: Document, out: Path) -> list[CoverageError]:
     return table.errors
 
 
-class Table:
-    """The file written a transmission's rows at a time, as a session's rows are made
-    (``document.Survey(keep=)``: ``write_outputs`` writes it on the rules' walk, not on a
-    walk of its own). ``errors``: the rows that could not be written, as ``render`` returns
-    them. A transmission's cells are made once for all its detections (a message has a
-    few); one whose cells fail leaves each of its detections to ``_row``, which fails as it
-    does alone, in its order. The file is written as a hidden part beside ``out`` and put
-    in place by ``close``: a run that fails midway leaves no detections.csv that looks
-    whole (the part is removed)."""
+class Lines:
+    """A transmission's detections as the file's lines, made apart from the file: by
+    ``Table.add`` as the rows come, or a batch of rows at a time in a worker process of
+    ``analyze --jobs`` (``report.rows``), whose text the table then copies in
+    (``Table.add_text``). ``count``: the detections before these (an error names its
+    place in the file); ``errors``: the rows that could not be made, as ``render``
+    returns them. A transmission's cells are made once for all its detections (a message
+    has a few); one whose cells fail leaves each of its detections to ``_row``, which fails
+    as it does alone, in its order."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, count: int = 0) -> None:
         self.errors: list[CoverageError] = []
-        self._out, self._part = out, out.with_name(f".{out.name}.part")
-        self._fh = open(self._part, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        # Every text cell quoted (numbers bare, an empty cell as ""): with the minimal
-        # quoting a lone carriage return inside a value is written bare, and spreadsheets
-        # and csv readers start a new row there.
-        self.writer = csv.writer(self._fh, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-        self.writer.writerow(COLUMNS)
-        self._count = 0  # detections so far: an error names its place
+        self.count = count
         # A line the writer makes apart, as text (``_written``): a transmission's cells
         # once for its detections, and a row ``_quoted`` does not write.
         self._scratch = io.StringIO()
         self._apart = csv.writer(self._scratch, quoting=csv.QUOTE_NONNUMERIC,
                                  lineterminator="\n")
 
-    def __enter__(self) -> Table:
-        return self
-
-    def __exit__(self, kind: object, *exc: object) -> None:
-        if kind is None:
-            self.close()
-        elif not self._fh.closed:
-            self._fh.close()
-            self._part.unlink(missing_ok=True)
-
-    def close(self) -> None:
-        """The file complete, in place under its name."""
-        if not self._fh.closed:
-            self._fh.close()
-            self._part.replace(self._out)
-
-    def add(self, row: tuple[TransmissionEntry, list[DetectionEntry]] | tuple[
-            TransmissionEntry, list[DetectionEntry], list[str]]) -> None:
-        """One transmission's detections (a ``Survey`` row: its opaque notes aside)."""
+    def text(self, row: tuple[TransmissionEntry, list[DetectionEntry]] | tuple[
+            TransmissionEntry, list[DetectionEntry], list[str]]) -> str:
+        """One transmission's detections' lines (a ``Survey`` row: its opaque notes aside)."""
         tx, dets = row[0], row[1]
         try:
             shared = _tx_cells(tx)
@@ -196,10 +173,10 @@ class Table:
                 # values were masked before this row was made
                 self.errors.append(CoverageError(
                     tx_id if isinstance(tx_id, int) else None, STAGE,
-                    f"detection {self._count} left out ({type(e).__name__})"))
-            self._count += 1
-        self._fh.write("".join([line if type(line) is str else self._written(line)
-                                for line in lines]))
+                    f"detection {self.count} left out ({type(e).__name__})"))
+            self.count += 1
+        return "".join([line if type(line) is str else self._written(line)
+                        for line in lines])
 
     def _written(self, cells: list[Any]) -> str:
         """The line the writer writes of these cells."""
@@ -207,6 +184,60 @@ class Table:
         self._scratch.truncate()
         self._apart.writerow(cells)
         return self._scratch.getvalue()
+
+
+class Table:
+    """The file written a transmission's rows at a time, as a session's rows are made
+    (``document.Survey(keep=)``: ``write_outputs`` writes it on the rules' walk, not on a
+    walk of its own), or a batch's lines at a time as another process made them
+    (``add_text``). ``errors``: the rows that could not be written, as ``render`` returns
+    them. The file is written as a hidden part beside ``out`` and put in place by
+    ``close``: a run that fails midway leaves no detections.csv that looks whole (the
+    part is removed)."""
+
+    def __init__(self, out: Path) -> None:
+        self._lines = Lines()
+        self.errors = self._lines.errors
+        self._out, self._part = out, out.with_name(f".{out.name}.part")
+        self._fh = open(self._part, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        # Every text cell quoted (numbers bare, an empty cell as ""): with the minimal
+        # quoting a lone carriage return inside a value is written bare, and spreadsheets
+        # and csv readers start a new row there.
+        self.writer = csv.writer(self._fh, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        self.writer.writerow(COLUMNS)
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self.close()
+        elif not self._fh.closed:
+            self._fh.close()
+            self._part.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """The file complete, in place under its name."""
+        if not self._fh.closed:
+            self._fh.close()
+            self._part.replace(self._out)
+
+    @property
+    def count(self) -> int:
+        """The detections so far, written or left out."""
+        return self._lines.count
+
+    def add(self, row: tuple[TransmissionEntry, list[DetectionEntry]] | tuple[
+            TransmissionEntry, list[DetectionEntry], list[str]]) -> None:
+        """One transmission's detections (a ``Survey`` row: its opaque notes aside)."""
+        self._fh.write(self._lines.text(row))
+
+    def add_text(self, text: str, errors: list[CoverageError], count: int) -> None:
+        """The lines ``Lines(self.count)`` made of the next ``count`` detections elsewhere,
+        with the rows it left out."""
+        self._fh.write(text)
+        self.errors.extend(errors)
+        self._lines.count += count
 
 
 def _tx_cells(tx: TransmissionEntry | None) -> list[Any]:

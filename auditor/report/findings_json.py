@@ -31,6 +31,7 @@ from auditor.report.document import (
 
 INDENT = "  "
 BATCH = 512  # pieces of text (half as many rows) joined before they are handed on
+HELD = 1 << 18  # characters of rows' text held before they are written (a piece may be a batch)
 
 
 def render(doc: Document, out: Path, written: Rows | None = None) -> None:
@@ -57,9 +58,11 @@ class Rows:
         self._files = {name: tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
             "w+", encoding="utf-8", dir=directory) for name in self.NAMES}
         self._empty = dict.fromkeys(self.NAMES, True)
-        # Each list's text not yet written, a message's rows a piece: written ``BATCH``
-        # pieces at a time (a file write a message was a tenth of the cost of its rows).
+        # Each list's text not yet written, a message's rows (or a batch's) a piece:
+        # written ``BATCH`` pieces or ``HELD`` characters at a time (a file write a message
+        # was a tenth of the cost of its rows).
         self._pending: dict[str, list[str]] = {name: [] for name in self.NAMES}
+        self._held = dict.fromkeys(self.NAMES, 0)  # characters pending, a batch's text
 
     def __enter__(self) -> Rows:
         return self
@@ -70,22 +73,22 @@ class Rows:
 
     def add(self, row: tuple[object, list, list]) -> None:
         """One transmission's row and its detections' rows (a ``Survey`` row)."""
-        depth = self.DEPTH + 1
-        self._put("transmissions", [encode(row[0], depth)])
-        self._put("detections", [_detection(d, depth) if type(d) is DetectionEntry
-                                 else encode(d, depth) for d in row[1]])
+        transmission, detections = row_texts(row)
+        self.add_joined("transmissions", transmission)
+        self.add_joined("detections", joined(detections))
 
-    def _put(self, name: str, texts: list[str]) -> None:
-        """Rows' texts as ``_list`` writes them: each after a comma (the list's first after
-        its bracket), on its line."""
-        if not texts:
+    def add_joined(self, name: str, text: str) -> None:
+        """Rows' texts (``row_texts``) as ``joined`` joins them, written as ``_list`` writes
+        its items: each after a comma (the list's first after its bracket), on its line.
+        A batch of rows is joined as one: another process of ``analyze --jobs`` may have
+        made the text (``report.rows``)."""
+        if not text:
             return
-        inner = "\n" + INDENT * (self.DEPTH + 1)
         pending = self._pending[name]
-        pending.append(("[" if self._empty[name] else ",") + inner
-                       + ("," + inner).join(texts))
+        pending.append(("[" if self._empty[name] else ",") + _ROW_START + text)
         self._empty[name] = False
-        if len(pending) >= BATCH:
+        self._held[name] += len(text)
+        if len(pending) >= BATCH or self._held[name] >= HELD:
             self._flush(name)
 
     def _flush(self, name: str) -> None:
@@ -93,6 +96,7 @@ class Rows:
         if pending:
             self._files[name].write("".join(pending))
             pending.clear()
+            self._held[name] = 0
 
     def lists(self) -> dict[str, _Written]:
         return {name: _Written(self, name) for name in self.NAMES}
@@ -109,6 +113,23 @@ class Rows:
         while piece := fh.read(1 << 16):
             yield piece
         yield "\n" + INDENT * self.DEPTH + "]"
+
+
+_ROW_START = "\n" + INDENT * (Rows.DEPTH + 1)  # what starts a row of the lists on its line
+
+
+def row_texts(row: tuple[object, list, list]) -> tuple[str, list[str]]:
+    """A ``Survey`` row's text in the document's lists: its transmission's and each of its
+    detections'."""
+    depth = Rows.DEPTH + 1
+    return encode(row[0], depth), [_detection(d, depth) if type(d) is DetectionEntry
+                                   else encode(d, depth) for d in row[1]]
+
+
+def joined(texts: list[str]) -> str:
+    """Rows' texts of one list as ``_list`` writes them one after another (the first's
+    comma or bracket aside: ``Rows.add_joined``)."""
+    return ("," + _ROW_START).join(texts)
 
 
 class _Written:
