@@ -1,34 +1,36 @@
 """Worker processes for ``analyze --jobs N``: chunks of a flow file analysed in parallel,
 their results handed back in the order the chunks were given.
 
-Processes come from the ``forkserver`` context (``spawn`` where there is none): never a
-``fork`` of the parent, which holds the session store's SQLite connection. The server
-imports the analysis modules once, so each worker starts by forking it, not by importing
-mitmproxy again. At most ``inflight`` chunks are out at a time, so memory stays bounded
-whatever the size of the capture. A worker that dies (killed, out of memory) loses its
-chunk: the run fails (``WorkerLost``, exit 3) rather than leave a hole in the evidence.
+Processes come from ``auditor.spawner``'s server (a forkserver with the analysis modules
+imported, started early by the CLI). The workers also make the text of the reports' rows
+when the parent falls behind (``encode``, ``report.rows.Writer``). At most ``inflight``
+chunks are out at a time, so memory stays bounded whatever the size of the capture. A
+worker that dies (killed, out of memory) loses its chunk: the run fails (``WorkerLost``,
+exit 3) rather than leave a hole in the evidence.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from auditor import spawner
 from auditor.chunk import Analysed, Context, Skipped, analyse_chunk
 from auditor.collector import for_batch
 from auditor.data import load_sdks
 from auditor.model import ConsentPlan, Profile
 from auditor.pipeline import Pipeline
+from auditor.report.rows import Texts, encode_batch
 from auditor.sources.mitm import Signals
 from auditor.sources.split import Chunk
 
 T = TypeVar("T")
-PRELOAD = ["auditor.jobs"]
+LOST = ("an analysis worker process ended before finishing its part of the capture "
+        "(killed, or out of memory?); run analyze again, with fewer --jobs if memory is short")
 
 
 class WorkerLost(Exception):
@@ -62,12 +64,10 @@ class Pool:
 
     def __init__(self, jobs: int, profile: Profile, plan: ConsentPlan | None,
                  evidence: bool) -> None:
-        try:
-            mp = multiprocessing.get_context("forkserver")
-            mp.set_forkserver_preload(PRELOAD)
-        except ValueError:
-            mp = multiprocessing.get_context("spawn")
+        mp = spawner.context()
         self.jobs = jobs
+        # the chunks submitted and not yet taken, in order (``ordered``'s)
+        self._pending: deque[tuple[Any, Future | None]] = deque()
         self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_start,
                                          initargs=(profile, plan, evidence))
 
@@ -76,7 +76,21 @@ class Pool:
                  ) -> Iterator[tuple[T, list[Analysed | Skipped]]]:
         """Each chunk (or ``Cut``, passed through) with its results, in the given order.
         ``here``: the first chunk analysed by this call, in this process (see ``ordered``)."""
-        return ordered(self._submit, chunks, inflight or 2 * self.jobs, here)
+        self._pending = deque()
+        return ordered(self._submit, chunks, inflight or 2 * self.jobs, here, self._pending)
+
+    def encode(self, data: bytes, start: int) -> Encoding:
+        """A batch of the reports' rows (as the spool wrote it) made into text by a worker
+        (``report.rows.Writer``): the run's own process is its longest path, and this
+        takes a part of its work off it."""
+        return Encoding(self._pool.submit(encode_batch, data, start))
+
+    def behind(self) -> bool:
+        """Whether this process, not the workers, is the slower part of the run just now:
+        the next chunk's results wait for it to take them, or the workers have no chunk
+        left (the end of a run: what is left to do is this process's)."""
+        pending = self._pending
+        return not pending or pending[0][1] is None or pending[0][1].done()
 
     def _submit(self, chunk: T) -> Future | None:
         if not isinstance(chunk, Chunk):
@@ -87,14 +101,33 @@ class Pool:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class Encoding:
+    """A batch's text a worker is making (``report.rows.Pending``): a worker that dies is
+    ``WorkerLost``, as it is for a chunk."""
+
+    def __init__(self, future: Future) -> None:
+        self._future = future
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def result(self) -> Texts:
+        try:
+            return self._future.result()
+        except BrokenProcessPool:
+            raise WorkerLost(LOST) from None
+
+
 def ordered(submit: Callable[[T], Future | None], items: Iterable[T], inflight: int,
-            here: Callable[[T], list] | None = None) -> Iterator[tuple[T, list]]:
+            here: Callable[[T], list] | None = None,
+            pending: deque[tuple[T, Future | None]] | None = None
+            ) -> Iterator[tuple[T, list]]:
     """``(item, result)`` in the items' order, with at most ``inflight`` submitted ahead.
 
     ``here``: the first item's result is ``here(item)``, made in this process once the next
     ones are submitted. Worker processes take a second to start, and the caller had nothing
     to do until the first result came back: it makes that one itself meanwhile."""
-    pending: deque[tuple[T, Future | None]] = deque()
+    pending = deque() if pending is None else pending  # the caller's, to look at
     source = iter(items)
     first = next(source, _END) if here is not None else _END
     for item in source:
@@ -109,9 +142,7 @@ def ordered(submit: Callable[[T], Future | None], items: Iterable[T], inflight: 
         try:
             result = future.result() if future is not None else []
         except BrokenProcessPool:
-            raise WorkerLost("an analysis worker process ended before finishing its part "
-                             "of the capture (killed, or out of memory?); run analyze again, "
-                             "with fewer --jobs if memory is short") from None
+            raise WorkerLost(LOST) from None
         nxt = next(source, _END)
         if nxt is not _END:
             pending.append((nxt, submit(nxt)))  # type: ignore[arg-type]
@@ -120,4 +151,4 @@ def ordered(submit: Callable[[T], Future | None], items: Iterable[T], inflight: 
 
 _END = object()
 
-__all__ = ["Pool", "WorkerLost", "context", "ordered"]
+__all__ = ["Encoding", "Pool", "WorkerLost", "context", "ordered"]

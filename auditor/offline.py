@@ -38,9 +38,9 @@ from auditor.sources.mitm import (
 )
 from auditor.sources.pcap import PcapSource, uninspected_reason
 from auditor.sources.split import CHUNK_BYTES, Chunk, Cut, chunks
+from auditor.spawner import MITM_SUFFIXES, pooled
 from auditor.store import Store, printable, private_copy, private_open
 
-MITM_SUFFIXES = (".mitm", ".flows", ".dump")
 PCAP_SUFFIXES = (".pcap", ".pcapng", ".cap")
 HAR_SUFFIXES = (".har",)
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
@@ -49,9 +49,6 @@ SUPPORTED = MITM_SUFFIXES + PCAP_SUFFIXES + HAR_SUFFIXES
 REORDER_WINDOW_S = 300.0  # how far a flow file may be out of request order (response times)
 BATCH = 500  # messages committed in one transaction
 RELEASE = 250  # items merged between two reads of the timeline for the reports
-# Worker processes take a second or two to start: they are started for flow files of more
-# than this many chunks, and a smaller capture is analysed here (the same outputs).
-POOL_CHUNKS = 4
 T = TypeVar("T")
 
 
@@ -101,8 +98,7 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
     signals = Signals(plan)
     several = len(mitm_inputs) > 1  # the flows are written again, as one flows.mitm
     mitm_bytes = sum(p.stat().st_size for p in mitm_inputs)
-    pool = (Pool(jobs, profile, plan, several)
-            if jobs > 1 and mitm_bytes > POOL_CHUNKS * chunk_bytes else None)
+    pool = Pool(jobs, profile, plan, several) if pooled(mitm_bytes, jobs, chunk_bytes) else None
     bar = _Progress(sum(p.stat().st_size for p in inputs)) if progress else None
     local = Context(session.pipeline, signals, several)
     # Live, transmissions are numbered as requests arrive; a flow file is in response order,
@@ -123,18 +119,16 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
     ids = iter(session.next_id, None)
 
     def ended() -> None:
-        nonlocal pool, bar
+        nonlocal bar
         evidence.close()
-        if pool is not None:
-            pool, done = None, pool
-            done.close()
         if bar is not None:
             bar, done_bar = None, bar
             done_bar.close()
 
     def applied() -> Iterator[float]:
         """Each item into the session in the merged order, yielding its time; at the end
-        the workers are let go and the inputs' notes recorded, before any report is."""
+        the evidence is closed and the inputs' notes recorded, before any report is (the
+        workers stay: they make the reports' rows' text)."""
         with _Batches(session.store) as batches:
             for key, _, item in heapq.merge(*sources, key=lambda t: (t[0], t[1])):
                 if isinstance(item, Transmission):
@@ -151,17 +145,20 @@ def analyze(inputs: list[Path], profile: Profile, plan: ConsentPlan | None, out:
     try:
         try:  # masked: the unmasked copy is report --out
             result = session.write_outputs(lang=lang, standards=standards,
-                                           observations=_timeline(session, merged))
+                                           observations=_timeline(session, merged),
+                                           encoder=pool)
         except _Unordered:  # the walk after all, once everything is in
             for _ in merged:
                 pass
-            result = session.write_outputs(lang=lang, standards=standards)
+            result = session.write_outputs(lang=lang, standards=standards, encoder=pool)
     except InputError:
         session.close()
         raise
     finally:
         merged.close()
         ended()
+        if pool is not None:
+            pool.close()
     session.close()
     result.notes = notes + [
         f"{p.path.name}: {p.stats.packets} packets, {p.stats.connections} connections, "

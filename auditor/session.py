@@ -6,19 +6,14 @@ alike, so live and offline results come from the same code.
 from __future__ import annotations
 
 import hashlib
-import io
-import operator
 import os
-import pickle
 import platform
 import subprocess
-import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from auditor import RULESET_VERSION, __version__
 from auditor.consent import Ledger
@@ -27,8 +22,8 @@ from auditor.model import ConsentEvent, ConsentPlan, Finding, Observation, Profi
 from auditor.pipeline import Pipeline, without_content
 from auditor.profile import load_consent_plan, load_profile
 from auditor.report import detections_csv, document, findings_json
-from auditor.report.document import DetectionEntry, RecipientEntry, TransmissionEntry
 from auditor.report.document import iso as iso_utc
+from auditor.report.rows import Encoder, Spool, Writer
 from auditor.rules import CATALOGUE, Aggregator, RuleContext, evaluate, exercise
 from auditor.standards import catalogue, conformance, steps
 from auditor.standards.model import Standard
@@ -157,12 +152,14 @@ class Session:
     # -- at the end -----------------------------------------------------------------------
     def write_outputs(self, *, lang: str = "en", reveal: bool = False,
                       standards: Sequence[str | Standard] = (),
-                      observations: Iterable[Observation] | None = None) -> Outputs:
+                      observations: Iterable[Observation] | None = None,
+                      encoder: Encoder | None = None) -> Outputs:
         """The reports judge every transmission again from the store; the live alerts'
         timeline (every observation of the session) is let go first, so the end of a
         long session holds one copy of it, not two. The ids of ``standards`` given are
         remembered in the session's meta, for a later ``kidaudit report`` of the folder
-        (once known: ``KeyError`` for an unknown one, nothing remembered or written)."""
+        (once known: ``KeyError`` for an unknown one, nothing remembered or written).
+        ``observations`` and ``encoder``: as ``write_outputs`` takes them."""
         self.aggregator = self._live_aggregator()
         ids = [s for s in standards if isinstance(s, str)]
         if ids:
@@ -170,7 +167,7 @@ class Session:
             self.store.set_meta(standards=",".join(ids))
         return write_outputs(self.directory, self.store, self.profile, self.ledger,
                              lang=lang, reveal=reveal, standards=standards,
-                             observations=observations)
+                             observations=observations, encoder=encoder)
 
     def _live_aggregator(self) -> Aggregator:
         """The rules as traffic flows, for alerts: the findings written at the end are judged
@@ -184,7 +181,8 @@ class Session:
 def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledger, *,
                   lang: str = "en", reveal: bool = False, out: Path | None = None,
                   standards: Sequence[str | Standard] = (),
-                  observations: Iterable[Observation] | None = None) -> Outputs:
+                  observations: Iterable[Observation] | None = None,
+                  encoder: Encoder | None = None) -> Outputs:
     """findings.json, detections.csv and report.html, recomputed from the store, into the
     session folder or into ``out`` (``kidaudit report DIR --out OTHER``: another language
     beside the first, or the lab's unmasked copy, never in the folder that is sent out).
@@ -192,7 +190,9 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     the session remembered, else the profile's jurisdiction's default (``KeyError`` for an
     unknown id, before anything is written). ``observations``: the store's walk
     (``iter_observations``) given by the caller, who reads it as it commits (``analyze``:
-    the judging overlaps the reading); none: walked here."""
+    the judging overlaps the reading); none: walked here. ``encoder``: worker processes
+    that may make the rows' text in findings.json and detections.csv (``report.rows.Writer``;
+    ``analyze --jobs``' pool); none: made here."""
     chosen = chosen_standards(standards, store.meta().get("standards", ""), profile)
     judged: list[dict[str, object]] = []  # rules and ledger failing: never stored
     # The profile's position is masked wherever it stands, a latitude alone included: one
@@ -208,11 +208,13 @@ def write_outputs(directory: Path, store: Store, profile: Profile, ledger: Ledge
     with (Spool(target) as rows, detections_csv.Table(target / CSV_FILE) as table,
           findings_json.Rows(target) as texts):
         seen = exercise.Seen()
+        writer = Writer(rows, table, texts, encoder)
         survey = document.Survey(lambda o: _states(o, ledger), seeded, reveal,
-                                 keep=_each(rows.add, table.add, texts.add))
+                                 keep=writer.add)
         findings = _judge(store, RuleContext(profile, ledger), judged, seen, survey,
                           observations)
         seen.close(ledger.events)
+        writer.close()
         table.close()
         return _write(directory, store, ledger, findings, judged, seen, survey, rows,
                       csv_errors=table.errors, json_rows=texts,
@@ -265,92 +267,6 @@ def _write(directory: Path, store: Store, ledger: Ledger, findings: list[Finding
         if path.exists():
             os.chmod(path, 0o600)  # the evidence copy holds personal data too
     return Outputs(target, findings)
-
-
-def _each(*calls: Callable[[Any], None]) -> Callable[[Any], None]:
-    """One call that makes each of these, in order, with the same argument."""
-    def each(value: Any) -> None:
-        for call in calls:
-            call(value)
-    return each
-
-
-class Spool:
-    """The document's rows as the survey masked them, kept on disk and read back by each
-    output: masking a message is the dear part of writing the reports, so it is done once,
-    and memory holds a batch. The file has no name (made in the private folder the reports
-    are written into, and unlinked at once), so a run killed midway leaves nothing behind;
-    each walk reads it at its own offset (``os.pread``), so two walks may interleave. A row is a
-    transmission's entry, its detections' entries and its opaque notes (``document.Survey``
-    keeps them); it is pickled as plain tuples and built again when read: unpickling a frozen
-    dataclass costs a ``dataclasses.fields`` walk per object, its constructor a few calls."""
-
-    BATCH = 256
-
-    def __init__(self, directory: Path) -> None:
-        self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed on exit
-        self._batch: list[object] = []
-
-    def __enter__(self) -> Spool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-    def add(self, row: tuple[TransmissionEntry, list[DetectionEntry], list[str]]) -> None:
-        tx, dets, notes = row
-        self._batch.append((_TX_FIELDS(tx), _RECIPIENT_FIELDS(tx.recipient),
-                            [_DET_FIELDS(d) for d in dets], notes))
-        if len(self._batch) >= self.BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._batch:
-            pickle.dump(self._batch, self._file, pickle.HIGHEST_PROTOCOL)
-            self._batch = []
-
-    def __iter__(self) -> Iterator[tuple[TransmissionEntry, list[DetectionEntry], list[str]]]:
-        """The rows in the order they were added."""
-        self._flush()
-        self._file.flush()
-        reader = io.BufferedReader(_ReadAt(self._file.fileno()), 1 << 16)
-        while True:
-            try:
-                batch = pickle.load(reader)
-            except EOFError:
-                return
-            for tx, recipient, dets, notes in batch:
-                yield (TransmissionEntry(*tx[:-1], RecipientEntry(*recipient), tx[-1]),
-                       [DetectionEntry(*d) for d in dets], notes)
-
-
-def _getter(cls: type, leave: str = "") -> Callable[[Any], tuple[Any, ...]]:
-    """A dataclass's field values in order as a tuple (``leave``: a field left out)."""
-    return operator.attrgetter(*(f.name for f in fields(cls) if f.name != leave))
-
-
-# The spool's rows as tuples: a transmission's recipient apart, it is its last field
-# but one (consent last), as ``Spool.__iter__`` rebuilds it.
-_TX_FIELDS = _getter(TransmissionEntry, "recipient")
-_RECIPIENT_FIELDS = _getter(RecipientEntry)
-_DET_FIELDS = _getter(DetectionEntry)
-assert [f.name for f in fields(TransmissionEntry)][-2:] == ["recipient", "consent"]
-
-
-class _ReadAt(io.RawIOBase):
-    """A file descriptor read from its start at an offset of its own."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd, self.at = fd, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = os.pread(self.fd, len(buffer), self.at)
-        buffer[:len(data)] = data
-        self.at += len(data)
-        return len(data)
 
 
 def _judge(store: Store, ctx: RuleContext, errors: list[dict[str, object]],

@@ -455,22 +455,6 @@ def test_capture_hands_the_proxy_its_modes_and_operator(tmp_path, monkeypatch, c
     assert "--set kidaudit_operator=Li Lab" in argv
 
 
-def test_the_spool_gives_its_rows_back_to_each_walk_even_interleaved(tmp_path: Path):
-    from auditor.report.document import DetectionEntry, TransmissionEntry
-    from auditor.session import Spool
-
-    rows = [(TransmissionEntry(i, url=f"/u?{i}", consent={"identifier.imei": "none"}),
-             [DetectionEntry(i, "identifier.imei", value="86****55")], [])
-            for i in range(1, 1_000)]
-    with Spool(tmp_path) as spool:
-        for row in rows:
-            spool.add(row)
-        assert list(spool) == rows
-        assert [(a[0].id, b[0].id) for a, b in zip(spool, spool, strict=True)] == [
-            (i, i) for i in range(1, 1_000)]
-    assert list(tmp_path.iterdir()) == []  # the file has no name: nothing is left
-
-
 def test_a_session_of_many_small_messages_reports_the_same_as_its_findings_json(
         tmp_path: Path):
     from auditor.report import html
