@@ -141,8 +141,7 @@ def analyze(
     """Rebuild findings.json, report.html and detections.csv from saved captures."""
     from auditor.spawner import start_early
 
-    if jobs is None or jobs > 1:  # the workers' server imports beside this process
-        start_early(inputs, jobs or os.cpu_count() or 1)
+    start_early(inputs, (os.cpu_count() or 1) if jobs is None else jobs)  # imports beside ours
     from auditor.collector import for_batch
     from auditor.folder import FolderError
     from auditor.jobs import WorkerLost

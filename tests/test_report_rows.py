@@ -145,9 +145,8 @@ def test_the_spool_gives_its_rows_back_to_each_walk_even_interleaved(tmp_path: P
              [DetectionEntry(i, "identifier.imei", value="86****55")], [])
             for i in range(1, 1_000)]
     with Spool(tmp_path) as spool:
-        for row in rows[:500]:
-            spool.add(row)
-        spool.add_batch([pack(row) for row in rows[500:]])
+        for start in range(0, len(rows), 256):
+            spool.add_batch([pack(row) for row in rows[start:start + 256]])
         assert list(spool) == rows
         assert [(a[0].id, b[0].id) for a, b in zip(spool, spool, strict=True)] == [
             (i, i) for i in range(1, 1_000)]

@@ -222,19 +222,14 @@ class Table:
             self._fh.close()
             self._part.replace(self._out)
 
-    @property
-    def count(self) -> int:
-        """The detections so far, written or left out."""
-        return self._lines.count
-
     def add(self, row: tuple[TransmissionEntry, list[DetectionEntry]] | tuple[
             TransmissionEntry, list[DetectionEntry], list[str]]) -> None:
         """One transmission's detections (a ``Survey`` row: its opaque notes aside)."""
         self._fh.write(self._lines.text(row))
 
     def add_text(self, text: str, errors: list[CoverageError], count: int) -> None:
-        """The lines ``Lines(self.count)`` made of the next ``count`` detections elsewhere,
-        with the rows it left out."""
+        """The lines a ``Lines`` made elsewhere of the next ``count`` detections (numbered
+        from the detections before them), with the rows it left out."""
         self._fh.write(text)
         self.errors.extend(errors)
         self._lines.count += count

@@ -123,13 +123,10 @@ class Spool:
     and memory holds a batch. The file has no name (made in the private folder the reports
     are written into, and unlinked at once), so a run killed midway leaves nothing behind;
     each walk reads it at its own offset (``os.pread``), so two walks may interleave. Rows
-    are pickled packed (``pack``), a batch at a time."""
-
-    BATCH = BATCH
+    are pickled packed (``pack``), a batch at a time (``Writer`` makes the batches)."""
 
     def __init__(self, directory: Path) -> None:
         self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed on exit
-        self._batch: list[object] = []
 
     def __enter__(self) -> Spool:
         return self
@@ -137,27 +134,15 @@ class Spool:
     def __exit__(self, *exc: object) -> None:
         self._file.close()
 
-    def add(self, row: Row) -> None:
-        self._batch.append(pack(row))
-        if len(self._batch) >= self.BATCH:
-            self._flush()
-
     def add_batch(self, packed: list[tuple[Any, ...]]) -> bytes:
         """Packed rows after those added, as one batch: the bytes written (what
         ``encode_batch`` reads)."""
-        self._flush()
         data = pickle.dumps(packed, pickle.HIGHEST_PROTOCOL)
         self._file.write(data)
         return data
 
-    def _flush(self) -> None:
-        if self._batch:
-            self._file.write(pickle.dumps(self._batch, pickle.HIGHEST_PROTOCOL))
-            self._batch = []
-
     def __iter__(self) -> Iterator[Row]:
         """The rows in the order they were added."""
-        self._flush()
         self._file.flush()
         reader = io.BufferedReader(_ReadAt(self._file.fileno()), 1 << 16)
         while True:
