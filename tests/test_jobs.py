@@ -10,6 +10,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 
+from auditor import spawner
 from auditor.jobs import WorkerLost, ordered
 
 
@@ -49,7 +50,8 @@ def test_an_item_without_work_passes_through_in_its_place() -> None:
 
 @pytest.mark.e2e  # a worker process
 def test_a_worker_that_dies_is_worker_lost() -> None:
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    """Workers of ``analyze``'s own context (never a ``fork`` of this threaded process)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawner.context()) as pool:
         def submit(n: int) -> Future:
             return pool.submit(os._exit, 9) if n == 1 else pool.submit(abs, -n)
 

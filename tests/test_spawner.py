@@ -3,6 +3,9 @@ server early (only for inputs that will get workers)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,12 +25,24 @@ def test_workers_are_started_for_flow_files_of_more_than_a_few_chunks(
     assert pooled(size, jobs) is expected
 
 
-def test_the_workers_server_imports_the_analysis_modules() -> None:
-    mp = context()
-    if mp.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+def _preloaded() -> bool:
+    """Run in a worker: whether the analysis modules were there before its first task
+    (importing this test module does not import them)."""
+    return "auditor.jobs" in sys.modules
 
-        assert forkserver._forkserver._preload_modules == ["auditor.jobs"]
+
+@pytest.mark.e2e  # worker processes
+def test_the_workers_start_with_the_analysis_modules_imported() -> None:
+    """A worker of ``context()`` is forked from a server that imported them once; a spawned
+    process (the same probe) starts without them."""
+    mp = context()
+    if mp.get_start_method() != "forkserver":
+        pytest.skip("no forkserver on this platform: workers are spawned")
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp) as pool:
+        assert pool.submit(_preloaded).result(timeout=60) is True
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        assert pool.submit(_preloaded).result(timeout=60) is False
 
 
 @pytest.mark.parametrize(("files", "jobs", "started"), [
