@@ -139,9 +139,16 @@ def analyze(
     standard: StandardOpt = None,
 ) -> None:
     """Rebuild findings.json, report.html and detections.csv from saved captures."""
+    if reveal:
+        raise fail(f"{out}: --reveal would write unmasked values into the session folder; "
+                   f"analyze, then write the unmasked copy elsewhere with: kidaudit report "
+                   f"{out} --out OTHER --reveal")
+    if jobs is not None and jobs < 1:
+        raise fail(f"--jobs {jobs}: give 1 or more processes (default: all cores, "
+                   f"{os.cpu_count() or 1} here)")
     from auditor.spawner import start_early
 
-    start_early(inputs, (os.cpu_count() or 1) if jobs is None else jobs)  # imports beside ours
+    start_early(inputs, jobs or os.cpu_count() or 1)  # its imports beside ours
     from auditor.collector import for_batch
     from auditor.folder import FolderError
     from auditor.jobs import WorkerLost
@@ -151,13 +158,6 @@ def analyze(
     from auditor.session import FLOWS_FILE
     from auditor.sources.mitm import InputError
 
-    if reveal:
-        raise fail(f"{out}: --reveal would write unmasked values into the session folder; "
-                   f"analyze, then write the unmasked copy elsewhere with: kidaudit report "
-                   f"{out} --out OTHER --reveal")
-    if jobs is not None and jobs < 1:
-        raise fail(f"--jobs {jobs}: give 1 or more processes (default: all cores, "
-                   f"{os.cpu_count() or 1} here)")
     standards = _standards(standard)
     prof, plan = _load(profile, consent)
     for path in inputs:  # a capture's own evidence: first what its journal still holds
