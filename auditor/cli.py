@@ -148,7 +148,8 @@ def analyze(
                    f"{os.cpu_count() or 1} here)")
     from auditor.spawner import start_early
 
-    start_early(inputs, jobs or os.cpu_count() or 1)  # its imports beside ours
+    processes = jobs or os.cpu_count() or 1
+    start_early(inputs, processes)  # its imports beside ours
     from auditor.collector import for_batch
     from auditor.folder import FolderError
     from auditor.jobs import WorkerLost
@@ -167,7 +168,7 @@ def analyze(
     for_batch()
     try:
         result = run(list(inputs), prof, plan, out, lang=lang.value,
-                     jobs=jobs or os.cpu_count() or 1, progress=sys.stderr.isatty(),
+                     jobs=processes, progress=sys.stderr.isatty(),
                      standards=standards)
     except (InputError, ConfigError, FolderError) as e:
         raise fail(str(e)) from None

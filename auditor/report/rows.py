@@ -185,13 +185,11 @@ class Writer:
         self.spool, self.table, self.texts = spool, table, texts
         self._encoder = encoder
         self._rows: list[Row] = []
-        self._packed: list[tuple[Any, ...]] = []
         self._count = 0  # detections handed to a batch so far
         self._out: deque[Pending | Texts] = deque()
 
     def add(self, row: Row) -> None:
         self._rows.append(row)
-        self._packed.append(pack(row))
         if len(self._rows) >= BATCH:
             self._flush()
 
@@ -205,8 +203,7 @@ class Writer:
         if not self._rows:
             return
         rows, self._rows = self._rows, []
-        data = self.spool.add_batch(self._packed)
-        self._packed = []
+        data = self.spool.add_batch([pack(row) for row in rows])
         start = self._count
         self._count += sum(len(dets) for _, dets, _ in rows)
         encoder = self._encoder
