@@ -50,7 +50,8 @@ def test_the_workers_start_with_the_analysis_modules_imported() -> None:
     ({"a.mitm": 1000}, 2, False),
     ({"a.pcap": ENOUGH}, 2, False),  # a pcap is read in this process
     ({"missing.mitm": None}, 2, False),
-    ({"a.flows": ENOUGH // 2, "b.mitm": ENOUGH // 2 + 1}, 2, True),
+    pytest.param({"a.flows": ENOUGH // 2, "b.mitm": ENOUGH // 2 + 1}, 2, True,
+                 marks=pytest.mark.e2e),  # the server is a process
 ])
 def test_the_server_is_started_early_only_for_inputs_that_get_workers(
         tmp_path: Path, files: dict[str, int | None], jobs: int, started: bool) -> None:
